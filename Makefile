@@ -1,0 +1,53 @@
+# hearkit: two commands on a fresh Linux machine.
+#   make demo   creates .venv, installs, runs the main job end to end on a built-in default
+#   make test   installs what the tests need, runs them
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+HEARKIT := $(VENV)/bin/hearkit
+PYTEST_ARGS ?=
+# Debian packages the project uses: espeak-ng (demo keyword synthesis), sox
+# (signal generation in tests), libsndfile1 (soundfile), qemu-user-static and
+# debootstrap (the emulated arm64 parity suite).
+DEB_PACKAGES := espeak-ng sox libsndfile1
+
+.PHONY: demo test test-slow test-all install system-deps clean help
+
+help:
+	@echo "make demo   - install into $(VENV) and run the main job end to end"
+	@echo "make test   - install and run the test suite (not the slow tests)"
+	@echo "make test-slow - the slow tests (training to accuracy)"
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip setuptools wheel
+	# torch first and pinned: 2.13.0 is a local CPU wheel here; a looser requirement
+	# would pull several GB of CUDA packages (DESIGN §7).
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e ".[train,plot,dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+# Installs the Debian packages when one is missing (needs root or sudo).
+system-deps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	fi
+
+demo: install system-deps
+	$(HEARKIT) demo
+
+test: install system-deps
+	$(PY) -m pytest -m "not slow and not emulation" $(PYTEST_ARGS)
+
+test-slow: install system-deps
+	$(PY) -m pytest -m "slow" $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

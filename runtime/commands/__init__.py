@@ -1,0 +1,1 @@
+"""CLI command modules. Each is imported lazily by ``hearkit.cli``; none imports torch at module level."""

@@ -1,0 +1,75 @@
+"""The hearkit error family.
+
+User input (files, configs, models) gets these exceptions; ``assert`` guards
+internal invariants only. The CLI turns every ``HearkitError`` into one line on
+stderr and exit code 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class HearkitError(Exception):
+    """Base class of every error hearkit raises for bad input."""
+
+
+class ConfigError(HearkitError, ValueError):
+    """An invalid configuration value (front-end, training, device profile)."""
+
+
+class AudioError(HearkitError):
+    """Audio that cannot be used. The message names the file and the reason."""
+
+    def __init__(self, source: object, reason: str):
+        self.source = str(source)
+        self.reason = reason
+        super().__init__(f"{self.source}: {reason}")
+
+
+class AudioFileNotFound(AudioError, FileNotFoundError):
+    """The path does not exist."""
+
+
+class NotAudioError(AudioError):
+    """The file exists but libsndfile does not recognise it as audio."""
+
+
+class CorruptAudioError(AudioError):
+    """The file starts like audio but is truncated or damaged."""
+
+
+class EmptyAudioError(AudioError):
+    """The audio has zero samples."""
+
+
+class NonFiniteAudioError(AudioError):
+    """The audio holds NaN or infinite samples."""
+
+
+class ResampleError(AudioError):
+    """The audio's sample rate cannot be converted to the one needed."""
+
+
+class ModelError(HearkitError):
+    """A model file that hearkit cannot use (missing or invalid metadata, wrong shapes)."""
+
+
+class MissingDependencyError(HearkitError, ImportError):
+    """An optional dependency is not installed; the message gives the install command."""
+
+
+def require(module: str, extra: str):
+    """Import an optional module or raise ``MissingDependencyError`` with the pip command.
+
+    Args:
+        module: the module to import, e.g. ``"torch"``.
+        extra: the hearkit extra that installs it, e.g. ``"train"``.
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise MissingDependencyError(
+            f"{module} is needed for this command but is not installed: "
+            f'pip install "hearkit[{extra}]"'
+        ) from e
