@@ -1,0 +1,48 @@
+"""Writing ONNX files the hearkit way: one self-contained file, metadata attached.
+
+torch 2.13's exporter defaults to ``external_data=True`` (weights in a sidecar
+that a copy of the ``.onnx`` alone leaves behind, DESIGN §6); everything here
+saves a single file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import onnx
+
+
+def set_metadata(model: onnx.ModelProto, props: dict[str, str]) -> onnx.ModelProto:
+    """Replace the ``hearkit.*`` metadata_props of ``model`` with ``props`` (keys with prefix)."""
+    keep = [p for p in model.metadata_props if not p.key.startswith("hearkit.")]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    for k, v in sorted(props.items()):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, str(v)
+    return model
+
+
+def get_metadata(model: onnx.ModelProto) -> dict[str, str]:
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> Path:
+    """Check and save ``model`` as one file (no external data), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.checker.check_model(model)
+    tmp = path.with_name(path.name + ".tmp")
+    onnx.save_model(model, str(tmp), save_as_external_data=False)
+    os.replace(tmp, path)
+    return path
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

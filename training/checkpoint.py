@@ -1,0 +1,64 @@
+"""Checkpoints: atomic, self-describing, loadable with ``torch.load(weights_only=True)``.
+
+A checkpoint is a dict of plain types and tensors only (so ``weights_only=True``
+can load it without executing pickled code):
+
+    {
+      "format": "hearkit-checkpoint", "version": 1,
+      "task": "classify" | "ctc",
+      "model": {"name": "dscnn-s", **hyper_parameters},   # rebuilds the network
+      "frontend": FrontendConfig.to_dict(),
+      "labels": [...]            (classify)   | "vocab": [...], "blank": 0 (ctc),
+      "window_samples": int      (classify),
+      "state_dict": model.state_dict(),
+      "optimizer": ..., "scheduler": ..., "epoch": int, "step": int,   (for --resume)
+      "rng": {...},              (optional, for exact resume)
+      "metrics": {"val_acc": ..., ...},
+      "train_config": {...},     (the command's options, JSON-able)
+    }
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from hearkit.errors import ModelError
+
+FORMAT = "hearkit-checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(ckpt: dict, path: str | os.PathLike) -> Path:
+    """Write ``ckpt`` atomically: a crash mid-write leaves the previous file intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ckpt = {"format": FORMAT, "version": VERSION, **ckpt}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        torch.save(ckpt, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a hearkit checkpoint safely (``weights_only=True``); ModelError on a foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such checkpoint")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ModelError(f"{path}: not a loadable checkpoint ({str(e).splitlines()[0][:200]})") from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ModelError(f"{path}: not a hearkit checkpoint (missing 'format': '{FORMAT}')")
+    if ckpt.get("version", 0) > VERSION:
+        raise ModelError(f"{path}: checkpoint version {ckpt['version']} is newer than this hearkit ({VERSION})")
+    for key in ("task", "model", "frontend", "state_dict"):
+        if key not in ckpt:
+            raise ModelError(f"{path}: checkpoint lacks '{key}'")
+    return ckpt
