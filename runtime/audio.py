@@ -7,6 +7,7 @@ Every function returns float32 mono samples in [-1, 1] and raises an
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from hearkit.errors import (
     ResampleError,
 )
 
+_TRUNCATED = re.compile(r"^(data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 MAX_SAMPLE_RATE = 768_000  # Hz; above this a header is more likely corrupt than real
 BLOCK_SECONDS = 10.0  # default block length of iter_blocks, in seconds
 
@@ -36,7 +38,7 @@ def _open(path: str | os.PathLike):
     if p.stat().st_size == 0:
         raise EmptyAudioError(p, "file is empty (0 bytes)")
     try:
-        return sf.SoundFile(str(p))
+        f = sf.SoundFile(str(p))
     except sf.LibsndfileError as e:
         msg = str(e).lower()
         if "format not recognised" in msg or "unknown format" in msg or "not recognised" in msg:
@@ -44,6 +46,13 @@ def _open(path: str | os.PathLike):
         raise CorruptAudioError(p, f"cannot be decoded ({e})") from e
     except Exception as e:  # soundfile raises RuntimeError on some broken headers
         raise CorruptAudioError(p, f"cannot be decoded ({e})") from e
+    # libsndfile quietly shortens a truncated WAV/AIFF to the bytes present; its own
+    # header log says so ("data : 32000 (should be 15978)"), which is the cheapest check.
+    m = _TRUNCATED.search(f.extra_info or "")
+    if m:
+        f.close()
+        raise CorruptAudioError(p, f"truncated: header promises {m.group(2)} bytes of {m.group(1)}, file holds {m.group(3)}")
+    return f
 
 
 def check_waveform(x: np.ndarray, source: object = "<array>") -> np.ndarray:
