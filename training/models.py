@@ -1,0 +1,327 @@
+"""Compact mel-CNN classifiers for keywords and sounds.
+
+Every model takes log-mel features ``(batch, frames, n_mels)`` float32 and returns
+logits ``(batch, n_labels)``. They are built from the few ops that export cleanly
+with the dynamo exporter and quantize statically in onnxruntime (Conv,
+BatchNormalization, Relu, MaxPool, ReduceMean/GlobalAveragePool, Reshape, Gemm):
+
+- the first layer is a ``BatchNorm`` over the single input plane: it learns the
+  feature mean/variance at training time and exports as a constant affine map,
+  which is how DESIGN §4 wants normalisation constants folded into the graph;
+- the last pooling averages over time (and frequency), so any clip length works
+  and the batch and frame axes stay dynamic in ONNX.
+
+Architectures (``MODELS``):
+
+- ``dscnn-s`` / ``dscnn-m`` / ``dscnn-l``: depthwise-separable CNN of
+  Zhang et al., "Hello Edge: Keyword Spotting on Microcontrollers" (2017),
+  with the paper's S/M/L widths and depths (64×4, 172×4, 276×5).
+- ``bcresnet-1`` … ``bcresnet-8``: broadcasted residual learning, Kim et al.,
+  "Broadcasted Residual Learning for Efficient Keyword Spotting" (2021);
+  τ is the width multiplier (BC-ResNet-τ). Swish is replaced by ReLU so the
+  graph stays within ops every int8 backend fuses (Conv+Relu).
+- ``cnn4``: the classic teaching model, four conv-BN-ReLU-maxpool blocks,
+  global average pooling and a linear classifier.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from hearkit.errors import ConfigError
+
+# Hello Edge DS-CNN sizes: (channels, number of depthwise-separable layers).
+DSCNN_SIZES = {"s": (64, 4), "m": (172, 4), "l": (276, 5)}
+DSCNN_FIRST_KERNEL = (10, 4)  # (time frames, mel bands), as Hello Edge's 10×4 first conv
+BCRESNET_SUBBANDS = 5  # SubSpectralNorm sub-bands (the paper's choice for 40 mel bands)
+CNN4_CHANNELS = (16, 32, 64, 128)
+
+
+class LogMelClassifier(nn.Module):
+    """Base class: stores the hyper-parameters needed to rebuild the model from a checkpoint."""
+
+    name: str = ""
+
+    def __init__(self):
+        super().__init__()
+        self.hparams: dict = {}
+
+    def config(self) -> dict:
+        """``{"name": ..., **hyper_parameters}``, the checkpoint's ``model`` entry."""
+        return {"name": self.name, **self.hparams}
+
+
+# -- DS-CNN -------------------------------------------------------------------
+class DSConv(nn.Module):
+    """Depthwise 3×3 conv + BN + ReLU, then pointwise 1×1 conv + BN + ReLU."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.dw = nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.pw = nn.Conv2d(channels, channels, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x):
+        x = torch.relu(self.bn1(self.dw(x)))
+        return torch.relu(self.bn2(self.pw(x)))
+
+
+class DSCNN(LogMelClassifier):
+    """Hello Edge DS-CNN. Input (batch, frames, n_mels) -> logits (batch, n_labels).
+
+    Args:
+        n_labels: number of classes.
+        n_mels: mel bands of the input (any; the network is fully convolutional).
+        channels: feature maps of every layer (Default: 64, the S size).
+        layers: depthwise-separable layers after the first conv (Default: 4).
+        dropout: dropout before the classifier (Default: 0.1).
+    """
+
+    name = "dscnn"
+
+    def __init__(self, n_labels: int, n_mels: int, channels: int = 64, layers: int = 4, dropout: float = 0.1):
+        super().__init__()
+        self.hparams = dict(n_labels=n_labels, n_mels=n_mels, channels=channels, layers=layers, dropout=dropout)
+        kt, kf = DSCNN_FIRST_KERNEL
+        self.input_norm = nn.BatchNorm2d(1)
+        self.conv = nn.Conv2d(1, channels, (kt, kf), stride=2, padding=((kt - 1) // 2, (kf - 1) // 2), bias=False)
+        self.bn = nn.BatchNorm2d(channels)
+        self.blocks = nn.Sequential(*[DSConv(channels) for _ in range(layers)])
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(channels, n_labels)
+
+    def forward(self, x):  # x: (batch, frames, n_mels)
+        x = self.input_norm(x.unsqueeze(1))  # (batch, 1, frames, n_mels)
+        x = torch.relu(self.bn(self.conv(x)))
+        x = self.blocks(x)
+        x = x.mean(dim=(2, 3))  # global average over time and frequency: any length works
+        return self.fc(self.dropout(x))
+
+
+# -- BC-ResNet ----------------------------------------------------------------
+def _subbands(freq: int, wanted: int = BCRESNET_SUBBANDS) -> int:
+    """The largest number of sub-bands <= wanted that divides ``freq`` (SubSpectralNorm needs equal bands)."""
+    for s in range(min(wanted, freq), 0, -1):
+        if freq % s == 0:
+            return s
+    return 1
+
+
+class SubSpectralNorm(nn.Module):
+    """BatchNorm with separate statistics per frequency sub-band (Chang et al. 2021).
+
+    Input (batch, C, F, T) with F divisible by ``subbands``.
+    """
+
+    def __init__(self, channels: int, subbands: int):
+        super().__init__()
+        self.subbands = subbands
+        self.bn = nn.BatchNorm2d(channels * subbands)
+
+    def forward(self, x):
+        n, c, f, t = x.shape
+        if self.subbands == 1:
+            return self.bn(x)
+        # The frequency axis is static (n_mels); only batch and time are dynamic, so
+        # -1 takes the time axis and the Reshape stays valid for any length.
+        y = self.bn(x.reshape(n, c * self.subbands, f // self.subbands, -1))
+        return y.reshape(n, c, f, -1)
+
+
+class BCBlock(nn.Module):
+    """A broadcasted residual block; ``transition`` when the channel count changes.
+
+    f2 (2-D, per frequency): depthwise 3×1 conv over frequency + SubSpectralNorm.
+    f1 (1-D, over time): frequency average -> depthwise 1×3 dilated conv -> BN -> ReLU
+    -> pointwise conv -> channel dropout; broadcast back over frequency.
+    Output: ReLU(f2 + f1 [+ identity when not a transition]).
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, freq_in: int, stride: int = 1, dilation: int = 1, dropout: float = 0.1):
+        super().__init__()
+        self.transition = in_ch != out_ch
+        if self.transition:
+            self.pre = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU())
+        self.freq_dw = nn.Conv2d(out_ch, out_ch, (3, 1), stride=(stride, 1), padding=(1, 0), groups=out_ch, bias=False)
+        freq_out = math.ceil(freq_in / stride)
+        self.ssn = SubSpectralNorm(out_ch, _subbands(freq_out))
+        self.temp_dw = nn.Conv2d(out_ch, out_ch, (1, 3), padding=(0, dilation), dilation=(1, dilation), groups=out_ch, bias=False)
+        self.bn = nn.BatchNorm2d(out_ch)
+        self.pw = nn.Conv2d(out_ch, out_ch, 1, bias=False)
+        self.drop = nn.Dropout2d(dropout)
+        self.freq_out = freq_out
+
+    def forward(self, x):
+        identity = x
+        if self.transition:
+            x = self.pre(x)
+        f2 = self.ssn(self.freq_dw(x))
+        f1 = f2.mean(dim=2, keepdim=True)  # (batch, C, 1, T): frequency average
+        f1 = self.drop(self.pw(torch.relu(self.bn(self.temp_dw(f1)))))
+        out = f2 + f1  # broadcast over frequency
+        if not self.transition and self.freq_dw.stride[0] == 1:
+            out = out + identity
+        return torch.relu(out)
+
+
+class BCResNet(LogMelClassifier):
+    """BC-ResNet-τ. Input (batch, frames, n_mels) -> logits (batch, n_labels).
+
+    Args:
+        n_labels: number of classes.
+        n_mels: mel bands (sets the frequency strides' output sizes and sub-bands).
+        tau: width multiplier τ (Default: 1; 1 ≈ 9K parameters, 8 ≈ 320K).
+        dropout: channel dropout in the blocks (Default: 0.1).
+    """
+
+    name = "bcresnet"
+    # (channels at τ=1, blocks, frequency stride of the first block, time dilation)
+    STAGES = ((8, 2, 1, 1), (12, 2, 2, 2), (16, 4, 2, 4), (20, 4, 1, 8))
+
+    def __init__(self, n_labels: int, n_mels: int, tau: float = 1, dropout: float = 0.1):
+        super().__init__()
+        self.hparams = dict(n_labels=n_labels, n_mels=n_mels, tau=tau, dropout=dropout)
+
+        def w(c):
+            return max(1, int(round(c * tau)))
+
+        self.input_norm = nn.BatchNorm2d(1)
+        c0 = w(16)
+        self.stem = nn.Sequential(nn.Conv2d(1, c0, 5, stride=(2, 1), padding=2, bias=False), nn.BatchNorm2d(c0), nn.ReLU())
+        freq = math.ceil(n_mels / 2)
+        blocks = []
+        in_ch = c0
+        for ch, n, stride, dil in self.STAGES:
+            for i in range(n):
+                b = BCBlock(in_ch, w(ch), freq, stride=stride if i == 0 else 1, dilation=dil, dropout=dropout)
+                blocks.append(b)
+                in_ch, freq = w(ch), b.freq_out
+        self.blocks = nn.Sequential(*blocks)
+        # The paper's 5×5 depthwise conv without frequency padding reduces 5 bands to 1;
+        # pad enough that fewer bands (small n_mels) still give at least one.
+        fpad = 0 if freq >= 5 else math.ceil((5 - freq) / 2)
+        c_last = w(20)
+        self.head = nn.Sequential(
+            nn.Conv2d(c_last, c_last, 5, padding=(fpad, 2), groups=c_last, bias=False),
+            nn.BatchNorm2d(c_last),
+            nn.ReLU(),
+            nn.Conv2d(c_last, w(32), 1, bias=False),
+            nn.BatchNorm2d(w(32)),
+            nn.ReLU(),
+        )
+        self.fc = nn.Linear(w(32), n_labels)
+
+    def forward(self, x):  # x: (batch, frames, n_mels)
+        x = self.input_norm(x.transpose(1, 2).unsqueeze(1))  # (batch, 1, n_mels, frames)
+        x = self.blocks(self.stem(x))
+        x = self.head(x).mean(dim=(2, 3))  # global average: any length works
+        return self.fc(x)
+
+
+# -- CNN4 ---------------------------------------------------------------------
+class CNN4(LogMelClassifier):
+    """Four conv3×3-BN-ReLU-maxpool2×2 blocks, global average pooling, linear classifier.
+
+    Args:
+        n_labels: number of classes.
+        n_mels: mel bands (>= 16: four 2× poolings).
+        channels: feature maps of the four blocks (Default: 16, 32, 64, 128).
+        dropout: dropout before the classifier (Default: 0.2).
+    """
+
+    name = "cnn4"
+
+    def __init__(self, n_labels: int, n_mels: int, channels=CNN4_CHANNELS, dropout: float = 0.2):
+        super().__init__()
+        channels = tuple(int(c) for c in channels)
+        self.hparams = dict(n_labels=n_labels, n_mels=n_mels, channels=list(channels), dropout=dropout)
+        self.input_norm = nn.BatchNorm2d(1)
+        layers = []
+        cin = 1
+        for c in channels:
+            # ceil_mode keeps odd sizes from dropping their last row, so 16 mel bands still leave 1 after 4 pools
+            layers += [nn.Conv2d(cin, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)]
+            cin = c
+        self.features = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(cin, n_labels)
+
+    def forward(self, x):  # x: (batch, frames, n_mels)
+        x = self.features(self.input_norm(x.unsqueeze(1)))
+        return self.fc(self.dropout(x.mean(dim=(2, 3))))
+
+
+# -- registry -----------------------------------------------------------------
+def _dscnn(size: str) -> Callable[..., nn.Module]:
+    ch, layers = DSCNN_SIZES[size]
+
+    def make(n_labels, n_mels, **kw):
+        m = DSCNN(n_labels, n_mels, **{"channels": ch, "layers": layers, **kw})
+        m.name = f"dscnn-{size}"
+        return m
+
+    return make
+
+
+def _bcresnet(tau: int) -> Callable[..., nn.Module]:
+    def make(n_labels, n_mels, **kw):
+        m = BCResNet(n_labels, n_mels, **{"tau": tau, **kw})
+        m.name = f"bcresnet-{tau}"
+        return m
+
+    return make
+
+
+def _cnn4(n_labels, n_mels, **kw):
+    return CNN4(n_labels, n_mels, **kw)
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    **{f"dscnn-{s}": _dscnn(s) for s in DSCNN_SIZES},
+    **{f"bcresnet-{t}": _bcresnet(t) for t in range(1, 9)},
+    "cnn4": _cnn4,
+}
+
+
+def build_model(name: str, n_labels: int, n_mels: int, **kw) -> nn.Module:
+    """Build a registered model.
+
+    Args:
+        name: one of ``MODELS`` (e.g. ``"dscnn-s"``, ``"bcresnet-3"``, ``"cnn4"``).
+        n_labels: number of classes (>= 2).
+        n_mels: mel bands of the input features.
+        **kw: architecture hyper-parameters (e.g. ``dropout``); a checkpoint's
+            ``model`` dict passes back exactly what ``model.config()`` returned.
+
+    Returns:
+        an ``nn.Module`` mapping (batch, frames, n_mels) float32 to (batch, n_labels) logits.
+    """
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; available models = {sorted(MODELS)}")
+    if not isinstance(n_labels, int) or n_labels < 2:
+        raise ConfigError(f"a classifier needs at least 2 labels, got {n_labels!r}")
+    if not isinstance(n_mels, int) or n_mels < 1:
+        raise ConfigError(f"n_mels must be a positive integer, got {n_mels!r}")
+    if name == "cnn4" and n_mels < 16:
+        raise ConfigError(f"cnn4 pools the mel axis 4 times and needs n_mels >= 16, got {n_mels}")
+    try:
+        return MODELS[name](n_labels, n_mels, **kw)
+    except TypeError as e:
+        raise ConfigError(f"bad hyper-parameters for model {name!r}: {e}") from e
+
+
+def model_from_config(cfg: dict) -> nn.Module:
+    """Rebuild a model from a checkpoint's ``model`` dict (``{"name": ..., **hparams}``)."""
+    cfg = dict(cfg)
+    name = cfg.pop("name")
+    return build_model(name, cfg.pop("n_labels"), cfg.pop("n_mels"), **cfg)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
