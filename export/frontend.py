@@ -1,0 +1,313 @@
+"""The log-mel front-end as ONNX graphs, built directly with ``onnx.helper`` (DESIGN §4).
+
+Two backends compute ``hearkit.frontend.logmel`` of a ``FrontendConfig``:
+
+``onnx-conv`` (default for deployment)
+    A Cooley–Tukey split of the DFT in plain ONNX ops. With ``n_fft = N1·N2``
+    and ``N2`` dividing both ``n_fft`` and ``hop_length``, the audio is cut into
+    ``N2``-sample blocks and transposed to ``(batch, N2, blocks)``. A grouped
+    ``Conv`` (one group per offset ``n2``, kernel ``N1``, stride ``hop/N2``)
+    does the framing, the window, the first DFT (size ``N1``, only the
+    ``N1//2+1`` bins a real signal needs) and the twiddle factors in one op;
+    a single ``MatMul`` then does the second DFT (size ``N2``) for every
+    first-stage bin at once, and the mel ``MatMul`` picks each of the
+    ``n_fft//2+1`` power bins once (bin ``k1 + N1·k2``, or its mirror
+    ``n_fft - k``) and sums re² + im². No Gather, no big Transpose. When no
+    split pays (``gcd(n_fft, hop)`` has no useful factor, e.g. prime-ish
+    sizes) ``N2 = 1``: the same graph is a plain DFT convolution.
+
+``onnx-stft``
+    The opset-17 ``STFT`` op. Slow on ORT CPU, no CUDA kernel, no TensorRT
+    before 10.5; kept as an option.
+
+Both take ``waveform`` float32 (batch, samples) with dynamic batch and length
+and give ``logmel`` float32 (batch, frames, n_mels); ``build_streaming_frontend_graph``
+adds an explicit sample cache for chunked input. Every graph carries the
+config in its ``hearkit.*`` metadata.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from hearkit.errors import ConfigError
+from hearkit.export.onnx_io import set_metadata
+from hearkit.frontend import DB_FLOOR, FrontendConfig, mel_filterbank, window
+from hearkit.metadata import ModelInfo
+
+BACKENDS = ("onnx-conv", "onnx-stft")
+DEFAULT_OPSET = 17  # STFT needs 17; everything else here is older
+IR_VERSION = 8  # readable by onnxruntime >= 1.10, which every device we target has
+
+
+# -- the Cooley–Tukey plan ------------------------------------------------------
+def _cost(n_fft: int, n2: int, n_mels: int) -> int:
+    """Multiply-adds per frame of the conv-DFT graph with split ``n_fft = N1 * n2``."""
+    n1 = n_fft // n2
+    k1 = n1 // 2 + 1
+    stage1 = n2 * 2 * k1 * n1
+    stage2 = (2 * n2) ** 2 * k1 if n2 > 1 else 0
+    mel = 2 * n2 * k1 * n_mels
+    # A second op costs about as much as a few thousand MACs per frame in ORT
+    # (kernel launch, an extra pass over memory); keeps tiny splits from winning on paper.
+    overhead = 4000 if n2 > 1 else 0
+    return stage1 + stage2 + mel + overhead
+
+
+def choose_split(cfg: FrontendConfig) -> int:
+    """The second-stage DFT size ``N2`` (a divisor of gcd(n_fft, hop)) with the least work; 1 = plain DFT."""
+    g = math.gcd(cfg.n_fft, cfg.hop_length)
+    divisors = [d for d in range(1, g + 1) if g % d == 0]
+    return min(divisors, key=lambda d: (_cost(cfg.n_fft, d, cfg.n_mels), d))
+
+
+def conv_dft_weights(cfg: FrontendConfig, n2: int | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, int]:
+    """Constant matrices of the conv-DFT graph, float64.
+
+    Args:
+        cfg: the front-end config.
+        n2: second-stage DFT size; must divide gcd(n_fft, hop) (Default: ``choose_split``).
+
+    Returns:
+        ``(w1, m2, mel_t, n2)``:
+        ``w1`` (N2·2·K1, 1, N1): grouped-conv kernel; output channel
+        ``n2·2K1 + reim·K1 + k1`` of group ``n2`` is re/im of
+        Σ_n1 window[n]·x[n]·exp(-2πi·k1·n/n_fft) with n = N2·n1 + n2
+        (first DFT and twiddle factor in one).
+        ``m2`` (2·N2, 2·N2): second DFT, rows (reim_out, k2), columns (n2, reim_in);
+        ``None`` when N2 = 1.
+        ``mel_t`` (n_mels, 2·N2·K1): mel weights over rows (reim, k2, k1) of the
+        squared spectrum; each of the n_fft//2+1 bins is taken from exactly one
+        (k1, k2) pair, both re² and im².
+    """
+    n = cfg.n_fft
+    n2 = choose_split(cfg) if n2 is None else n2
+    if n % n2 or cfg.hop_length % n2:
+        raise ConfigError(f"split N2={n2} must divide n_fft ({n}) and hop_length ({cfg.hop_length})")
+    n1 = n // n2
+    k1n = n1 // 2 + 1
+    win = window(cfg)
+    i1 = np.arange(n1)[None, :]  # n1
+    w1 = np.zeros((n2, 2, k1n, n1))
+    for j in range(n2):
+        idx = n2 * i1 + j  # sample index n within the frame
+        ang = 2 * np.pi * np.arange(k1n)[:, None] * idx / n
+        w1[j, 0] = win[idx] * np.cos(ang)
+        w1[j, 1] = -win[idx] * np.sin(ang)
+    w1 = w1.reshape(n2 * 2 * k1n, 1, n1)
+
+    m2 = None
+    if n2 > 1:
+        th = 2 * np.pi * np.outer(np.arange(n2), np.arange(n2)) / n2  # [k2, n2]
+        c, s = np.cos(th), np.sin(th)
+        m2 = np.zeros((2, n2, n2, 2))  # (reim_o, k2, n2, reim_i)
+        # (Yre + i Yim)(cos - i sin) = (cos Yre + sin Yim) + i (cos Yim - sin Yre)
+        m2[0, :, :, 0], m2[0, :, :, 1] = c, s
+        m2[1, :, :, 0], m2[1, :, :, 1] = -s, c
+        m2 = m2.reshape(2 * n2, 2 * n2)
+
+    fb = mel_filterbank(cfg)  # (n_mels, n_bins)
+    mel_t = np.zeros((cfg.n_mels, 2, n2, k1n))
+    for k2 in range(n2):
+        for k1 in range(k1n):
+            k = k1 + n1 * k2
+            b = k if k <= n // 2 else n - k
+            # the pair that represents bin b: b itself when its k1 is computed, else its mirror n - b
+            rep = b if b % n1 < k1n else n - b
+            if rep == k:
+                mel_t[:, 0, k2, k1] = fb[:, b]
+                mel_t[:, 1, k2, k1] = fb[:, b]
+    return w1, m2, mel_t.reshape(cfg.n_mels, 2 * n2 * k1n), n2
+
+
+# -- graph pieces -------------------------------------------------------------
+class _G:
+    """Small helper that collects nodes and initializers with unique names."""
+
+    def __init__(self):
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self._n = 0
+
+    def name(self, base: str) -> str:
+        self._n += 1
+        return f"{base}_{self._n}"
+
+    def const(self, value, base: str, dtype=None) -> str:
+        arr = np.asarray(value, dtype=dtype)
+        nm = self.name(base)
+        self.inits.append(numpy_helper.from_array(arr, nm))
+        return nm
+
+    def i64(self, values, base="c") -> str:
+        return self.const(np.asarray(values, dtype=np.int64), base)
+
+    def f32(self, values, base="w") -> str:
+        return self.const(np.asarray(values, dtype=np.float32), base)
+
+    def op(self, op_type: str, inputs: list[str], base: str | None = None, outputs: list[str] | None = None, **attrs) -> str:
+        outs = outputs or [self.name(base or op_type.lower())]
+        self.nodes.append(helper.make_node(op_type, inputs, outs, name=self.name(op_type), **attrs))
+        return outs[0]
+
+
+def _center(g: _G, x: str, cfg: FrontendConfig) -> str:
+    """Pad n_fft//2 on both sides (reflect or zeros), as librosa/torch ``center=True``."""
+    if not cfg.center:
+        return x
+    p = cfg.n_fft // 2
+    return g.op("Pad", [x, g.i64([0, p, 0, p])], "centred", mode=cfg.pad_mode)
+
+
+def _num_frames(g: _G, x: str, cfg: FrontendConfig) -> str:
+    """int64 [1]: frames of ``x`` (batch, samples) = max(0, T - n_fft + hop) // hop."""
+    t = g.op("Shape", [x], "len", start=1, end=2)
+    t = g.op("Add", [t, g.i64([cfg.hop_length - cfg.n_fft])])
+    t = g.op("Max", [t, g.i64([0])])
+    return g.op("Div", [t, g.i64([cfg.hop_length])], "frames")
+
+
+def _log(g: _G, mel: str, cfg: FrontendConfig, out: str) -> str:
+    if cfg.log == "ln":
+        return g.op("Log", [g.op("Add", [mel, g.f32(cfg.eps, "eps")])], outputs=[out])
+    floored = g.op("Max", [mel, g.f32(DB_FLOOR, "floor")])
+    return g.op("Mul", [g.op("Log", [floored]), g.f32(10.0 / math.log(10.0), "db")], outputs=[out])
+
+
+def _conv_core(g: _G, x: str, cfg: FrontendConfig, out: str, n2: int | None = None) -> tuple[str, str]:
+    """Conv-DFT log-mel of ``x`` (batch, T) float32 -> ``out`` (batch, F, n_mels); returns (out, frames)."""
+    w1, m2, mel_t, n2 = conv_dft_weights(cfg, n2)
+    n_fft, hop = cfg.n_fft, cfg.hop_length
+    frames = _num_frames(g, x, cfg)
+    # Compute one frame more than needed, on zero-padded audio: the graph then never
+    # sees a conv input shorter than its kernel (short inputs give 0 frames, not an error).
+    xp = g.op("Pad", [x, g.i64([0, 0, 0, hop + n_fft])], "zpad", mode="constant")
+    length = g.op("Add", [g.op("Mul", [frames, g.i64([hop])]), g.i64([n_fft])])
+    xs = g.op("Slice", [xp, g.i64([0]), length, g.i64([1])], "used")
+    if n2 == 1:
+        bt = g.op("Unsqueeze", [xs, g.i64([1])], "blocks")  # (B, 1, T)
+    else:
+        blocks = g.op("Reshape", [xs, g.i64([0, -1, n2])], "blocks")  # (B, T/N2, N2)
+        bt = g.op("Transpose", [blocks], "blocks_t", perm=[0, 2, 1])  # (B, N2, T/N2)
+    y = g.op("Conv", [bt, g.f32(w1, "dft1")], "stage1", group=n2, strides=[hop // n2], kernel_shape=[w1.shape[-1]])
+    if m2 is not None:  # (B, N2*2*K1, F+1) -> (B, 2*N2, K1*(F+1)): rows (n2, reim), columns (k1, f)
+        y = g.op("Reshape", [y, g.i64([0, 2 * n2, -1])], "stage1_r")
+        y = g.op("MatMul", [g.f32(m2, "dft2"), y], "stage2")  # rows (reim, k2)
+        sq = g.op("Mul", [y, y], "power")
+        sq = g.op("Reshape", [sq, g.i64([0, mel_t.shape[1], -1])], "power_r")  # rows (reim, k2, k1)
+    else:
+        sq = g.op("Mul", [y, y], "power")
+    mel = g.op("MatMul", [g.f32(mel_t, "mel"), sq], "mel")  # (B, n_mels, F+1)
+    mel = g.op("Slice", [mel, g.i64([0]), frames, g.i64([2])], "mel_f")
+    mel = g.op("Transpose", [mel], "mel_t", perm=[0, 2, 1])
+    return _log(g, mel, cfg, out), frames
+
+
+def _stft_core(g: _G, x: str, cfg: FrontendConfig, out: str) -> tuple[str, str]:
+    """STFT-op log-mel of ``x`` (batch, T) float32 -> ``out`` (batch, F, n_mels); returns (out, frames)."""
+    frames = _num_frames(g, x, cfg)
+    # zero tail so the op never sees fewer samples than one frame; extra frames are sliced off
+    xp = g.op("Pad", [x, g.i64([0, 0, 0, cfg.n_fft])], "zpad", mode="constant")
+    sig = g.op("Unsqueeze", [xp, g.i64([2])], "signal")  # (B, T, 1) real
+    spec = g.op(
+        "STFT",
+        [sig, g.i64(cfg.hop_length), g.f32(window(cfg), "window"), g.i64(cfg.n_fft)],
+        "stft",
+        onesided=1,
+    )  # (B, F', n_bins, 2)
+    spec = g.op("Slice", [spec, g.i64([0]), frames, g.i64([1])], "stft_f")
+    power = g.op("ReduceSum", [g.op("Mul", [spec, spec]), g.i64([3])], "power", keepdims=0)
+    mel = g.op("MatMul", [power, g.f32(mel_filterbank(cfg).T, "mel")], "mel")
+    return _log(g, mel, cfg, out), frames
+
+
+def _model(g: _G, cfg: FrontendConfig, inputs, outputs, opset: int, backend: str, doc: str) -> onnx.ModelProto:
+    graph = helper.make_graph(g.nodes, f"hearkit_frontend_{backend.replace('-', '_')}", inputs, outputs, g.inits)
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", opset)],
+        producer_name="hearkit",
+        doc_string=doc,
+    )
+    model.ir_version = IR_VERSION
+    props = ModelInfo(task="frontend", input="waveform", frontend=cfg).to_props()
+    set_metadata(model, props)
+    onnx.checker.check_model(model)
+    return model
+
+
+def _check(cfg: FrontendConfig, backend: str, opset: int) -> None:
+    if not isinstance(cfg, FrontendConfig):
+        raise ConfigError(f"expected a FrontendConfig, got {type(cfg).__name__}")
+    if backend not in BACKENDS:
+        raise ConfigError(f"front-end backend must be one of {list(BACKENDS)}, got {backend!r}")
+    if opset < DEFAULT_OPSET:
+        raise ConfigError(f"opset must be >= {DEFAULT_OPSET} (STFT, Pad with tensor pads), got {opset}")
+
+
+def build_frontend_graph(cfg: FrontendConfig, backend: str = "onnx-conv", opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+    """The offline front-end graph: ``waveform`` (batch, samples) -> ``logmel`` (batch, frames, n_mels).
+
+    Args:
+        cfg: the front-end config (any ``center``/``pad_mode``; reflect padding
+            needs more than n_fft//2 samples, as numpy and torch).
+        backend: ``onnx-conv`` (Cooley–Tukey conv-DFT, fast) | ``onnx-stft`` (STFT op)
+            (Default: onnx-conv).
+        opset: ONNX opset (Default: 17).
+
+    Returns:
+        A checked ``onnx.ModelProto`` with dynamic batch and length and the
+        config in its ``hearkit.*`` metadata. Inputs shorter than one frame give
+        zero frames.
+    """
+    _check(cfg, backend, opset)
+    g = _G()
+    x = _center(g, "waveform", cfg)
+    if backend == "onnx-conv":
+        _conv_core(g, x, cfg, "logmel")
+        doc = f"hearkit log-mel front-end, conv-DFT (split N2={choose_split(cfg)})"
+    else:
+        _stft_core(g, x, cfg, "logmel")
+        doc = "hearkit log-mel front-end, STFT op"
+    inputs = [helper.make_tensor_value_info("waveform", TensorProto.FLOAT, ["batch", "samples"])]
+    outputs = [helper.make_tensor_value_info("logmel", TensorProto.FLOAT, ["batch", "frames", cfg.n_mels])]
+    return _model(g, cfg, inputs, outputs, opset, backend, doc)
+
+
+def build_streaming_frontend_graph(cfg: FrontendConfig, backend: str = "onnx-conv", opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+    """A front-end graph for chunked audio with an explicit sample cache.
+
+    Inputs ``waveform`` (batch, n) and ``cache`` (batch, c) float32, where
+    ``cache`` holds the samples not yet consumed by a complete frame (start
+    with c = 0). Outputs ``logmel`` (batch, k, n_mels), the frames completed by
+    ``cache ++ waveform``, and ``cache_out`` (batch, c') to pass to the next
+    call. Concatenating the outputs of successive calls gives the offline
+    features of the whole signal.
+
+    Args:
+        cfg: the front-end config; must have ``center=False``.
+        backend: ``onnx-conv`` | ``onnx-stft`` (Default: onnx-conv).
+        opset: ONNX opset (Default: 17).
+    """
+    _check(cfg, backend, opset)
+    if cfg.center:
+        raise ConfigError("streaming needs center=False (a centred frame would need samples before the stream)")
+    g = _G()
+    buf = g.op("Concat", ["cache", "waveform"], "buffer", axis=1)
+    core = _conv_core if backend == "onnx-conv" else _stft_core
+    _, frames = core(g, buf, cfg, "logmel")
+    consumed = g.op("Mul", [frames, g.i64([cfg.hop_length])], "consumed")
+    g.op("Slice", [buf, consumed, g.i64([np.iinfo(np.int64).max]), g.i64([1])], outputs=["cache_out"])
+    inputs = [
+        helper.make_tensor_value_info("waveform", TensorProto.FLOAT, ["batch", "samples"]),
+        helper.make_tensor_value_info("cache", TensorProto.FLOAT, ["batch", "cached"]),
+    ]
+    outputs = [
+        helper.make_tensor_value_info("logmel", TensorProto.FLOAT, ["batch", "frames", cfg.n_mels]),
+        helper.make_tensor_value_info("cache_out", TensorProto.FLOAT, ["batch", "cached_out"]),
+    ]
+    return _model(g, cfg, inputs, outputs, opset, backend, f"hearkit streaming log-mel front-end ({backend})")
