@@ -188,6 +188,7 @@ def make_session(
     spinning: bool = True,
     providers: list | None = None,
     optimization: str = "all",
+    config: dict[str, str] | None = None,
 ):
     """An onnxruntime InferenceSession with hearkit's defaults.
 
@@ -198,6 +199,8 @@ def make_session(
             CPU from 51 % to 3 % of a core at the same latency (DESIGN §6).
         providers: execution providers in order (Default: CPU).
         optimization: ``all`` | ``extended`` | ``basic`` | ``none``.
+        config: extra session config entries (``add_session_config_entry``),
+            e.g. ``{"session.record_ep_graph_assignment_info": "1"}`` (Default: none).
     """
     import onnxruntime as ort
 
@@ -214,6 +217,8 @@ def make_session(
     if not spinning:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    for key, value in (config or {}).items():
+        opts.add_session_config_entry(key, str(value))
     p = os.fspath(path)
     if not os.path.exists(p):
         raise ModelError(f"{p}: no such model file")
