@@ -1,0 +1,48 @@
+"""``hearkit train ctc``: train a CTC speech recogniser (needs hearkit[train]; torch imported inside)."""
+
+from __future__ import annotations
+
+import click
+
+MODELS = ("ctc-conv-s", "ctc-conv-m", "ctc-conv-l", "ctc-crnn")
+
+
+@click.command("ctc")
+@click.option("--manifest", "train_manifest", required=True, type=click.Path(exists=True),
+              help="Training set: NeMo JSONL manifest, folder with manifest.jsonl, or LibriSpeech folder.")
+@click.option("--val-manifest", required=True, type=click.Path(exists=True), help="Validation set (same forms).")
+@click.option("--model", type=click.Choice(MODELS), default="ctc-conv-s", show_default=True)
+@click.option("--rnn", type=click.Choice(["gru", "lstm"]), default=None, help="RNN kind of ctc-crnn (default: gru).")
+@click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=3e-3, show_default=True, help="Peak one-cycle learning rate.")
+@click.option("--batch-seconds", type=click.FloatRange(min=1), default=160.0, show_default=True, help="Audio per batch (length-bucketed).")
+@click.option("--max-batch", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--clip", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, help="Gradient-norm clip.")
+@click.option("--noise-prob", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="Share of utterances with added noise.")
+@click.option("--n-mels", type=click.IntRange(min=8), default=64, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch threads.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from RUN_DIR/last.pt (model, optimizer, schedule, epoch).")
+@click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run folder.")
+def ctc(train_manifest, val_manifest, model, rnn, epochs, lr, batch_seconds, max_batch, clip, noise_prob, n_mels,
+        threads, seed, resume, run_dir):
+    """Train a CTC model (character vocabulary + blank) with greedy WER/CER on validation every epoch.
+
+    \b
+    Example:
+      hearkit data concat --words ../shared/data/speech_commands ../shared/data/fsdd --hours 2 -o words-train
+      hearkit data concat --words ../shared/data/speech_commands ../shared/data/fsdd --hours 0.25 --split val -o words-val
+      hearkit train ctc --manifest words-train --val-manifest words-val -o runs/words
+    """
+    from hearkit.errors import require
+
+    require("torch", "train")
+    require("tqdm", "train")
+    from hearkit.training.train_ctc import CTCTrainConfig, train_ctc
+
+    cfg = CTCTrainConfig(model=model, rnn=rnn, epochs=epochs, lr=lr, batch_seconds=batch_seconds, max_batch=max_batch,
+                         clip=clip, noise_prob=noise_prob, n_mels=n_mels, threads=threads, seed=seed)
+    best = train_ctc(train_manifest, val_manifest, run_dir, cfg, resume=resume, log=click.echo)
+    if best:
+        click.echo(f"best: epoch {best['epoch']}, val WER {100 * best['val_wer']:.2f} %, CER {100 * best['val_cer']:.2f} % "
+                   f"-> {run_dir}/best.pt")

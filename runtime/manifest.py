@@ -1,0 +1,207 @@
+"""Speech datasets as lists of (audio, text): NeMo JSONL manifests and LibriSpeech folders.
+
+Torch-free, so ``hearkit eval --manifest`` runs on a device. Text is
+normalised to the CTC alphabet (lower-case a-z, apostrophe, space); every
+character outside it is counted and reported in ``Manifest.dropped``, never
+dropped silently.
+
+NeMo manifest: one JSON object per line,
+``{"audio_filepath": "a.flac", "duration": 1.23, "text": "hello world"}``,
+with ``audio_filepath`` relative to the manifest's folder (or absolute).
+
+LibriSpeech: ``<speaker>/<chapter>/<speaker>-<chapter>.trans.txt`` files whose
+lines are ``<utt id> <TRANSCRIPT>``, with audio ``<utt id>.flac`` beside them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hearkit.errors import ConfigError, HearkitError
+
+# The CTC alphabet: index 0 is the blank, then space, apostrophe and a-z.
+BLANK = "<blank>"
+ALPHABET = " '" + "abcdefghijklmnopqrstuvwxyz"
+VOCAB: tuple[str, ...] = (BLANK,) + tuple(ALPHABET)
+BLANK_ID = 0
+
+_SPACES = re.compile(r"\s+")
+# Characters that separate words: mapped to a space (counted separately, not as dropped).
+_SEPARATORS = set("-_/\t\n\r")
+# Typographic apostrophes mapped to the ASCII one.
+_APOSTROPHES = {"\u2019": "'", "\u2018": "'", "`": "'", "\u02bc": "'"}
+
+
+class ManifestError(HearkitError):
+    """A manifest or dataset folder that cannot be read."""
+
+
+@dataclass
+class Utterance:
+    """One utterance: absolute audio path, duration in seconds (None if unknown), normalised text."""
+
+    audio: str
+    text: str
+    duration: float | None = None
+    raw_text: str = ""
+
+
+@dataclass
+class Manifest:
+    """A list of utterances plus the characters normalisation had to drop.
+
+    Attributes:
+        utterances: the entries, in file order.
+        dropped: characters outside the alphabet (after lower-casing and
+            accent folding) -> count. Report them; never hide them.
+        source: where it came from (for messages).
+    """
+
+    utterances: list[Utterance] = field(default_factory=list)
+    dropped: Counter = field(default_factory=Counter)
+    source: str = "<manifest>"
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def __iter__(self):
+        return iter(self.utterances)
+
+    @property
+    def hours(self) -> float:
+        return sum(u.duration or 0.0 for u in self.utterances) / 3600.0
+
+    def report(self) -> str:
+        """One line: counts, hours and the characters dropped (if any)."""
+        line = f"{self.source}: {len(self)} utterances, {self.hours:.3f} h"
+        if self.dropped:
+            chars = ", ".join(f"{c!r}x{n}" for c, n in self.dropped.most_common(20))
+            line += f"; {sum(self.dropped.values())} characters outside the alphabet dropped: {chars}"
+        return line
+
+
+def normalize_text(text: str, dropped: Counter | None = None) -> str:
+    """Lower-case, fold accents, keep a-z, apostrophe and single spaces.
+
+    Hyphens, underscores and slashes become spaces. Any other character
+    outside the alphabet is removed and counted in ``dropped`` (when given).
+
+    Args:
+        text: raw transcript.
+        dropped: a Counter updated with each removed character.
+
+    Returns:
+        The normalised text (may be empty).
+    """
+    out = []
+    for ch in unicodedata.normalize("NFKD", text.lower()):
+        ch = _APOSTROPHES.get(ch, ch)
+        if ch in ALPHABET:
+            out.append(ch)
+        elif ch.isspace() or ch in _SEPARATORS:
+            out.append(" ")
+        elif unicodedata.combining(ch):
+            continue  # accent of a folded letter (é -> e + U+0301): not content
+        else:
+            if dropped is not None:
+                dropped[ch] += 1
+    s = _SPACES.sub(" ", "".join(out)).strip()
+    return s
+
+
+def encode(text: str) -> list[int]:
+    """Normalised text -> label ids (no blank). Raises on a character outside the alphabet."""
+    try:
+        return [VOCAB.index(c) for c in text]
+    except ValueError as e:
+        raise ConfigError(f"text {text!r} has characters outside the alphabet {ALPHABET!r}; normalise it first") from e
+
+
+def decode_ids(ids) -> str:
+    """Label ids (no blanks) -> text."""
+    return "".join(VOCAB[i] for i in ids if i != BLANK_ID)
+
+
+def read_manifest(path: str | os.PathLike) -> Manifest:
+    """Read a NeMo JSONL manifest (see module docstring); text normalised, drops counted."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: no such manifest file")
+    m = Manifest(source=str(path))
+    base = path.parent
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ManifestError(f"{path}:{lineno}: not a JSON object ({e})") from e
+            if not isinstance(d, dict) or "audio_filepath" not in d or "text" not in d:
+                raise ManifestError(f"{path}:{lineno}: each line needs 'audio_filepath' and 'text' (and optionally 'duration')")
+            audio = Path(d["audio_filepath"])
+            if not audio.is_absolute():
+                audio = base / audio
+            dur = d.get("duration")
+            m.utterances.append(
+                Utterance(str(audio), normalize_text(str(d["text"]), m.dropped), float(dur) if dur is not None else None, str(d["text"]))
+            )
+    if not m.utterances:
+        raise ManifestError(f"{path}: manifest has no entries")
+    return m
+
+
+def read_librispeech(root: str | os.PathLike) -> Manifest:
+    """Read every ``*.trans.txt`` under ``root`` (LibriSpeech layout); audio is ``<id>.flac`` beside it."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ManifestError(f"{root}: not a folder")
+    m = Manifest(source=str(root))
+    files = sorted(root.rglob("*.trans.txt"))
+    if not files:
+        raise ManifestError(f"{root}: no *.trans.txt files (LibriSpeech layout <spk>/<chapter>/<spk>-<chapter>.trans.txt)")
+    for tf in files:
+        for lineno, line in enumerate(tf.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            parts = line.strip().split(maxsplit=1)
+            utt = parts[0]
+            text = parts[1] if len(parts) > 1 else ""
+            audio = tf.parent / f"{utt}.flac"
+            m.utterances.append(Utterance(str(audio), normalize_text(text, m.dropped), None, text))
+    return m
+
+
+def read_dataset(path: str | os.PathLike) -> Manifest:
+    """A ``.json``/``.jsonl`` manifest file or a LibriSpeech folder."""
+    p = Path(path)
+    if p.is_dir():
+        if (p / "manifest.jsonl").is_file():
+            return read_manifest(p / "manifest.jsonl")
+        return read_librispeech(p)
+    return read_manifest(p)
+
+
+def write_manifest(utterances, path: str | os.PathLike) -> Path:
+    """Write utterances as a NeMo JSONL manifest, audio paths relative to its folder when inside it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for u in utterances:
+            a = Path(u.audio)
+            try:
+                a = a.resolve().relative_to(path.parent.resolve())
+            except ValueError:
+                pass
+            d = {"audio_filepath": str(a), "duration": round(float(u.duration or 0.0), 3), "text": u.text}
+            f.write(json.dumps(d) + "\n")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,339 @@
+"""Train a CTC speech recogniser on manifests: ``hearkit train ctc``.
+
+Waveforms are loaded once into memory (an hour of 16 kHz float32 is 230 MB)
+and the log-mel features are computed per batch by ``LogMel`` (torch.stft is a
+few ms per 10 s), so waveform noise augmentation stays cheap. Batches are
+length-bucketed (utterances of similar length together, capped by total audio
+seconds) to waste little compute on padding.
+
+Run folder:
+    last.pt      every epoch (atomic), what ``--resume`` continues from
+    best.pt      lowest validation WER (ties: CER)
+    history.jsonl one line per epoch: loss, WER, CER, lr, seconds
+    curves.png   loss and WER/CER per epoch
+    config.json  the options of the run
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from hearkit.asr_metrics import wer_cer
+from hearkit.audio import load_audio
+from hearkit.errors import ConfigError
+from hearkit.frontend import FrontendConfig
+from hearkit.manifest import BLANK_ID, VOCAB, encode, read_dataset
+from hearkit.training.checkpoint import load_checkpoint, save_checkpoint
+from hearkit.training.ctc_models import build_model, count_params, model_config
+from hearkit.training.frontend import LogMel
+
+DEFAULT_FRONTEND = FrontendConfig(n_mels=64)  # 25 ms window would be 400; 512 keeps the shared default FFT size
+
+
+@dataclass(frozen=True)
+class CTCTrainConfig:
+    """Options of ``hearkit train ctc`` (stored in the checkpoint as ``train_config``).
+
+    Attributes:
+        model: preset name (``ctc-conv-s|m|l``, ``ctc-crnn``) (Default: ctc-conv-s).
+        epochs: passes over the training set (Default: 30).
+        lr: peak learning rate of the one-cycle schedule (Default: 3e-3).
+        weight_decay: AdamW weight decay (Default: 1e-3).
+        batch_seconds: audio per batch, in seconds (Default: 160).
+        max_batch: utterances per batch at most (Default: 32).
+        clip: gradient-norm clipping (Default: 1.0).
+        noise_prob: share of utterances given white noise (Default: 0.5).
+        snr_db: SNR range of that noise in dB (Default: (10, 40)).
+        freq_masks, freq_width: SpecAugment frequency masks and their max width in bands (Default: 2, 10).
+        time_masks, time_width: time masks and their max width as a fraction of the utterance (Default: 2, 0.05).
+        seed: RNG seed (Default: 0).
+        threads: torch intra-op threads (Default: 1).
+        rnn: override the RNN kind of ``ctc-crnn`` (gru | lstm) (Default: None = preset).
+        n_mels: log-mel bands (Default: 64).
+    """
+
+    model: str = "ctc-conv-s"
+    epochs: int = 30
+    lr: float = 3e-3
+    weight_decay: float = 1e-3
+    batch_seconds: float = 160.0
+    max_batch: int = 32
+    clip: float = 1.0
+    noise_prob: float = 0.5
+    snr_db: tuple = (10.0, 40.0)
+    freq_masks: int = 2
+    freq_width: int = 10
+    time_masks: int = 2
+    time_width: float = 0.05
+    seed: int = 0
+    threads: int = 1
+    rnn: str | None = None
+    n_mels: int = 64
+    model_overrides: dict = field(default_factory=dict)
+
+
+class SpeechSet:
+    """Utterances of a manifest held in memory: waveforms (float32, model rate) and label ids."""
+
+    def __init__(self, path, sample_rate: int, log=print):
+        m = read_dataset(path)
+        log(m.report())
+        self.waves, self.labels, self.texts = [], [], []
+        empty = 0
+        for u in m:
+            if not u.text:
+                empty += 1
+                continue
+            x, _ = load_audio(u.audio, sample_rate)
+            self.waves.append(x)
+            self.labels.append(encode(u.text))
+            self.texts.append(u.text)
+        if empty:
+            log(f"{m.source}: {empty} utterances with empty text after normalisation left out")
+        if not self.waves:
+            raise ConfigError(f"{m.source}: no usable utterances")
+        self.seconds = sum(len(w) for w in self.waves) / sample_rate
+
+    def __len__(self):
+        return len(self.waves)
+
+
+def make_batches(lengths, batch_samples: int, max_batch: int, rng: random.Random | None) -> list[list[int]]:
+    """Length buckets: indices sorted by length, cut where padded size exceeds ``batch_samples``; shuffled if rng."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    if rng is not None:
+        # Jitter the sort a little so batches differ between epochs.
+        order = sorted(order, key=lambda i: lengths[i] * (1 + 0.1 * rng.random()))
+    batches, cur, longest = [], [], 0
+    for i in order:
+        longest2 = max(longest, lengths[i])
+        if cur and (longest2 * (len(cur) + 1) > batch_samples or len(cur) >= max_batch):
+            batches.append(cur)
+            cur, longest2 = [], lengths[i]
+        cur.append(i)
+        longest = longest2
+    if cur:
+        batches.append(cur)
+    if rng is not None:
+        rng.shuffle(batches)
+    return batches
+
+
+def collate(ds: SpeechSet, idx, fe: FrontendConfig):
+    """Pad a batch: (waves (B, S), feature lengths (B,), targets (sum L,), target lengths (B,))."""
+    n = max(len(ds.waves[i]) for i in idx)
+    n = max(n, fe.n_fft)
+    w = torch.zeros(len(idx), n)
+    for j, i in enumerate(idx):
+        w[j, : len(ds.waves[i])] = torch.from_numpy(ds.waves[i])
+    flen = torch.tensor([fe.num_frames(max(len(ds.waves[i]), fe.n_fft)) for i in idx])
+    tl = torch.tensor([len(ds.labels[i]) for i in idx])
+    tg = torch.tensor([t for i in idx for t in ds.labels[i]], dtype=torch.long)
+    return w, flen, tg, tl
+
+
+def add_noise(w: torch.Tensor, prob: float, snr_db, gen: torch.Generator) -> torch.Tensor:
+    """White noise at a random SNR (dB, uniform in ``snr_db``) on a random share ``prob`` of the batch."""
+    b = w.shape[0]
+    pick = torch.rand(b, generator=gen) < prob
+    if not pick.any():
+        return w
+    power = w.square().mean(dim=1).clamp_min(1e-10)
+    snr = snr_db[0] + (snr_db[1] - snr_db[0]) * torch.rand(b, generator=gen)
+    scale = torch.sqrt(power / 10 ** (snr / 10)) * pick
+    return w + torch.randn(w.shape, generator=gen) * scale[:, None]
+
+
+def spec_augment(f: torch.Tensor, lengths: torch.Tensor, cfg: CTCTrainConfig, gen: torch.Generator) -> torch.Tensor:
+    """SpecAugment (frequency and time masks) on (B, T, M) features; masked cells get the batch mean."""
+    f = f.clone()
+    fill = f.mean()
+    b, t, m = f.shape
+    for j in range(b):
+        for _ in range(cfg.freq_masks):
+            wdt = int(torch.randint(0, cfg.freq_width + 1, (1,), generator=gen))
+            s = int(torch.randint(0, max(1, m - wdt), (1,), generator=gen))
+            f[j, :, s : s + wdt] = fill
+        tmax = max(1, int(cfg.time_width * int(lengths[j])))
+        for _ in range(cfg.time_masks):
+            wdt = int(torch.randint(0, tmax + 1, (1,), generator=gen))
+            s = int(torch.randint(0, max(1, int(lengths[j]) - wdt), (1,), generator=gen))
+            f[j, s : s + wdt, :] = fill
+    return f
+
+
+def greedy_texts(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+    """Best-path decoding: argmax per frame, merge repeats, drop blanks."""
+    best = log_probs.argmax(-1)
+    out = []
+    for j in range(best.shape[0]):
+        seq = best[j, : int(lengths[j])].tolist()
+        chars, prev = [], None
+        for s in seq:
+            if s != prev and s != BLANK_ID:
+                chars.append(VOCAB[s])
+            prev = s
+        out.append(" ".join("".join(chars).split()))
+    return out
+
+
+@torch.no_grad()
+def evaluate(model, frontend: LogMel, ds: SpeechSet, fe: FrontendConfig, batch_samples: int, max_batch: int):
+    """Greedy WER, CER and the hypotheses on a whole set (eval mode)."""
+    model.eval()
+    hyps = [""] * len(ds)
+    for idx in make_batches([len(w) for w in ds.waves], batch_samples, max_batch, None):
+        w, flen, _, _ = collate(ds, idx, fe)
+        lp = model(frontend(w))
+        for i, h in zip(idx, greedy_texts(lp, model.output_lengths(flen))):
+            hyps[i] = h
+    wer, cer = wer_cer(ds.texts, hyps)
+    return wer, cer, hyps
+
+
+def _plot(history, path):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    ep = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
+    ax[0].plot(ep, [h["train_loss"] for h in history])
+    ax[0].set(xlabel="epoch", ylabel="CTC loss", title="training loss")
+    ax[1].plot(ep, [100 * h["val_wer"] for h in history], label="WER")
+    ax[1].plot(ep, [100 * h["val_cer"] for h in history], label="CER")
+    ax[1].set(xlabel="epoch", ylabel="%", title="validation (greedy)")
+    ax[1].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def train_ctc(train_manifest, val_manifest, run_dir, cfg: CTCTrainConfig = CTCTrainConfig(), resume: bool = False,
+              frontend: FrontendConfig | None = None, log=print) -> dict:
+    """Train, validating every epoch; returns the best metrics. See module docstring for the run folder."""
+    from tqdm import tqdm
+
+    torch.set_num_threads(cfg.threads)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fe = frontend or DEFAULT_FRONTEND.replace(n_mels=cfg.n_mels)
+    ckpt = None
+    if resume:
+        last = run_dir / "last.pt"
+        if not last.is_file():
+            raise ConfigError(f"--resume: {last} does not exist")
+        ckpt = load_checkpoint(last)
+        fe = FrontendConfig.from_dict(ckpt["frontend"])
+        cfg = CTCTrainConfig(**{**asdict(cfg), **{k: v for k, v in ckpt["train_config"].items() if k not in ("epochs",)},
+                                "epochs": cfg.epochs})
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    overrides = dict(cfg.model_overrides)
+    if cfg.rnn:
+        overrides["rnn"] = cfg.rnn
+    mcfg = ckpt["model"] if ckpt else model_config(cfg.model, **overrides)
+    model = build_model(mcfg, fe.n_mels, len(VOCAB))
+    log(f"model {mcfg['name']}: {count_params(model):,} parameters, subsampling {model.subsampling}")
+    train = SpeechSet(train_manifest, fe.sample_rate, log)
+    val = SpeechSet(val_manifest, fe.sample_rate, log)
+    log(f"train: {len(train)} utterances, {train.seconds / 3600:.2f} h; val: {len(val)} utterances, {val.seconds / 3600:.2f} h")
+    # CTC needs at least one output frame per label (plus one blank between repeated labels).
+    out_frames = model.output_lengths(torch.tensor([fe.num_frames(max(len(w), fe.n_fft)) for w in train.waves]))
+    need = torch.tensor([len(l) + sum(a == b for a, b in zip(l, l[1:])) for l in train.labels])
+    bad = int((out_frames < need).sum())
+    if bad:
+        log(f"warning: {bad} training utterances are too short for their transcripts at subsampling "
+            f"{model.subsampling}; CTC ignores them (zero_infinity)")
+    frontend_mod = LogMel(fe)
+    batch_samples = int(cfg.batch_seconds * fe.sample_rate)
+    lengths = [len(w) for w in train.waves]
+    steps_per_epoch = len(make_batches(lengths, batch_samples, cfg.max_batch, None))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(1, cfg.epochs * steps_per_epoch),
+                                                pct_start=0.15, anneal_strategy="cos")
+    ctc = nn.CTCLoss(blank=BLANK_ID, zero_infinity=True)
+    start_epoch, step, history, best = 0, 0, [], None
+    if ckpt:
+        model.load_state_dict(ckpt["state_dict"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        start_epoch, step = ckpt["epoch"], ckpt["step"]
+        history = json.loads(ckpt.get("history_json", "[]"))
+        best = ckpt.get("best")
+        log(f"resumed from {run_dir / 'last.pt'} after epoch {start_epoch}")
+    (run_dir / "config.json").write_text(json.dumps({"train": asdict(cfg), "model": mcfg, "frontend": fe.to_dict(),
+                                                     "train_manifest": str(train_manifest),
+                                                     "val_manifest": str(val_manifest)}, indent=1) + "\n")
+    gen = torch.Generator().manual_seed(cfg.seed + 1000 * start_epoch)
+    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        t0 = time.time()
+        model.train()
+        batches = make_batches(lengths, batch_samples, cfg.max_batch, random.Random(cfg.seed * 7919 + epoch))
+        tot, n = 0.0, 0
+        bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, mininterval=2.0)
+        for idx in bar:
+            w, flen, tg, tl = collate(train, idx, fe)
+            w = add_noise(w, cfg.noise_prob, cfg.snr_db, gen)
+            with torch.no_grad():
+                feats = spec_augment(frontend_mod(w), flen, cfg, gen)
+            lp = model(feats)
+            olen = model.output_lengths(flen)
+            loss = ctc(lp.transpose(0, 1), tg, olen, tl)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            opt.step()
+            sched.step()
+            step += 1
+            if math.isfinite(loss.item()):
+                tot += loss.item()
+                n += 1
+            bar.set_postfix(loss=f"{tot / max(1, n):.3f}")
+        wer, cer, hyps = evaluate(model, frontend_mod, val, fe, batch_samples, cfg.max_batch)
+        rec = {"epoch": epoch, "train_loss": tot / max(1, n), "val_wer": wer, "val_cer": cer,
+               "lr": sched.get_last_lr()[0], "seconds": round(time.time() - t0, 1)}
+        history.append(rec)
+        with open(run_dir / "history.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        improved = best is None or (wer, cer) < (best["val_wer"], best["val_cer"])
+        if improved:
+            best = {"val_wer": wer, "val_cer": cer, "epoch": epoch}
+        state = {
+            "task": "ctc",
+            "model": mcfg,
+            "frontend": fe.to_dict(),
+            "vocab": list(VOCAB),
+            "blank": BLANK_ID,
+            "subsampling": model.subsampling,
+            "state_dict": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "epoch": epoch,
+            "step": step,
+            "metrics": {"val_wer": wer, "val_cer": cer, "epoch": epoch, "params": count_params(model)},
+            "best": best,
+            "history_json": json.dumps(history),
+            "train_config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+        }
+        save_checkpoint(state, run_dir / "last.pt")
+        if improved:
+            save_checkpoint(state, run_dir / "best.pt")
+            (run_dir / "val_hyps.txt").write_text("".join(f"{r}\t{h}\n" for r, h in zip(val.texts, hyps)))
+        log(f"epoch {epoch}: loss {rec['train_loss']:.3f}  val WER {100 * wer:.2f} %  CER {100 * cer:.2f} %  "
+            f"({rec['seconds']:.0f} s){'  *best' if improved else ''}")
+        _plot(history, run_dir / "curves.png")
+    return best or {}
