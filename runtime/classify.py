@@ -1,0 +1,454 @@
+"""Classify clips and spot keywords in streams, torch-free (numpy + onnxruntime).
+
+Everything a model needs (labels, front-end, window length) comes from its
+``hearkit.*`` metadata (DESIGN §3). The decision logic (sliding window, posterior
+smoothing, thresholds, refractory period) works on numpy arrays only and talks
+to the network through a plain ``scores(windows) -> logits`` callable, so torch
+and onnxruntime paths share it (STYLE: a seam between decoding and the network).
+
+Example:
+    >>> clf = hearkit.Classifier("out/kws/pipeline.int8.onnx")
+    >>> clf.classify("clip.wav").label
+    'yes'
+    >>> kws = hearkit.KeywordSpotter("out/kws")
+    >>> for chunk in chunks:
+    ...     for d in kws.accept_waveform(chunk):
+    ...         print(d.label, d.time, d.score)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hearkit.audio import check_waveform, load_audio
+from hearkit.errors import ConfigError, ModelError
+from hearkit.frontend import logmel
+from hearkit.metadata import ModelInfo, make_session, read_model_info
+
+# Files an export directory holds, in the order a runtime prefers them (int8 is
+# the fastest on CPUs with int8 dot products; fp32 is the fallback).
+PREFERRED_MODELS = ("pipeline.int8.onnx", "pipeline.onnx", "pipeline.fp16.onnx")
+DEFAULT_HOP_SECONDS = 0.1      # seconds between two spotting decisions
+DEFAULT_THRESHOLD = 0.6        # smoothed posterior needed to report a keyword
+DEFAULT_SMOOTHING = 3          # decisions averaged (posterior smoothing window, in hops)
+DEFAULT_REFRACTORY = 1.0       # seconds after a detection during which no other fires
+
+
+def resolve_model(path: str | os.PathLike, prefer: tuple[str, ...] = PREFERRED_MODELS) -> Path:
+    """A model file from a path that is either a file or an export directory.
+
+    Args:
+        path: an ``.onnx``/``.ort`` file, or a directory written by ``hearkit export``.
+        prefer: file names to look for in a directory, first match wins.
+    """
+    p = Path(path)
+    if p.is_dir():
+        for name in prefer:
+            if (p / name).is_file():
+                return p / name
+        raise ModelError(f"{p}: no model in this directory (looked for {', '.join(prefer)})")
+    if not p.exists():
+        raise ModelError(f"{p}: no such model file or export directory")
+    return p
+
+
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Numerically stable softmax in float64 (probabilities that sum to 1 within 1e-12)."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def fit_window(x: np.ndarray, window_samples: int) -> np.ndarray:
+    """Pad with zeros at the end, or crop the centre, to exactly ``window_samples``.
+
+    The training data loader pads and crops the same way, so a clip of another
+    length is seen as in training.
+    """
+    n = x.shape[-1]
+    if n == window_samples:
+        return x
+    if n < window_samples:
+        return np.pad(x, (0, window_samples - n))
+    start = (n - window_samples) // 2
+    return x[start : start + window_samples]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The result of classifying one clip.
+
+    Attributes:
+        label: the most probable label.
+        score: its probability.
+        scores: probability of every label, in the model's label order.
+    """
+
+    label: str
+    score: float
+    scores: dict[str, float]
+
+    def top(self, k: int = 3) -> list[tuple[str, float]]:
+        """The ``k`` most probable (label, probability) pairs, best first."""
+        return sorted(self.scores.items(), key=lambda kv: -kv[1])[:k]
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "score": self.score, "scores": self.scores}
+
+
+class OnnxScorer:
+    """The network behind a plain callable: waveform windows (batch, samples) -> logits (batch, labels).
+
+    Waveform-input models (``pipeline*.onnx``) take the audio as is; log-mel-input
+    models (``model*.onnx``) get features from the numpy reference front-end of
+    the config in their metadata.
+
+    Args:
+        path: model file or export directory.
+        threads: intra-op threads (Default: 1).
+        spinning: let idle ORT threads spin; off for periodic streaming (DESIGN §6).
+    """
+
+    def __init__(self, path: str | os.PathLike, threads: int = 1, spinning: bool = True):
+        self.path = resolve_model(path)
+        self.info: ModelInfo = read_model_info(self.path)
+        if self.info.task != "classify":
+            raise ModelError(
+                f"{self.path}: metadata task is '{self.info.task}', but this needs a 'classify' model"
+            )
+        if not self.info.window_samples:
+            raise ModelError(f"{self.path}: metadata key 'hearkit.window_samples' is missing (needed to classify)")
+        self.session = make_session(self.path, threads=threads, spinning=spinning)
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise ModelError(f"{self.path}: expected one input, found {[i.name for i in inputs]}")
+        self.input_name = inputs[0].name
+        self.output_name = self.session.get_outputs()[0].name
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        x = np.asarray(windows, dtype=np.float32)
+        if x.ndim == 1:
+            x = x[None]
+        if self.info.input == "logmel":
+            x = logmel(x, self.info.frontend)
+        out = self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(x)})[0]
+        n = len(self.info.labels)
+        if out.ndim != 2 or out.shape[1] != n:
+            raise ModelError(f"{self.path}: output shape {out.shape} does not match {n} labels (batch, {n})")
+        return out
+
+
+class Classifier:
+    """Classify whole clips with a hearkit classification model.
+
+    Args:
+        path: ``pipeline.onnx`` / ``pipeline.int8.onnx`` / ``model.onnx``, or an export
+            directory (then ``pipeline.int8.onnx`` is preferred).
+        threads: intra-op threads (Default: 1).
+
+    Attributes:
+        labels: class names, in output order.
+        sample_rate: the rate audio is resampled to.
+        window_samples: clip length the model sees; others are padded or centre-cropped.
+    """
+
+    def __init__(self, path: str | os.PathLike, threads: int = 1):
+        self.scorer = OnnxScorer(path, threads=threads)
+        self.info = self.scorer.info
+        self.path = self.scorer.path
+        self.labels = list(self.info.labels)
+        self.sample_rate = self.info.frontend.sample_rate
+        self.window_samples = int(self.info.window_samples)
+
+    def _prepare(self, audio, sample_rate: int | None) -> np.ndarray:
+        if isinstance(audio, (str, os.PathLike)):
+            x, _ = load_audio(audio, self.sample_rate)
+        else:
+            from hearkit.audio import resample
+
+            x = check_waveform(audio)
+            if sample_rate is not None:
+                x = resample(x, sample_rate, self.sample_rate)
+        return fit_window(x, self.window_samples)
+
+    def logits(self, audios, sample_rate: int | None = None, batch_size: int = 32) -> np.ndarray:
+        """Raw logits of several clips: (n, n_labels) float32.
+
+        Args:
+            audios: paths, or 1-D arrays at ``sample_rate`` (Default: the model's rate).
+            batch_size: clips per ONNX call.
+        """
+        out = []
+        audios = list(audios)
+        for i in range(0, len(audios), batch_size):
+            batch = np.stack([self._prepare(a, sample_rate) for a in audios[i : i + batch_size]])
+            out.append(self.scorer(batch))
+        return np.concatenate(out) if out else np.zeros((0, len(self.labels)), np.float32)
+
+    def classify_batch(self, audios, sample_rate: int | None = None, batch_size: int = 32) -> list[Prediction]:
+        """``classify`` for several clips, batched."""
+        probs = softmax(self.logits(audios, sample_rate, batch_size))
+        return [self._prediction(p) for p in probs]
+
+    def classify(self, audio, sample_rate: int | None = None) -> Prediction:
+        """Classify one clip.
+
+        Args:
+            audio: a file path, or samples (1-D, or (samples, channels)) as numpy.
+            sample_rate: rate of ``audio`` when it is an array (Default: the model's rate).
+        """
+        return self.classify_batch([audio], sample_rate)[0]
+
+    def _prediction(self, p: np.ndarray) -> Prediction:
+        k = int(np.argmax(p))
+        return Prediction(self.labels[k], float(p[k]), {lab: float(v) for lab, v in zip(self.labels, p)})
+
+
+# -- keyword spotting ------------------------------------------------------------
+@dataclass(frozen=True)
+class Detection:
+    """A keyword found in a stream.
+
+    Attributes:
+        label: the keyword.
+        time: end of the window that triggered it, in seconds since the stream began (or ``reset``).
+        score: the smoothed posterior that crossed the threshold.
+    """
+
+    label: str
+    time: float
+    score: float
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "time": round(self.time, 4), "score": round(self.score, 4)}
+
+
+def is_background_label(label: str) -> bool:
+    """Labels like ``_silence_`` / ``_unknown_`` (Speech Commands' convention) never trigger."""
+    return label.startswith("_") and label.endswith("_")
+
+
+@dataclass
+class DetectionLogic:
+    """Posterior smoothing, per-label thresholds and a refractory period, on arrays only.
+
+    Args:
+        labels: class names in output order.
+        thresholds: per-label smoothed-posterior thresholds; labels not listed use ``default_threshold``.
+            Background labels (``_x_``) never trigger unless given a threshold explicitly.
+        smoothing: number of consecutive decisions averaged (1 = no smoothing).
+        refractory_seconds: after a detection, no detection of any label for this long.
+    """
+
+    labels: list[str]
+    thresholds: dict[str, float] = field(default_factory=dict)
+    default_threshold: float = DEFAULT_THRESHOLD
+    smoothing: int = DEFAULT_SMOOTHING
+    refractory_seconds: float = DEFAULT_REFRACTORY
+
+    def __post_init__(self):
+        unknown = sorted(set(self.thresholds) - set(self.labels))
+        if unknown:
+            raise ConfigError(f"thresholds given for unknown labels {unknown}; the model's labels are {self.labels}")
+        if self.smoothing < 1:
+            raise ConfigError(f"smoothing must be >= 1 decision, got {self.smoothing}")
+        if self.refractory_seconds < 0:
+            raise ConfigError(f"refractory_seconds must be >= 0, got {self.refractory_seconds}")
+        th = []
+        for lab in self.labels:
+            if lab in self.thresholds:
+                th.append(float(self.thresholds[lab]))
+            else:
+                th.append(np.inf if is_background_label(lab) else float(self.default_threshold))
+        self._th = np.array(th)
+        self.reset()
+
+    def reset(self) -> None:
+        self._hist = np.zeros((self.smoothing, len(self.labels)))
+        self._count = 0
+        self._last_time = -np.inf
+
+    def update(self, probs: np.ndarray, time: float) -> tuple[np.ndarray, Detection | None]:
+        """Feed the posteriors (n_labels,) of one decision at ``time`` s; return (smoothed, detection or None)."""
+        self._hist[self._count % self.smoothing] = probs
+        self._count += 1
+        smoothed = self._hist[: min(self._count, self.smoothing)].mean(axis=0)
+        margin = smoothed - self._th
+        k = int(np.argmax(margin))
+        if margin[k] >= 0 and time - self._last_time >= self.refractory_seconds - 1e-9:
+            self._last_time = time
+            return smoothed, Detection(self.labels[k], float(time), float(smoothed[k]))
+        return smoothed, None
+
+
+class SlidingWindow:
+    """Cuts a stream of any chunking into fixed windows every ``hop`` samples (numpy state).
+
+    Starts from a window of zeros, so a keyword at the very start of a stream
+    is seen. The windows produced depend on the samples only, never on how they
+    were chunked.
+
+    Args:
+        window: samples per window.
+        hop: samples between window ends.
+    """
+
+    def __init__(self, window: int, hop: int):
+        if not 0 < hop <= window:
+            raise ConfigError(f"hop must be in 1..window ({window}) samples, got {hop}")
+        self.window, self.hop = int(window), int(hop)
+        self.reset()
+
+    def reset(self) -> None:
+        # buffer: the last `window` samples of the last emitted window, then pending samples
+        self._buf = np.zeros(self.window + self.hop, np.float32)
+        self._fill = self.window
+        self.samples_seen = 0
+
+    def push(self, chunk: np.ndarray) -> list[tuple[np.ndarray, int]]:
+        """Add samples; return each complete window (copy) with its end position in samples."""
+        chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
+        out = []
+        pos = 0
+        while pos < chunk.size:
+            take = min(chunk.size - pos, self._buf.size - self._fill)
+            self._buf[self._fill : self._fill + take] = chunk[pos : pos + take]
+            self._fill += take
+            pos += take
+            self.samples_seen += take
+            if self._fill == self._buf.size:
+                out.append((self._buf[self.hop :].copy(), self.samples_seen))
+                self._buf[: self.window] = self._buf[self.hop :]
+                self._fill = self.window
+        return out
+
+
+class KeywordSpotter:
+    """Detect keywords in a stream fed in chunks of any size.
+
+    Every ``hop_seconds`` the last ``window_samples`` of audio are scored, the
+    posteriors are smoothed over ``smoothing`` decisions, and a label fires when
+    its smoothed posterior reaches its threshold outside the refractory period.
+    The same audio in any chunking gives the same detections.
+
+    Args:
+        path: a classification model file or export directory.
+        hop_seconds: time between decisions (Default: 0.1).
+        thresholds: a float for every keyword, or {label: threshold} (others use 0.6).
+        smoothing: decisions averaged (Default: 3).
+        refractory_seconds: quiet time after a detection (Default: 1.0).
+        record: keep (time, smoothed posteriors) of every decision in ``history`` (for plots).
+        scorer: optional callable (batch, window_samples) -> logits replacing the ONNX session
+            (the torch path, or tests); needs ``labels``, ``sample_rate`` and ``window_samples`` then.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        hop_seconds: float = DEFAULT_HOP_SECONDS,
+        thresholds: float | Mapping[str, float] | None = None,
+        smoothing: int = DEFAULT_SMOOTHING,
+        refractory_seconds: float = DEFAULT_REFRACTORY,
+        record: bool = False,
+        scorer: Callable[[np.ndarray], np.ndarray] | None = None,
+        labels: list[str] | None = None,
+        sample_rate: int | None = None,
+        window_samples: int | None = None,
+    ):
+        if scorer is None:
+            if path is None:
+                raise ConfigError("KeywordSpotter needs a model path (or a scorer with labels, sample_rate, window_samples)")
+            # periodic small inferences: spinning threads would burn a core between hops (DESIGN §6)
+            onnx_scorer = OnnxScorer(path, threads=1, spinning=False)
+            scorer = onnx_scorer
+            labels = list(onnx_scorer.info.labels)
+            sample_rate = onnx_scorer.info.frontend.sample_rate
+            window_samples = int(onnx_scorer.info.window_samples)
+        elif labels is None or sample_rate is None or window_samples is None:
+            raise ConfigError("a custom scorer needs labels, sample_rate and window_samples")
+        self.scorer = scorer
+        self.labels = list(labels)
+        self.sample_rate = int(sample_rate)
+        self.window_samples = int(window_samples)
+        hop = int(round(hop_seconds * self.sample_rate))
+        if not 0 < hop <= self.window_samples:
+            raise ConfigError(
+                f"hop_seconds must be in (0, {self.window_samples / self.sample_rate:g}] s (the model's window), got {hop_seconds}"
+            )
+        self.hop_samples = hop
+        if thresholds is None:
+            th_map, default = {}, DEFAULT_THRESHOLD
+        elif isinstance(thresholds, Mapping):
+            th_map, default = dict(thresholds), DEFAULT_THRESHOLD
+        else:
+            th_map, default = {}, float(thresholds)
+        self.logic = DetectionLogic(self.labels, th_map, default, int(smoothing), float(refractory_seconds))
+        self.window = SlidingWindow(self.window_samples, hop)
+        self.record = record
+        self.history: list[tuple[float, np.ndarray]] = []
+
+    def reset(self) -> None:
+        """Forget all audio and detections; times restart at 0."""
+        self.window.reset()
+        self.logic.reset()
+        self.history = []
+
+    def accept_waveform(self, chunk: np.ndarray) -> list[Detection]:
+        """Add float32 samples at the model's rate (any length, 0 included); return new detections."""
+        chunk = np.asarray(chunk)
+        if chunk.dtype.kind in "iu":
+            chunk = check_waveform(chunk)
+        found = []
+        for win, end in self.window.push(chunk):
+            probs = softmax(self.scorer(win[None])[0])
+            t = end / self.sample_rate
+            smoothed, det = self.logic.update(probs, t)
+            if self.record:
+                self.history.append((t, smoothed))
+            if det is not None:
+                found.append(det)
+        return found
+
+
+def plot_timeline(history, labels, detections, path: str | os.PathLike, title: str = "") -> Path:
+    """Draw smoothed scores over time with the detections marked; write a PNG.
+
+    Args:
+        history: list of (time s, smoothed posteriors (n_labels,)).
+        labels: label names.
+        detections: ``Detection`` list.
+        path: output PNG.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(10, 4))
+    if history:
+        t = np.array([h[0] for h in history])
+        s = np.stack([h[1] for h in history])
+        for k, lab in enumerate(labels):
+            ax.plot(t, s[:, k], label=lab, lw=1.5 if not is_background_label(lab) else 0.8,
+                    ls="-" if not is_background_label(lab) else ":")
+    for d in detections:
+        ax.axvline(d.time, color="k", lw=0.8, alpha=0.6)
+        ax.annotate(d.label, (d.time, 1.02), ha="center", fontsize=8, annotation_clip=False)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("smoothed posterior")
+    ax.set_ylim(0, 1.08)
+    ax.legend(fontsize=7, ncol=2, loc="upper right")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
