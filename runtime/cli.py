@@ -18,6 +18,7 @@ from hearkit.errors import HearkitError
 # name -> "module:attribute". Keep alphabetical; one line per command.
 COMMANDS: dict[str, str] = {
     "bench": "hearkit.bench:bench",
+    "data": "hearkit.commands.data:data",
     "devices": "hearkit.commands.devices:devices",
     "export-frontend": "hearkit.commands.frontend:export_frontend",
     "features": "hearkit.commands.frontend:features",
