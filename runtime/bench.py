@@ -1,0 +1,143 @@
+"""``hearkit bench``: speed figures measured side by side in one run.
+
+A lazy click group: each benchmark is a subcommand named in ``BENCH_COMMANDS``
+(``"name": "module:attr"``, one line each), imported only when it runs, so
+adding ``classify`` or ``transcribe`` is one line here. Benchmarks print a
+table (or JSON with ``--json``); speed targets live here, never in timed tests.
+torch, onnx and librosa are imported inside functions, only to measure them.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+
+import click
+
+from hearkit.cli import LazyGroup
+from hearkit.commands.options import config_from_options, frontend_options
+
+# name -> "module:attribute". Keep alphabetical; one line per benchmark.
+BENCH_COMMANDS: dict[str, str] = {
+    "frontend": "hearkit.bench:bench_frontend",
+}
+
+REFERENCE_SECONDS = 10.0  # figures are reported per 10 s of audio
+
+
+@click.group(cls=LazyGroup, lazy_commands=BENCH_COMMANDS)
+def bench():
+    """Measure speed: every backend and its references, in the same run."""
+
+
+def time_call(fn, repeat: int, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` in seconds over ``repeat`` runs, after ``warmup`` untimed runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(max(1, repeat)):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _frontend_candidates(cfg, x, threads: int) -> dict:
+    """name -> (callable or None, note). A None callable is skipped with the note as the reason."""
+    import numpy as np
+
+    from hearkit.frontend import logmel
+
+    out: dict = {"numpy": (lambda: logmel(x, cfg), "hearkit numpy reference (float64 inside)")}
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+        from hearkit.training.frontend import LogMel
+
+        mod = LogMel(cfg).eval()
+        xt = torch.from_numpy(x[None])
+        win = torch.tensor(np.hanning(cfg.n_fft + 1)[:-1], dtype=torch.float32)
+
+        def run_torch():
+            with torch.inference_mode():
+                mod(xt)
+
+        def run_stft():
+            with torch.inference_mode():
+                s = torch.stft(xt, cfg.n_fft, cfg.hop_length, window=win, center=cfg.center, return_complex=True)
+                s.real.square() + s.imag.square()
+
+        out["torch"] = (run_torch, "hearkit.training.frontend.LogMel")
+        out["torch.stft power (ref)"] = (run_stft, "torch.stft + |.|^2 only, no mel or log")
+    except ImportError:
+        out["torch"] = (None, 'torch not installed (pip install "hearkit[train]")')
+        out["torch.stft power (ref)"] = (None, "torch not installed")
+    try:
+        import onnxruntime as ort
+
+        from hearkit.export.frontend import build_frontend_graph, choose_split
+
+        for backend in ("onnx-conv", "onnx-stft"):
+            model = build_frontend_graph(cfg, backend=backend)
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+            sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+            feed = {"waveform": x[None]}
+            note = f"split N2={choose_split(cfg)}" if backend == "onnx-conv" else "opset-17 STFT op"
+            out[backend] = ((lambda s=sess, f=feed: s.run(None, f)), f"onnxruntime {ort.__version__}, {note}")
+    except ImportError:
+        out["onnx-conv"] = (None, 'onnx not installed (pip install "hearkit[train]")')
+        out["onnx-stft"] = (None, "onnx not installed")
+    try:
+        import librosa
+
+        def run_librosa():
+            librosa.feature.melspectrogram(
+                y=x, sr=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length,
+                center=cfg.center, pad_mode=cfg.pad_mode, power=2.0, n_mels=cfg.n_mels, fmin=cfg.f_min,
+                fmax=cfg.f_max, htk=cfg.mel_scale == "htk", norm="slaney" if cfg.mel_norm == "slaney" else None,
+            )
+
+        out["librosa (ref)"] = (run_librosa, f"librosa {librosa.__version__} melspectrogram (power mel, no log)")
+    except ImportError:
+        out["librosa (ref)"] = (None, "librosa not installed")
+    return out
+
+
+@click.command("frontend")
+@click.option("--seconds", type=click.FloatRange(min=0.1), default=REFERENCE_SECONDS, show_default=True, help="Length of the test signal (seeded white noise).")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Threads for onnxruntime and torch.")
+@click.option("--repeat", type=click.IntRange(min=1), default=20, show_default=True, help="Timed runs per backend; the median is reported.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@frontend_options
+def bench_frontend(seconds: float, threads: int, repeat: int, as_json: bool, **kw):
+    """Time per 10 s of audio for every front-end backend, with librosa and torch.stft beside them."""
+    import numpy as np
+
+    cfg = config_from_options(kw)
+    n = int(round(seconds * cfg.sample_rate))
+    x = (0.1 * np.random.default_rng(0).standard_normal(n)).astype(np.float32)
+    scale = REFERENCE_SECONDS / (n / cfg.sample_rate)
+    rows = []
+    for name, (fn, note) in _frontend_candidates(cfg, x, threads).items():
+        if fn is None:
+            rows.append({"backend": name, "ms_per_10s": None, "note": note})
+            continue
+        click.echo(f"timing {name} ...", err=True)
+        sec = time_call(fn, repeat)
+        rows.append({"backend": name, "ms_per_10s": sec * 1e3 * scale, "note": note})
+    if as_json:
+        click.echo(json.dumps({"seconds": n / cfg.sample_rate, "threads": threads, "repeat": repeat, "config": cfg.to_dict(), "results": rows}, indent=2))
+        return
+    click.echo(f"front-end, {n / cfg.sample_rate:g} s of audio, {threads} thread(s), median of {repeat}; "
+               f"n_fft {cfg.n_fft}, hop {cfg.hop_length}, {cfg.n_mels} mels")
+    click.echo(f"{'backend':<24} {'ms / 10 s':>10} {'x realtime':>11}  note")
+    for r in rows:
+        if r["ms_per_10s"] is None:
+            click.echo(f"{r['backend']:<24} {'-':>10} {'-':>11}  skipped: {r['note']}")
+        else:
+            rt = REFERENCE_SECONDS * 1e3 / r["ms_per_10s"]
+            click.echo(f"{r['backend']:<24} {r['ms_per_10s']:>10.2f} {rt:>11.0f}  {r['note']}")
