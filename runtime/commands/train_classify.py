@@ -1,0 +1,109 @@
+"""``hearkit train classify``: train a keyword/sound classifier (torch imported inside the command)."""
+
+from __future__ import annotations
+
+import click
+
+from hearkit.commands.options import config_from_options, frontend_options
+
+FORMATS = ("speech-commands", "urbansound8k", "folders")  # hearkit.datasets.FORMATS, repeated to keep --help cheap
+MODEL_NAMES = ("dscnn-s", "dscnn-m", "dscnn-l", *(f"bcresnet-{t}" for t in range(1, 9)), "cnn4")
+
+
+def _range(text: str, what: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError as e:
+        raise click.BadParameter(f"{what} must be LOW,HIGH (two numbers), got {text!r}") from e
+    if lo > hi:
+        raise click.BadParameter(f"{what} must have LOW <= HIGH, got {text!r}")
+    return lo, hi
+
+
+@click.command("classify")
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="Dataset folder.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, help="Dataset layout (default: detected).")
+@click.option("--model", type=click.Choice(MODEL_NAMES), default="dscnn-s", show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True, help="Clips per step and process.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=3e-3, show_default=True, help="Peak AdamW learning rate.")
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=1e-2, show_default=True)
+@click.option("--schedule", type=click.Choice(["onecycle", "cosine"]), default="onecycle", show_default=True)
+@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True)
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None, help="Model dropout (default: the architecture's).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--noise-dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Background-noise recordings (default: the dataset's _background_noise_ or training _silence_ clips).")
+@click.option("--val-fold", type=int, default=None, help="UrbanSound8K validation fold (default: the last present).")
+@click.option("--test-fold", type=int, default=None, help="UrbanSound8K test fold (default: none).")
+@click.option("--keywords", default=None, help="Speech-commands: comma-separated keyword folders; other words become _unknown_.")
+@click.option("--window-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Clip window (default: 1 s keywords, 4 s UrbanSound8K).")
+@click.option("--on-bad-file", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+              help="Unreadable clips stop the run, or are reported and left out.")
+@click.option("--no-shift", is_flag=True, help="Turn off random time shift.")
+@click.option("--max-shift", type=click.FloatRange(min=0), default=0.1, show_default=True, help="Largest time shift in seconds.")
+@click.option("--no-noise", is_flag=True, help="Turn off background noise.")
+@click.option("--noise-prob", type=click.FloatRange(0, 1), default=0.8, show_default=True, help="Share of clips that get noise.")
+@click.option("--snr", default="0,20", show_default=True, help="SNR range in dB, LOW,HIGH.")
+@click.option("--no-gain", is_flag=True, help="Turn off random gain.")
+@click.option("--gain-db", default="-6,6", show_default=True, help="Gain range in dB, LOW,HIGH.")
+@click.option("--no-specaugment", is_flag=True, help="Turn off SpecAugment masks.")
+@click.option("--freq-masks", type=click.IntRange(min=0), default=2, show_default=True)
+@click.option("--freq-mask-width", type=click.IntRange(min=0), default=7, show_default=True, help="Mel bands.")
+@click.option("--time-masks", type=click.IntRange(min=0), default=2, show_default=True)
+@click.option("--time-mask-width", type=click.IntRange(min=0), default=10, show_default=True, help="Frames.")
+@click.option("--mixup", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Mixup Beta(α, α); 0 = off.")
+@frontend_options
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=50, show_default=True,
+              help="Also save last.pt every N steps inside an epoch (0 = at epoch ends only).")
+@click.option("--max-clips", type=click.IntRange(min=2), default=None, help="Use at most N clips per split (quick looks).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads per process.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--resume", is_flag=True, help="Continue the run in RUN_DIR from last.pt.")
+@click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run folder (RUN_DIR).")
+def classify(**kw):
+    """Train a keyword or sound classifier on a labelled dataset.
+
+    \b
+    RUN_DIR gets best.pt, last.pt, config.json, metrics.json, confusion.png.
+    Several processes: torchrun --nproc-per-node 2 -m hearkit.training classify ...
+
+    \b
+    Examples:
+      hearkit train classify --data ../shared/data/speech_commands --model bcresnet-2 --epochs 60 -o runs/kws
+      hearkit train classify --data ../shared/data/urbansound8k --val-fold 2 --model cnn4 -o runs/us8k
+    """
+    from hearkit.errors import require
+
+    require("torch", "train")
+    require("tqdm", "train")
+    from hearkit.training.augment import AugmentConfig
+    from hearkit.training.train_classify import TrainConfig, train_classifier
+
+    fe = config_from_options(kw)
+    aug = AugmentConfig(
+        time_shift=not kw["no_shift"], max_shift_s=kw["max_shift"],
+        noise=not kw["no_noise"], noise_prob=kw["noise_prob"], snr_db=_range(kw["snr"], "--snr"),
+        gain=not kw["no_gain"], gain_db=_range(kw["gain_db"], "--gain-db"),
+        spec_augment=not kw["no_specaugment"], freq_masks=kw["freq_masks"], freq_mask_width=kw["freq_mask_width"],
+        time_masks=kw["time_masks"], time_mask_width=kw["time_mask_width"],
+        mixup=kw["mixup"] > 0, mixup_alpha=kw["mixup"] or 0.2,
+    )
+    keywords = tuple(w.strip() for w in kw["keywords"].split(",") if w.strip()) if kw["keywords"] else None
+    cfg = TrainConfig(
+        data=kw["data"], out=kw["run_dir"], format=kw["fmt"], model=kw["model"], epochs=kw["epochs"],
+        batch_size=kw["batch_size"], lr=kw["lr"], weight_decay=kw["weight_decay"], schedule=kw["schedule"],
+        label_smoothing=kw["label_smoothing"], seed=kw["seed"], noise_dir=kw["noise_dir"], val_fold=kw["val_fold"],
+        test_fold=kw["test_fold"], keywords=keywords, window_seconds=kw["window_seconds"], frontend=fe, augment=aug,
+        dropout=kw["dropout"], on_bad_file=kw["on_bad_file"], resume=kw["resume"], checkpoint_every=kw["checkpoint_every"],
+        max_clips=kw["max_clips"], num_threads=kw["threads"], progress=not kw["no_progress"],
+    )
+    out = train_classifier(cfg)
+    import json
+    import os
+
+    if int(os.environ.get("RANK", "0")) == 0:
+        m = json.loads((out / "metrics.json").read_text())
+        click.echo(f"{m['model']} ({m['parameters']:,} parameters): best validation accuracy {m['best_val_acc']:.2%} "
+                   f"at epoch {m['best_epoch']} -> {out}/best.pt")

@@ -1,0 +1,471 @@
+"""Train a mel-CNN classifier on a labelled dataset: ``train_classifier(config) -> run_dir``.
+
+One process, or several under ``torchrun`` (DDP with gloo on CPU; every rank
+trains on its own shard of each epoch, only rank 0 evaluates and writes).
+
+RUN_DIR after a run:
+
+- ``best.pt``      checkpoint of the epoch with the best validation accuracy
+- ``last.pt``      the latest state (end of each epoch, and every
+                   ``checkpoint_every`` steps inside one) with optimizer,
+                   scheduler, RNG states and history, for ``resume``
+- ``config.json``  the training config plus labels, window and parameter count
+- ``metrics.json`` per-epoch history, best validation accuracy, per-class
+                   precision/recall and the confusion matrix of ``best.pt``
+- ``confusion.png`` that confusion matrix
+
+Checkpoints follow ``hearkit.training.checkpoint`` (atomic, weights_only).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hearkit.datasets import SILENCE_LABEL, DatasetIndex, default_window_seconds, index_dataset, noise_files
+from hearkit.errors import ConfigError
+from hearkit.frontend import FrontendConfig
+from hearkit.training.augment import AugmentConfig, NoiseBank, augment_waveform, mixup, spec_augment
+from hearkit.training.checkpoint import load_checkpoint, save_checkpoint
+from hearkit.training.data import BAD_FILE_POLICIES, ClipDataset
+from hearkit.training.frontend import LogMel
+from hearkit.training.models import MODELS, build_model, count_parameters, model_from_config
+
+SCHEDULES = ("onecycle", "cosine")
+WARMUP_FRACTION = 0.1  # share of steps spent warming up (one-cycle pct_start; linear warm-up for cosine)
+EVAL_BATCH = 256  # clips per evaluation batch
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a classification run depends on (saved as config.json and in checkpoints).
+
+    Attributes:
+        data: dataset folder.
+        out: run directory.
+        format: dataset layout, ``hearkit.datasets.FORMATS`` (Default: None = detect).
+        model: a name of ``hearkit.training.models.MODELS`` (Default: dscnn-s).
+        epochs: passes over the training split (Default: 30).
+        batch_size: clips per step and process (Default: 64).
+        lr: peak learning rate of AdamW (Default: 3e-3).
+        weight_decay: AdamW weight decay (Default: 1e-2).
+        schedule: ``onecycle`` | ``cosine`` (with linear warm-up) (Default: onecycle).
+        label_smoothing: target smoothing ε (Default: 0.1).
+        seed: seed of everything random (Default: 0).
+        noise_dir: background-noise folder (Default: None = the dataset's own
+            ``_background_noise_`` files, else its training ``_silence_`` clips, else no noise).
+        val_fold / test_fold: UrbanSound8K folds (Default: None).
+        keywords: speech-commands keyword folders; others become ``_unknown_`` (Default: None = all).
+        window_seconds: clip window (Default: None = 1 s keywords, 4 s UrbanSound8K).
+        frontend: the log-mel front-end (Default: ``FrontendConfig()``).
+        augment: augmentation settings (Default: ``AugmentConfig()``).
+        dropout: model dropout, None keeps the architecture's default.
+        on_bad_file: ``fail`` | ``skip`` unreadable clips (Default: fail).
+        resume: continue from ``out/last.pt`` (Default: False).
+        checkpoint_every: also save ``last.pt`` every this many steps inside an epoch (Default: 50; 0 = epoch ends only).
+        max_clips: use at most this many clips per split, evenly spread (tests, quick looks) (Default: None).
+        num_threads: torch intra-op threads (Default: None = torch's choice).
+        progress: tqdm progress bar (Default: True).
+    """
+
+    data: str
+    out: str
+    format: str | None = None
+    model: str = "dscnn-s"
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 1e-2
+    schedule: str = "onecycle"
+    label_smoothing: float = 0.1
+    seed: int = 0
+    noise_dir: str | None = None
+    val_fold: int | None = None
+    test_fold: int | None = None
+    keywords: tuple[str, ...] | None = None
+    window_seconds: float | None = None
+    frontend: FrontendConfig = field(default_factory=FrontendConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    dropout: float | None = None
+    on_bad_file: str = "fail"
+    resume: bool = False
+    checkpoint_every: int = 50
+    max_clips: int | None = None
+    num_threads: int | None = None
+    progress: bool = True
+
+    def __post_init__(self):
+        def fail(msg):
+            raise ConfigError(f"invalid training config: {msg}")
+
+        if self.model not in MODELS:
+            fail(f"unknown model {self.model!r}; available models = {sorted(MODELS)}")
+        if self.epochs < 1 or self.batch_size < 2:
+            fail(f"need epochs >= 1 and batch_size >= 2, got {self.epochs} and {self.batch_size}")
+        if not self.lr > 0:
+            fail(f"lr must be > 0, got {self.lr}")
+        if self.schedule not in SCHEDULES:
+            fail(f"schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}")
+        if not 0 <= self.label_smoothing < 1:
+            fail(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.on_bad_file not in BAD_FILE_POLICIES:
+            fail(f"on_bad_file must be one of {list(BAD_FILE_POLICIES)}, got {self.on_bad_file!r}")
+        if self.window_seconds is not None and self.window_seconds <= 0:
+            fail(f"window_seconds must be > 0, got {self.window_seconds}")
+        if self.keywords is not None:
+            object.__setattr__(self, "keywords", tuple(self.keywords))
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["frontend"] = self.frontend.to_dict()
+        d["augment"] = self.augment.to_dict()
+        d["keywords"] = list(self.keywords) if self.keywords is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        d["frontend"] = FrontendConfig.from_dict(d.get("frontend") or {})
+        d["augment"] = AugmentConfig(**(d.get("augment") or {}))
+        return cls(**d)
+
+
+# -- distributed helpers ------------------------------------------------------------
+def _dist_env() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    return rank, world
+
+
+def _log(msg: str) -> None:
+    print(f"hearkit: {msg}", file=sys.stderr, flush=True)
+
+
+# -- data ----------------------------------------------------------------------------
+def _spread(examples: list, n: int | None) -> list:
+    """At most n examples, evenly spread over the (sorted) list so every label keeps a share."""
+    if n is None or len(examples) <= n:
+        return examples
+    idx = np.linspace(0, len(examples) - 1, n).round().astype(int)
+    return [examples[i] for i in idx]
+
+
+def _noise_paths(cfg: TrainConfig, index: DatasetIndex) -> list[str]:
+    if cfg.noise_dir:
+        return noise_files(cfg.noise_dir)
+    if index.noise_files:
+        return list(index.noise_files)
+    # Training-split silence clips only: validation ones would leak into training.
+    return [e.path for e in index.split("train") if e.label == SILENCE_LABEL]
+
+
+# -- schedule -------------------------------------------------------------------------
+def _scheduler(cfg: TrainConfig, opt, total_steps: int):
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(total_steps, 2), pct_start=WARMUP_FRACTION)
+    warm = max(1, int(WARMUP_FRACTION * total_steps))
+
+    def f(step):
+        if step < warm:
+            return (step + 1) / warm
+        p = min(1.0, (step - warm) / max(1, total_steps - warm))
+        return 0.5 * (1 + math.cos(math.pi * p))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, f)
+
+
+# -- evaluation --------------------------------------------------------------------------
+@torch.no_grad()
+def predict(model, logmel, ds: ClipDataset, batch_size: int = EVAL_BATCH) -> np.ndarray:
+    """Logits (clips, n_labels) of a dataset, in order."""
+    model.eval()
+    out = []
+    for s in range(0, len(ds), batch_size):
+        wav = torch.stack([ds[i][0] for i in range(s, min(s + batch_size, len(ds)))])
+        out.append(model(logmel(wav)))
+    return torch.cat(out).numpy() if out else np.zeros((0, len(ds.labels)), np.float32)
+
+
+def classification_report(targets: np.ndarray, preds: np.ndarray, labels: list[str]) -> dict:
+    """Accuracy, per-class precision/recall/support and the confusion matrix (rows = truth)."""
+    k = len(labels)
+    cm = np.zeros((k, k), dtype=np.int64)
+    np.add.at(cm, (targets, preds), 1)
+    per = {}
+    for i, name in enumerate(labels):
+        tp = int(cm[i, i])
+        predicted, support = int(cm[:, i].sum()), int(cm[i].sum())
+        per[name] = {
+            "precision": tp / predicted if predicted else 0.0,
+            "recall": tp / support if support else 0.0,
+            "support": support,
+        }
+    return {
+        "accuracy": float((targets == preds).mean()) if len(targets) else 0.0,
+        "per_class": per,
+        "confusion": cm.tolist(),
+    }
+
+
+def plot_confusion(cm, labels: list[str], path: str | Path, title: str = "") -> None:
+    """Confusion matrix as PNG (rows: truth, columns: prediction; cells: counts, colour: row share)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(cm)
+    share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    k = len(labels)
+    size = max(4.0, 0.55 * k + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(k), labels, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(k), labels, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(k):
+        for j in range(k):
+            if cm[i, j]:
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7, color="white" if share[i, j] > 0.5 else "black")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# -- the run ---------------------------------------------------------------------------------
+def _checkpoint(cfg, model, index_labels, window, opt, sched, epoch, step_in_epoch, global_step, gen, history, best, metrics):
+    return {
+        "task": "classify",
+        "model": model.config(),
+        "frontend": cfg.frontend.to_dict(),
+        "labels": list(index_labels),
+        "window_samples": int(window),
+        "state_dict": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "epoch": int(epoch),
+        "step_in_epoch": int(step_in_epoch),
+        "step": int(global_step),
+        "rng": {"torch": torch.get_rng_state(), "augment": gen.get_state()},
+        "history": history,
+        "best": best,
+        "metrics": metrics,
+        "train_config": cfg.to_dict(),
+    }
+
+
+def train_classifier(config: TrainConfig) -> Path:
+    """Train, evaluate and write RUN_DIR; returns its path.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) it joins a gloo process group; only
+    rank 0 writes files.
+    """
+    cfg = config
+    rank, world = _dist_env()
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("gloo")
+    main = rank == 0
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    out = Path(cfg.out)
+    last_path = out / "last.pt"
+    if not cfg.resume and last_path.exists():
+        raise ConfigError(f"{out} already holds a run (last.pt); pass --resume to continue it or choose another directory")
+
+    index = index_dataset(cfg.data, cfg.format, val_fold=cfg.val_fold, test_fold=cfg.test_fold, keywords=cfg.keywords)
+    labels = list(index.labels)
+    fe = cfg.frontend
+    window = int(round((cfg.window_seconds or default_window_seconds(index)) * fe.sample_rate))
+    if fe.num_frames(window) < 1:
+        raise ConfigError(f"a window of {window} samples gives no front-end frame (n_fft {fe.n_fft}); use a longer --window-seconds")
+    train_ex = _spread(index.split("train"), cfg.max_clips)
+    val_ex = _spread(index.split("val"), cfg.max_clips)
+    test_ex = _spread(index.split("test"), cfg.max_clips)
+    if not train_ex:
+        raise ConfigError(f"{cfg.data}: the training split is empty")
+    if not val_ex:
+        raise ConfigError(
+            f"{cfg.data}: the validation split is empty; give a validation list, --val-fold, or more speakers for the hash split"
+        )
+    if main:
+        _log(f"{index.format} at {index.root}: {len(labels)} labels, {len(train_ex)} train / {len(val_ex)} val / {len(test_ex)} test clips")
+    train_ds = ClipDataset(train_ex, labels, fe.sample_rate, window, cfg.on_bad_file, random_crop=True, seed=cfg.seed, progress=cfg.progress and main)
+    val_ds = ClipDataset(val_ex, labels, fe.sample_rate, window, cfg.on_bad_file, progress=cfg.progress and main) if main else None
+    test_ds = ClipDataset(test_ex, labels, fe.sample_rate, window, cfg.on_bad_file) if main and test_ex else None
+    noise = None
+    if cfg.augment.noise:
+        paths = _noise_paths(cfg, index)
+        if paths:
+            noise = NoiseBank.from_files(paths, fe.sample_rate)
+            if main:
+                _log(f"background noise: {len(noise)} clips")
+        elif main:
+            _log("no background noise found (give --noise-dir); noise augmentation is off")
+
+    torch.manual_seed(cfg.seed)
+    kw = {} if cfg.dropout is None else {"dropout": cfg.dropout}
+    model = build_model(cfg.model, len(labels), fe.n_mels, **kw)
+    logmel = LogMel(fe)
+    n_params = count_parameters(model)
+    if main:
+        _log(f"model {cfg.model}: {n_params:,} parameters")
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    per_rank = len(train_ds) // world
+    steps_per_epoch = max(1, math.ceil(per_rank / cfg.batch_size))
+    sched = _scheduler(cfg, opt, cfg.epochs * steps_per_epoch)
+    gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
+
+    start_epoch, start_step, global_step = 0, 0, 0
+    history: list[dict] = []
+    best = {"val_acc": -1.0, "epoch": -1}
+    if cfg.resume and last_path.exists():
+        ck = load_checkpoint(last_path)
+        if ck["model"]["name"] != cfg.model or ck.get("labels") != labels:
+            raise ConfigError(f"{last_path} is a {ck['model']['name']} run over labels {ck.get('labels')}; it cannot resume as {cfg.model} over {labels}")
+        model.load_state_dict(ck["state_dict"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        start_epoch, start_step, global_step = ck["epoch"], ck["step_in_epoch"], ck["step"]
+        history, best = list(ck.get("history", [])), dict(ck.get("best", best))
+        torch.set_rng_state(ck["rng"]["torch"])
+        if world == 1:  # with several ranks each has its own stream; rank 0's was saved
+            gen.set_state(ck["rng"]["augment"])
+        else:
+            gen.manual_seed(cfg.seed * 1000 + rank + 7919 * (global_step + 1))
+        if main:
+            _log(f"resuming {last_path} at epoch {start_epoch + 1}, step {start_step} of {steps_per_epoch}")
+    elif cfg.resume and main:
+        _log(f"--resume: {last_path} does not exist yet; starting a new run")
+
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        cfg_json = {**cfg.to_dict(), "labels": labels, "window_samples": window, "parameters": n_params, "model_config": model.config(),
+                    "world_size": world, "dataset_format": index.format}
+        (out / "config.json").write_text(json.dumps(cfg_json, indent=2))
+
+    k = len(labels)
+    ls = cfg.label_smoothing
+
+    def save_last(epoch, step_in_epoch):
+        if main:
+            save_checkpoint(_checkpoint(cfg, model, labels, window, opt, sched, epoch, step_in_epoch, global_step, gen, history, best, {}), last_path)
+
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.time()
+        perm = torch.randperm(len(train_ds), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
+        mine = perm[: per_rank * world][rank::world] if world > 1 else perm
+        batches = [mine[s : s + cfg.batch_size] for s in range(0, len(mine), cfg.batch_size)]
+        first = start_step if epoch == start_epoch else 0
+        net.train()
+        loss_sum, correct, seen = 0.0, 0, 0
+        bar = None
+        if cfg.progress and main:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(batches), initial=first, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", file=sys.stderr, leave=False)
+        for step in range(first, len(batches)):
+            idx = batches[step].tolist()
+            wav = torch.stack([train_ds[i][0] for i in idx])
+            y = train_ds.targets[idx]
+            wav = augment_waveform(wav, cfg.augment, fe.sample_rate, gen, noise)
+            with torch.no_grad():
+                feats = logmel(wav)
+            if cfg.augment.spec_augment:
+                feats = spec_augment(feats, cfg.augment, gen)
+            target = F.one_hot(y, k).float() * (1 - ls) + ls / k
+            if cfg.augment.mixup:
+                feats, target = mixup(feats, target, cfg.augment.mixup_alpha, gen)
+            logits = net(feats)
+            loss = -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            global_step += 1
+            loss_sum += loss.item() * len(idx)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(idx)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+            if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < len(batches):
+                save_last(epoch, step + 1)
+        if bar is not None:
+            bar.close()
+        if main:
+            logits = predict(model, logmel, val_ds)
+            vt = val_ds.targets.numpy()
+            val_loss = float(F.cross_entropy(torch.from_numpy(logits), val_ds.targets))
+            val_acc = float((logits.argmax(1) == vt).mean())
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": loss_sum / max(seen, 1),
+                "train_acc": correct / max(seen, 1),  # on augmented clips, resumed epochs count their part only
+                "val_loss": val_loss,
+                "val_acc": val_acc,
+                "lr": opt.param_groups[0]["lr"],
+                "seconds": round(time.time() - t0, 2),
+            }
+            history.append(row)
+            _log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {row['train_loss']:.3f} acc {row['train_acc']:.3f} | "
+                 f"val loss {val_loss:.3f} acc {val_acc:.4f} | {row['seconds']:.0f} s")
+            if val_acc > best["val_acc"]:
+                best = {"val_acc": val_acc, "epoch": epoch + 1}
+                save_checkpoint(
+                    _checkpoint(cfg, model, labels, window, opt, sched, epoch + 1, 0, global_step, gen, history, best,
+                                {"val_acc": val_acc, "val_loss": val_loss, "epoch": epoch + 1, "parameters": n_params}),
+                    out / "best.pt",
+                )
+            save_checkpoint(_checkpoint(cfg, model, labels, window, opt, sched, epoch + 1, 0, global_step, gen, history, best, {}), last_path)
+        if world > 1:
+            torch.distributed.barrier()
+
+    if main:
+        skipped = train_ds.bad_files + val_ds.bad_files + (test_ds.bad_files if test_ds is not None else [])
+        _finish(out, model, logmel, val_ds, test_ds, labels, history, best, n_params, cfg, skipped)
+    if world > 1:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    return out
+
+
+def _finish(out, model, logmel, val_ds, test_ds, labels, history, best, n_params, cfg, skipped):
+    """Evaluate best.pt on validation (and test) and write metrics.json and confusion.png."""
+    ck = load_checkpoint(out / "best.pt")
+    best_model = model_from_config(ck["model"])
+    best_model.load_state_dict(ck["state_dict"])
+    vt = val_ds.targets.numpy()
+    rep = classification_report(vt, predict(best_model, logmel, val_ds).argmax(1), labels)
+    metrics = {
+        "model": cfg.model,
+        "parameters": n_params,
+        "labels": labels,
+        "best_epoch": best["epoch"],
+        "best_val_acc": best["val_acc"],
+        "val": rep,
+        "val_clips": len(val_ds),
+        "skipped_files": [{"path": p, "reason": r} for p, r in skipped],
+        "history": history,
+        "train_seconds": round(sum(h["seconds"] for h in history), 1),
+    }
+    if test_ds is not None and len(test_ds):
+        metrics["test"] = classification_report(test_ds.targets.numpy(), predict(best_model, logmel, test_ds).argmax(1), labels)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    plot_confusion(rep["confusion"], labels, out / "confusion.png",
+                   f"{cfg.model} — validation accuracy {rep['accuracy']:.1%} (epoch {best['epoch']})")
+    _log(f"best validation accuracy {best['val_acc']:.4f} at epoch {best['epoch']}; wrote {out}")
