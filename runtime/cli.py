@@ -22,10 +22,8 @@ COMMANDS: dict[str, str] = {
     "devices": "hearkit.commands.devices:devices",
     "export-frontend": "hearkit.commands.frontend:export_frontend",
     "features": "hearkit.commands.frontend:features",
-    "lm": "hearkit.commands.lm:lm",
     "show": "hearkit.commands.show:show",
     "train": "hearkit.commands.train:train",
-    "transcribe": "hearkit.commands.transcribe:transcribe",
 }
 
 
