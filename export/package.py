@@ -1,0 +1,423 @@
+"""``hearkit package``: turn an export folder into a bundle for one device (DESIGN §1, §6).
+
+A bundle holds, for the device profile chosen:
+
+- the export's models under the export's file names (``frontend.onnx``,
+  ``model.onnx``, ``pipeline.onnx``, ``model.int8.onnx``, ``pipeline.int8.onnx``, ...),
+  where the int8 variant is made with the *device's* quantization recipe: reused
+  from the export when a variant there has the same settings, otherwise quantized
+  again from ``model.onnx`` with features of real audio through the exported
+  front-end (calibration data from ``--data`` or the export's record of it);
+- ORT-format copies (``.ort``) made with ``--optimization_style Fixed`` for the
+  device's platform, and the typed required-operators config generated from
+  those optimised graphs (a config from the raw ``.onnx`` misses fused and
+  quantized kernels, DESIGN §6), for onnxruntime minimal builds;
+- ``hearkit_model.h`` / ``hearkit_model.c``: the preferred model's ORT bytes,
+  the labels or vocabulary and the front-end constants, for firmware builds;
+- ``manifest.json``: hearkit version, device, every file with sha256 and size,
+  the model metadata and the parity report when the export has one;
+- ``README.md`` with the exact commands to run it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hearkit.bundle import BUNDLE_FORMAT, BUNDLE_SCHEMA, MANIFEST, model_name, sha256_file
+from hearkit.devices import DeviceProfile, load_profile
+from hearkit.errors import ConfigError, ModelError
+from hearkit.metadata import ModelInfo, read_model_info
+
+EXPORT_SUMMARY = "export.json"
+PARITY_REPORTS = ("report.json", "parity.json")  # written by `hearkit verify`, copied when present
+OPS_CONFIG = "required_operators_and_types.config"
+C_HEADER, C_SOURCE = "hearkit_model.h", "hearkit_model.c"
+DEFAULT_CALIBRATION_CLIPS = 200  # clips of real audio for a device recipe the export lacks
+CALIBRATION_SECONDS_CTC = 4.0    # seconds per calibration chunk for CTC models (no fixed window)
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+QUANT_FIELDS = ("format", "activation_type", "weight_type", "per_channel", "reduce_range",
+                "symmetric_activations", "symmetric_weights", "calibration")
+
+
+def _log_default(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def device_recipe(profile: DeviceProfile):
+    """The export's ``Recipe`` for a profile: a registered one with the same settings, else a new one named after the device."""
+    from hearkit.export.quantize import RECIPES, Recipe
+
+    want = profile.quantization.to_dict()
+    for r in RECIPES.values():
+        if all(getattr(r, k) == want[k] for k in QUANT_FIELDS):
+            return r
+    return Recipe(name=f"device-{profile.name}", why=f"device profile {profile.name}", **want)
+
+
+def _same_recipe(quant: dict, recipe) -> bool:
+    return bool(quant) and all(quant.get(k) == getattr(recipe, k) for k in QUANT_FIELDS)
+
+
+def find_variant(export_dir: Path, recipe) -> tuple[Path, Path] | None:
+    """(model, pipeline) files of the export quantized with exactly ``recipe``'s settings, or None."""
+    for pipe in sorted(export_dir.glob("pipeline.*.onnx")):
+        try:
+            info = read_model_info(pipe)
+        except ModelError:
+            continue
+        if _same_recipe(info.quantization, recipe):
+            model = export_dir / pipe.name.replace("pipeline.", "model.", 1)
+            return (model if model.is_file() else None), pipe
+    return None
+
+
+def calibration_files(data: str | os.PathLike, clips: int) -> list[Path]:
+    """Audio files under ``data`` for calibration: deterministic, spread evenly over the sorted list.
+
+    Files named in a ``validation_list.txt`` / ``testing_list.txt`` at the top of
+    ``data`` are left out, so calibration never sees evaluation audio.
+    """
+    root = Path(data)
+    if not root.is_dir():
+        raise ConfigError(f"calibration data folder {root} does not exist; pass --data DIR")
+    held_out: set[str] = set()
+    for lst in ("validation_list.txt", "testing_list.txt"):
+        f = root / lst
+        if f.is_file():
+            held_out |= {line.strip() for line in f.read_text().splitlines() if line.strip()}
+    files = sorted(
+        p for p in root.rglob("*")
+        if p.suffix.lower() in AUDIO_SUFFIXES and p.relative_to(root).as_posix() not in held_out
+    )
+    if not files:
+        raise ConfigError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) under {root} for calibration")
+    idx = np.unique(np.linspace(0, len(files) - 1, min(clips, len(files))).round().astype(int))
+    return [files[i] for i in idx]
+
+
+def calibration_waveforms(info: ModelInfo, files: list[Path]) -> np.ndarray:
+    """(n, samples) float32 windows: the model's window for classifiers, fixed chunks for CTC."""
+    from hearkit.audio import load_audio
+    from hearkit.classify import fit_window
+
+    sr = info.frontend.sample_rate
+    n = int(info.window_samples or round(CALIBRATION_SECONDS_CTC * sr))
+    return np.stack([fit_window(load_audio(p, sr)[0], n) for p in files]).astype(np.float32)
+
+
+def _calibration_source(export_dir: Path, data) -> str:
+    if data:
+        return os.fspath(data)
+    summary = export_dir / EXPORT_SUMMARY
+    if summary.is_file():
+        s = json.loads(summary.read_text())
+        d = (s.get("calibration") or {}).get("data") or (s.get("train_config") or {}).get("data")
+        if d and Path(d).is_dir():
+            return d
+    raise ConfigError(
+        f"the device recipe needs calibration audio and {export_dir} records none that exists here; pass --data DIR"
+    )
+
+
+def quantize_for_device(export_dir: Path, out_dir: Path, recipe, data=None, clips: int = DEFAULT_CALIBRATION_CLIPS, log=_log_default):
+    """Write ``model.int8.onnx`` and ``pipeline.int8.onnx`` in ``out_dir`` with ``recipe``; return the recipe metadata."""
+    import onnx
+
+    from hearkit.export.pipeline import FEATURES, merge_frontend, save_with_info
+    from hearkit.export.quantize import compute_features, quantize_network, recipe_metadata
+
+    base = read_model_info(export_dir / "pipeline.onnx")
+    src = _calibration_source(export_dir, data)
+    files = calibration_files(src, clips)
+    log(f"package: calibrating recipe {recipe.name} on {len(files)} clips from {src}")
+    feats = compute_features(export_dir / "frontend.onnx", calibration_waveforms(base, files))
+    qmeta = recipe_metadata(recipe, len(files))
+    qnet = quantize_network(export_dir / "model.onnx", out_dir / "model.int8.onnx", recipe, feats)
+    net_info = read_model_info(export_dir / "model.onnx")
+    save_with_info(qnet, dataclasses.replace(net_info, quantization=qmeta), out_dir / "model.int8.onnx")
+    out_name = onnx.load(os.fspath(export_dir / "model.onnx"), load_external_data=False).graph.output[0].name
+    fe = onnx.load(os.fspath(export_dir / "frontend.onnx"))
+    qpipe = merge_frontend(fe, qnet, FEATURES, out_name)
+    save_with_info(qpipe, dataclasses.replace(base, quantization=qmeta), out_dir / "pipeline.int8.onnx")
+    return qmeta
+
+
+def convert_to_ort(bundle: Path, names: list[str], target_platform: str, log=_log_default) -> list[str]:
+    """ORT-format copies of ``names`` (Fixed optimisation for the platform) plus the typed operators config.
+
+    Runs onnxruntime's own converter in a subprocess (its command line is the
+    documented interface, DESIGN §6). Returns the files written.
+    """
+    with tempfile.TemporaryDirectory(prefix="hearkit-ort-") as tmp:
+        t = Path(tmp)
+        for n in names:
+            shutil.copy2(bundle / n, t / n)
+        cmd = [sys.executable, "-m", "onnxruntime.tools.convert_onnx_models_to_ort",
+               "--optimization_style", "Fixed", "--enable_type_reduction",
+               "--target_platform", target_platform, str(t)]
+        log(f"package: ORT format ({target_platform}, Fixed): {' '.join(names)}")
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise ModelError(f"ORT-format conversion failed: {(r.stderr or r.stdout).strip().splitlines()[-1][:300]}")
+        written = []
+        for n in names:
+            ort_name = n[: -len(".onnx")] + ".ort"
+            if not (t / ort_name).is_file():
+                raise ModelError(f"ORT-format conversion wrote no {ort_name}")
+            shutil.copy2(t / ort_name, bundle / ort_name)
+            written.append(ort_name)
+        cfg = t / OPS_CONFIG
+        if not cfg.is_file():
+            raise ModelError(f"ORT-format conversion wrote no {OPS_CONFIG}")
+        # the generated header names the temporary folder; name the bundle files instead
+        (bundle / OPS_CONFIG).write_text(cfg.read_text().replace(str(t) + os.sep, ""))
+        written.append(OPS_CONFIG)
+    return written
+
+
+def _c_string(s: str) -> str:
+    return json.dumps(s, ensure_ascii=True)  # a JSON string literal is a valid C string literal for ASCII
+
+
+def write_c_sources(bundle: Path, model_file: str, info: ModelInfo, device: str) -> list[str]:
+    """``hearkit_model.h`` / ``.c``: model bytes, labels or vocabulary, front-end constants."""
+    data = (bundle / model_file).read_bytes()
+    fe = info.frontend
+    ident = "HEARKIT"
+    h = [
+        "/* Generated by `hearkit package`: do not edit. Model, labels and front-end of one bundle. */",
+        f"#ifndef {ident}_MODEL_H",
+        f"#define {ident}_MODEL_H",
+        "#include <stddef.h>",
+        "",
+        f"#define HEARKIT_DEVICE {_c_string(device)}",
+        f"#define HEARKIT_MODEL_FILE {_c_string(model_file)}",
+        f"#define HEARKIT_TASK {_c_string(info.task)}",
+        f"#define HEARKIT_INPUT {_c_string(info.input)}  /* waveform: float32 (batch, samples) in [-1, 1] */",
+        "/* front-end (the graph computes it; these document what the input must be) */",
+        f"#define HEARKIT_SAMPLE_RATE {fe.sample_rate}  /* Hz */",
+        f"#define HEARKIT_N_FFT {fe.n_fft}  /* samples */",
+        f"#define HEARKIT_WIN_LENGTH {fe.win_length}  /* samples */",
+        f"#define HEARKIT_HOP_LENGTH {fe.hop_length}  /* samples */",
+        f"#define HEARKIT_N_MELS {fe.n_mels}",
+        f"#define HEARKIT_F_MIN {fe.f_min!r}f  /* Hz */",
+        f"#define HEARKIT_F_MAX {fe.f_max!r}f  /* Hz */",
+        f"#define HEARKIT_CENTER {int(fe.center)}",
+        f"#define HEARKIT_WINDOW {_c_string(fe.window)}",
+        f"#define HEARKIT_MEL_SCALE {_c_string(fe.mel_scale)}",
+        f"#define HEARKIT_LOG {_c_string(fe.log)}",
+    ]
+    c = [
+        "/* Generated by `hearkit package`: do not edit. */",
+        f'#include "{C_HEADER}"',
+        "",
+    ]
+    if info.task == "classify":
+        h += [
+            f"#define HEARKIT_WINDOW_SAMPLES {int(info.window_samples or 0)}  /* samples per decision */",
+            f"#define HEARKIT_NUM_LABELS {len(info.labels)}",
+            "extern const char *const hearkit_labels[HEARKIT_NUM_LABELS];",
+        ]
+        c += ["const char *const hearkit_labels[HEARKIT_NUM_LABELS] = {"]
+        c += [f"    {_c_string(x)}," for x in info.labels] + ["};", ""]
+    elif info.task == "ctc":
+        h += [
+            f"#define HEARKIT_SUBSAMPLING {int(info.subsampling or 1)}  /* feature frames per output frame */",
+            f"#define HEARKIT_VOCAB_SIZE {len(info.vocab)}",
+            f"#define HEARKIT_BLANK_ID {int(info.blank)}",
+            "extern const char *const hearkit_vocab[HEARKIT_VOCAB_SIZE];",
+        ]
+        c += ["const char *const hearkit_vocab[HEARKIT_VOCAB_SIZE] = {"]
+        c += [f"    {_c_string(x)}," for x in info.vocab] + ["};", ""]
+    h += [
+        "",
+        "/* ORT-format model bytes, 16-byte aligned (flatbuffers reads them in place). */",
+        f"#define HEARKIT_MODEL_SIZE {len(data)}u",
+        "extern const unsigned char hearkit_model[HEARKIT_MODEL_SIZE];",
+        "",
+        f"#endif /* {ident}_MODEL_H */",
+        "",
+    ]
+    c += [
+        "#if defined(__GNUC__) || defined(__clang__)",
+        "__attribute__((aligned(16)))",
+        "#elif defined(_MSC_VER)",
+        "__declspec(align(16))",
+        "#endif",
+        "const unsigned char hearkit_model[HEARKIT_MODEL_SIZE] = {",
+    ]
+    for i in range(0, len(data), 16):
+        c.append("    " + ", ".join(f"0x{b:02x}" for b in data[i : i + 16]) + ",")
+    c += ["};", ""]
+    (bundle / C_HEADER).write_text("\n".join(h))
+    (bundle / C_SOURCE).write_text("\n".join(c))
+    return [C_HEADER, C_SOURCE]
+
+
+def _readme(bundle: Path, profile: DeviceProfile, info: ModelInfo, models: dict, preferred: str) -> str:
+    run = {"classify": "hearkit run {b} clip.wav", "ctc": "hearkit transcribe {b} speech.wav"}.get(info.task, "hearkit run {b} clip.wav")
+    name = bundle.name
+    lines = [
+        f"# hearkit bundle: {info.task} model for {profile.name}",
+        "",
+        f"{profile.description}. Made by `hearkit package` with the `{profile.name}` profile",
+        f"(int8 recipe: {models.get('pipeline.int8.onnx', {}).get('quantization', {}).get('recipe', 'none')}).",
+        "",
+        "## Run it",
+        "",
+        "```sh",
+        f'pip install "hearkit"     # or see devices/{profile.name}/setup.sh',
+        "hearkit package --verify " + name + "     # every file against manifest.json",
+        run.format(b=name) + f"     # runs {preferred} after checking its sha256",
+        f"hearkit bench {name} --device {profile.name}",
+        "```",
+        "",
+        "From Python: `hearkit.bundle.resolve_model(\"" + name + "\", device=\"" + profile.name + "\")` gives the",
+        "verified model path; a file whose sha256 differs from manifest.json is refused.",
+        "",
+        "## Files",
+        "",
+        "| file | what |",
+        "| --- | --- |",
+    ]
+    for n, m in sorted(models.items()):
+        lines.append(f"| `{n}` | {m['what']} |")
+    lines += [
+        f"| `{OPS_CONFIG}` | typed operator list of the `.ort` models, for `--include_ops_by_config` of an onnxruntime minimal build |",
+        f"| `{C_HEADER}`, `{C_SOURCE}` | `{preferred.replace('.onnx', '.ort')}` as a byte array, labels/vocabulary, front-end constants |",
+        f"| `{MANIFEST}` | sha256 and size of every file, model metadata, parity report |",
+        "",
+        "Input: float32 waveform (batch, samples) at "
+        f"{info.frontend.sample_rate} Hz in [-1, 1]; the log-mel front-end is inside the graph.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def package(
+    export_dir: str | os.PathLike,
+    bundle_dir: str | os.PathLike,
+    device: str | DeviceProfile,
+    data: str | os.PathLike | None = None,
+    calibration_clips: int = DEFAULT_CALIBRATION_CLIPS,
+    ort: bool = True,
+    c_source: bool = True,
+    log=_log_default,
+) -> dict:
+    """Write a bundle for ``device`` from an export folder; return its manifest.
+
+    Args:
+        export_dir: folder written by ``hearkit export`` (``frontend.onnx``, ``model.onnx``,
+            ``pipeline.onnx`` and maybe quantized variants).
+        bundle_dir: output folder (created; files of an earlier bundle there are replaced).
+        device: profile name, profile path or ``DeviceProfile``.
+        data: calibration audio, used only when the export lacks a variant with the
+            device's recipe (Default: the data folder the export recorded).
+        calibration_clips: clips for that calibration (Default: 200).
+        ort: write ``.ort`` files and the operators config (Default: True).
+        c_source: write the C header and source (Default: True; needs ``ort``).
+        log: progress callable (Default: stderr).
+    """
+    t0 = time.perf_counter()
+    profile = load_profile(device)
+    src = Path(export_dir)
+    for need in ("pipeline.onnx", "model.onnx", "frontend.onnx"):
+        if not (src / need).is_file():
+            raise ModelError(f"{src}: not an export folder (no {need}); make one with `hearkit export`")
+    out = Path(bundle_dir)
+    if out.resolve() == src.resolve():
+        raise ConfigError("the bundle folder must differ from the export folder")
+    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise ConfigError(f"{out} exists and is not a hearkit bundle; choose an empty or new folder")
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    info = read_model_info(src / "pipeline.onnx")
+
+    # fp32: copied as exported (same bytes, same names)
+    for n in ("frontend.onnx", "model.onnx", "pipeline.onnx"):
+        shutil.copy2(src / n, out / n)
+    # int8 with the device's recipe
+    recipe = device_recipe(profile)
+    found = find_variant(src, recipe)
+    if found is not None and found[0] is not None:
+        log(f"package: reusing {found[1].name} (same settings as the {profile.name} recipe {recipe.name})")
+        shutil.copy2(found[0], out / "model.int8.onnx")
+        shutil.copy2(found[1], out / "pipeline.int8.onnx")
+    else:
+        quantize_for_device(src, out, recipe, data=data, clips=calibration_clips, log=log)
+    # fp16 for providers that run it (TensorRT converts fp32 itself, so only copied when exported)
+    if profile.fp16 and (src / "pipeline.fp16.onnx").is_file():
+        for n in ("model.fp16.onnx", "pipeline.fp16.onnx"):
+            if (src / n).is_file():
+                shutil.copy2(src / n, out / n)
+
+    onnx_files = sorted(p.name for p in out.glob("*.onnx"))
+    models: dict[str, dict] = {}
+    for n in onnx_files:
+        mi = read_model_info(out / n)
+        variant = "int8" if ".int8." in n else "fp16" if ".fp16." in n else "fp32"
+        role = {"frontend": "log-mel front-end", "model": "network (log-mel in)", "pipeline": "front-end + network (waveform in)"}[n.split(".")[0]]
+        models[n] = {"variant": variant, "task": mi.task, "input": mi.input, "quantization": mi.quantization or {"format": "fp32"},
+                     "what": f"{role}, {variant}"}
+    files = list(onnx_files)
+    pipelines = [n for n in onnx_files if n.startswith("pipeline.")]
+    if ort:
+        written = convert_to_ort(out, pipelines, profile.ort_target_platform, log=log)
+        for n in written:
+            if n.endswith(".ort"):
+                models[n] = {**models[n[:-4] + ".onnx"], "what": models[n[:-4] + ".onnx"]["what"] + ", ORT format (Fixed, " + profile.ort_target_platform + ")"}
+        files += written
+    preferred = model_name(profile.prefer)
+    if preferred not in onnx_files:
+        preferred = "pipeline.int8.onnx" if "pipeline.int8.onnx" in onnx_files else "pipeline.onnx"
+    if c_source and ort:
+        files += write_c_sources(out, preferred[: -len(".onnx")] + ".ort", info, profile.name)
+    parity = None
+    for rep in PARITY_REPORTS:
+        if (src / rep).is_file():
+            shutil.copy2(src / rep, out / rep)
+            files.append(rep)
+            try:
+                parity = json.loads((src / rep).read_text())
+            except json.JSONDecodeError:
+                parity = None
+            break
+    (out / "README.md").write_text(_readme(out, profile, info, models, preferred))
+    files.append("README.md")
+
+    from hearkit import __version__
+
+    manifest = {
+        "format": BUNDLE_FORMAT,
+        "schema": BUNDLE_SCHEMA,
+        "hearkit_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "device": profile.name,
+        "profile": {
+            "providers": list(profile.providers), "threads": profile.threads, "spinning": profile.spinning,
+            "graph_optimization": profile.graph_optimization, "prefer": profile.prefer, "fp16": profile.fp16,
+            "quantization": profile.quantization.to_dict(), "ort_target_platform": profile.ort_target_platform,
+        },
+        "preferred": preferred,
+        "source": str(src.resolve()),
+        "metadata": {k: v for k, v in info.to_props().items() if k != "hearkit.hearkit_version"},
+        "models": {n: {k: v for k, v in m.items() if k != "what"} for n, m in models.items()},
+        "parity": parity,
+        "files": {n: {"sha256": sha256_file(out / n), "bytes": (out / n).stat().st_size} for n in sorted(set(files))},
+    }
+    tmp = out / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, out / MANIFEST)
+    log(f"package: wrote {len(manifest['files'])} files to {out} for {profile.name} in {time.perf_counter() - t0:.1f} s")
+    return manifest
