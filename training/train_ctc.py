@@ -238,8 +238,9 @@ def train_ctc(train_manifest, val_manifest, run_dir, cfg: CTCTrainConfig = CTCTr
             raise ConfigError(f"--resume: {last} does not exist")
         ckpt = load_checkpoint(last)
         fe = FrontendConfig.from_dict(ckpt["frontend"])
-        cfg = CTCTrainConfig(**{**asdict(cfg), **{k: v for k, v in ckpt["train_config"].items() if k not in ("epochs",)},
-                                "epochs": cfg.epochs})
+        known = set(asdict(cfg))
+        saved = {k: (tuple(v) if isinstance(v, list) else v) for k, v in ckpt["train_config"].items() if k in known}
+        cfg = CTCTrainConfig(**{**asdict(cfg), **saved, "epochs": cfg.epochs})
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     overrides = dict(cfg.model_overrides)
@@ -327,7 +328,9 @@ def train_ctc(train_manifest, val_manifest, run_dir, cfg: CTCTrainConfig = CTCTr
             "metrics": {"val_wer": wer, "val_cer": cer, "epoch": epoch, "params": count_params(model)},
             "best": best,
             "history_json": json.dumps(history),
-            "train_config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+            "train_config": {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+                             "train_manifest": str(Path(train_manifest).resolve()),
+                             "val_manifest": str(Path(val_manifest).resolve())},
         }
         save_checkpoint(state, run_dir / "last.pt")
         if improved:
