@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "devices": "hearkit.commands.devices:devices",
     "export-frontend": "hearkit.commands.frontend:export_frontend",
     "features": "hearkit.commands.frontend:features",
+    "lm": "hearkit.commands.lm:lm",
     "package": "hearkit.commands.package:package",
     "show": "hearkit.commands.show:show",
     "train": "hearkit.commands.train:train",
