@@ -85,6 +85,22 @@ def fit_window(x: np.ndarray, window_samples: int) -> np.ndarray:
     return fw(x, window_samples)
 
 
+def dataset_options(train_config: dict, fmt: str | None, data) -> dict:
+    """``index_dataset`` options that reproduce the training run's labels and splits.
+
+    UrbanSound8K folds and Speech Commands keywords come from the checkpoint's
+    ``train_config`` when the data is the training data's format.
+    """
+    tc = train_config or {}
+    same_format = fmt is None or fmt == tc.get("format")
+    kw: dict = {}
+    if same_format and tc.get("format") == "urbansound8k":
+        kw.update(val_fold=tc.get("val_fold"), test_fold=tc.get("test_fold"))
+    if same_format and tc.get("keywords") and (tc.get("format") in (None, "speech-commands")):
+        kw["keywords"] = list(tc["keywords"])
+    return kw
+
+
 def calibration_examples(ckpt: dict, data: str | os.PathLike | None, fmt: str | None, clips: int):
     """Training clips for calibration: ``clips`` examples spread evenly over the labels, deterministic.
 
@@ -99,8 +115,7 @@ def calibration_examples(ckpt: dict, data: str | os.PathLike | None, fmt: str | 
     if not Path(root).is_dir():
         raise ConfigError(f"calibration data folder {root} does not exist; pass --data DIR")
     kw = {}
-    if (fmt or tc.get("format")) == "urbansound8k" and data is None:
-        kw = {"val_fold": tc.get("val_fold"), "test_fold": tc.get("test_fold")}
+    kw = dataset_options(tc, fmt, data)
     idx = index_dataset(root, fmt or (tc.get("format") if data is None else None), **kw)
     train = idx.split("train") or idx.split("all")
     by_label: dict[str, list] = {}

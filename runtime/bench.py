@@ -20,6 +20,7 @@ from hearkit.commands.options import config_from_options, frontend_options
 
 # name -> "module:attribute". Keep alphabetical; one line per benchmark.
 BENCH_COMMANDS: dict[str, str] = {
+    "classify": "hearkit.commands.bench_classify:bench_classify",
     "frontend": "hearkit.bench:bench_frontend",
 }
 

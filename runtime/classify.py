@@ -66,16 +66,17 @@ def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def fit_window(x: np.ndarray, window_samples: int) -> np.ndarray:
-    """Pad with zeros at the end, or crop the centre, to exactly ``window_samples``.
+    """Pad with zeros on both sides, or crop, centred, to exactly ``window_samples``.
 
-    The training data loader pads and crops the same way, so a clip of another
-    length is seen as in training.
+    The same as the training loader (``hearkit.training.data.fit_to_window``), so a
+    clip of another length is seen as in training.
     """
     n = x.shape[-1]
     if n == window_samples:
         return x
     if n < window_samples:
-        return np.pad(x, (0, window_samples - n))
+        left = (window_samples - n) // 2
+        return np.pad(x, (left, window_samples - n - left))
     start = (n - window_samples) // 2
     return x[start : start + window_samples]
 
@@ -340,7 +341,8 @@ class KeywordSpotter:
     Args:
         path: a classification model file or export directory.
         hop_seconds: time between decisions (Default: 0.1).
-        thresholds: a float for every keyword, or {label: threshold} (others use 0.6).
+        thresholds: a float for every keyword, or {label: threshold} (others use ``default_threshold``).
+        default_threshold: threshold of keywords not in a ``thresholds`` dict (Default: 0.6).
         smoothing: decisions averaged (Default: 3).
         refractory_seconds: quiet time after a detection (Default: 1.0).
         record: keep (time, smoothed posteriors) of every decision in ``history`` (for plots).
@@ -360,6 +362,7 @@ class KeywordSpotter:
         labels: list[str] | None = None,
         sample_rate: int | None = None,
         window_samples: int | None = None,
+        default_threshold: float = DEFAULT_THRESHOLD,
     ):
         if scorer is None:
             if path is None:
@@ -383,9 +386,9 @@ class KeywordSpotter:
             )
         self.hop_samples = hop
         if thresholds is None:
-            th_map, default = {}, DEFAULT_THRESHOLD
+            th_map, default = {}, float(default_threshold)
         elif isinstance(thresholds, Mapping):
-            th_map, default = dict(thresholds), DEFAULT_THRESHOLD
+            th_map, default = dict(thresholds), float(default_threshold)
         else:
             th_map, default = {}, float(thresholds)
         self.logic = DetectionLogic(self.labels, th_map, default, int(smoothing), float(refractory_seconds))

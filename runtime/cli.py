@@ -20,12 +20,17 @@ COMMANDS: dict[str, str] = {
     "bench": "hearkit.bench:bench",
     "data": "hearkit.commands.data:data",
     "devices": "hearkit.commands.devices:devices",
+    "eval": "hearkit.commands.classify:eval_",
+    "export": "hearkit.commands.export:export",
     "export-frontend": "hearkit.commands.frontend:export_frontend",
     "features": "hearkit.commands.frontend:features",
     "lm": "hearkit.commands.lm:lm",
     "package": "hearkit.commands.package:package",
+    "run": "hearkit.commands.classify:run",
     "show": "hearkit.commands.show:show",
+    "stream": "hearkit.commands.classify:stream",
     "train": "hearkit.commands.train:train",
+    "verify": "hearkit.commands.export:verify",
 }
 
 

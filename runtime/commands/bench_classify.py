@@ -1,0 +1,146 @@
+"""``hearkit bench classify MODEL_DIR``: torch eager, ONNX fp32 and ONNX int8 side by side.
+
+Latency of one clip (batch 1, 1 thread) for the fused pipeline and for the
+network alone, and the CPU share of keyword spotting with a 100 ms hop
+(process CPU time / audio time). torch is measured only when installed, through
+``hearkit.export`` (this runtime module never imports torch itself).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from importlib.util import find_spec
+from pathlib import Path
+
+import click
+import numpy as np
+
+from hearkit.errors import ModelError
+
+STREAM_SECONDS = 30.0   # audio fed to the spotter for the CPU-share figure
+STREAM_CHUNK = 0.1      # seconds per accept_waveform call, as a microphone delivers them
+
+
+def _variants(d: Path) -> list[tuple[str, Path, Path | None]]:
+    """(name, pipeline, network) of every variant in an export folder, fp32 first."""
+    out = []
+    for p in sorted(d.glob("pipeline*.onnx"), key=lambda p: (p.name != "pipeline.onnx", p.name)):
+        tag = p.name[len("pipeline"):-len(".onnx")].lstrip(".") or "fp32"
+        net = d / p.name.replace("pipeline", "model")
+        out.append((tag, p, net if net.is_file() else None))
+    return out
+
+
+def _onnx_ms(path: Path, shape, repeat: int) -> float:
+    from hearkit.bench import time_call
+    from hearkit.metadata import make_session
+
+    s = make_session(path, threads=1)
+    name = s.get_inputs()[0].name
+    x = (0.1 * np.random.default_rng(0).standard_normal(shape)).astype(np.float32)
+    return 1e3 * time_call(lambda: s.run(None, {name: x}), repeat, warmup=10)
+
+
+def stream_cpu_share(model: Path, seconds: float = STREAM_SECONDS, hop: float = 0.1) -> dict:
+    """Process CPU time / audio time of a KeywordSpotter fed ``seconds`` of noise in 100 ms chunks."""
+    from hearkit.classify import KeywordSpotter
+
+    kws = KeywordSpotter(model, hop_seconds=hop)
+    sr = kws.sample_rate
+    x = (0.05 * np.random.default_rng(1).standard_normal(int(seconds * sr))).astype(np.float32)
+    n = int(STREAM_CHUNK * sr)
+    kws.accept_waveform(x[: 10 * n])  # warm-up: first runs allocate
+    kws.reset()
+    c0, w0 = time.process_time(), time.perf_counter()
+    for i in range(0, len(x), n):
+        kws.accept_waveform(x[i : i + n])
+    cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+    return {"cpu_share_percent": 100 * cpu / seconds, "wall_ms_per_hop": 1e3 * wall / (seconds / hop)}
+
+
+def _torch_row(d: Path, repeat: int):
+    if find_spec("torch") is None:
+        return None, "torch not installed"
+    summary_path = d / "export.json"
+    if not summary_path.is_file():
+        return None, "no export.json (checkpoint unknown)"
+    from hearkit.export.classify import WaveformClassifier, load_classifier
+    from hearkit.export.verify import load_export_checkpoint, read_export, torch_latency_ms
+
+    summary = read_export(d)
+    try:
+        ckpt = load_export_checkpoint(summary)
+    except ModelError as e:
+        return None, str(e)
+    net, cfg = load_classifier(ckpt)
+    window = int(summary["window_samples"])
+    frames = cfg.num_frames(window)
+    pipe_ms = torch_latency_ms(WaveformClassifier(net, cfg).eval(), window, repeat)
+    import importlib
+
+    torch = importlib.import_module("torch")  # measured only; hearkit's runtime does not need it
+    x = torch.randn(1, frames, cfg.n_mels)
+    torch.set_num_threads(1)
+    from hearkit.bench import time_call
+
+    with torch.inference_mode():
+        net_ms = 1e3 * time_call(lambda: net(x), repeat, warmup=10)
+    return {"variant": "torch eager", "pipeline_ms": pipe_ms, "network_ms": net_ms}, ""
+
+
+@click.command("classify")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--repeat", type=click.IntRange(min=1), default=200, show_default=True, help="Timed runs per model; median reported.")
+@click.option("--stream-seconds", type=click.FloatRange(min=1), default=STREAM_SECONDS, show_default=True,
+              help="Audio fed to the keyword spotter for the CPU share.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def bench_classify(model_dir, repeat, stream_seconds, as_json):
+    """Latency of one clip on 1 thread: torch eager, ONNX fp32, ONNX int8 (pipeline and network),
+    and the CPU share of streaming with a 100 ms hop."""
+    from hearkit.metadata import read_model_info
+
+    d = Path(model_dir)
+    variants = _variants(d)
+    if not variants:
+        raise ModelError(f"{d}: no pipeline*.onnx here; pass a folder written by `hearkit export`")
+    info = read_model_info(variants[0][1])
+    window = int(info.window_samples or info.frontend.sample_rate)
+    frames = info.frontend.num_frames(window)
+    rows = []
+    click.echo("timing torch eager ...", err=True)
+    row, why = _torch_row(d, repeat)
+    if row is None:
+        click.echo(f"torch eager skipped: {why}", err=True)
+    else:
+        rows.append(row)
+    for tag, pipe, net in variants:
+        click.echo(f"timing {pipe.name} ...", err=True)
+        r = {"variant": f"onnx {tag}", "pipeline_ms": _onnx_ms(pipe, (1, window), repeat),
+             "network_ms": _onnx_ms(net, (1, frames, info.frontend.n_mels), repeat) if net else None}
+        if tag in ("fp32", "int8"):
+            click.echo(f"streaming with {pipe.name} ...", err=True)
+            r.update(stream_cpu_share(pipe, stream_seconds))
+        rows.append(r)
+    base = {r["variant"]: r for r in rows}
+    for r in rows:
+        for ref in ("onnx fp32", "torch eager"):
+            key = "x_vs_" + ref.replace(" ", "_")
+            if ref in base and r.get("network_ms") and base[ref].get("network_ms"):
+                r[key] = base[ref]["network_ms"] / r["network_ms"]
+    result = {"model_dir": str(d), "window_seconds": window / info.frontend.sample_rate, "threads": 1,
+              "repeat": repeat, "stream_seconds": stream_seconds, "rows": rows}
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+
+    def f(v, fmt="{:.3f}"):
+        return "-" if v is None else fmt.format(v)
+
+    click.echo(f"{d}: one {window / info.frontend.sample_rate:g}-s clip, batch 1, 1 thread, median of {repeat}")
+    click.echo(f"{'variant':<28} {'pipeline ms':>11} {'network ms':>10} {'net x fp32':>10} {'net x torch':>11} {'stream CPU %':>12}")
+    for r in rows:
+        click.echo(f"{r['variant']:<28} {f(r['pipeline_ms']):>11} {f(r.get('network_ms')):>10} "
+                   f"{f(r.get('x_vs_onnx_fp32'), '{:.2f}'):>10} {f(r.get('x_vs_torch_eager'), '{:.2f}'):>11} "
+                   f"{f(r.get('cpu_share_percent'), '{:.2f}'):>12}")
+    click.echo("stream CPU %: process CPU time / audio time, KeywordSpotter with a 100 ms hop, spinning off")

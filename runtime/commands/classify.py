@@ -1,0 +1,242 @@
+"""``hearkit run``, ``hearkit stream`` and ``hearkit eval``: torch-free use of exported models.
+
+``run`` and ``eval`` dispatch on the model's metadata task (``RUNNERS`` /
+``EVALUATORS``: ``"task": "module:function"``), so another task plugs in with one line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from hearkit.errors import ConfigError, ModelError
+
+# task -> "module:function(model, audio_paths, top) -> iterator of JSON-able dicts (one per file)"
+RUNNERS: dict[str, str] = {
+    "classify": "hearkit.commands.classify:run_classify",
+}
+# task -> "module:function(model, **options) -> report dict" (options: see `eval`)
+EVALUATORS: dict[str, str] = {
+    "classify": "hearkit.commands.classify:eval_classify",
+}
+PCM_BYTES = 2  # raw stdin samples are 16-bit little-endian
+
+
+def _load(spec: str):
+    module, attr = spec.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _task(model) -> tuple[str, Path]:
+    from hearkit.classify import resolve_model
+    from hearkit.metadata import read_model_info
+
+    path = resolve_model(model, prefer=("pipeline.int8.onnx", "pipeline.onnx", "pipeline.fp16.onnx", "model.onnx"))
+    return read_model_info(path).task, path
+
+
+# -- run -----------------------------------------------------------------------------
+def run_classify(model, paths, top: int = 3):
+    """One result dict per audio file: label, score and the ``top`` best labels."""
+    from hearkit.classify import Classifier
+
+    clf = Classifier(model)
+    for p in paths:
+        pred = clf.classify(p)
+        yield {"file": str(p), "label": pred.label, "score": round(pred.score, 5),
+               "top": [[lab, round(s, 5)] for lab, s in pred.top(top)]}
+
+
+@click.command("run")
+@click.argument("model", type=click.Path(exists=True))
+@click.argument("audio", nargs=-1, required=True, type=click.Path())
+@click.option("--top", type=click.IntRange(min=1), default=3, show_default=True, help="Best labels listed per file.")
+def run(model, audio, top):
+    """Run MODEL (a .onnx file or an export folder) on AUDIO files: one JSON line per file.
+
+    Any format libsndfile reads; audio is resampled to the model's rate."""
+    task, path = _task(model)
+    if task not in RUNNERS:
+        raise ModelError(f"{path}: `hearkit run` has no runner for task {task!r}; supported: {sorted(RUNNERS)}")
+    for line in _load(RUNNERS[task])(path, list(audio), top=top):
+        click.echo(json.dumps(line))
+
+
+# -- stream --------------------------------------------------------------------------
+def _pcm_chunks(stream, samples: int):
+    """float32 chunks from raw 16-bit little-endian PCM on a binary stream."""
+    carry = b""
+    while True:
+        data = stream.read(samples * PCM_BYTES)
+        if not data:
+            break
+        data = carry + data
+        n = len(data) // PCM_BYTES * PCM_BYTES
+        carry = data[n:]
+        if n:
+            yield np.frombuffer(data[:n], dtype="<i2").astype(np.float32) / 32768.0
+
+
+@click.command("stream")
+@click.argument("model", type=click.Path(exists=True))
+@click.argument("audio", type=click.Path(allow_dash=True))
+@click.option("--hop", "hop_seconds", type=float, default=0.1, show_default=True, help="Seconds between decisions.")
+@click.option("--threshold", "thresholds", multiple=True, metavar="[LABEL=]VALUE",
+              help="Smoothed-posterior threshold, for all keywords or one label (repeatable). Default 0.6.")
+@click.option("--smoothing", type=click.IntRange(min=1), default=3, show_default=True, help="Decisions averaged.")
+@click.option("--refractory", "refractory_seconds", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Seconds after a detection during which nothing else fires.")
+@click.option("--chunk", "chunk_seconds", type=click.FloatRange(min=0.001), default=0.1, show_default=True,
+              help="Seconds of audio read per step.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write scores over time with detections as PNG.")
+def stream(model, audio, hop_seconds, thresholds, smoothing, refractory_seconds, chunk_seconds, plot):
+    """Spot keywords in AUDIO (a file, or `-` for raw 16-bit mono PCM at the model's rate on stdin).
+
+    Prints one JSON line per detection: {"label", "time" (s), "score"}."""
+    from hearkit.audio import iter_blocks
+    from hearkit.classify import KeywordSpotter
+
+    th: dict[str, float] = {}
+    default = None
+    for t in thresholds:
+        label, _, value = t.rpartition("=")
+        try:
+            v = float(value)
+        except ValueError as e:
+            raise ConfigError(f"--threshold {t!r}: expected VALUE or LABEL=VALUE with a number") from e
+        if label:
+            th[label] = v
+        else:
+            default = v
+    from hearkit.classify import DEFAULT_THRESHOLD
+
+    kws = KeywordSpotter(model, hop_seconds=hop_seconds, thresholds=th, smoothing=smoothing,
+                         refractory_seconds=refractory_seconds, record=plot is not None,
+                         default_threshold=DEFAULT_THRESHOLD if default is None else default)
+    sr = kws.sample_rate
+    n = max(1, int(round(chunk_seconds * sr)))
+    chunks = _pcm_chunks(sys.stdin.buffer, n) if audio == "-" else iter_blocks(audio, sr, block_seconds=chunk_seconds)
+    found = []
+    for chunk in chunks:
+        for d in kws.accept_waveform(chunk):
+            found.append(d)
+            click.echo(json.dumps(d.to_dict()))
+    if plot:
+        from hearkit.classify import plot_timeline
+
+        plot_timeline(kws.history, kws.labels, found, plot, title=f"{Path(str(audio)).name}: {len(found)} detections")
+        click.echo(f"wrote {plot}", err=True)
+
+
+# -- eval ----------------------------------------------------------------------------
+def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict:
+    """Accuracy, per-class precision/recall/F1/support and the confusion matrix (rows: truth)."""
+    k = len(labels)
+    cm = np.zeros((k, k), dtype=np.int64)
+    np.add.at(cm, (y_true, y_pred), 1)
+    per = {}
+    for i, lab in enumerate(labels):
+        tp = cm[i, i]
+        prec = tp / cm[:, i].sum() if cm[:, i].sum() else 0.0
+        rec = tp / cm[i].sum() if cm[i].sum() else 0.0
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        per[lab] = {"precision": float(prec), "recall": float(rec), "f1": float(f1), "support": int(cm[i].sum())}
+    return {"accuracy": float(np.trace(cm) / max(1, cm.sum())), "per_class": per, "confusion": cm.tolist()}
+
+
+def plot_confusion(cm, labels, path, title: str = "") -> Path:
+    """Confusion matrix (rows: truth, columns: prediction) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(cm)
+    fig, ax = plt.subplots(figsize=(1 + 0.55 * len(labels), 1 + 0.5 * len(labels)))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            if cm[i, j]:
+                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if cm[i, j] > cm.max() / 2 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def eval_classify(model, data=None, fmt=None, split="val", val_fold=None, test_fold=None, confusion=None,
+                  batch_size: int = 32, **unused) -> dict:
+    """Accuracy and per-class report of a classification model on a dataset split."""
+    from hearkit.classify import Classifier
+    from hearkit.datasets import index_dataset
+
+    if unused.get("manifest"):
+        raise ConfigError("--manifest is for CTC models; a classification model takes --data DIR")
+    if not data:
+        raise ConfigError("eval of a classification model needs --data DIR")
+    clf = Classifier(model)
+    kw = {"val_fold": val_fold, "test_fold": test_fold} if (val_fold or test_fold) else {}
+    idx = index_dataset(data, fmt, **kw)
+    unknown = sorted(set(idx.labels) - set(clf.labels))
+    if unknown:
+        raise ConfigError(f"{data}: labels {unknown} are not among the model's labels {clf.labels}")
+    ex = idx.split(split)
+    if not ex:
+        raise ConfigError(f"{data}: the '{split}' split is empty; choose another with --split")
+    y = np.array([clf.labels.index(e.label) for e in ex])
+    logits = []
+    with click.progressbar(range(0, len(ex), batch_size), label=f"eval {len(ex)} clips", file=sys.stderr) as bar:
+        for i in bar:
+            logits.append(clf.logits([e.path for e in ex[i : i + batch_size]], batch_size=batch_size))
+    pred = np.concatenate(logits).argmax(1)
+    rep = classification_report(y, pred, clf.labels)
+    rep.update({"model": str(clf.path), "data": str(data), "format": idx.format, "split": split, "clips": len(ex),
+                "labels": clf.labels})
+    if confusion:
+        plot_confusion(rep["confusion"], clf.labels, confusion,
+                       title=f"{Path(clf.path).name} on {Path(data).name}/{split}: {100 * rep['accuracy']:.2f} %")
+    return rep
+
+
+@click.command("eval")
+@click.argument("model", type=click.Path(exists=True))
+@click.option("--data", type=click.Path(exists=True, file_okay=False), default=None, help="Labelled dataset folder.")
+@click.option("--format", "fmt", default=None, help="speech-commands | urbansound8k | folders (default: detected).")
+@click.option("--split", default="val", show_default=True, type=click.Choice(["val", "test", "train", "all"]))
+@click.option("--val-fold", type=int, default=None, help="UrbanSound8K validation fold.")
+@click.option("--test-fold", type=int, default=None, help="UrbanSound8K test fold.")
+@click.option("--manifest", type=click.Path(exists=True, dir_okay=False), default=None, help="JSONL manifest (CTC models).")
+@click.option("--confusion", type=click.Path(dir_okay=False), default=None, help="Write the confusion matrix as PNG.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+def eval_(model, data, fmt, split, val_fold, test_fold, manifest, confusion, as_json):
+    """Evaluate MODEL (a .onnx file or export folder) on a dataset split: accuracy and per-class report."""
+    task, path = _task(model)
+    if task not in EVALUATORS:
+        raise ModelError(f"{path}: `hearkit eval` has no evaluator for task {task!r}; supported: {sorted(EVALUATORS)}")
+    rep = _load(EVALUATORS[task])(path, data=data, fmt=fmt, split=split, val_fold=val_fold, test_fold=test_fold,
+                                  manifest=manifest, confusion=confusion)
+    if as_json:
+        click.echo(json.dumps(rep, indent=2))
+        return
+    if "per_class" not in rep:  # another task's evaluator: print what it returned
+        click.echo(json.dumps(rep, indent=2))
+        return
+    click.echo(f"{rep['model']} on {rep['data']} ({rep['split']}, {rep['clips']} clips): accuracy {100 * rep['accuracy']:.2f} %")
+    click.echo(f"{'label':<16} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}")
+    for lab, r in rep["per_class"].items():
+        click.echo(f"{lab:<16} {r['precision']:>9.3f} {r['recall']:>7.3f} {r['f1']:>6.3f} {r['support']:>8d}")
+    if confusion:
+        click.echo(f"wrote {confusion}", err=True)
