@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "show": "hearkit.commands.show:show",
     "stream": "hearkit.commands.classify:stream",
     "train": "hearkit.commands.train:train",
+    "transcribe": "hearkit.commands.transcribe:transcribe",
     "verify": "hearkit.commands.export:verify",
 }
 
