@@ -44,6 +44,24 @@ def time_call(fn, repeat: int, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
+def time_interleaved(fns: dict, repeat: int, warmup: int = 1) -> dict[str, float]:
+    """Median wall time in seconds of each ``fns[name]()``, timed round-robin.
+
+    One call of each per round, so that a burst of load from other processes
+    hits every contender alike instead of whichever happened to run then.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(max(1, repeat)):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def _frontend_candidates(cfg, x, threads: int) -> dict:
     """name -> (callable or None, note). A None callable is skipped with the note as the reason."""
     import numpy as np
@@ -113,8 +131,9 @@ def _frontend_candidates(cfg, x, threads: int) -> dict:
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Threads for onnxruntime and torch.")
 @click.option("--repeat", type=click.IntRange(min=1), default=20, show_default=True, help="Timed runs per backend; the median is reported.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--model", "models", multiple=True, type=click.Path(exists=True, dir_okay=False), help="Also time an exported front-end graph (repeatable); works without torch/onnx, e.g. on a device.")
 @frontend_options
-def bench_frontend(seconds: float, threads: int, repeat: int, as_json: bool, **kw):
+def bench_frontend(seconds: float, threads: int, repeat: int, as_json: bool, models: tuple[str, ...], **kw):
     """Time per 10 s of audio for every front-end backend, with librosa and torch.stft beside them."""
     import numpy as np
 
@@ -122,14 +141,21 @@ def bench_frontend(seconds: float, threads: int, repeat: int, as_json: bool, **k
     n = int(round(seconds * cfg.sample_rate))
     x = (0.1 * np.random.default_rng(0).standard_normal(n)).astype(np.float32)
     scale = REFERENCE_SECONDS / (n / cfg.sample_rate)
+    candidates = _frontend_candidates(cfg, x, threads)
+    for path in models:
+        from hearkit.frontend_onnx import OnnxFrontend
+
+        fe = OnnxFrontend(path, threads=threads)
+        xm = (0.1 * np.random.default_rng(0).standard_normal(int(round(seconds * fe.cfg.sample_rate)))).astype(np.float32)
+        # the file's own config may differ from the options: scale by its own rate
+        candidates[f"file {path}"] = ((lambda f=fe, a=xm: f(a)), f"exported graph, n_fft {fe.cfg.n_fft}, hop {fe.cfg.hop_length}")
+    live = {name: fn for name, (fn, _) in candidates.items() if fn is not None}
+    click.echo(f"timing {', '.join(live)} ({repeat} rounds) ...", err=True)
+    times = time_interleaved(live, repeat)
     rows = []
-    for name, (fn, note) in _frontend_candidates(cfg, x, threads).items():
-        if fn is None:
-            rows.append({"backend": name, "ms_per_10s": None, "note": note})
-            continue
-        click.echo(f"timing {name} ...", err=True)
-        sec = time_call(fn, repeat)
-        rows.append({"backend": name, "ms_per_10s": sec * 1e3 * scale, "note": note})
+    for name, (fn, note) in candidates.items():
+        sec = times.get(name)
+        rows.append({"backend": name, "ms_per_10s": None if sec is None else sec * 1e3 * scale, "note": note})
     if as_json:
         click.echo(json.dumps({"seconds": n / cfg.sample_rate, "threads": threads, "repeat": repeat, "config": cfg.to_dict(), "results": rows}, indent=2))
         return
