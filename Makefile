@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # debootstrap (the emulated arm64 parity suite).
 DEB_PACKAGES := espeak-ng sox libsndfile1
 
-.PHONY: demo test test-slow test-all install system-deps clean help
+.PHONY: demo test test-slow test-all test-arm install system-deps clean help
 
 help:
 	@echo "make demo   - install into $(VENV) and run the main job end to end"
@@ -48,6 +48,20 @@ test: install system-deps
 
 test-slow: install system-deps
 	$(PY) -m pytest -m "slow" $(PYTEST_ARGS)
+
+# The emulated Raspberry Pi parity suite (DESIGN §9): installs qemu-user-static and
+# debootstrap if missing, builds the cached arm64 rootfs (~/.cache/hearkit/arm64,
+# ~30 s with a warm network), then runs only the `emulation` tests (~1.5 min here).
+ARM_DEB_PACKAGES := qemu-user-static debootstrap
+test-arm: install system-deps
+	@missing=""; for p in $(ARM_DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	fi
+	PIP="$(PY) -m pip" devices/emulation/build_rootfs.sh
+	$(PY) -m pytest -m emulation $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

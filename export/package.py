@@ -82,25 +82,31 @@ def find_variant(export_dir: Path, recipe) -> tuple[Path, Path] | None:
 
 
 def calibration_files(data: str | os.PathLike, clips: int) -> list[Path]:
-    """Audio files under ``data`` for calibration: deterministic, spread evenly over the sorted list.
+    """Audio files for calibration: deterministic, spread evenly over the sorted list.
 
-    Files named in a ``validation_list.txt`` / ``testing_list.txt`` at the top of
-    ``data`` are left out, so calibration never sees evaluation audio.
+    ``data`` is a folder of audio files or a NeMo JSONL manifest (as recorded by the
+    CTC export). Files named in a ``validation_list.txt`` / ``testing_list.txt`` at
+    the top of a folder are left out, so calibration never sees evaluation audio.
     """
     root = Path(data)
-    if not root.is_dir():
-        raise ConfigError(f"calibration data folder {root} does not exist; pass --data DIR")
-    held_out: set[str] = set()
-    for lst in ("validation_list.txt", "testing_list.txt"):
-        f = root / lst
-        if f.is_file():
-            held_out |= {line.strip() for line in f.read_text().splitlines() if line.strip()}
-    files = sorted(
-        p for p in root.rglob("*")
-        if p.suffix.lower() in AUDIO_SUFFIXES and p.relative_to(root).as_posix() not in held_out
-    )
+    if root.is_file():
+        from hearkit.manifest import read_manifest
+
+        files = sorted(Path(u.audio) for u in read_manifest(root))
+    elif root.is_dir():
+        held_out: set[str] = set()
+        for lst in ("validation_list.txt", "testing_list.txt"):
+            f = root / lst
+            if f.is_file():
+                held_out |= {line.strip() for line in f.read_text().splitlines() if line.strip()}
+        files = sorted(
+            p for p in root.rglob("*")
+            if p.suffix.lower() in AUDIO_SUFFIXES and p.relative_to(root).as_posix() not in held_out
+        )
+    else:
+        raise ConfigError(f"calibration data {root} does not exist; pass --data DIR (audio folder or JSONL manifest)")
     if not files:
-        raise ConfigError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) under {root} for calibration")
+        raise ConfigError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) in {root} for calibration")
     idx = np.unique(np.linspace(0, len(files) - 1, min(clips, len(files))).round().astype(int))
     return [files[i] for i in idx]
 
@@ -122,7 +128,7 @@ def _calibration_source(export_dir: Path, data) -> str:
     if summary.is_file():
         s = json.loads(summary.read_text())
         d = (s.get("calibration") or {}).get("data") or (s.get("train_config") or {}).get("data")
-        if d and Path(d).is_dir():
+        if d and Path(d).exists():
             return d
     raise ConfigError(
         f"the device recipe needs calibration audio and {export_dir} records none that exists here; pass --data DIR"

@@ -9,8 +9,8 @@ import click
 @click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--device", "-d", default=None, help="Device profile name (see `hearkit devices`) or path to a profile.toml. Required unless --verify.")
 @click.option("-o", "--output", "bundle_dir", type=click.Path(file_okay=False), default=None, help="Bundle folder to write (replaced if it is a bundle already).")
-@click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Calibration audio, used only when the export has no int8 variant with the device's recipe (Default: the data the export recorded).")
+@click.option("--data", type=click.Path(exists=True), default=None,
+              help="Calibration audio (folder or JSONL manifest), used only when the export has no int8 variant with the device's recipe (Default: the data the export recorded).")
 @click.option("--calibration-clips", type=click.IntRange(min=1), default=200, show_default=True, help="Clips for that calibration.")
 @click.option("--no-ort", is_flag=True, help="Skip the ORT-format models, operators config and C sources.")
 @click.option("--verify", is_flag=True, help="Instead of packaging, check every file of the bundle OUT_DIR against its manifest.json.")
