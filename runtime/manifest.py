@@ -33,7 +33,7 @@ BLANK_ID = 0
 
 _SPACES = re.compile(r"\s+")
 # Characters that separate words: mapped to a space (counted separately, not as dropped).
-_SEPARATORS = set("-_/\t\n\r")
+_SEPARATORS = set("-_/\t\n\r\u2013\u2014")  # hyphen, underscore, slash, en and em dash
 # Typographic apostrophes mapped to the ASCII one.
 _APOSTROPHES = {"\u2019": "'", "\u2018": "'", "`": "'", "\u02bc": "'"}
 
@@ -50,6 +50,7 @@ class Utterance:
     text: str
     duration: float | None = None
     raw_text: str = ""
+    speaker: str | None = None  # optional; written to manifests as "speaker" when known
 
 
 @dataclass
@@ -151,7 +152,8 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
                 audio = base / audio
             dur = d.get("duration")
             m.utterances.append(
-                Utterance(str(audio), normalize_text(str(d["text"]), m.dropped), float(dur) if dur is not None else None, str(d["text"]))
+                Utterance(str(audio), normalize_text(str(d["text"]), m.dropped), float(dur) if dur is not None else None,
+                          str(d["text"]), d.get("speaker"))
             )
     if not m.utterances:
         raise ManifestError(f"{path}: manifest has no entries")
@@ -202,6 +204,8 @@ def write_manifest(utterances, path: str | os.PathLike) -> Path:
             except ValueError:
                 pass
             d = {"audio_filepath": str(a), "duration": round(float(u.duration or 0.0), 3), "text": u.text}
+            if u.speaker is not None:
+                d["speaker"] = u.speaker
             f.write(json.dumps(d) + "\n")
     os.replace(tmp, path)
     return path

@@ -290,7 +290,7 @@ def build_concat(
         path = out_dir / "audio" / f"{split}_{len(utts):06d}.flac"
         sf.write(str(path), y, SAMPLE_RATE, subtype="PCM_16")
         dur = len(y) / SAMPLE_RATE
-        utts.append(Utterance(str(path), " ".join(words), dur))
+        utts.append(Utterance(str(path), " ".join(words), dur, speaker=spk))
         words_used.update(words)
         spk_used[spk] += 1
         done += dur

@@ -271,8 +271,13 @@ def train_ctc(train_manifest, val_manifest, run_dir, cfg: CTCTrainConfig = CTCTr
     if ckpt:
         model.load_state_dict(ckpt["state_dict"])
         opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
         start_epoch, step = ckpt["epoch"], ckpt["step"]
+        if ckpt["train_config"].get("epochs") == cfg.epochs:
+            sched.load_state_dict(ckpt["scheduler"])
+        else:  # more (or fewer) epochs than planned: a one-cycle schedule over the new total, continued at `step`
+            sched = torch.optim.lr_scheduler.OneCycleLR(
+                opt, max_lr=cfg.lr, total_steps=max(step + 1, cfg.epochs * steps_per_epoch), pct_start=0.15,
+                anneal_strategy="cos", last_epoch=step - 1)
         history = json.loads(ckpt.get("history_json", "[]"))
         best = ckpt.get("best")
         log(f"resumed from {run_dir / 'last.pt'} after epoch {start_epoch}")

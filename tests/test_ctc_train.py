@@ -1,0 +1,220 @@
+"""CTC models, a tiny training run, and ONNX export checked against torch at several lengths."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="CTC training tests need hearkit[train] (torch)")
+pytest.importorskip("onnx", reason="CTC export tests need hearkit[train] (onnx)")
+
+import soundfile as sf  # noqa: E402
+
+from hearkit.manifest import VOCAB  # noqa: E402
+
+SR = 16000
+N_MELS = 64
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)  # the machine is shared; the tests are small
+    yield
+    torch.set_num_threads(prev)
+
+
+@pytest.mark.parametrize(
+    "name,lo,hi",
+    [("ctc-conv-s", 0.5e6, 1.0e6), ("ctc-conv-m", 1.0e6, 2.0e6), ("ctc-conv-l", 2.0e6, 5.0e6), ("ctc-crnn", 0.5e6, 2.0e6)],
+)
+def test_model_shapes_and_params(name, lo, hi):
+    from hearkit.training.ctc_models import build_model, count_params, model_config
+
+    m = build_model(model_config(name), N_MELS, len(VOCAB)).eval()
+    assert lo <= count_params(m) <= hi
+    for frames in (1, 7, 98, 301):
+        with torch.no_grad():
+            y = m(torch.randn(2, frames, N_MELS))
+        assert y.shape == (2, int(m.output_lengths(torch.tensor(frames))), len(VOCAB))
+        assert y.shape[1] == -(-frames // m.subsampling)  # ceil(frames / subsampling)
+        # log-probs: each frame's probabilities sum to 1 (float32 rounding over 29 terms)
+        np.testing.assert_allclose(y.exp().sum(-1).numpy(), 1.0, atol=1e-5)
+
+
+def test_model_config_errors():
+    from hearkit.errors import ConfigError
+    from hearkit.training.ctc_models import build_model, model_config
+
+    with pytest.raises(ConfigError, match="available"):
+        model_config("ctc-huge")
+    with pytest.raises(ConfigError, match="stride"):
+        build_model(model_config("ctc-conv-s", stride=3), N_MELS, len(VOCAB))
+
+
+def test_stride4_variant():
+    from hearkit.training.ctc_models import build_model, model_config
+
+    m = build_model(model_config("ctc-conv-s", stride=4), N_MELS, len(VOCAB)).eval()
+    with torch.no_grad():
+        assert m(torch.randn(1, 101, N_MELS)).shape[1] == 26  # ceil(ceil(101/2)/2)
+
+
+def _tone_corpus(root, n=8, seed=0):
+    """Utterances of 'a' (a 400 Hz burst) and 'b' (1200 Hz) sequences: learnable in a few steps."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i in range(n):
+        labels = rng.choice(["a", "b"], size=rng.integers(2, 4))
+        parts = [np.zeros(int(0.1 * SR))]
+        for lab in labels:
+            f = 400.0 if lab == "a" else 1200.0
+            parts += [0.4 * np.sin(2 * np.pi * f * np.arange(int(0.25 * SR)) / SR), np.zeros(int(0.15 * SR))]
+        x = (np.concatenate(parts) + 0.003 * rng.standard_normal(sum(map(len, parts)))).astype(np.float32)
+        sf.write(root / f"u{i}.flac", x, SR)
+        lines.append(json.dumps({"audio_filepath": f"u{i}.flac", "duration": len(x) / SR, "text": " ".join(labels)}))
+    (root / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    return root / "manifest.jsonl"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """Two epochs of ctc-conv-s on 8 short synthetic utterances (about 10 s on one core)."""
+    from hearkit.training.train_ctc import CTCTrainConfig, train_ctc
+
+    tmp = tmp_path_factory.mktemp("ctc")
+    m = _tone_corpus(tmp / "data")
+    cfg = CTCTrainConfig(model="ctc-conv-s", epochs=2, batch_seconds=8, max_batch=4, lr=3e-3, seed=0)
+    best = train_ctc(m, m, tmp / "run", cfg, log=lambda *_: None)
+    return tmp, m, best
+
+
+def test_tiny_training_run_writes_run_dir(tiny_run):
+    from hearkit.training.checkpoint import load_checkpoint
+
+    tmp, m, best = tiny_run
+    run = tmp / "run"
+    for f in ("best.pt", "last.pt", "history.jsonl", "config.json", "val_hyps.txt"):
+        assert (run / f).is_file(), f
+    hist = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in hist] == [1, 2]
+    assert all(np.isfinite(h["train_loss"]) for h in hist)
+    ck = load_checkpoint(run / "last.pt")
+    assert ck["task"] == "ctc" and ck["vocab"] == list(VOCAB) and ck["blank"] == 0
+    assert ck["vocab"][ck["blank"]] == "<blank>" and " " in ck["vocab"]
+    assert ck["subsampling"] == 2 and ck["epoch"] == 2
+    assert ck["train_config"]["val_manifest"].endswith("manifest.jsonl")
+    assert 0.0 <= best["val_wer"] and best["epoch"] in (1, 2)
+
+
+def test_resume_continues_from_last_epoch(tiny_run, tmp_path):
+    import shutil
+
+    from hearkit.training.checkpoint import load_checkpoint
+    from hearkit.training.train_ctc import CTCTrainConfig, train_ctc
+
+    tmp, m, _ = tiny_run
+    run = tmp_path / "run"
+    shutil.copytree(tmp / "run", run)
+    lines = []
+    train_ctc(m, m, run, CTCTrainConfig(epochs=3, batch_seconds=8, max_batch=4), resume=True, log=lines.append)
+    assert any("resumed" in s and "epoch 2" in s for s in lines)
+    ck = load_checkpoint(run / "last.pt")
+    assert ck["epoch"] == 3
+    assert [json.loads(x)["epoch"] for x in (run / "history.jsonl").read_text().splitlines()] == [1, 2, 3]
+
+
+def test_export_conv_at_several_lengths(tiny_run, tmp_path):
+    """The pipeline graph equals torch (front-end + network) at 0.5 s, 3.7 s and 30 s, batch 1 and 3.
+
+    Tolerance 2e-3 on log-probs: confident frames reach about -40 and float32
+    rounding there is ~1e-5 relative; measured errors are ~1e-6.
+    """
+    import onnxruntime as ort
+
+    from hearkit.export.ctc import FP32_CHECK_ATOL, WaveformCTC, export_ctc, load_ctc
+    from hearkit.metadata import read_model_info
+    from hearkit.training.checkpoint import load_checkpoint
+
+    tmp, m, _ = tiny_run
+    out = tmp_path / "exp"
+    s = export_ctc(tmp / "run" / "best.pt", out, quantize=("int8",), manifest=m, log=lambda *_: None)
+    assert FP32_CHECK_ATOL == 2e-3
+    shapes = {tuple(x) for c in s["checks"] for x in c["input_shapes"]}
+    assert {(1, 8000), (3, 59200), (1, 480000)} <= shapes  # 0.5 s, 3.7 s, 30 s
+    for c in s["checks"]:
+        assert c["max_abs_err"] <= 2e-3, c
+    info = read_model_info(out / "pipeline.int8.onnx")
+    assert info.task == "ctc" and info.vocab == VOCAB and info.blank == 0 and info.subsampling == 2
+    assert info.quantization["recipe"] == "qdq-s8s8-perchannel"
+    # independent re-check at an odd length through onnxruntime directly
+    net, cfg = load_ctc(load_checkpoint(tmp / "run" / "best.pt"))
+    x = np.random.default_rng(3).standard_normal((2, 12345)).astype(np.float32) * 0.1
+    sess = ort.InferenceSession(str(out / "pipeline.onnx"), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"waveform": x})[0]
+    with torch.no_grad():
+        ref = WaveformCTC(net, cfg)(torch.from_numpy(x)).numpy()
+    assert got.shape == ref.shape == (2, -(-cfg.num_frames(12345) // 2), len(VOCAB))
+    np.testing.assert_allclose(got, ref, atol=2e-3, rtol=0)
+    q = ort.InferenceSession(str(out / "pipeline.int8.onnx"), providers=["CPUExecutionProvider"]).run(None, {"waveform": x})[0]
+    assert q.shape == ref.shape
+    assert any(n.op_type == "QuantizeLinear" for n in __import__("onnx").load(str(out / "model.int8.onnx")).graph.node)
+
+
+def test_verify_ctc_report(tiny_run, tmp_path):
+    from hearkit.export.ctc import export_ctc
+    from hearkit.export.verify_ctc import verify_ctc
+
+    tmp, m, _ = tiny_run
+    out = tmp_path / "exp"
+    export_ctc(tmp / "run" / "best.pt", out, quantize=("int8",), manifest=m, check_seconds=(0.5,), log=lambda *_: None)
+    r = verify_ctc(out, manifest=m, log=lambda *_: None)
+    assert (out / "report.json").is_file() and (out / "report.md").is_file()
+    assert r["utterances"] == 8
+    fp = r["results"]["fp32"]
+    assert fp["logprob_max_abs_err"] <= 2e-3
+    assert fp["transcript_agreement_with_torch"] == 1.0
+    names = [c["check"] for c in r["checks"]]
+    assert any("int8 CER" in n for n in names)
+    assert r["passed"] == all(c["passed"] for c in r["checks"])
+
+
+@pytest.mark.parametrize("rnn", ["gru", "lstm"])
+def test_export_crnn_at_several_lengths(rnn, tmp_path):
+    """ctc-crnn goes through the TorchScript exporter; the graph must follow the input length (DESIGN §6)."""
+    from hearkit.export.ctc import export_ctc
+    from hearkit.metadata import read_model_info
+    from hearkit.training.checkpoint import save_checkpoint
+    from hearkit.training.ctc_models import build_model, model_config
+    from hearkit.training.train_ctc import DEFAULT_FRONTEND
+
+    torch.manual_seed(0)
+    mc = model_config("ctc-crnn", rnn=rnn)
+    net = build_model(mc, N_MELS, len(VOCAB))
+    ck = tmp_path / "c.pt"
+    save_checkpoint({"task": "ctc", "model": mc, "frontend": DEFAULT_FRONTEND.to_dict(), "vocab": list(VOCAB),
+                     "blank": 0, "state_dict": net.state_dict()}, ck)
+    s = export_ctc(ck, tmp_path / "e", quantize=("int8",) if rnn == "lstm" else (), log=lambda *_: None)
+    assert s["exporter"].startswith("torchscript")
+    shapes = {tuple(x) for c in s["checks"] for x in c["input_shapes"]}
+    assert {(1, 8000), (1, 59200), (3, 480000)} <= shapes
+    for c in s["checks"]:
+        assert c["max_abs_err"] <= 2e-3, c  # same tolerance as ctc-conv
+    if rnn == "lstm":
+        import onnx
+
+        ops = {n.op_type for n in onnx.load(str(tmp_path / "e" / "model.int8.onnx")).graph.node}
+        assert "DynamicQuantizeLSTM" in ops
+        assert read_model_info(tmp_path / "e" / "pipeline.int8.onnx").quantization["format"] == "dynamic"
+
+
+def test_train_ctc_cli_help():
+    from click.testing import CliRunner
+
+    from hearkit.cli import main
+
+    r = CliRunner().invoke(main, ["train", "ctc", "--help"])
+    assert r.exit_code == 0 and "--val-manifest" in r.output and "ctc-conv-s" in r.output
