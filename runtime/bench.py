@@ -9,6 +9,7 @@ torch, onnx and librosa are imported inside functions, only to measure them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import time
@@ -44,22 +45,43 @@ def time_call(fn, repeat: int, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
-def time_interleaved(fns: dict, repeat: int, warmup: int = 1) -> dict[str, float]:
-    """Median wall time in seconds of each ``fns[name]()``, timed round-robin.
+def time_interleaved(fns: dict, repeat: int, warmup: int = 1) -> dict[str, tuple[float, float]]:
+    """Median (wall, process CPU) time in seconds of each ``fns[name]()``, timed round-robin.
 
     One call of each per round, so that a burst of load from other processes
-    hits every contender alike instead of whichever happened to run then.
+    hits every contender alike instead of whichever happened to run then. The
+    CPU time is the figure to trust on a shared machine: other processes
+    stretch wall time but not our own CPU time (at 1 thread they are equal on
+    an idle machine).
     """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
+    wall: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(max(1, repeat)):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             fn()
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(t) for name, t in times.items()}
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    return {name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name in fns}
+
+
+@contextlib.contextmanager
+def _blas_threads(threads: int):
+    """Limit numpy's BLAS pool (numpy, librosa) to ``threads`` too, so "1 thread" means it for all.
+
+    Unlimited OpenBLAS threads spin and, on a loaded machine, made librosa look 15x slower.
+    Yields a note for the report.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield "not limited (threadpoolctl not installed)"
+        return
+    with threadpool_limits(limits=threads, user_api="blas"):
+        yield f"{threads} thread(s)"
 
 
 def _frontend_candidates(cfg, x, threads: int) -> dict:
@@ -151,20 +173,26 @@ def bench_frontend(seconds: float, threads: int, repeat: int, as_json: bool, mod
         candidates[f"file {path}"] = ((lambda f=fe, a=xm: f(a)), f"exported graph, n_fft {fe.cfg.n_fft}, hop {fe.cfg.hop_length}")
     live = {name: fn for name, (fn, _) in candidates.items() if fn is not None}
     click.echo(f"timing {', '.join(live)} ({repeat} rounds) ...", err=True)
-    times = time_interleaved(live, repeat)
+    with _blas_threads(threads) as blas_note:
+        times = time_interleaved(live, repeat)
     rows = []
     for name, (fn, note) in candidates.items():
-        sec = times.get(name)
-        rows.append({"backend": name, "ms_per_10s": None if sec is None else sec * 1e3 * scale, "note": note})
+        wall, cpu = times.get(name, (None, None))
+        rows.append({
+            "backend": name,
+            "ms_per_10s": None if wall is None else wall * 1e3 * scale,
+            "cpu_ms_per_10s": None if cpu is None else cpu * 1e3 * scale,
+            "note": note,
+        })
     if as_json:
-        click.echo(json.dumps({"seconds": n / cfg.sample_rate, "threads": threads, "repeat": repeat, "config": cfg.to_dict(), "results": rows}, indent=2))
+        click.echo(json.dumps({"seconds": n / cfg.sample_rate, "threads": threads, "blas_threads": blas_note, "repeat": repeat, "config": cfg.to_dict(), "results": rows}, indent=2))
         return
     click.echo(f"front-end, {n / cfg.sample_rate:g} s of audio, {threads} thread(s), median of {repeat}; "
-               f"n_fft {cfg.n_fft}, hop {cfg.hop_length}, {cfg.n_mels} mels")
-    click.echo(f"{'backend':<24} {'ms / 10 s':>10} {'x realtime':>11}  note")
+               f"n_fft {cfg.n_fft}, hop {cfg.hop_length}, {cfg.n_mels} mels; numpy BLAS: {blas_note}")
+    click.echo(f"{'backend':<24} {'ms / 10 s':>10} {'cpu ms':>8} {'x realtime':>11}  note")
     for r in rows:
         if r["ms_per_10s"] is None:
-            click.echo(f"{r['backend']:<24} {'-':>10} {'-':>11}  skipped: {r['note']}")
+            click.echo(f"{r['backend']:<24} {'-':>10} {'-':>8} {'-':>11}  skipped: {r['note']}")
         else:
             rt = REFERENCE_SECONDS * 1e3 / r["ms_per_10s"]
-            click.echo(f"{r['backend']:<24} {r['ms_per_10s']:>10.2f} {rt:>11.0f}  {r['note']}")
+            click.echo(f"{r['backend']:<24} {r['ms_per_10s']:>10.2f} {r['cpu_ms_per_10s']:>8.2f} {rt:>11.0f}  {r['note']}")
