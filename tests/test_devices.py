@@ -1,0 +1,292 @@
+"""Device profiles, ``hearkit devices``, bundles from ``hearkit package`` and their verification."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from hearkit import devices as hd
+from hearkit.bundle import BundleError, load_manifest, resolve_model, verify_bundle
+from hearkit.cli import main
+from hearkit.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMES = ["jetson-orin", "raspberry-pi-4", "raspberry-pi-5", "x86-avx2", "x86-vnni"]
+SAMPLE_RATE = 16000
+
+
+# -- profiles -----------------------------------------------------------------
+
+
+def test_shipped_profiles_load_and_match_their_folders():
+    assert hd.list_profiles() == NAMES
+    for p in hd.load_all_profiles():
+        assert (ROOT / "devices" / p.name / "profile.toml").is_file()
+        assert p.providers[-1] == "CPUExecutionProvider", p.name
+        assert p.frontend_precision == "fp32" and p.frontend_backend == "conv-dft", p.name
+        assert all(v.strip() for v in p.why.values())
+    pi4, pi5 = hd.load_profile("raspberry-pi-4"), hd.load_profile("raspberry-pi-5")
+    assert (pi4.cpu, pi5.cpu) == ("cortex-a72", "cortex-a76")
+    assert pi4.ort_target_platform == pi5.ort_target_platform == "arm"
+    avx2 = hd.load_profile("x86-avx2")
+    assert avx2.quantization.reduce_range and avx2.quantization.activation_type == "uint8"
+    jet = hd.load_profile("jetson-orin")
+    assert jet.providers[:2] == ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+    assert jet.quantization.symmetric_activations and jet.quantization.symmetric_weights
+    assert jet.tensorrt is not None and jet.tensorrt.engine_cache and jet.tensorrt.timing_cache
+
+
+def _raw(name="raspberry-pi-5") -> dict:
+    import tomllib
+
+    return tomllib.loads((ROOT / "devices" / name / "profile.toml").read_text())
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d["why"].pop("session.threads"), "missing: ['session.threads']"),
+        (lambda d: d["session"].update(providers=["NpuExecutionProvider"]), "unknown provider 'NpuExecutionProvider'"),
+        (lambda d: d["session"].update(threads=0), "session.threads must be >= 1"),
+        (lambda d: d["session"].update(prefer="int4"), "session.prefer must be one of"),
+        (lambda d: d["quantization"].update(activation_type="int4"), "quantization.activation_type must be one of"),
+        (lambda d: d["session"].update(spinning="no"), "session.spinning must be a bool"),
+        (lambda d: d["session"].update(turbo=True), "unknown key(s) ['turbo'] in [session]"),
+        (lambda d: d["frontend"].update(precision="fp16"), "frontend.precision must be one of ['fp32']"),
+        (lambda d: d["why"].update({"session.turbo": "x"}), "explains keys that do not exist"),
+        (lambda d: d.pop("package"), "missing table [package]"),
+    ],
+)
+def test_invalid_profiles_are_refused_with_the_key(mutate, message):
+    d = copy.deepcopy(_raw())
+    mutate(d)
+    with pytest.raises(ConfigError) as e:
+        hd.profile_from_dict(d, source="test.toml")
+    assert message in str(e.value) and "test.toml" in str(e.value)
+
+
+def test_tensorrt_profile_needs_symmetric_int8_and_options():
+    d = copy.deepcopy(_raw("jetson-orin"))
+    d["quantization"]["symmetric_activations"] = False
+    with pytest.raises(ConfigError, match="symmetric"):
+        hd.profile_from_dict(d)
+    d = copy.deepcopy(_raw("jetson-orin"))
+    d["tensorrt"]["min_seconds"] = 40.0
+    with pytest.raises(ConfigError, match="min_seconds <= opt_seconds"):
+        hd.profile_from_dict(d)
+
+
+def test_profile_from_a_path_and_unknown_names(tmp_path):
+    (tmp_path / "profile.toml").write_text((ROOT / "devices" / "x86-vnni" / "profile.toml").read_text())
+    assert hd.load_profile(tmp_path).name == "x86-vnni"
+    assert hd.load_profile(tmp_path / "profile.toml").threads == 1
+    with pytest.raises(ConfigError, match="known devices: jetson-orin, raspberry-pi-4"):
+        hd.load_profile("raspberry-pi-3")
+
+
+def test_missing_provider_warns_once(monkeypatch):
+    monkeypatch.setattr(hd, "_WARNED", set())
+    jet = hd.load_profile("jetson-orin")
+    with pytest.warns(hd.DeviceWarning, match="asks for TensorrtExecutionProvider.*onnxruntime-gpu"):
+        got = jet.provider_list(available=["CPUExecutionProvider"])
+    assert got == ["CPUExecutionProvider"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a second warning would raise
+        assert jet.provider_list(available=["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+
+
+def test_cpu_profiles_do_not_warn(monkeypatch):
+    monkeypatch.setattr(hd, "_WARNED", set())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for name in ("raspberry-pi-4", "x86-avx2"):
+            assert hd.load_profile(name).provider_list() == ["CPUExecutionProvider"]
+
+
+def test_cli_devices_lists_and_shows():
+    r = CliRunner().invoke(main, ["devices"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.strip().splitlines()
+    assert [ln.split()[0] for ln in lines] == NAMES
+    r = CliRunner().invoke(main, ["devices", "jetson-orin"])
+    assert r.exit_code == 0 and "tensorrt.engine_cache" in r.output and "DESIGN §5" in r.output
+    r = CliRunner().invoke(main, ["devices", "--json"])
+    assert set(json.loads(r.output)) == set(NAMES)
+    r = CliRunner().invoke(main, ["devices", "nope"])
+    assert r.exit_code == 2 and "unknown device 'nope'" in r.output
+
+
+# -- bundles ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kws_export(tmp_path_factory) -> tuple[Path, Path]:
+    """An fp32 export of an untrained DS-CNN-S and a folder of calibration audio."""
+    torch = pytest.importorskip("torch", reason="building the test model needs hearkit[train]")
+    import soundfile as sf
+
+    from hearkit.export.classify import export_classifier
+    from hearkit.frontend import FrontendConfig
+    from hearkit.training.checkpoint import save_checkpoint
+    from hearkit.training.models import build_model
+
+    tmp = tmp_path_factory.mktemp("kws")
+    torch.manual_seed(0)
+    cfg = FrontendConfig()
+    net = build_model("dscnn-s", 3, cfg.n_mels)
+    save_checkpoint({"task": "classify", "model": net.config(), "frontend": cfg.to_dict(), "labels": ["a", "b", "c"],
+                     "window_samples": SAMPLE_RATE, "state_dict": net.state_dict(), "metrics": {}, "train_config": {}},
+                    tmp / "kws.pt")
+    export_classifier(tmp / "kws.pt", tmp / "export", quantize=(), log=lambda m: None)
+    calib = tmp / "calib"
+    calib.mkdir()
+    rng = np.random.default_rng(0)
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    for i in range(8):
+        sf.write(calib / f"{i}.wav", (0.3 * np.sin(2 * np.pi * 200 * (i + 1) * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32), SAMPLE_RATE)
+    (calib / "validation_list.txt").write_text("7.wav\n")
+    return tmp / "export", calib
+
+
+@pytest.fixture(scope="module")
+def bundles(kws_export, tmp_path_factory) -> dict[str, Path]:
+    """The keyword export packaged for every shipped profile."""
+    from hearkit.export.package import package
+
+    export, calib = kws_export
+    out = tmp_path_factory.mktemp("bundles")
+    return {n: Path(package(export, out / n, n, data=calib, log=lambda m: None) and out / n) for n in NAMES}
+
+
+def test_every_profile_packages_with_its_recipe(bundles):
+    from hearkit.metadata import read_model_info
+
+    for name, b in bundles.items():
+        prof = hd.load_profile(name)
+        m = verify_bundle(b)
+        assert m["device"] == name and m["preferred"] in m["files"]
+        q = read_model_info(b / "pipeline.int8.onnx").quantization
+        for k, v in prof.quantization.to_dict().items():
+            assert q[k] == v, (name, k, q[k], v)
+        # calibration skipped the clip in validation_list.txt
+        assert q["calibration_clips"] == 7, name
+        expected = {"frontend.onnx", "model.onnx", "pipeline.onnx", "model.int8.onnx", "pipeline.int8.onnx",
+                    "pipeline.ort", "pipeline.int8.ort", "required_operators_and_types.config",
+                    "hearkit_model.h", "hearkit_model.c", "README.md"}
+        assert expected <= set(m["files"]), (name, expected - set(m["files"]))
+        assert m["metadata"]["hearkit.task"] == "classify" and json.loads(m["metadata"]["hearkit.labels"]) == ["a", "b", "c"]
+        assert "--include_ops_by_config" in (b / "README.md").read_text()
+    # the fp32 pipeline is the export's, byte for byte
+    a = load_manifest(bundles["x86-vnni"])["files"]["pipeline.onnx"]["sha256"]
+    assert a == load_manifest(bundles["raspberry-pi-4"])["files"]["pipeline.onnx"]["sha256"]
+
+
+def test_ort_models_give_the_onnx_outputs(bundles):
+    """Fixed-style ORT models run the same math: fp32 within 1e-5 (fusions may reorder float sums),
+    int8 within one output quantization step (the fused kernels requantize once)."""
+    import onnxruntime as ort
+
+    x = (0.1 * np.random.default_rng(3).standard_normal((3, SAMPLE_RATE))).astype(np.float32)
+    for name in ("x86-vnni", "raspberry-pi-4"):
+        b = bundles[name]
+        for stem, atol in (("pipeline", 1e-5), ("pipeline.int8", 1e-3)):
+            outs = [ort.InferenceSession(str(b / f"{stem}.{k}"), providers=["CPUExecutionProvider"]).run(None, {"waveform": x})[0]
+                    for k in ("onnx", "ort")]
+            np.testing.assert_allclose(outs[1], outs[0], rtol=0, atol=atol, err_msg=f"{name} {stem}")
+            assert np.array_equal(outs[1].argmax(-1), outs[0].argmax(-1))
+    ops = (bundles["x86-vnni"] / "required_operators_and_types.config").read_text()
+    # typed config made from the optimised graphs: quantized and fused kernels are listed
+    assert "QLinearConv" in ops or "QLinear" in ops or "FusedConv" in ops, ops
+    assert "/tmp" not in ops.split("\n", 3)[1]
+
+
+def test_resolve_model_prefers_and_verifies(bundles, tmp_path):
+    b = bundles["raspberry-pi-5"]
+    assert resolve_model(b).name == "pipeline.int8.onnx"
+    assert resolve_model(b, prefer="fp32").name == "pipeline.onnx"
+    assert resolve_model(b, kind="ort").name == "pipeline.int8.ort"
+    assert resolve_model(bundles["jetson-orin"], device="jetson-orin").name == "pipeline.onnx"
+    # a bundle whose model was changed is refused, naming the file
+    bad = tmp_path / "bad"
+    shutil.copytree(b, bad)
+    data = bytearray((bad / "pipeline.int8.onnx").read_bytes())
+    data[-10] ^= 0xFF
+    (bad / "pipeline.int8.onnx").write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=r"pipeline\.int8\.onnx: sha256 .* does not match manifest\.json"):
+        resolve_model(bad)
+    with pytest.raises(BundleError, match=r"pipeline\.int8\.onnx"):
+        resolve_model(bad / "pipeline.int8.onnx")
+    assert resolve_model(bad, prefer="fp32").name == "pipeline.onnx"  # untouched files still run
+    with pytest.raises(BundleError, match="pipeline.int8.onnx"):
+        verify_bundle(bad)
+    # an extra file not in the manifest is not run
+    shutil.copy(b / "pipeline.onnx", bad / "other.onnx")
+    with pytest.raises(BundleError, match="not listed"):
+        resolve_model(bad / "other.onnx")
+    (bad / "pipeline.ort").unlink()
+    with pytest.raises(BundleError, match="missing from the bundle"):
+        resolve_model(bad, prefer="fp32", kind="ort")
+
+
+def test_cli_package_and_verify(kws_export, bundles, tmp_path):
+    export, calib = kws_export
+    out = tmp_path / "b"
+    r = CliRunner().invoke(main, ["package", str(export), "--device", "x86-vnni", "-o", str(out), "--data", str(calib), "--no-ort"])
+    assert r.exit_code == 0, r.output
+    assert "pipeline.int8.onnx" in r.output and not (out / "pipeline.ort").exists()
+    r = CliRunner().invoke(main, ["package", "--verify", str(out)])
+    assert r.exit_code == 0 and "match manifest.json" in r.output
+    (out / "README.md").write_text("edited\n")
+    r = CliRunner().invoke(main, ["package", "--verify", str(out)])
+    assert r.exit_code == 2 and "README.md" in r.output
+    r = CliRunner().invoke(main, ["package", str(export), "--device", "x86-vnni"])
+    assert r.exit_code == 2 and "-o BUNDLE_DIR" in r.output
+    # refuses to overwrite a folder that is not a bundle
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep.txt").write_text("x")
+    r = CliRunner().invoke(main, ["package", str(export), "--device", "x86-vnni", "-o", str(tmp_path / "notes")])
+    assert r.exit_code == 2 and "not a hearkit bundle" in r.output
+
+
+def test_c_sources_compile(bundles, tmp_path):
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to check hearkit_model.c with")
+    b = bundles["raspberry-pi-5"]
+    r = subprocess.run([cc, "-std=c11", "-Wall", "-Werror", "-c", str(b / "hearkit_model.c"), "-I", str(b), "-o", str(tmp_path / "m.o")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    size = (b / "pipeline.int8.ort").stat().st_size
+    assert f"#define HEARKIT_MODEL_SIZE {size}u" in (b / "hearkit_model.h").read_text()
+
+
+def test_tensorrt_options_from_profile_and_model(bundles, tmp_path, monkeypatch):
+    """No GPU here: the TensorRT provider options are built as they would be on a Jetson."""
+    monkeypatch.setattr(hd, "_WARNED", set())
+    jet = hd.load_profile("jetson-orin")
+    jet = hd.DeviceProfile(**{**jet.__dict__, "tensorrt": hd.TensorRTOptions(**{**jet.tensorrt.__dict__, "cache_dir": str(tmp_path / "trt")})})
+    got = jet.provider_list(bundles["jetson-orin"] / "pipeline.onnx",
+                            available=["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
+    (name, opts), cuda, cpu = got
+    assert name == "TensorrtExecutionProvider" and cuda[0] == "CUDAExecutionProvider" and cpu == "CPUExecutionProvider"
+    assert opts["trt_fp16_enable"] and not opts["trt_int8_enable"]
+    assert opts["trt_engine_cache_path"] == str(tmp_path / "trt") and (tmp_path / "trt").is_dir()
+    assert (opts["trt_profile_min_shapes"], opts["trt_profile_opt_shapes"], opts["trt_profile_max_shapes"]) == (
+        "waveform:1x8000", "waveform:1x16000", "waveform:1x480000")
+    fixed = hd.TensorRTOptions(shapes="fixed")
+    assert hd.trt_shape_profile(bundles["jetson-orin"] / "pipeline.onnx", fixed)["trt_profile_max_shapes"] == "waveform:1x16000"
+
+
+def test_profile_session_runs_a_bundle(bundles):
+    sess = hd.load_profile("raspberry-pi-5").session(resolve_model(bundles["raspberry-pi-5"]))
+    y = sess.run(None, {"waveform": np.zeros((2, SAMPLE_RATE), np.float32)})[0]
+    assert y.shape == (2, 3) and np.isfinite(y).all()
