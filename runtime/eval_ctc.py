@@ -15,7 +15,7 @@ from hearkit.asr_metrics import error_counts
 
 def eval_ctc(
     model: str | os.PathLike,
-    manifest: str | os.PathLike,
+    manifest: str | os.PathLike | None = None,
     beam: int | None = None,
     lexicon=None,
     lm=None,
@@ -23,6 +23,8 @@ def eval_ctc(
     max_utterances: int | None = None,
     progress: bool = True,
     hypotheses: bool = False,
+    data: str | os.PathLike | None = None,
+    **_ignored,
 ) -> dict:
     """Transcribe every utterance of ``manifest`` with ``model``; corpus WER and CER.
 
@@ -34,6 +36,8 @@ def eval_ctc(
         max_utterances: an even subset of at most this many utterances (Default: all).
         progress: a progress line on stderr (Default: True).
         hypotheses: include per-utterance reference/hypothesis pairs in the result (Default: False).
+        data: alias of ``manifest`` (a folder with ``manifest.jsonl`` or a LibriSpeech folder), as the
+            generic ``hearkit eval --data`` passes it; other generic options are ignored.
 
     Returns:
         ``{"wer", "cer", "utterances", "audio_seconds", "rtf", "word_errors", "words", "char_errors",
@@ -42,6 +46,11 @@ def eval_ctc(
     from hearkit.manifest import read_dataset
     from hearkit.transcribe import Transcriber
 
+    from hearkit.errors import ConfigError
+
+    manifest = manifest or data
+    if manifest is None:
+        raise ConfigError("a CTC model is evaluated on a manifest: pass --manifest M.jsonl (or --data DIR)")
     m = read_dataset(manifest)
     utts = m.utterances
     if max_utterances and max_utterances < len(utts):

@@ -23,6 +23,7 @@ RUNNERS: dict[str, str] = {
 # task -> "module:function(model, **options) -> report dict" (options: see `eval`)
 EVALUATORS: dict[str, str] = {
     "classify": "hearkit.commands.classify:eval_classify",
+    "ctc": "hearkit.eval_ctc:eval_ctc",
 }
 PCM_BYTES = 2  # raw stdin samples are 16-bit little-endian
 

@@ -17,10 +17,12 @@ from hearkit.errors import ModelError, require
 # task -> "module:function(checkpoint, out_dir, quantize=..., calibration_clips=..., data=..., fmt=..., ckpt=...) -> summary"
 EXPORTERS: dict[str, str] = {
     "classify": "hearkit.export.classify:export_classifier",
+    "ctc": "hearkit.export.ctc:export_ctc",
 }
 # task -> "module:function(out_dir, data=..., fmt=..., split=..., checkpoint=..., max_clips=...) -> report"
 VERIFIERS: dict[str, str] = {
     "classify": "hearkit.export.verify:verify_classifier",
+    "ctc": "hearkit.export.verify_ctc:verify_ctc",
 }
 QUANTIZE_CHOICES = ("none", "int8", "fp16")
 
