@@ -302,7 +302,7 @@ class BeamSearchDecoder:
         beta: bonus per word, in natural-log units (Default: 1.0 with an LM, 0 without).
         token_min_logp: tokens with a log-posterior below this in a frame are not
             tried (the frame's best token always is); ``-inf`` disables the
-            pruning (Default: -10.0).
+            pruning (Default: -10.0). At most ``beam`` tokens are tried per frame.
         frame_seconds: seconds per output frame, for word timings (Default: 1.0).
     """
 
@@ -381,6 +381,9 @@ class BeamSearchDecoder:
         for row_np in x:
             row = row_np.tolist()
             tokens = [i for i in np.nonzero(row_np >= cut)[0].tolist() if i != blank]
+            if len(tokens) > beam:
+                # pre-beam: a frame cannot put more than `beam` new tokens into the next beam
+                tokens = sorted(tokens, key=row.__getitem__, reverse=True)[:beam]
             best = int(row_np.argmax())
             if best != blank and best not in tokens:
                 tokens.append(best)

@@ -271,3 +271,25 @@ def test_runtime_modules_need_no_torch():
         "assert hearkit.Transcriber is hearkit.transcribe.Transcriber\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+RSS_SCRIPT = """
+import resource, sys
+import hearkit
+tr = hearkit.Transcriber(sys.argv[1])
+t = tr.transcribe(sys.argv[2])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, len(t.words))
+"""
+
+
+@pytest.mark.slow
+def test_one_hour_rss_within_50mb_of_ten_seconds(model_path, tmp_path):
+    """The issue's bound, measured as the whole process sees it (peak RSS of a fresh interpreter, onnxruntime included)."""
+    short, hour = tmp_path / "short.flac", tmp_path / "hour.flac"
+    _write_long_noise(short, 10)
+    _write_long_noise(hour, 3600)
+    rss = []
+    for p in (short, hour):
+        out = subprocess.run([sys.executable, "-c", RSS_SCRIPT, str(model_path), str(p)], check=True, capture_output=True, text=True)
+        rss.append(float(out.stdout.split()[0]))
+    assert rss[1] - rss[0] < 50, f"peak RSS {rss[0]:.0f} MB for 10 s, {rss[1]:.0f} MB for 1 hour"
