@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import statistics
 import time
 
@@ -23,14 +24,28 @@ from hearkit.commands.options import config_from_options, frontend_options
 BENCH_COMMANDS: dict[str, str] = {
     "classify": "hearkit.commands.bench_classify:bench_classify",
     "frontend": "hearkit.bench:bench_frontend",
+    "model": "hearkit.commands.bench_model:bench_model",
 }
 
 REFERENCE_SECONDS = 10.0  # figures are reported per 10 s of audio
 
 
-@click.group(cls=LazyGroup, lazy_commands=BENCH_COMMANDS)
+class BenchGroup(LazyGroup):
+    """``hearkit bench PATH ...`` means ``hearkit bench model PATH ...`` when PATH is not a benchmark name."""
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in self.lazy_commands and not args[0].startswith("-") and os.path.exists(args[0]):
+            return "model", self.get_command(ctx, "model"), list(args)
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=BenchGroup, lazy_commands=BENCH_COMMANDS)
 def bench():
-    """Measure speed: every backend and its references, in the same run."""
+    """Measure speed: every backend and its references, in the same run.
+
+    \b
+    hearkit bench MODEL_OR_BUNDLE [--device NAME]   (same as `hearkit bench model ...`)
+    """
 
 
 def time_call(fn, repeat: int, warmup: int = 1) -> float:
