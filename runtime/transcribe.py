@@ -136,7 +136,8 @@ class Transcriber:
     """Transcribe speech with a CTC ``pipeline.onnx`` (waveform in, log-probs out).
 
     Args:
-        path: model file with ``hearkit.task = ctc`` metadata.
+        path: model file with ``hearkit.task = ctc`` metadata, or an export folder
+            or bundle (``pipeline.int8.onnx`` is taken first, then fp32, fp16).
         threads: onnxruntime intra-op threads (Default: 1).
         beam: beam width; 1 (or None without lexicon and LM) decodes greedily;
             None with a lexicon or LM means 16 (Default: None).
@@ -169,7 +170,10 @@ class Transcriber:
         overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
         providers: list | None = None,
     ):
-        self.path = os.fspath(path)
+        from hearkit.bundle import resolve_model
+
+        # a file, an export folder (int8 pipeline first) or a verified bundle
+        self.path = os.fspath(resolve_model(path, prefer="int8"))
         self.session = make_session(self.path, threads=threads, providers=providers)
         self.info = ModelInfo.from_props(dict(self.session.get_modelmeta().custom_metadata_map), source=self.path)
         if self.info.task != "ctc":

@@ -248,6 +248,9 @@ def test_cli_transcribe_json(model_path, long_speech, tmp_path):
     r = CliRunner().invoke(main, ["transcribe", str(model_path), str(clip), "--lexicon", str(lex), "--beam", "3"])
     assert r.exit_code == 0 and set(r.output.split()) <= {"a", "sat"}
     assert CliRunner().invoke(main, ["transcribe", "--help"]).exit_code == 0
+    # an export folder works too (its pipeline model is picked)
+    r = CliRunner().invoke(main, ["transcribe", str(model_path.parent), str(clip)])
+    assert r.exit_code == 0 and r.output.strip() == expect.text
 
 
 def test_errors(model_path, tmp_path):

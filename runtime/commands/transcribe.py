@@ -6,7 +6,7 @@ import click
 
 
 @click.command("transcribe")
-@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.argument("model", type=click.Path(exists=True))
 @click.argument("audio", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--beam", type=click.IntRange(min=1), default=None, help="Beam width [default: 1 (greedy), 16 with --lexicon or --lm].")
 @click.option("--lexicon", type=click.Path(exists=True, dir_okay=False), default=None, help="Word list (one per line): only these words are emitted.")
@@ -19,7 +19,7 @@ import click
 @click.option("--overlap", "overlap_seconds", type=click.FloatRange(min=0.0), default=2.0, show_default=True, help="Context seconds on each side of a chunk.")
 @click.option("--progress/--no-progress", default=False, show_default=True, help="Progress line on stderr.")
 def transcribe(model, audio, beam, lexicon, lm_path, alpha, beta, as_json, threads, chunk_seconds, overlap_seconds, progress):
-    """Transcribe AUDIO files of any length with MODEL (a CTC pipeline.onnx)."""
+    """Transcribe AUDIO files of any length with MODEL (a CTC pipeline .onnx, an export folder or a bundle)."""
     import json
     import time
 
