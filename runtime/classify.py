@@ -47,6 +47,13 @@ def resolve_model(path: str | os.PathLike, prefer: tuple[str, ...] = PREFERRED_M
         prefer: file names to look for in a directory, first match wins.
     """
     p = Path(path)
+    from hearkit.bundle import is_bundle, resolve_model as resolve_bundled
+
+    if is_bundle(p) or (p.is_file() and is_bundle(p.parent)):
+        # a `hearkit package` bundle: the chosen file is checked against manifest.json first
+        first = next((n for n in prefer if n.startswith("pipeline.")), "pipeline.int8.onnx")
+        variant = "fp32" if first == "pipeline.onnx" else first.split(".")[1]
+        return resolve_bundled(p, prefer=variant if variant in ("int8", "fp32", "fp16") else "int8")
     if p.is_dir():
         for name in prefer:
             if (p / name).is_file():

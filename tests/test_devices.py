@@ -290,3 +290,17 @@ def test_profile_session_runs_a_bundle(bundles):
     sess = hd.load_profile("raspberry-pi-5").session(resolve_model(bundles["raspberry-pi-5"]))
     y = sess.run(None, {"waveform": np.zeros((2, SAMPLE_RATE), np.float32)})[0]
     assert y.shape == (2, 3) and np.isfinite(y).all()
+
+
+def test_hearkit_run_takes_a_bundle_and_refuses_a_modified_one(bundles, kws_export, tmp_path):
+    _, calib = kws_export
+    b = tmp_path / "b"
+    shutil.copytree(bundles["raspberry-pi-5"], b)
+    r = CliRunner().invoke(main, ["run", str(b), str(calib / "0.wav")])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output.strip().splitlines()[-1])["label"] in ("a", "b", "c")
+    data = bytearray((b / "pipeline.int8.onnx").read_bytes())
+    data[100] ^= 0x01
+    (b / "pipeline.int8.onnx").write_bytes(bytes(data))
+    r = CliRunner().invoke(main, ["run", str(b), str(calib / "0.wav")])
+    assert r.exit_code == 2 and "pipeline.int8.onnx" in r.output and "does not match manifest.json" in r.output
