@@ -32,14 +32,37 @@ def _variants(d: Path) -> list[tuple[str, Path, Path | None]]:
     return out
 
 
-def _onnx_ms(path: Path, shape, repeat: int) -> float:
-    from hearkit.bench import time_call
+INTERLEAVE_ROUNDS = 20  # timed rounds; every candidate runs in every round
+
+
+def interleaved_ms(fns: dict, repeat: int, warmup: int = 10) -> dict:
+    """Median ms per call of each callable, measured in interleaved rounds.
+
+    On a shared machine the load drifts; timing the candidates round-robin
+    (each round runs every one ``repeat / rounds`` times) exposes them all to
+    the same drift, so their ratios stay meaningful.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    per = max(1, repeat // INTERLEAVE_ROUNDS)
+    times: dict = {k: [] for k in fns}
+    for _ in range(max(1, min(INTERLEAVE_ROUNDS, repeat))):
+        for k, fn in fns.items():
+            for _ in range(per):
+                t = time.perf_counter()
+                fn()
+                times[k].append(time.perf_counter() - t)
+    return {k: 1e3 * float(np.median(v)) for k, v in times.items()}
+
+
+def _onnx_fn(path: Path, shape):
     from hearkit.metadata import make_session
 
     s = make_session(path, threads=1)
     name = s.get_inputs()[0].name
     x = (0.1 * np.random.default_rng(0).standard_normal(shape)).astype(np.float32)
-    return 1e3 * time_call(lambda: s.run(None, {name: x}), repeat, warmup=10)
+    return lambda: s.run(None, {name: x})
 
 
 def stream_cpu_share(model: Path, seconds: float = STREAM_SECONDS, hop: float = 0.1) -> dict:
@@ -59,39 +82,44 @@ def stream_cpu_share(model: Path, seconds: float = STREAM_SECONDS, hop: float = 
     return {"cpu_share_percent": 100 * cpu / seconds, "wall_ms_per_hop": 1e3 * wall / (seconds / hop)}
 
 
-def _torch_row(d: Path, repeat: int):
+def _torch_fns(d: Path):
+    """(pipeline fn, network fn) of the checkpoint in export.json, or (None, reason)."""
     if find_spec("torch") is None:
         return None, "torch not installed"
-    summary_path = d / "export.json"
-    if not summary_path.is_file():
+    if not (d / "export.json").is_file():
         return None, "no export.json (checkpoint unknown)"
+    import importlib
+
     from hearkit.export.classify import WaveformClassifier, load_classifier
-    from hearkit.export.verify import load_export_checkpoint, read_export, torch_latency_ms
+    from hearkit.export.verify import load_export_checkpoint, read_export
 
     summary = read_export(d)
     try:
         ckpt = load_export_checkpoint(summary)
     except ModelError as e:
         return None, str(e)
-    net, cfg = load_classifier(ckpt)
-    window = int(summary["window_samples"])
-    frames = cfg.num_frames(window)
-    pipe_ms = torch_latency_ms(WaveformClassifier(net, cfg).eval(), window, repeat)
-    import importlib
-
     torch = importlib.import_module("torch")  # measured only; hearkit's runtime does not need it
-    x = torch.randn(1, frames, cfg.n_mels)
     torch.set_num_threads(1)
-    from hearkit.bench import time_call
+    net, cfg = load_classifier(ckpt)
+    pipe = WaveformClassifier(net, cfg).eval()
+    window = int(summary["window_samples"])
+    wav = torch.from_numpy((0.1 * np.random.default_rng(0).standard_normal((1, window))).astype(np.float32))
+    feats = torch.randn(1, cfg.num_frames(window), cfg.n_mels)
 
-    with torch.inference_mode():
-        net_ms = 1e3 * time_call(lambda: net(x), repeat, warmup=10)
-    return {"variant": "torch eager", "pipeline_ms": pipe_ms, "network_ms": net_ms}, ""
+    def run_pipe():
+        with torch.inference_mode():
+            pipe(wav)
+
+    def run_net():
+        with torch.inference_mode():
+            net(feats)
+
+    return (run_pipe, run_net), ""
 
 
 @click.command("classify")
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--repeat", type=click.IntRange(min=1), default=200, show_default=True, help="Timed runs per model; median reported.")
+@click.option("--repeat", type=click.IntRange(min=1), default=400, show_default=True, help="Timed runs per model (interleaved rounds); median reported.")
 @click.option("--stream-seconds", type=click.FloatRange(min=1), default=STREAM_SECONDS, show_default=True,
               help="Audio fed to the keyword spotter for the CPU share.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -107,21 +135,27 @@ def bench_classify(model_dir, repeat, stream_seconds, as_json):
     info = read_model_info(variants[0][1])
     window = int(info.window_samples or info.frontend.sample_rate)
     frames = info.frontend.num_frames(window)
-    rows = []
-    click.echo("timing torch eager ...", err=True)
-    row, why = _torch_row(d, repeat)
-    if row is None:
+    fns: dict = {}
+    torch_fns, why = _torch_fns(d)
+    if torch_fns is None:
         click.echo(f"torch eager skipped: {why}", err=True)
     else:
-        rows.append(row)
+        fns[("torch eager", "pipeline_ms")], fns[("torch eager", "network_ms")] = torch_fns
     for tag, pipe, net in variants:
-        click.echo(f"timing {pipe.name} ...", err=True)
-        r = {"variant": f"onnx {tag}", "pipeline_ms": _onnx_ms(pipe, (1, window), repeat),
-             "network_ms": _onnx_ms(net, (1, frames, info.frontend.n_mels), repeat) if net else None}
+        fns[(f"onnx {tag}", "pipeline_ms")] = _onnx_fn(pipe, (1, window))
+        if net:
+            fns[(f"onnx {tag}", "network_ms")] = _onnx_fn(net, (1, frames, info.frontend.n_mels))
+    click.echo(f"timing {len(fns)} models, interleaved ...", err=True)
+    ms = interleaved_ms(fns, repeat)
+    rows = []
+    for (variant, col), v in ms.items():
+        if not rows or rows[-1]["variant"] != variant:
+            rows.append({"variant": variant, "pipeline_ms": None, "network_ms": None})
+        rows[-1][col] = v
+    for r, (tag, pipe, _) in zip(rows[-len(variants):], variants):
         if tag in ("fp32", "int8"):
             click.echo(f"streaming with {pipe.name} ...", err=True)
             r.update(stream_cpu_share(pipe, stream_seconds))
-        rows.append(r)
     base = {r["variant"]: r for r in rows}
     for r in rows:
         for ref in ("onnx fp32", "torch eager"):
