@@ -118,17 +118,21 @@ def _torch_fns(d: Path):
 
 
 @click.command("classify")
-@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("model_dir", type=click.Path(exists=True))
 @click.option("--repeat", type=click.IntRange(min=1), default=400, show_default=True, help="Timed runs per model (interleaved rounds); median reported.")
 @click.option("--stream-seconds", type=click.FloatRange(min=1), default=STREAM_SECONDS, show_default=True,
               help="Audio fed to the keyword spotter for the CPU share.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def bench_classify(model_dir, repeat, stream_seconds, as_json):
     """Latency of one clip on 1 thread: torch eager, ONNX fp32, ONNX int8 (pipeline and network),
-    and the CPU share of streaming with a 100 ms hop."""
+    and the CPU share of streaming with a 100 ms hop.
+
+    MODEL_DIR is a folder written by `hearkit export` (or a model file in one)."""
     from hearkit.metadata import read_model_info
 
     d = Path(model_dir)
+    if d.is_file():  # a model file: bench every variant of the export folder it lives in
+        d = d.parent
     variants = _variants(d)
     if not variants:
         raise ModelError(f"{d}: no pipeline*.onnx here; pass a folder written by `hearkit export`")

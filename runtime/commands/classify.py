@@ -192,6 +192,12 @@ def eval_classify(model, data=None, fmt=None, split="val", val_fold=None, test_f
     kw = {"val_fold": val_fold, "test_fold": test_fold} if (val_fold or test_fold) else {}
     idx = index_dataset(data, fmt, **kw)
     unknown = sorted(set(idx.labels) - set(clf.labels))
+    if unknown and "_unknown_" in clf.labels and idx.format == "speech-commands":
+        # a keyword model: words it was not trained on count as _unknown_, as in training
+        from hearkit.classify import is_background_label
+
+        idx = index_dataset(data, idx.format, keywords=[lab for lab in clf.labels if not is_background_label(lab)])
+        unknown = sorted(set(idx.labels) - set(clf.labels))
     if unknown:
         raise ConfigError(f"{data}: labels {unknown} are not among the model's labels {clf.labels}")
     ex = idx.split(split)
