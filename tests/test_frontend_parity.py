@@ -266,3 +266,24 @@ def test_config_json_errors():
         FrontendConfig.from_json("{n_fft: 512")
     with pytest.raises(ConfigError, match="JSON object"):
         FrontendConfig.from_json("[1, 2]")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        dict(center=True, pad_mode="constant"),
+        dict(window="hamming"),
+        dict(window="rect", win_length=400),
+        dict(center=True, log="db", eps=1e-4),
+        dict(f_min=300.0, f_max=3400.0, n_mels=24),
+    ],
+    ids=["constant-pad", "hamming", "rect-400", "db", "telephone-band"],
+)
+@pytest.mark.parametrize("backend", ["torch", "onnx-conv", "onnx-stft"])
+def test_other_options_match_numpy(backend, changes, signals):
+    """Pad mode, windows, dB log and band limits reach every backend: 1e-3 (dB: 1e-3 dB, values ~±50 dB)."""
+    if backend == "torch":
+        pytest.importorskip("torch", reason="torch backend needs hearkit[train]")
+    cfg = CONFIGS["16k-512-htk"].replace(**changes)
+    x = signals.noise(6000, seed=8)
+    np.testing.assert_allclose(compute_features(x, cfg, backend), logmel(x, cfg), rtol=0, atol=1e-3)
