@@ -318,3 +318,27 @@ def test_real_recordings_float32_backends(shared_data):
     assert all(v <= TOL_LN_REAL for v in worst.values()), worst
     # the deployed graph is as close to the reference as the training front-end, within 2x
     assert worst["onnx-conv"] <= 2 * worst["torch"], worst
+
+
+def test_torchaudio_oracle_where_it_imports(signals):
+    """DESIGN §7: where torchaudio imports (CUDA or aarch64 machines) it is one more oracle.
+
+    Its CPU-torch wheels on x86 fail to load (libc10_cuda.so missing), so this skips there.
+    1e-3 in the ln domain, as for every float32 backend.
+    """
+    try:
+        import torchaudio
+    except (ImportError, OSError) as e:  # a broken CUDA-linked wheel raises OSError
+        pytest.skip(f"torchaudio does not import here ({type(e).__name__}: {str(e)[:80]})")
+    import torch
+
+    for cfg in CONFIGS.values():
+        x = signals.noise(cfg.sample_rate, seed=12)
+        ta = torchaudio.transforms.MelSpectrogram(
+            sample_rate=cfg.sample_rate, n_fft=cfg.n_fft, win_length=cfg.win_length, hop_length=cfg.hop_length,
+            f_min=cfg.f_min, f_max=cfg.f_max, n_mels=cfg.n_mels, center=cfg.center, pad_mode=cfg.pad_mode,
+            power=2.0, norm="slaney" if cfg.mel_norm == "slaney" else None, mel_scale=cfg.mel_scale,
+        )
+        with torch.inference_mode():
+            ref = torch.log(ta(torch.from_numpy(x)) + cfg.eps).T.numpy()
+        np.testing.assert_allclose(compute_features(x, cfg, "onnx-conv"), ref, rtol=0, atol=1e-3)
