@@ -19,9 +19,9 @@ from hearkit.frontend import FrontendConfig
 from hearkit.metadata import ModelInfo, make_session
 
 
-def _open(path: str | os.PathLike, threads: int, spinning: bool, want_inputs: set[str], want_outputs: set[str]):
+def _open(path, threads: int, spinning: bool, providers, want_inputs: set[str], want_outputs: set[str]):
     """Session + metadata of a front-end graph, checking its input/output names."""
-    sess = make_session(path, threads=threads, spinning=spinning)
+    sess = make_session(path, threads=threads, spinning=spinning, providers=providers)
     src = os.fspath(path)
     info = ModelInfo.from_props(dict(sess.get_modelmeta().custom_metadata_map), source=src)
     ins = {i.name for i in sess.get_inputs()}
@@ -55,13 +55,14 @@ class OnnxFrontend:
     Args:
         path: ``.onnx`` (or ``.ort``) file written by ``hearkit export-frontend``.
         threads: onnxruntime intra-op threads (Default: 1).
+        providers: onnxruntime execution providers in order (Default: CPU).
 
     Attributes:
         cfg: the ``FrontendConfig`` stored in the model.
     """
 
-    def __init__(self, path: str | os.PathLike, threads: int = 1):
-        self.session, self.info = _open(path, threads, True, {"waveform"}, {"logmel"})
+    def __init__(self, path: str | os.PathLike, threads: int = 1, providers: list | None = None):
+        self.session, self.info = _open(path, threads, True, providers, {"waveform"}, {"logmel"})
         self.cfg: FrontendConfig = self.info.frontend
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -85,15 +86,16 @@ class OnnxStreamingFrontend:
         path: a graph from ``build_streaming_frontend_graph`` /
             ``hearkit export-frontend --streaming``.
         threads: onnxruntime intra-op threads (Default: 1).
+        providers: onnxruntime execution providers in order (Default: CPU).
 
     Example:
         >>> fe = OnnxStreamingFrontend("frontend.stream.onnx")
         >>> frames = [fe.accept_waveform(chunk) for chunk in chunks]   # each (k, n_mels)
     """
 
-    def __init__(self, path: str | os.PathLike, threads: int = 1):
+    def __init__(self, path: str | os.PathLike, threads: int = 1, providers: list | None = None):
         # No spinning: a periodic streaming session otherwise burns a core between chunks (DESIGN §6).
-        self.session, self.info = _open(path, threads, False, {"waveform", "cache"}, {"logmel", "cache_out"})
+        self.session, self.info = _open(path, threads, False, providers, {"waveform", "cache"}, {"logmel", "cache_out"})
         self.cfg: FrontendConfig = self.info.frontend
         self.reset()
 
