@@ -83,6 +83,47 @@ def time_interleaved(fns: dict, repeat: int, warmup: int = 1) -> dict[str, tuple
     return {name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name in fns}
 
 
+def export_variants(d) -> list[tuple[str, "Path", "Path | None"]]:
+    """(tag, pipeline, network) of every variant in an export folder, fp32 first.
+
+    ``tag`` is ``fp32`` for ``pipeline.onnx`` and the suffix otherwise (``int8``,
+    ``fp16``, ...); ``network`` is the matching ``model*.onnx`` or None.
+    """
+    from pathlib import Path
+
+    d = Path(d)
+    out = []
+    for p in sorted(d.glob("pipeline*.onnx"), key=lambda p: (p.name != "pipeline.onnx", p.name)):
+        tag = p.name[len("pipeline"):-len(".onnx")].lstrip(".") or "fp32"
+        net = d / p.name.replace("pipeline", "model")
+        out.append((tag, p, net if net.is_file() else None))
+    return out
+
+
+def export_checkpoint(d) -> tuple[dict | None, str]:
+    """(checkpoint dict, "") of the checkpoint named in ``d/export.json``, or (None, why not).
+
+    For the torch eager rows of a benchmark: torch is imported (through
+    ``hearkit.export``) only when installed, and a missing or changed checkpoint
+    is a reason to skip the row, not an error.
+    """
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    from hearkit.errors import ModelError
+
+    if find_spec("torch") is None:
+        return None, 'torch not installed (pip install "hearkit[train]")'
+    if not (Path(d) / "export.json").is_file():
+        return None, "no export.json (checkpoint unknown)"
+    from hearkit.export.verify import load_export_checkpoint, read_export
+
+    try:
+        return load_export_checkpoint(read_export(d)), ""
+    except ModelError as e:
+        return None, str(e)
+
+
 @contextlib.contextmanager
 def _blas_threads(threads: int):
     """Limit numpy's BLAS pool (numpy, librosa) to ``threads`` too, so "1 thread" means it for all.

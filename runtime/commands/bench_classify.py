@@ -10,26 +10,20 @@ from __future__ import annotations
 
 import json
 import time
-from importlib.util import find_spec
 from pathlib import Path
 
 import click
 import numpy as np
 
+from hearkit.bench import export_checkpoint, export_variants
 from hearkit.errors import ModelError
 
 STREAM_SECONDS = 30.0   # audio fed to the spotter for the CPU-share figure
 STREAM_CHUNK = 0.1      # seconds per accept_waveform call, as a microphone delivers them
 
 
-def _variants(d: Path) -> list[tuple[str, Path, Path | None]]:
-    """(name, pipeline, network) of every variant in an export folder, fp32 first."""
-    out = []
-    for p in sorted(d.glob("pipeline*.onnx"), key=lambda p: (p.name != "pipeline.onnx", p.name)):
-        tag = p.name[len("pipeline"):-len(".onnx")].lstrip(".") or "fp32"
-        net = d / p.name.replace("pipeline", "model")
-        out.append((tag, p, net if net.is_file() else None))
-    return out
+# shared with `hearkit bench transcribe`; the old private name stays for callers
+_variants = export_variants
 
 
 INTERLEAVE_ROUNDS = 20  # timed rounds; every candidate runs in every round
@@ -84,20 +78,15 @@ def stream_cpu_share(model: Path, seconds: float = STREAM_SECONDS, hop: float = 
 
 def _torch_fns(d: Path):
     """(pipeline fn, network fn) of the checkpoint in export.json, or (None, reason)."""
-    if find_spec("torch") is None:
-        return None, "torch not installed"
-    if not (d / "export.json").is_file():
-        return None, "no export.json (checkpoint unknown)"
+    ckpt, why = export_checkpoint(d)
+    if ckpt is None:
+        return None, why
     import importlib
 
     from hearkit.export.classify import WaveformClassifier, load_classifier
-    from hearkit.export.verify import load_export_checkpoint, read_export
+    from hearkit.export.verify import read_export
 
     summary = read_export(d)
-    try:
-        ckpt = load_export_checkpoint(summary)
-    except ModelError as e:
-        return None, str(e)
     torch = importlib.import_module("torch")  # measured only; hearkit's runtime does not need it
     torch.set_num_threads(1)
     net, cfg = load_classifier(ckpt)
