@@ -315,3 +315,31 @@ def test_runtime_classify_needs_no_torch(export_dir, val_clips):
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr
+
+
+def test_symmetric_and_u8_recipes_do_what_they_say(export_dir, tmp_path):
+    """qdq-symmetric: every zero point is 0 (TensorRT); qdq-u8u8: activations and weights are uint8."""
+    import onnx
+    from onnx import numpy_helper
+
+    from hearkit.export.quantize import get_recipe, quantize_network
+
+    feats = np.random.default_rng(0).standard_normal((8, 98, 40)).astype(np.float32) * 2 - 6
+    for name, check in [
+        ("qdq-symmetric", lambda zp: np.all(zp == 0)),
+        ("qdq-u8u8", lambda zp: zp.dtype == np.uint8),
+    ]:
+        m = quantize_network(export_dir / "model.onnx", tmp_path / f"{name}.onnx", get_recipe(name), feats)
+        inits = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+        zps = [inits[n.input[2]] for n in m.graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2]
+        assert zps, f"{name}: no QuantizeLinear nodes"
+        assert all(check(z) for z in zps), name
+        assert onnx.load(str(tmp_path / f"{name}.onnx")).graph.input[0].name == "logmel"
+
+
+def test_model_info_round_trip(export_dir):
+    from hearkit.metadata import ModelInfo, read_model_info
+
+    info = read_model_info(export_dir / "pipeline.int8.onnx")
+    again = ModelInfo.from_props(info.to_props(), source=info.source)
+    assert again == info
