@@ -6,6 +6,10 @@ few ms per 10 s), so waveform noise augmentation stays cheap. Batches are
 length-bucketed (utterances of similar length together, capped by total audio
 seconds) to waste little compute on padding.
 
+One process, or several under ``torchrun`` (DDP with gloo on CPU, as
+``hearkit train classify``): every rank takes its share of each epoch's
+length buckets, only rank 0 validates and writes.
+
 Run folder:
     last.pt      every epoch (atomic), what ``--resume`` continues from
     best.pt      lowest validation WER (ties: CER)
@@ -227,6 +231,14 @@ def train_ctc(train_manifest, val_manifest, run_dir, cfg: CTCTrainConfig = CTCTr
     """Train, validating every epoch; returns the best metrics. See module docstring for the run folder."""
     from tqdm import tqdm
 
+    from hearkit.training.train_classify import _dist_env
+
+    rank, world = _dist_env()
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("gloo")
+    main = rank == 0
+    if not main:
+        log = lambda *_: None  # noqa: E731 - only rank 0 reports
     torch.set_num_threads(cfg.threads)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -262,7 +274,8 @@ def train_ctc(train_manifest, val_manifest, run_dir, cfg: CTCTrainConfig = CTCTr
     frontend_mod = LogMel(fe)
     batch_samples = int(cfg.batch_seconds * fe.sample_rate)
     lengths = [len(w) for w in train.waves]
-    steps_per_epoch = len(make_batches(lengths, batch_samples, cfg.max_batch, None))
+    # every rank steps the same number of times per epoch (DDP all-reduces each step)
+    steps_per_epoch = max(1, len(make_batches(lengths, batch_samples, cfg.max_batch, None)) // world)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(1, cfg.epochs * steps_per_epoch),
                                                 pct_start=0.15, anneal_strategy="cos")
@@ -284,19 +297,21 @@ def train_ctc(train_manifest, val_manifest, run_dir, cfg: CTCTrainConfig = CTCTr
     (run_dir / "config.json").write_text(json.dumps({"train": asdict(cfg), "model": mcfg, "frontend": fe.to_dict(),
                                                      "train_manifest": str(train_manifest),
                                                      "val_manifest": str(val_manifest)}, indent=1) + "\n")
-    gen = torch.Generator().manual_seed(cfg.seed + 1000 * start_epoch)
+    gen = torch.Generator().manual_seed(cfg.seed + 1000 * start_epoch + 7 * rank)
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         t0 = time.time()
         model.train()
         batches = make_batches(lengths, batch_samples, cfg.max_batch, random.Random(cfg.seed * 7919 + epoch))
+        batches = batches[rank::world][:steps_per_epoch]  # same order on every rank (same seed), one share each
         tot, n = 0.0, 0
-        bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, mininterval=2.0)
+        bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, mininterval=2.0, disable=not main)
         for idx in bar:
             w, flen, tg, tl = collate(train, idx, fe)
             w = add_noise(w, cfg.noise_prob, cfg.snr_db, gen)
             with torch.no_grad():
                 feats = spec_augment(frontend_mod(w), flen, cfg, gen)
-            lp = model(feats)
+            lp = net(feats)
             olen = model.output_lengths(flen)
             loss = ctc(lp.transpose(0, 1), tg, olen, tl)
             opt.zero_grad(set_to_none=True)
@@ -309,6 +324,9 @@ def train_ctc(train_manifest, val_manifest, run_dir, cfg: CTCTrainConfig = CTCTr
                 tot += loss.item()
                 n += 1
             bar.set_postfix(loss=f"{tot / max(1, n):.3f}")
+        if not main:
+            torch.distributed.barrier()  # rank 0 validates and writes
+            continue
         wer, cer, hyps = evaluate(model, frontend_mod, val, fe, batch_samples, cfg.max_batch)
         rec = {"epoch": epoch, "train_loss": tot / max(1, n), "val_wer": wer, "val_cer": cer,
                "lr": sched.get_last_lr()[0], "seconds": round(time.time() - t0, 1)}
@@ -344,4 +362,8 @@ def train_ctc(train_manifest, val_manifest, run_dir, cfg: CTCTrainConfig = CTCTr
         log(f"epoch {epoch}: loss {rec['train_loss']:.3f}  val WER {100 * wer:.2f} %  CER {100 * cer:.2f} %  "
             f"({rec['seconds']:.0f} s){'  *best' if improved else ''}")
         _plot(history, run_dir / "curves.png")
+        if world > 1:
+            torch.distributed.barrier()
+    if world > 1:
+        torch.distributed.destroy_process_group()
     return best or {}
