@@ -14,6 +14,27 @@ TorchScript exporter (``dynamo=False``), because the dynamo exporter fails on,
 or silently bakes in the example length of, RNNs (DESIGN §6). GRU cannot be
 quantized by ORT at all and LSTM only dynamically.
 
+Trade-offs, measured here (torch 2.13 CPU, onnxruntime 1.32, 1 thread, 10 s of
+audio, machine shared and loaded, so absolute times are inflated; compare
+within a row):
+
+| | ctc-conv-s | ctc-crnn (GRU) | ctc-crnn (LSTM) |
+| --- | --- | --- | --- |
+| parameters | 0.65 M | 1.13 M | 1.50 M |
+| dynamo export, dynamic time | works | ConversionError | ConversionError |
+| exporter used | dynamo | TorchScript | TorchScript |
+| int8 | static QDQ, all convs | none for GRU (MatMul only) | DynamicQuantizeLSTM |
+| RTF torch eager | 0.018 | 0.036 | 0.033 |
+| RTF ONNX fp32 | 0.0087 | 0.016 | 0.018 |
+| RTF ONNX int8 | 0.0048 | 0.015 | 0.0055 |
+| receptive field | 3.95 s, i.e. ±1.98 s (finite: chunks with 2 s overlap equal the whole file) | whole utterance (bidirectional) | same |
+| streaming | chunks with overlap | needs the whole chunk twice (both directions) | same |
+
+The conv model is smaller, about 2x (fp32) to 3x (int8, GRU) faster, exports
+with the default exporter and quantizes statically; the bidirectional RNN sees
+the whole chunk, which can help long-range context but makes chunked results
+depend on the chunk borders.
+
 Input features are normalised by a BatchNorm without affine parameters: its
 running mean/variance are fixed at training time and fold into the graph
 (DESIGN §4: no per-utterance normalisation).
