@@ -38,6 +38,8 @@ def export_network(
     output_name: str = "logits",
     input_name: str = FEATURES,
     time_axis_out: int | None = None,
+    dynamo: bool = True,
+    opset: int | None = None,
 ) -> onnx.ModelProto:
     """Export a log-mel-in network with the dynamo exporter, batch and time dynamic.
 
@@ -48,27 +50,49 @@ def export_network(
         output_name: name of the graph output (``logits`` for classifiers, ``log_probs`` for CTC).
         input_name: name of the graph input (Default: ``logmel``).
         time_axis_out: output axis that follows the input time (CTC), named ``out_frames``; None if none.
+        dynamo: use the dynamo exporter (Default: True). Multi-layer or bidirectional
+            LSTM/GRU need ``False`` (the TorchScript exporter) to keep time dynamic (DESIGN §6).
+        opset: ONNX opset (Default: the exporter's; 17 for ``dynamo=False``).
 
     Returns:
         the ONNX model (single file, opset of the exporter), dims named ``batch`` / ``frames``.
     """
     net = net.eval()
     x = torch.randn(EXAMPLE_BATCH, example_frames, n_mels, generator=torch.Generator().manual_seed(0))
-    dyn = torch.export.Dim.DYNAMIC
     try:
-        prog = torch.onnx.export(
-            net,
-            (x,),
-            dynamo=True,
-            external_data=False,
-            input_names=[input_name],
-            output_names=[output_name],
-            dynamic_shapes=({0: dyn, 1: dyn},),
-            verbose=False,
-        )
+        if dynamo:
+            dyn = torch.export.Dim.DYNAMIC
+            kw = {"opset_version": opset} if opset else {}
+            prog = torch.onnx.export(
+                net,
+                (x,),
+                dynamo=True,
+                external_data=False,
+                input_names=[input_name],
+                output_names=[output_name],
+                dynamic_shapes=({0: dyn, 1: dyn},),
+                verbose=False,
+                **kw,
+            )
+            model = prog.model_proto
+        else:
+            import io
+
+            buf = io.BytesIO()
+            out_axes = {0: "batch"} if time_axis_out is None else {0: "batch", time_axis_out: "out_frames"}
+            torch.onnx.export(
+                net,
+                (x,),
+                buf,
+                dynamo=False,
+                input_names=[input_name],
+                output_names=[output_name],
+                dynamic_axes={input_name: {0: "batch", 1: "frames"}, output_name: out_axes},
+                opset_version=opset or 17,
+            )
+            model = onnx.load_from_string(buf.getvalue())
     except Exception as e:
         raise ModelError(f"ONNX export of {type(net).__name__} failed: {str(e).splitlines()[0][:300]}") from e
-    model = prog.model_proto
     _name_dims(model.graph.input[0], {0: "batch", 1: "frames"})
     out_dims = {0: "batch"}
     if time_axis_out is not None:
