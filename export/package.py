@@ -84,15 +84,19 @@ def find_variant(export_dir: Path, recipe) -> tuple[Path, Path] | None:
 def calibration_files(data: str | os.PathLike, clips: int) -> list[Path]:
     """Audio files for calibration: deterministic, spread evenly over the sorted list.
 
-    ``data`` is a folder of audio files or a NeMo JSONL manifest (as recorded by the
-    CTC export). Files named in a ``validation_list.txt`` / ``testing_list.txt`` at
-    the top of a folder are left out, so calibration never sees evaluation audio.
+    ``data`` is a NeMo JSONL manifest (as the CTC export records it) or a folder:
+    a dataset hearkit can index (speech commands, FSDD, UrbanSound8K, ...) gives its
+    training split, the speaker/fold split training used, so calibration never sees
+    evaluation audio; any other folder gives all its audio files except those named
+    in a ``validation_list.txt`` / ``testing_list.txt`` at its top.
     """
     root = Path(data)
     if root.is_file():
         from hearkit.manifest import read_manifest
 
         files = sorted(Path(u.audio) for u in read_manifest(root))
+    elif root.is_dir() and (train := _train_split(root)):
+        files = train
     elif root.is_dir():
         held_out: set[str] = set()
         for lst in ("validation_list.txt", "testing_list.txt"):
@@ -109,6 +113,17 @@ def calibration_files(data: str | os.PathLike, clips: int) -> list[Path]:
         raise ConfigError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) in {root} for calibration")
     idx = np.unique(np.linspace(0, len(files) - 1, min(clips, len(files))).round().astype(int))
     return [files[i] for i in idx]
+
+
+def _train_split(root: Path) -> list[Path]:
+    """Training files of a dataset folder hearkit can index; empty when it cannot."""
+    from hearkit.datasets import index_dataset
+
+    try:
+        idx = index_dataset(root)
+    except Exception:  # not a dataset layout hearkit knows: fall back to a plain audio folder
+        return []
+    return sorted(Path(e.path) for e in idx.split("train"))
 
 
 def calibration_waveforms(info: ModelInfo, files: list[Path]) -> np.ndarray:
