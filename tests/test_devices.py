@@ -304,3 +304,19 @@ def test_hearkit_run_takes_a_bundle_and_refuses_a_modified_one(bundles, kws_expo
     (b / "pipeline.int8.onnx").write_bytes(bytes(data))
     r = CliRunner().invoke(main, ["run", str(b), str(calib / "0.wav")])
     assert r.exit_code == 2 and "pipeline.int8.onnx" in r.output and "does not match manifest.json" in r.output
+
+
+def test_bench_takes_a_bundle_path(bundles):
+    """`hearkit bench PATH` (no subcommand name) measures every variant; figures are reported, not asserted."""
+    r = CliRunner().invoke(main, ["bench", str(bundles["x86-vnni"]), "--device", "x86-vnni", "--repeat", "3", "--json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output)
+    assert rep["device"] == "x86-vnni"
+    assert [m["model"] for m in rep["models"]] == ["pipeline.int8.onnx", "pipeline.onnx", "pipeline.int8.ort", "pipeline.ort"]
+    for m in rep["models"]:
+        assert m["p50_ms"] > 0 and m["p95_ms"] >= m["p50_ms"] and m["bytes"] > 0 and m["rtf"] > 0
+    fp = rep["footprint"]["hearkit"]
+    assert "error" not in fp, fp
+    assert fp["rss_mb"] > 10 and fp["label"] in ("a", "b", "c") and fp["model"].endswith("pipeline.int8.onnx")
+    r = CliRunner().invoke(main, ["bench", "model", str(bundles["x86-vnni"] / "pipeline.onnx"), "--repeat", "2", "--no-footprint"])
+    assert r.exit_code == 0 and "pipeline.onnx" in r.output and "footprint" not in r.output
