@@ -25,6 +25,7 @@ BENCH_COMMANDS: dict[str, str] = {
     "classify": "hearkit.commands.bench_classify:bench_classify",
     "frontend": "hearkit.bench:bench_frontend",
     "model": "hearkit.commands.bench_model:bench_model",
+    "transcribe": "hearkit.commands.bench_transcribe:bench_transcribe",
 }
 
 REFERENCE_SECONDS = 10.0  # figures are reported per 10 s of audio
