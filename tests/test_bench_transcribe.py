@@ -107,3 +107,15 @@ def test_classifier_export_is_refused(tmp_path):
     save_with_info(build_frontend_graph(cfg), ModelInfo(task="frontend", input="waveform", frontend=cfg), tmp_path / "pipeline.onnx")
     r = CliRunner().invoke(main, ["bench", "transcribe", str(tmp_path)])
     assert r.exit_code == 2 and "needs a CTC export" in r.output, r.output
+
+
+def test_torch_row_skipped_without_torch(tiny_export, monkeypatch):
+    """Without torch installed the ONNX rows still run and the torch row says why it is empty."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # find_spec("torch") is None, as on a device
+    res = _json(CliRunner().invoke(main, ["bench", "transcribe", str(tiny_export), "--seconds", "1", "--repeat", "1",
+                                          "--no-memory", "--json"]))
+    rows = {row["variant"]: row for row in res["rows"]}
+    assert rows["torch eager"]["rtf"] is None and "torch not installed" in rows["torch eager"]["note"]
+    assert rows["onnx int8"]["rtf"] > 0
