@@ -42,6 +42,8 @@ class Recipe:
         symmetric_activations: zero point 0 for activations (TensorRT needs it).
         symmetric_weights: zero point 0 for weights.
         calibration: ``minmax`` | ``entropy`` | ``percentile``.
+        op_types: ONNX op types to quantize; others stay fp32 (Default: None = onnxruntime's
+            full list, which also quantizes Add, pooling, Reshape... between convolutions).
         why: the hardware reason, one line.
     """
 
@@ -54,6 +56,7 @@ class Recipe:
     symmetric_activations: bool = False
     symmetric_weights: bool = True
     calibration: str = "minmax"
+    op_types: tuple[str, ...] | None = None
     why: str = ""
 
     def to_dict(self) -> dict:
@@ -123,7 +126,10 @@ class _FeatureReader:
     """onnxruntime CalibrationDataReader over a feature array, in small batches."""
 
     def __init__(self, input_name: str, features: np.ndarray, batch: int = CALIBRATION_BATCH):
-        self.input_name, self.features, self.batch = input_name, features, batch
+        # equal batches only: onnxruntime's histogram calibrators (entropy, percentile) stack
+        # the batches and fail on a shorter last one, so a remainder of < batch clips is dropped
+        batch = min(batch, len(features))
+        self.input_name, self.features, self.batch = input_name, features[: len(features) // batch * batch], batch
         self.pos = 0
 
     def get_next(self):
@@ -205,6 +211,7 @@ def quantize_network(
                 activation_type=types[r.activation_type],
                 weight_type=types[r.weight_type],
                 calibrate_method=methods[r.calibration],
+                op_types_to_quantize=list(r.op_types) if r.op_types else None,
                 extra_options={
                     "ActivationSymmetric": r.symmetric_activations,
                     "WeightSymmetric": r.symmetric_weights,
@@ -239,7 +246,7 @@ def _toposort(graph: onnx.GraphProto) -> None:
 
 def recipe_metadata(r: Recipe, calibration_clips: int | None = None) -> dict:
     """The ``hearkit.quantization`` entry of a model made with ``r``."""
-    d = {"recipe": r.name, **{k: v for k, v in r.to_dict().items() if k not in ("name", "why")}}
+    d = {"recipe": r.name, **{k: v for k, v in r.to_dict().items() if k not in ("name", "why") and v is not None}}
     if calibration_clips is not None and r.static:
         d["calibration_clips"] = int(calibration_clips)
     return d
