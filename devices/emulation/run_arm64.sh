@@ -9,8 +9,8 @@
 # only redirects a path when it exists under the rootfs, so /tmp/x stays /tmp/x).
 #
 # onnxruntime's CPU detection reads the host's x86 /sys topology and SIGSEGVs at
-# import, so the command runs in a private mount namespace (unshare -m, needs root
-# or user namespaces) where an arm64 CPU description is bind-mounted over
+# import, so the command runs in a private mount namespace (unshare -m as root,
+# unshare -r -m with unprivileged user namespaces otherwise) where an arm64 CPU description is bind-mounted over
 # /sys/devices/system/cpu and /proc/cpuinfo: 4 cores of the chosen part (A76:
 # part 0xd0b with the asimddp dot-product feature, like the Pi 5; A72: part 0xd08
 # without it, like the Pi 4). Nothing outside the namespace is touched.
@@ -87,8 +87,11 @@ PYPATH="$SITE"
 
 # Inside the namespace: bind the description, then exec qemu. -L makes the guest's
 # /usr/lib, /lib/ld-linux-aarch64.so.1 etc. come from the rootfs. No exec here, so
-# the EXIT trap removes the fake description afterwards.
-unshare -m --propagation private /bin/bash -c '
+# the EXIT trap removes the fake description afterwards. Without root, a user
+# namespace (-r) grants the mount rights inside the namespace only.
+USERNS=""
+[ "$(id -u)" = 0 ] || USERNS="-r"
+unshare $USERNS -m --propagation private /bin/bash -c '
   set -e
   mount --bind "$1/cpu" /sys/devices/system/cpu
   mount --bind "$1/cpuinfo" /proc/cpuinfo
