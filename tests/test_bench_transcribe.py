@@ -75,6 +75,7 @@ def test_three_rows_with_rtf_and_memory(tiny_export):
     # torch and fp32 compute the same log-probs (checked to 2e-3 at export), so greedy text agrees
     assert rows["torch eager"]["same_text_as_fp32"] is True
     assert rows["torch eager"]["peak_rss_mb"] > rows["onnx int8"]["peak_rss_mb"]  # torch itself is hundreds of MB
+    assert res["baseline_rss_mb"] < res["baseline_torch_rss_mb"] < rows["torch eager"]["peak_rss_mb"]
     assert rows["onnx int8"]["bytes"] < rows["onnx fp32"]["bytes"]
     assert res["target"]["int8_rtf_max"] == 0.01 and res["target"]["applies"] is False  # only ctc-conv-s
 

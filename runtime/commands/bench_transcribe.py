@@ -39,12 +39,15 @@ MiB = 1024 * 1024
 
 # One fresh process per variant: import, load, transcribe once, report peak RSS.
 # "baseline" stops after `import hearkit`; that process is what the deltas are measured against.
+# "baseline-torch" stops after `import hearkit, torch`: how much of the torch row is torch itself.
 _CHILD = """
 import json, resource, sys
 kind, model, audio, export_dir = sys.argv[1:5]
 import hearkit
 out = {}
-if kind != "baseline":
+if kind == "baseline-torch":
+    import torch
+elif kind != "baseline":
     import numpy as np
     x = np.load(audio)
     if kind == "torch":
@@ -228,7 +231,7 @@ def bench_transcribe(model_dir, audio, seconds, repeat, memory, as_json):
     times = time_interleaved({name: (lambda t=tr: t.transcribe(x)) for name, tr in live.items()}, repeat, warmup=0)
 
     mem: dict = {}
-    baseline = None
+    baseline = baseline_torch = None
     if memory:
         click.echo("peak memory: a fresh process per variant ...", err=True)
         with tempfile.TemporaryDirectory(prefix="hearkit-bench-") as tmp:
@@ -238,6 +241,8 @@ def bench_transcribe(model_dir, audio, seconds, repeat, memory, as_json):
             baseline = base.get("rss_bytes")
             if baseline is None:
                 click.echo(f"baseline process failed: {base.get('error')}", err=True)
+            if contenders["torch eager"][0] is not None:
+                baseline_torch = peak_rss("baseline-torch", "", npy, str(d)).get("rss_bytes")
             for name, (tr, path, _) in contenders.items():
                 if tr is not None:
                     kind = "torch" if name == "torch eager" else "onnx"
@@ -276,6 +281,7 @@ def bench_transcribe(model_dir, audio, seconds, repeat, memory, as_json):
         "threads": 1, "repeat": repeat, "decoder": "greedy",
         "chunk_seconds": DEFAULT_CHUNK_SECONDS, "overlap_seconds": DEFAULT_OVERLAP_SECONDS,
         "baseline_rss_mb": None if baseline is None else baseline / MiB,
+        "baseline_torch_rss_mb": None if baseline_torch is None else baseline_torch / MiB,
         "rows": rows, "target": target,
     }
     if as_json:
@@ -297,10 +303,14 @@ def bench_transcribe(model_dir, audio, seconds, repeat, memory, as_json):
         click.echo(f"{r['variant']:<12} {f(r['bytes'] and r['bytes'] / MiB, '{:.2f}'):>6} {f(r['rtf']):>8} "
                    f"{f(r['cpu_rtf']):>8} {f(r['x_realtime'], '{:.0f}'):>10} {f(r['peak_rss_mb'], '{:.1f}'):>11} "
                    f"{f(r['rss_delta_mb'], '{:+.1f}'):>7} {f(r['words'], '{}'):>5} {same:>6}  {note}")
+    click.echo("RTF: wall time / audio time; CPU RTF: process CPU time / audio time (the one to trust on a loaded "
+               "machine); x realtime = 1 / CPU RTF; = fp32: same transcript as onnx fp32")
     if memory:
         click.echo(f"peak RSS: fresh process that loads the model and transcribes the audio once; "
                    f"+MB over `import hearkit` alone ({f(result['baseline_rss_mb'], '{:.1f}')} MB); "
-                   "the torch row includes torch itself")
+                   f"the torch row includes torch (`import hearkit, torch` alone: "
+                   f"{f(result['baseline_torch_rss_mb'], '{:.1f}')} MB) and onnxruntime with the fp32 session "
+                   "that configures its transcriber")
     if target is not None:
         head = (f"target: int8 RTF <= {TARGET_INT8_RTF} for {TARGET_MODEL} on x86: CPU RTF {int8['cpu_rtf']:.4f} "
                 f"(wall {int8['rtf']:.4f})")
