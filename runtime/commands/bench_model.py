@@ -24,22 +24,38 @@ FOOTPRINT_SECONDS = 0.5     # target wall time of that process, start to exit
 CTC_SECONDS = 10.0          # audio per call for models without a fixed window (RTF base)
 KiB = 1024
 
+# Peak RSS of this process since exec, in KiB. VmHWM, not ru_maxrss: on Linux
+# ru_maxrss survives exec and so reports the *parent's* peak when the parent was larger
+# (the bench process itself, or pytest). ru_maxrss only where /proc is absent (macOS, bytes).
+_PEAK = """
+def peak_kb():
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    import resource, sys
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r // 1024 if sys.platform == "darwin" else r
+"""
+
 # A process that does what a device does for one clip: verify the bundle, load, classify.
-_FOOTPRINT_HEARKIT = """
-import json, resource, sys, time
+_FOOTPRINT_HEARKIT = _PEAK + """
+import json, sys, time
 t0 = time.perf_counter()
 from hearkit.bundle import resolve_model
 from hearkit.classify import Classifier
 path = resolve_model(sys.argv[1], prefer=sys.argv[2])
 clf = Classifier(path)
 p = clf.classify(sys.argv[3]) if sys.argv[3] != "-" else clf.classify(__import__("numpy").zeros(clf.window_samples, "float32"))
-print(json.dumps({"rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "inner_s": time.perf_counter() - t0, "label": p.label, "model": str(path)}))
+print(json.dumps({"rss_kb": peak_kb(), "inner_s": time.perf_counter() - t0, "label": p.label, "model": str(path)}))
 """
-_FOOTPRINT_TORCH = """
-import json, resource, time
+_FOOTPRINT_TORCH = _PEAK + """
+import json, time
 t0 = time.perf_counter()
 import torch
-print(json.dumps({"rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "inner_s": time.perf_counter() - t0}))
+print(json.dumps({"rss_kb": peak_kb(), "inner_s": time.perf_counter() - t0}))
 """
 
 
@@ -122,8 +138,7 @@ def _child(code: str, *args: str) -> dict:
     if r.returncode != 0:
         return {"error": (r.stderr.strip().splitlines() or ["failed"])[-1][:200]}
     d = json.loads(r.stdout.strip().splitlines()[-1])
-    # ru_maxrss is KiB on Linux, bytes on macOS
-    d["rss_mb"] = d.pop("rss_kb") / (KiB if sys.platform != "darwin" else KiB * KiB)
+    d["rss_mb"] = d.pop("rss_kb") / KiB
     d["wall_s"] = wall
     return d
 
