@@ -218,3 +218,21 @@ def test_train_ctc_cli_help():
 
     r = CliRunner().invoke(main, ["train", "ctc", "--help"])
     assert r.exit_code == 0 and "--val-manifest" in r.output and "ctc-conv-s" in r.output
+
+
+def test_init_fine_tunes_from_another_checkpoint(tiny_run, tmp_path):
+    from hearkit.training.checkpoint import load_checkpoint
+    from hearkit.training.train_ctc import CTCTrainConfig, train_ctc
+
+    tmp, m, _ = tiny_run
+    src = load_checkpoint(tmp / "run" / "last.pt")
+    lines = []
+    # lr tiny: the weights must start from the source checkpoint and barely move
+    train_ctc(m, m, tmp_path / "ft", CTCTrainConfig(model="ctc-crnn", epochs=1, batch_seconds=8, max_batch=4, lr=1e-9),
+              init=tmp / "run" / "last.pt", log=lines.append)
+    ft = load_checkpoint(tmp_path / "ft" / "last.pt")
+    assert ft["model"] == src["model"]  # the source's architecture wins over --model
+    assert ft["train_config"]["init"].endswith("last.pt")
+    w = "classifier.weight"
+    assert torch.allclose(ft["state_dict"][w], src["state_dict"][w], atol=1e-6)  # lr 1e-9 for one epoch
+    assert any(s.startswith("initialised from") for s in lines)

@@ -227,8 +227,20 @@ def _plot(history, path):
 
 
 def train_ctc(train_manifest, val_manifest, run_dir, cfg: CTCTrainConfig = CTCTrainConfig(), resume: bool = False,
-              frontend: FrontendConfig | None = None, log=print) -> dict:
-    """Train, validating every epoch; returns the best metrics. See module docstring for the run folder."""
+              frontend: FrontendConfig | None = None, log=print, init: str | os.PathLike | None = None) -> dict:
+    """Train, validating every epoch; returns the best metrics. See module docstring for the run folder.
+
+    Args:
+        train_manifest, val_manifest: manifests (see ``hearkit.manifest.read_dataset``).
+        run_dir: output folder.
+        cfg: training options.
+        resume: continue ``run_dir/last.pt`` (model, optimizer, schedule, epoch).
+        frontend: front-end config (Default: ``DEFAULT_FRONTEND`` with ``cfg.n_mels``).
+        log: callable for progress lines.
+        init: start from the weights of another CTC checkpoint (fine-tuning, e.g. a
+            team's own speech on top of a generic model): its architecture and
+            front-end are used, optimizer and schedule start fresh.
+    """
     from tqdm import tqdm
 
     from hearkit.training.train_classify import _dist_env
@@ -258,8 +270,17 @@ def train_ctc(train_manifest, val_manifest, run_dir, cfg: CTCTrainConfig = CTCTr
     overrides = dict(cfg.model_overrides)
     if cfg.rnn:
         overrides["rnn"] = cfg.rnn
-    mcfg = ckpt["model"] if ckpt else model_config(cfg.model, **overrides)
+    init_ckpt = None
+    if init is not None and not ckpt:
+        init_ckpt = load_checkpoint(init)
+        if init_ckpt.get("task") != "ctc" or list(init_ckpt.get("vocab", [])) != list(VOCAB):
+            raise ConfigError(f"--init {init}: not a CTC checkpoint with this vocabulary")
+        fe = FrontendConfig.from_dict(init_ckpt["frontend"])
+    mcfg = ckpt["model"] if ckpt else (init_ckpt["model"] if init_ckpt else model_config(cfg.model, **overrides))
     model = build_model(mcfg, fe.n_mels, len(VOCAB))
+    if init_ckpt:
+        model.load_state_dict(init_ckpt["state_dict"])
+        log(f"initialised from {init} (epoch {init_ckpt.get('epoch')}, val WER {init_ckpt.get('metrics', {}).get('val_wer')})")
     log(f"model {mcfg['name']}: {count_params(model):,} parameters, subsampling {model.subsampling}")
     train = SpeechSet(train_manifest, fe.sample_rate, log)
     val = SpeechSet(val_manifest, fe.sample_rate, log)
@@ -295,6 +316,7 @@ def train_ctc(train_manifest, val_manifest, run_dir, cfg: CTCTrainConfig = CTCTr
         best = ckpt.get("best")
         log(f"resumed from {run_dir / 'last.pt'} after epoch {start_epoch}")
     (run_dir / "config.json").write_text(json.dumps({"train": asdict(cfg), "model": mcfg, "frontend": fe.to_dict(),
+                                                     "init": str(init) if init else None,
                                                      "train_manifest": str(train_manifest),
                                                      "val_manifest": str(val_manifest)}, indent=1) + "\n")
     gen = torch.Generator().manual_seed(cfg.seed + 1000 * start_epoch + 7 * rank)
@@ -353,7 +375,8 @@ def train_ctc(train_manifest, val_manifest, run_dir, cfg: CTCTrainConfig = CTCTr
             "history_json": json.dumps(history),
             "train_config": {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
                              "train_manifest": str(Path(train_manifest).resolve()),
-                             "val_manifest": str(Path(val_manifest).resolve())},
+                             "val_manifest": str(Path(val_manifest).resolve()),
+                             "init": str(Path(init).resolve()) if init else None},
         }
         save_checkpoint(state, run_dir / "last.pt")
         if improved:
