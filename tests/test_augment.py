@@ -1,0 +1,110 @@
+"""Augmentation properties: achieved SNR, length-keeping shift, mask counts, gain, mixup."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from hearkit.errors import ConfigError  # noqa: E402
+from hearkit.training.augment import (  # noqa: E402
+    AugmentConfig,
+    NoiseBank,
+    augment_examples,
+    augment_waveform,
+    mix_at_snr,
+    mixup,
+    random_gain,
+    spec_augment,
+    time_shift,
+)
+
+SR = 16000
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_mix_at_snr_achieves_requested_snr(signals):
+    x = torch.from_numpy(np.stack([signals.chirp(SR, SR, amp=a) for a in (0.5, 0.05, 0.9)]))
+    n = torch.from_numpy(np.stack([signals.noise(SR, seed=s, amp=0.2) for s in range(3)]))
+    snr = torch.tensor([0.0, 10.0, 25.0])
+    y = mix_at_snr(x, n, snr)
+    achieved = 10 * torch.log10(x.square().mean(1) / (y - x).square().mean(1))
+    assert torch.allclose(achieved, snr, atol=0.5)  # the contract: within 0.5 dB
+
+
+def test_noise_bank_tiles_short_clips_and_silence_gets_no_noise(signals):
+    bank = NoiseBank([signals.noise(100, seed=1)])
+    n = bank.sample(2, 1000, _gen())
+    assert n.shape == (2, 1000) and float(n.abs().max()) > 0
+    quiet = torch.zeros(2, 1000)
+    assert torch.equal(mix_at_snr(quiet, n, torch.tensor([5.0, 5.0])), quiet)
+
+
+def test_time_shift_keeps_length_and_moves_content():
+    x = torch.arange(1, 101, dtype=torch.float32).repeat(8, 1)
+    y = time_shift(x, 10, _gen(3))
+    assert y.shape == x.shape
+    for row in y:
+        nz = row.nonzero().flatten()
+        shift = int(row[nz[0]].item()) - 1 - int(nz[0])  # a value v lands at index v-1+shift
+        shift = -shift
+        assert -10 <= shift <= 10
+        assert int((row == 0).sum()) == abs(shift)  # the gap is zero-filled, exactly |shift| samples
+    assert torch.equal(time_shift(x, 0, _gen()), x)
+
+
+def test_spec_augment_masks_zero_the_right_count():
+    feats = torch.randn(16, 100, 40) + 5.0  # no natural zeros
+    cfg = AugmentConfig(freq_masks=1, freq_mask_width=7, time_masks=1, time_mask_width=10, mask_value=0.0)
+    out = spec_augment(feats, cfg, _gen(1))
+    for b in range(16):
+        zero = out[b] == 0
+        rows = zero.all(dim=1).sum().item()  # fully masked frames
+        cols = zero.all(dim=0).sum().item()  # fully masked bands
+        assert rows <= 10 and cols <= 7
+        # every zero lies in a masked frame or band, and the count is exactly their union
+        assert zero.sum().item() == rows * 40 + cols * 100 - rows * cols
+    assert (out == 0).any()
+    mean_fill = spec_augment(feats, AugmentConfig(freq_masks=2, time_masks=0), _gen(2))
+    changed = mean_fill != feats
+    assert torch.allclose(mean_fill[changed], feats.mean(dim=(1, 2), keepdim=True).expand_as(feats)[changed], atol=1e-6)
+
+
+def test_gain_range_and_switches():
+    x = torch.ones(200, 10)
+    g = random_gain(x, (-6.0, 6.0), _gen())[:, 0]
+    db = 20 * torch.log10(g)
+    assert float(db.min()) >= -6.0 - 1e-4 and float(db.max()) <= 6.0 + 1e-4 and float(db.std()) > 1
+    off = augment_waveform(x, AugmentConfig.off(), SR, _gen())
+    assert torch.equal(off, x)
+
+
+def test_mixup_mixes_targets_with_the_same_weights():
+    feats = torch.eye(4).reshape(4, 1, 4) * 10
+    targets = torch.eye(4)
+    f, t = mixup(feats, targets, 0.4, _gen(5))
+    assert torch.allclose(t.sum(1), torch.ones(4), atol=1e-6)
+    assert torch.allclose(f.reshape(4, 4) / 10, t, atol=1e-6)  # features mixed exactly as targets
+    assert float(t.max(1).values.min()) >= 0.5 - 1e-6  # each clip keeps the larger share
+
+
+def test_augment_examples_for_show(signals):
+    x = signals.chirp(SR, SR)
+    out = augment_examples(x, SR, AugmentConfig(), noise=signals.noise(SR // 2, seed=2), seed=4)
+    assert set(out) == {"original", "time_shift", "noise", "gain", "logmel", "spec_augment", "mixup"}
+    for k in ("original", "time_shift", "noise", "gain"):
+        assert out[k].shape == x.shape and out[k].dtype == np.float32
+    assert out["logmel"].shape == out["spec_augment"].shape == out["mixup"].shape == (97, 40)
+    again = augment_examples(x, SR, AugmentConfig(), noise=signals.noise(SR // 2, seed=2), seed=4)
+    assert all(np.array_equal(out[k], again[k]) for k in out)  # seeded
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match="snr_db"):
+        AugmentConfig(snr_db=(10, 0))
+    with pytest.raises(ConfigError, match="noise_prob"):
+        AugmentConfig(noise_prob=2)
