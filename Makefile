@@ -19,6 +19,7 @@ help:
 	@echo "make demo   - install into $(VENV) and run the main job end to end"
 	@echo "make test   - install and run the test suite (not the slow tests)"
 	@echo "make test-slow - the slow tests (training to accuracy)"
+	@echo "make test-arm  - the emulated arm64 (Raspberry Pi) parity suite alone"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,14 +32,19 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# Installs the Debian packages when one is missing (needs root or sudo).
-system-deps:
-	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# $(call apt_install,PACKAGES): apt-get install those of PACKAGES that are missing
+# (root, or sudo otherwise); `apt-get update` first, as a fresh machine has no lists.
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi
+endef
+
+system-deps:
+	$(call apt_install,$(DEB_PACKAGES))
 
 demo: install system-deps
 	$(HEARKIT) demo
@@ -54,12 +60,7 @@ test-slow: install system-deps
 # ~30 s with a warm network), then runs only the `emulation` tests (~1.5 min here).
 ARM_DEB_PACKAGES := qemu-user-static debootstrap
 test-arm: install system-deps
-	@missing=""; for p in $(ARM_DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
-	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
-	fi
+	$(call apt_install,$(ARM_DEB_PACKAGES))
 	PIP="$(PY) -m pip" devices/emulation/build_rootfs.sh
 	$(PY) -m pytest -m emulation $(PYTEST_ARGS)
 
