@@ -7,11 +7,12 @@ saves a single file.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import onnx
+
+from hearkit.bundle import sha256_file  # noqa: F401  (re-exported: export modules hash through here)
 
 
 def set_metadata(model: onnx.ModelProto, props: dict[str, str]) -> onnx.ModelProto:
@@ -39,10 +40,3 @@ def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> Path:
     os.replace(tmp, path)
     return path
 
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
