@@ -342,3 +342,32 @@ def test_torchaudio_oracle_where_it_imports(signals):
         with torch.inference_mode():
             ref = torch.log(ta(torch.from_numpy(x)) + cfg.eps).T.numpy()
         np.testing.assert_allclose(compute_features(x, cfg, "onnx-conv"), ref, rtol=0, atol=1e-3)
+
+
+def _odd_configs():
+    """Seeded odd shapes: odd and prime n_fft, hop > n_fft, hop sharing few factors, short windows."""
+    fixed = [
+        dict(n_fft=480, hop_length=120, n_mels=64),  # 480 = 2^5·3·5: odd N1 possible
+        dict(n_fft=300, hop_length=75, n_mels=20),  # odd factors only in common
+        dict(n_fft=257, hop_length=100, n_mels=16),  # prime: plain DFT
+        dict(n_fft=256, hop_length=400, n_mels=24),  # hop > n_fft: gaps between frames
+        dict(n_fft=2048, hop_length=512, n_mels=96, sample_rate=44100),
+        dict(n_fft=64, hop_length=16, n_mels=8, sample_rate=8000, f_min=0.0),
+    ]
+    rng = np.random.default_rng(2024)
+    for _ in range(6):
+        n_fft = int(rng.integers(32, 1100))
+        fixed.append(dict(n_fft=n_fft, hop_length=int(rng.integers(8, n_fft + 200)), n_mels=int(rng.integers(8, 64)),
+                          win_length=int(rng.integers(n_fft // 2, n_fft + 1))))
+    return fixed
+
+
+@pytest.mark.parametrize("kw", _odd_configs(), ids=lambda kw: f"fft{kw['n_fft']}-hop{kw['hop_length']}")
+def test_onnx_conv_odd_shapes(kw, signals):
+    """Any n_fft/hop pair (split or plain-DFT fallback) matches numpy: 1e-3 ln on noise."""
+    cfg = FrontendConfig(**kw)
+    for center in (False, True):
+        c = cfg.replace(center=center)
+        x = signals.noise(3 * c.n_fft + 37, seed=c.n_fft)
+        y = compute_features(x, c, "onnx-conv")
+        np.testing.assert_allclose(y, logmel(x, c), rtol=0, atol=1e-3, err_msg=f"split {choose_split(c)}")
