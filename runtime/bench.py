@@ -30,6 +30,24 @@ BENCH_COMMANDS: dict[str, str] = {
 
 REFERENCE_SECONDS = 10.0  # figures are reported per 10 s of audio
 
+# Source of `peak_kb()` for benchmark child processes: peak RSS of this process since exec, in KiB. VmHWM, not ru_maxrss: on Linux
+# ru_maxrss survives exec and so reports the *parent's* peak when the parent was larger
+# (the bench process itself, or pytest). ru_maxrss only where /proc is absent (macOS, bytes).
+PEAK_RSS_SNIPPET = """
+def peak_kb():
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    import resource, sys
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r // 1024 if sys.platform == "darwin" else r
+"""
+
+# A process that does what a device does for one clip: verify the bundle, load, classify.
+
 
 class BenchGroup(LazyGroup):
     """``hearkit bench PATH ...`` means ``hearkit bench model PATH ...`` when PATH is not a benchmark name."""
@@ -205,14 +223,37 @@ def _frontend_candidates(cfg, x, threads: int) -> dict:
     return out
 
 
+def _bar_chart(rows: list[dict], path: str, title: str) -> None:
+    """Horizontal bars of wall and CPU ms per 10 s, measured rows only."""
+    from hearkit.errors import require
+
+    mpl = require("matplotlib", "plot")
+    mpl.use("Agg")  # files only; a device has no display
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in rows if r["ms_per_10s"] is not None]
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(rows) + 1.5))
+    ys = range(len(rows))
+    ax.barh([y + 0.2 for y in ys], [r["ms_per_10s"] for r in rows], height=0.4, label="wall (median)")
+    ax.barh([y - 0.2 for y in ys], [r["cpu_ms_per_10s"] for r in rows], height=0.4, label="process CPU (median)")
+    ax.set_yticks(list(ys), [r["backend"] for r in rows])
+    ax.invert_yaxis()
+    ax.set(xlabel="ms per 10 s of audio (lower is faster)", title=title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 @click.command("frontend")
 @click.option("--seconds", type=click.FloatRange(min=0.1), default=REFERENCE_SECONDS, show_default=True, help="Length of the test signal (seeded white noise).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Threads for onnxruntime and torch.")
 @click.option("--repeat", type=click.IntRange(min=1), default=20, show_default=True, help="Timed runs per backend; the median is reported.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--model", "models", multiple=True, type=click.Path(exists=True, dir_okay=False), help="Also time an exported front-end graph (repeatable); works without torch/onnx, e.g. on a device.")
+@click.option("--png", type=click.Path(dir_okay=False), default=None, help="Also draw the figures as a bar chart (needs hearkit[plot]).")
 @frontend_options
-def bench_frontend(seconds: float, threads: int, repeat: int, as_json: bool, models: tuple[str, ...], **kw):
+def bench_frontend(seconds: float, threads: int, repeat: int, as_json: bool, models: tuple[str, ...], png: str | None, **kw):
     """Time per 10 s of audio for every front-end backend, with librosa and torch.stft beside them."""
     import numpy as np
 
@@ -241,6 +282,9 @@ def bench_frontend(seconds: float, threads: int, repeat: int, as_json: bool, mod
             "cpu_ms_per_10s": None if cpu is None else cpu * 1e3 * scale,
             "note": note,
         })
+    if png:
+        _bar_chart(rows, png, f"log-mel front-end per 10 s of audio, {threads} thread(s) (n_fft {cfg.n_fft}, hop {cfg.hop_length}, {cfg.n_mels} mels)")
+        click.echo(f"wrote {png}", err=True)
     if as_json:
         click.echo(json.dumps({"seconds": n / cfg.sample_rate, "threads": threads, "blas_threads": blas_note, "repeat": repeat, "config": cfg.to_dict(), "results": rows}, indent=2))
         return

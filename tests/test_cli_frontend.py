@@ -104,7 +104,10 @@ def test_bench_frontend_json():
         assert rows[name]["ms_per_10s"] > 0
 
 
-def test_bench_frontend_table():
-    r = run("bench", "frontend", "--seconds", 0.2, "--repeat", 1)
+def test_bench_frontend_table_and_png(tmp_path):
+    pytest.importorskip("matplotlib", reason="--png needs hearkit[plot]")
+    png = tmp_path / "bench.png"
+    r = run("bench", "frontend", "--seconds", 0.2, "--repeat", 1, "--png", png)
     assert r.exit_code == 0, r.output
     assert "ms / 10 s" in r.stdout and "onnx-conv" in r.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
