@@ -30,9 +30,10 @@ BENCH_COMMANDS: dict[str, str] = {
 
 REFERENCE_SECONDS = 10.0  # figures are reported per 10 s of audio
 
-# Source of `peak_kb()` for benchmark child processes: peak RSS of this process since exec, in KiB. VmHWM, not ru_maxrss: on Linux
-# ru_maxrss survives exec and so reports the *parent's* peak when the parent was larger
-# (the bench process itself, or pytest). ru_maxrss only where /proc is absent (macOS, bytes).
+# Source of `peak_kb()` for benchmark child processes: this process's peak RSS in KiB.
+# VmHWM, not ru_maxrss: on Linux ru_maxrss survives exec and so reports the *parent's*
+# peak when the parent was larger (the bench process itself, or pytest). ru_maxrss only
+# where /proc is absent (macOS, bytes).
 PEAK_RSS_SNIPPET = """
 def peak_kb():
     try:

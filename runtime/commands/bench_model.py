@@ -19,29 +19,14 @@ from pathlib import Path
 
 import click
 
+from hearkit.bench import PEAK_RSS_SNIPPET
+
 FOOTPRINT_RSS_MB = 80.0     # target peak RSS of a process that classifies one clip
 FOOTPRINT_SECONDS = 0.5     # target wall time of that process, start to exit
 CTC_SECONDS = 10.0          # audio per call for models without a fixed window (RTF base)
 KiB = 1024
 
-# Peak RSS of this process since exec, in KiB. VmHWM, not ru_maxrss: on Linux
-# ru_maxrss survives exec and so reports the *parent's* peak when the parent was larger
-# (the bench process itself, or pytest). ru_maxrss only where /proc is absent (macOS, bytes).
-_PEAK = """
-def peak_kb():
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    import resource, sys
-    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return r // 1024 if sys.platform == "darwin" else r
-"""
-
-# A process that does what a device does for one clip: verify the bundle, load, classify.
-_FOOTPRINT_HEARKIT = _PEAK + """
+_FOOTPRINT_HEARKIT = PEAK_RSS_SNIPPET + """
 import json, sys, time
 t0 = time.perf_counter()
 from hearkit.bundle import resolve_model
@@ -51,7 +36,7 @@ clf = Classifier(path)
 p = clf.classify(sys.argv[3]) if sys.argv[3] != "-" else clf.classify(__import__("numpy").zeros(clf.window_samples, "float32"))
 print(json.dumps({"rss_kb": peak_kb(), "inner_s": time.perf_counter() - t0, "label": p.label, "model": str(path)}))
 """
-_FOOTPRINT_TORCH = _PEAK + """
+_FOOTPRINT_TORCH = PEAK_RSS_SNIPPET + """
 import json, time
 t0 = time.perf_counter()
 import torch

@@ -27,7 +27,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from hearkit.bench import export_checkpoint, export_variants, time_interleaved
+from hearkit.bench import PEAK_RSS_SNIPPET, export_checkpoint, export_variants, time_interleaved
 from hearkit.errors import ModelError
 
 DEFAULT_SECONDS = 30.0  # default audio length
@@ -40,8 +40,8 @@ MiB = 1024 * 1024
 # One fresh process per variant: import, load, transcribe once, report peak RSS.
 # "baseline" stops after `import hearkit`; that process is what the deltas are measured against.
 # "baseline-torch" stops after `import hearkit, torch`: how much of the torch row is torch itself.
-_CHILD = """
-import json, resource, sys
+_CHILD = PEAK_RSS_SNIPPET + """
+import json, sys
 kind, model, audio, export_dir = sys.argv[1:5]
 import hearkit
 out = {}
@@ -60,12 +60,7 @@ elif kind != "baseline":
         from hearkit.transcribe import Transcriber
         tr = Transcriber(model, threads=1)
     out["text"] = tr.transcribe(x).text
-try:  # VmHWM: this process's own peak; ru_maxrss on Linux carries over the parent's peak across fork + exec
-    hwm = [s for s in open("/proc/self/status") if s.startswith("VmHWM:")][0]
-    out["rss_bytes"] = int(hwm.split()[1]) * 1024
-except (OSError, IndexError):
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    out["rss_bytes"] = rss if sys.platform == "darwin" else rss * 1024  # bytes on macOS, KiB elsewhere
+out["rss_bytes"] = peak_kb() * 1024
 print(json.dumps(out))
 """
 
