@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -67,4 +66,3 @@ def export_frontend(output: Path, backend: str, streaming: bool, opset: int, **k
     save_model(model, output)
     kind = "streaming " if streaming else ""
     click.echo(f"{output}: {kind}{backend} front-end, {output.stat().st_size / 1024:.0f} KiB, sha256 {sha256_file(output)[:16]}", err=True)
-    sys.stdout.flush()
