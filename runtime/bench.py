@@ -194,7 +194,7 @@ def _frontend_candidates(cfg, x, threads: int) -> dict:
     try:
         import onnxruntime as ort
 
-        from hearkit.export.frontend import build_frontend_graph, choose_split
+        from hearkit.export.frontend import build_frontend_graph, describe_plan
 
         for backend in ("onnx-conv", "onnx-stft"):
             model = build_frontend_graph(cfg, backend=backend)
@@ -203,7 +203,7 @@ def _frontend_candidates(cfg, x, threads: int) -> dict:
             opts.inter_op_num_threads = 1
             sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
             feed = {"waveform": x[None]}
-            note = f"split N2={choose_split(cfg)}" if backend == "onnx-conv" else "opset-17 STFT op"
+            note = describe_plan(cfg) if backend == "onnx-conv" else "opset-17 STFT op"
             out[backend] = ((lambda s=sess, f=feed: s.run(None, f)), f"onnxruntime {ort.__version__}, {note}")
     except ImportError:
         out["onnx-conv"] = (None, 'onnx not installed (pip install "hearkit[train]")')

@@ -21,7 +21,7 @@ librosa = pytest.importorskip("librosa", reason="librosa is the parity oracle (p
 onnx = pytest.importorskip("onnx", reason="ONNX backends need hearkit[train]")
 import onnxruntime as ort  # noqa: E402
 
-from hearkit.export.frontend import build_frontend_graph, build_streaming_frontend_graph, choose_split, conv_dft_weights  # noqa: E402
+from hearkit.export.frontend import build_frontend_graph, build_streaming_frontend_graph, choose_plan, choose_split, conv_dft_weights  # noqa: E402
 from hearkit.export.onnx_io import get_metadata, save_model  # noqa: E402
 from hearkit.metadata import ModelInfo  # noqa: E402
 
@@ -161,11 +161,16 @@ def test_conv_dft_weights_equal_numpy_fft(name):
 
 def test_split_choice_and_fallback():
     assert choose_split(FrontendConfig(n_fft=512, hop_length=160)) > 1
-    # hop 161 shares no factor with 512: the graph falls back to a plain DFT convolution
+    assert choose_plan(FrontendConfig(n_fft=512, hop_length=160)) == ("conv", choose_split(FrontendConfig(n_fft=512, hop_length=160)))
+    # hop 161 shares no factor with 512: no conv split, so the framed MatMul plan splits n_fft alone
     cfg = FrontendConfig(n_fft=512, hop_length=161)
     assert choose_split(cfg) == 1
+    kind, n2 = choose_plan(cfg)
+    assert kind == "framed" and n2 > 1
     x = np.random.default_rng(5).standard_normal(4000).astype(np.float32) * 0.1
     np.testing.assert_allclose(compute_features(x, cfg, "onnx-conv"), logmel(x, cfg), rtol=0, atol=TOL_LN)
+    # prime n_fft: nothing to split, a plain DFT convolution
+    assert choose_plan(FrontendConfig(n_fft=257, hop_length=100)) == ("conv", 1)
     with pytest.raises(ConfigError, match="must divide"):
         conv_dft_weights(FrontendConfig(n_fft=512, hop_length=160), n2=3)
 
@@ -177,10 +182,13 @@ def _session(model):
     return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
-@pytest.mark.parametrize("backend", ["onnx-conv", "onnx-stft"])
+@pytest.mark.parametrize("backend", ["onnx-conv", "onnx-stft", "onnx-conv-framed"])
 @pytest.mark.parametrize("center", [False, True], ids=["nocenter", "center"])
 def test_graph_dynamic_batch_and_length(backend, center):
     cfg = CONFIGS["16k-512-htk"].replace(center=center)
+    if backend == "onnx-conv-framed":  # hop 161: the framed plan
+        cfg, backend = cfg.replace(hop_length=161), "onnx-conv"
+        assert choose_plan(cfg)[0] == "framed"
     sess = _session(build_frontend_graph(cfg, backend))
     rng = np.random.default_rng(11)
     lengths = [cfg.n_fft // 2 + 1, cfg.n_fft - 1, cfg.n_fft, cfg.n_fft + cfg.hop_length - 1, 4001, 16000]
@@ -353,6 +361,9 @@ def _odd_configs():
         dict(n_fft=256, hop_length=400, n_mels=24),  # hop > n_fft: gaps between frames
         dict(n_fft=2048, hop_length=512, n_mels=96, sample_rate=44100),
         dict(n_fft=64, hop_length=16, n_mels=8, sample_rate=8000, f_min=0.0),
+        dict(n_fft=1024, hop_length=441, n_mels=64, sample_rate=44100),  # framed plan
+        dict(n_fft=400, hop_length=161, n_mels=40, win_length=320),  # framed plan, odd N1
+        dict(n_fft=512, hop_length=700, n_mels=40),  # framed plan, hop > n_fft
     ]
     rng = np.random.default_rng(2024)
     for _ in range(6):
@@ -370,4 +381,4 @@ def test_onnx_conv_odd_shapes(kw, signals):
         c = cfg.replace(center=center)
         x = signals.noise(3 * c.n_fft + 37, seed=c.n_fft)
         y = compute_features(x, c, "onnx-conv")
-        np.testing.assert_allclose(y, logmel(x, c), rtol=0, atol=1e-3, err_msg=f"split {choose_split(c)}")
+        np.testing.assert_allclose(y, logmel(x, c), rtol=0, atol=1e-3, err_msg=f"plan {choose_plan(c)}")

@@ -12,6 +12,7 @@ CHUNKS = [1, 160, 161, 1600, 16000]
 CONFIGS = {
     "16k-512": FrontendConfig(n_fft=512, win_length=480, hop_length=160, n_mels=40),
     "8k-256": FrontendConfig(sample_rate=8000, n_fft=256, hop_length=80, n_mels=32),
+    "16k-512-hop161": FrontendConfig(n_fft=512, hop_length=161, n_mels=40),  # onnx-conv's framed plan
 }
 # Streaming computes each frame from the same samples with the same ops as offline;
 # only float32 summation order may differ (ORT picks kernels by shape): 1e-5 (issue target).
