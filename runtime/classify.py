@@ -28,7 +28,7 @@ import numpy as np
 from hearkit.audio import check_waveform, load_audio
 from hearkit.errors import ConfigError, ModelError
 from hearkit.frontend import logmel
-from hearkit.metadata import ModelInfo, make_session, read_model_info
+from hearkit.metadata import ModelInfo
 
 # Files an export directory holds, in the order a runtime prefers them (int8 is
 # the fastest on CPUs with int8 dot products; fp32 is the fallback).
@@ -118,21 +118,26 @@ class OnnxScorer:
     the config in their metadata.
 
     Args:
-        path: model file or export directory.
-        threads: intra-op threads (Default: 1).
-        spinning: let idle ORT threads spin; off for periodic streaming (DESIGN §6).
+        path: model file, export directory or bundle.
+        threads: intra-op threads (Default: the device profile's, or 1).
+        spinning: let idle ORT threads spin; off for periodic streaming (DESIGN §6)
+            (Default: the device profile's, or on).
+        device: device profile name, path or ``DeviceProfile`` (Default: None, CPU):
+            its providers, threads and optimisation level make the session, and its
+            preferred variant (int8 / fp32 / fp16) is taken from a folder or bundle.
     """
 
-    def __init__(self, path: str | os.PathLike, threads: int = 1, spinning: bool = True):
-        self.path = resolve_model(path)
-        self.info: ModelInfo = read_model_info(self.path)
+    def __init__(self, path: str | os.PathLike, threads: int | None = None, spinning: bool | None = None, device=None):
+        from hearkit.devices import open_model
+
+        self.path, self.session = open_model(path, device, threads=threads, spinning=spinning)
+        self.info: ModelInfo = ModelInfo.from_props(dict(self.session.get_modelmeta().custom_metadata_map), source=os.fspath(self.path))
         if self.info.task != "classify":
             raise ModelError(
                 f"{self.path}: metadata task is '{self.info.task}', but this needs a 'classify' model"
             )
         if not self.info.window_samples:
             raise ModelError(f"{self.path}: metadata key 'hearkit.window_samples' is missing (needed to classify)")
-        self.session = make_session(self.path, threads=threads, spinning=spinning)
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise ModelError(f"{self.path}: expected one input, found {[i.name for i in inputs]}")
@@ -158,7 +163,9 @@ class Classifier:
     Args:
         path: ``pipeline.onnx`` / ``pipeline.int8.onnx`` / ``model.onnx``, or an export
             directory (then ``pipeline.int8.onnx`` is preferred).
-        threads: intra-op threads (Default: 1).
+        threads: intra-op threads (Default: the device profile's, or 1).
+        device: device profile name, path or ``DeviceProfile`` (Default: None, CPU);
+            see ``OnnxScorer``.
 
     Attributes:
         labels: class names, in output order.
@@ -166,8 +173,8 @@ class Classifier:
         window_samples: clip length the model sees; others are padded or centre-cropped.
     """
 
-    def __init__(self, path: str | os.PathLike, threads: int = 1):
-        self.scorer = OnnxScorer(path, threads=threads)
+    def __init__(self, path: str | os.PathLike, threads: int | None = None, device=None):
+        self.scorer = OnnxScorer(path, threads=threads, device=device)
         self.info = self.scorer.info
         self.path = self.scorer.path
         self.labels = list(self.info.labels)
@@ -355,6 +362,8 @@ class KeywordSpotter:
         record: keep (time, smoothed posteriors) of every decision in ``history`` (for plots).
         scorer: optional callable (batch, window_samples) -> logits replacing the ONNX session
             (the torch path, or tests); needs ``labels``, ``sample_rate`` and ``window_samples`` then.
+        device: device profile name, path or ``DeviceProfile`` for the ONNX session
+            (Default: None, CPU with 1 thread). Spinning stays off whatever the profile says.
     """
 
     def __init__(
@@ -370,12 +379,13 @@ class KeywordSpotter:
         sample_rate: int | None = None,
         window_samples: int | None = None,
         default_threshold: float = DEFAULT_THRESHOLD,
+        device=None,
     ):
         if scorer is None:
             if path is None:
                 raise ConfigError("KeywordSpotter needs a model path (or a scorer with labels, sample_rate, window_samples)")
             # periodic small inferences: spinning threads would burn a core between hops (DESIGN §6)
-            onnx_scorer = OnnxScorer(path, threads=1, spinning=False)
+            onnx_scorer = OnnxScorer(path, spinning=False, device=device)
             scorer = onnx_scorer
             labels = list(onnx_scorer.info.labels)
             sample_rate = onnx_scorer.info.frontend.sample_rate

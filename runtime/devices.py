@@ -295,6 +295,60 @@ class DeviceProfile:
         return sess
 
 
+def open_model(
+    path: str | os.PathLike,
+    device: str | os.PathLike | DeviceProfile | None = None,
+    *,
+    prefer: str = "int8",
+    threads: int | None = None,
+    spinning: bool | None = None,
+    providers: list | None = None,
+):
+    """The model file to run and its ``InferenceSession``, configured by a device profile when one is given.
+
+    The one place where the runtime classes (``Classifier``, ``KeywordSpotter``,
+    ``Transcriber``) turn "a path and maybe a device" into a session, so a
+    profile's choices apply the same way everywhere.
+
+    Args:
+        path: a model file, an export folder or a bundle (``hearkit.bundle.resolve_model``:
+            a bundled file's sha256 is checked against the manifest first).
+        device: profile name, ``profile.toml`` path or ``DeviceProfile`` (Default: None:
+            CPU provider, hearkit's session defaults). Its ``prefer`` picks the variant
+            in a folder; its providers (in order), threads, optimisation level and
+            spinning configure the session, with a warning once per missing provider.
+        prefer: variant taken first from a folder when no device is given (Default: int8).
+        threads: intra-op threads (Default: the profile's, or 1 without one).
+        spinning: override spinning; periodic streaming passes False (DESIGN §6)
+            (Default: the profile's, or on without one).
+        providers: execution providers when no device is given (Default: CPU).
+
+    Returns:
+        (model path, session).
+
+    Raises:
+        ConfigError: unknown device (the message lists the known ones), or both
+            ``device`` and ``providers`` given.
+        ModelError: nothing to run at ``path`` (``BundleError`` for a file that differs from its manifest).
+    """
+    from hearkit.bundle import resolve_model
+    from hearkit.metadata import make_session
+
+    profile = None if device is None else load_profile(device)
+    if profile is not None and providers is not None:
+        raise ConfigError(f"give a device profile or explicit providers, not both (profile '{profile.name}' lists its own providers)")
+    file = resolve_model(path, prefer=prefer, device=profile)
+    if profile is not None:
+        return file, profile.session(file, spinning=spinning, threads=threads)
+    sess = make_session(
+        file,
+        threads=1 if threads is None else threads,
+        spinning=True if spinning is None else spinning,
+        providers=providers,
+    )
+    return file, sess
+
+
 _INSTALL_HINT = {
     "TensorrtExecutionProvider": "On a Jetson install NVIDIA's onnxruntime-gpu for your JetPack (devices/jetson-orin/setup.sh).",
     "CUDAExecutionProvider": "On a Jetson install NVIDIA's onnxruntime-gpu for your JetPack (devices/jetson-orin/setup.sh); on a PC, onnxruntime-gpu.",

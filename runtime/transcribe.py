@@ -28,7 +28,7 @@ import numpy as np
 from hearkit.audio import BLOCK_SECONDS, audio_info, check_waveform, iter_blocks, resample
 from hearkit.ctc import DEFAULT_ALPHA, BeamSearchDecoder, GreedyDecoder, Lexicon, Transcript, make_decoder
 from hearkit.errors import ConfigError, ModelError
-from hearkit.metadata import ModelInfo, make_session
+from hearkit.metadata import ModelInfo
 
 DEFAULT_CHUNK_SECONDS = 20.0  # core of each model window
 DEFAULT_OVERLAP_SECONDS = 2.0  # context on each side of the core, dropped after the run
@@ -138,7 +138,7 @@ class Transcriber:
     Args:
         path: model file with ``hearkit.task = ctc`` metadata, or an export folder
             or bundle (``pipeline.int8.onnx`` is taken first, then fp32, fp16).
-        threads: onnxruntime intra-op threads (Default: 1).
+        threads: onnxruntime intra-op threads (Default: the device profile's, or 1).
         beam: beam width; 1 (or None without lexicon and LM) decodes greedily;
             None with a lexicon or LM means 16 (Default: None).
         lexicon: a ``Lexicon``, a word-list file (one word per line) or an
@@ -150,7 +150,13 @@ class Transcriber:
             Smaller values give earlier partial results in streaming.
         overlap_seconds: context on each side of a chunk; must cover the model's
             receptive field for chunked results to equal whole-file ones (Default: 2.0).
-        providers: onnxruntime execution providers (Default: CPU).
+        providers: onnxruntime execution providers (Default: CPU); not with ``device``.
+        spinning: let idle onnxruntime threads spin (Default: the device profile's, or on).
+            Pass False when feeding live audio through ``accept_waveform``: spinning
+            threads burn a core between periodic runs (DESIGN §6).
+        device: device profile name, path or ``DeviceProfile`` (Default: None, CPU):
+            its providers, threads and optimisation level make the session, and its
+            preferred variant (int8 / fp32 / fp16) is taken from a folder or bundle.
 
     Example:
         >>> tr = hearkit.Transcriber("out/asr/pipeline.int8.onnx")
@@ -160,7 +166,7 @@ class Transcriber:
     def __init__(
         self,
         path: str | os.PathLike,
-        threads: int = 1,
+        threads: int | None = None,
         beam: int | None = None,
         lexicon: Lexicon | str | os.PathLike | Iterable[str] | None = None,
         lm=None,
@@ -169,12 +175,14 @@ class Transcriber:
         chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
         overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
         providers: list | None = None,
+        spinning: bool | None = None,
+        device=None,
     ):
-        from hearkit.bundle import resolve_model
+        from hearkit.devices import open_model
 
-        # a file, an export folder (int8 pipeline first) or a verified bundle
-        self.path = os.fspath(resolve_model(path, prefer="int8"))
-        self.session = make_session(self.path, threads=threads, providers=providers)
+        # a file, an export folder (int8 pipeline first, or the device's variant) or a verified bundle
+        path, self.session = open_model(path, device, prefer="int8", threads=threads, spinning=spinning, providers=providers)
+        self.path = os.fspath(path)
         self.info = ModelInfo.from_props(dict(self.session.get_modelmeta().custom_metadata_map), source=self.path)
         if self.info.task != "ctc":
             raise ModelError(

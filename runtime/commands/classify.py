@@ -16,7 +16,7 @@ import numpy as np
 
 from hearkit.errors import ConfigError, ModelError
 
-# task -> "module:function(model, audio_paths, top) -> iterator of JSON-able dicts (one per file)"
+# task -> "module:function(model, audio_paths, top, device) -> iterator of JSON-able dicts (one per file)"
 RUNNERS: dict[str, str] = {
     "classify": "hearkit.commands.classify:run_classify",
 }
@@ -26,6 +26,8 @@ EVALUATORS: dict[str, str] = {
     "ctc": "hearkit.eval_ctc:eval_ctc",
 }
 PCM_BYTES = 2  # raw stdin samples are 16-bit little-endian
+DEVICE_HELP = ("Device profile (see `hearkit devices`) or path to a profile.toml: its execution providers, "
+               "threads and optimisation level, and its preferred variant from a folder or bundle.")
 
 
 def _load(spec: str):
@@ -33,20 +35,35 @@ def _load(spec: str):
     return getattr(importlib.import_module(module), attr)
 
 
-def _task(model) -> tuple[str, Path]:
-    from hearkit.classify import resolve_model
+def _task(model, device=None) -> tuple[str, Path]:
     from hearkit.metadata import read_model_info
 
-    path = resolve_model(model, prefer=("pipeline.int8.onnx", "pipeline.onnx", "pipeline.fp16.onnx", "model.onnx"))
+    if device is not None:  # the profile's preferred variant (int8 / fp32 / fp16)
+        from hearkit.bundle import resolve_model
+
+        path = resolve_model(model, device=device)
+    else:
+        from hearkit.classify import resolve_model
+
+        path = resolve_model(model, prefer=("pipeline.int8.onnx", "pipeline.onnx", "pipeline.fp16.onnx", "model.onnx"))
     return read_model_info(path).task, path
 
 
+def _profile(device):
+    """The loaded profile, or None; an unknown name is one line listing the known ones (exit 2)."""
+    if device is None:
+        return None
+    from hearkit.devices import load_profile
+
+    return load_profile(device)
+
+
 # -- run -----------------------------------------------------------------------------
-def run_classify(model, paths, top: int = 3):
+def run_classify(model, paths, top: int = 3, device=None):
     """One result dict per audio file: label, score and the ``top`` best labels."""
     from hearkit.classify import Classifier
 
-    clf = Classifier(model)
+    clf = Classifier(model, device=device)
     for p in paths:
         pred = clf.classify(p)
         yield {"file": str(p), "label": pred.label, "score": round(pred.score, 5),
@@ -57,14 +74,16 @@ def run_classify(model, paths, top: int = 3):
 @click.argument("model", type=click.Path(exists=True))
 @click.argument("audio", nargs=-1, required=True, type=click.Path())
 @click.option("--top", type=click.IntRange(min=1), default=3, show_default=True, help="Best labels listed per file.")
-def run(model, audio, top):
-    """Run MODEL (a .onnx file or an export folder) on AUDIO files: one JSON line per file.
+@click.option("--device", "-d", default=None, help=DEVICE_HELP)
+def run(model, audio, top, device):
+    """Run MODEL (a .onnx file, an export folder or a bundle) on AUDIO files: one JSON line per file.
 
     Any format libsndfile reads; audio is resampled to the model's rate."""
-    task, path = _task(model)
+    profile = _profile(device)
+    task, path = _task(model, profile)
     if task not in RUNNERS:
         raise ModelError(f"{path}: `hearkit run` has no runner for task {task!r}; supported: {sorted(RUNNERS)}")
-    for line in _load(RUNNERS[task])(path, list(audio), top=top):
+    for line in _load(RUNNERS[task])(path, list(audio), top=top, device=profile):
         click.echo(json.dumps(line))
 
 
@@ -95,13 +114,15 @@ def _pcm_chunks(stream, samples: int):
 @click.option("--chunk", "chunk_seconds", type=click.FloatRange(min=0.001), default=0.1, show_default=True,
               help="Seconds of audio read per step.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write scores over time with detections as PNG.")
-def stream(model, audio, hop_seconds, thresholds, smoothing, refractory_seconds, chunk_seconds, plot):
+@click.option("--device", "-d", default=None, help=DEVICE_HELP + " Spinning stays off (periodic runs).")
+def stream(model, audio, hop_seconds, thresholds, smoothing, refractory_seconds, chunk_seconds, plot, device):
     """Spot keywords in AUDIO (a file, or `-` for raw 16-bit mono PCM at the model's rate on stdin).
 
     Prints one JSON line per detection: {"label", "time" (s), "score"}."""
     from hearkit.audio import iter_blocks
     from hearkit.classify import KeywordSpotter
 
+    profile = _profile(device)
     th: dict[str, float] = {}
     default = None
     for t in thresholds:
@@ -118,7 +139,7 @@ def stream(model, audio, hop_seconds, thresholds, smoothing, refractory_seconds,
 
     kws = KeywordSpotter(model, hop_seconds=hop_seconds, thresholds=th, smoothing=smoothing,
                          refractory_seconds=refractory_seconds, record=plot is not None,
-                         default_threshold=DEFAULT_THRESHOLD if default is None else default)
+                         default_threshold=DEFAULT_THRESHOLD if default is None else default, device=profile)
     sr = kws.sample_rate
     n = max(1, int(round(chunk_seconds * sr)))
     chunks = _pcm_chunks(sys.stdin.buffer, n) if audio == "-" else iter_blocks(audio, sr, block_seconds=chunk_seconds)

@@ -48,11 +48,24 @@ def _recipe_help() -> str:
 @click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
               help="Calibration data folder (default: the one recorded in the checkpoint).")
 @click.option("--format", "fmt", default=None, help="Dataset format of --data (default: detected).")
+@click.option("--device", "-d", default=None,
+              help="Device profile (see `hearkit devices`) or path to a profile.toml: the int8 variant "
+                   "(model.int8.onnx, pipeline.int8.onnx) is made with its quantization recipe.")
 @click.option("--list-recipes", is_flag=True, is_eager=True, expose_value=False, callback=lambda c, p, v: _list(c, v),
               help="List the quantization recipes and exit.")
-def export(checkpoint, out_dir, quantize, recipe, calibration_clips, data, fmt):
+def export(checkpoint, out_dir, quantize, recipe, calibration_clips, data, fmt, device):
     """Export CHECKPOINT (e.g. runs/kws/best.pt) to ONNX: frontend.onnx, model.onnx,
-    pipeline.onnx and quantized variants, with all metadata inside. Needs hearkit[train]."""
+    pipeline.onnx and quantized variants, with all metadata inside. Needs hearkit[train].
+
+    \b
+    Example:
+      hearkit export runs/kws/best.pt -o out/kws --device raspberry-pi-4
+      hearkit run out/kws clip.wav --device raspberry-pi-4"""
+    profile = None
+    if device is not None:  # before torch: an unknown name is one line listing the known ones (exit 2)
+        from hearkit.devices import load_profile
+
+        profile = load_profile(device)
     require("torch", "train")
     require("onnx", "train")
     from hearkit.training.checkpoint import load_checkpoint
@@ -66,10 +79,63 @@ def export(checkpoint, out_dir, quantize, recipe, calibration_clips, data, fmt):
         from hearkit.export.quantize import get_recipe
 
         variants += (get_recipe(recipe).name,)
+    dev_recipe = None
+    if profile is not None and "int8" in variants:
+        from hearkit.export.package import device_recipe
+        from hearkit.export.quantize import RECIPES
+
+        dev_recipe = device_recipe(profile)
+        variants = tuple(v for v in variants if v not in ("int8", dev_recipe.name))
+        if dev_recipe.name in RECIPES:  # the exporter makes it (with its calibration); renamed to int8 below
+            variants += (dev_recipe.name,)
     summary = _load(EXPORTERS[task])(
         checkpoint, out_dir, quantize=variants, calibration_clips=calibration_clips, data=data, fmt=fmt, ckpt=ckpt
     )
+    if profile is not None:
+        summary = _device_variant(out_dir, summary, profile, dev_recipe, data, calibration_clips)
     click.echo(json.dumps({"output": out_dir, "files": sorted(summary["files"]), "checks": summary["checks"]}))
+
+
+def _device_variant(out_dir, summary: dict, profile, recipe, data, clips: int) -> dict:
+    """Make the device recipe's variant the export's int8 one and record the device in export.json.
+
+    The int8 file names are what the runtime and ``hearkit package`` look for
+    (``hearkit run out/kws --device NAME`` runs it; ``package`` reuses it). A
+    registered recipe was quantized by the exporter under its own name and is
+    renamed here; a recipe that matches no registered one (e.g. the Pi 4's U8S8
+    without reduce-range) is quantized as ``hearkit package`` does it.
+    """
+    import os
+    from pathlib import Path
+
+    from hearkit.export.package import EXPORT_SUMMARY
+
+    out = Path(out_dir)
+    if recipe is not None:
+        from hearkit.export.quantize import RECIPES
+
+        variants = summary.setdefault("variants", {})
+        if recipe.name in RECIPES:
+            suffix = next(k for k, v in variants.items() if v.get("recipe") == recipe.name)
+            v = variants.pop(suffix)
+            for kind in ("model", "pipeline"):
+                name = f"{kind}.int8.onnx"
+                if v[kind] != name:
+                    os.replace(out / v[kind], out / name)
+                    summary["files"][name] = summary["files"].pop(v[kind])
+        else:
+            from hearkit.bundle import sha256_file
+            from hearkit.export.package import quantize_for_device
+
+            # CTC checkpoints record their training manifest, not a data folder
+            src = data or (summary.get("train_config") or {}).get("train_manifest")
+            quantize_for_device(out, out, recipe, data=src, clips=clips)
+            for name in ("model.int8.onnx", "pipeline.int8.onnx"):
+                summary["files"][name] = {"bytes": (out / name).stat().st_size, "sha256": sha256_file(out / name)}
+        variants["int8"] = {"recipe": recipe.name, "model": "model.int8.onnx", "pipeline": "pipeline.int8.onnx"}
+    summary["device"] = profile.name
+    (out / EXPORT_SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
 
 
 def _list(ctx, value):

@@ -14,11 +14,14 @@ import click
 @click.option("--alpha", type=float, default=0.5, show_default=True, help="LM weight.")
 @click.option("--beta", type=float, default=None, help="Word insertion bonus [default: 1.0 with --lm, else 0].")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: text, words with start/end/confidence, real-time factor.")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="onnxruntime threads.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime threads [default: the device profile's, or 1].")
 @click.option("--chunk", "chunk_seconds", type=click.FloatRange(min=0.1), default=20.0, show_default=True, help="Seconds of audio per model run.")
 @click.option("--overlap", "overlap_seconds", type=click.FloatRange(min=0.0), default=2.0, show_default=True, help="Context seconds on each side of a chunk.")
 @click.option("--progress/--no-progress", default=False, show_default=True, help="Progress line on stderr.")
-def transcribe(model, audio, beam, lexicon, lm_path, alpha, beta, as_json, threads, chunk_seconds, overlap_seconds, progress):
+@click.option("--device", "-d", default=None,
+              help="Device profile (see `hearkit devices`) or path to a profile.toml: its execution providers, threads "
+                   "and optimisation level, and its preferred variant from a folder or bundle.")
+def transcribe(model, audio, beam, lexicon, lm_path, alpha, beta, as_json, threads, chunk_seconds, overlap_seconds, progress, device):
     """Transcribe AUDIO files of any length with MODEL (a CTC pipeline .onnx, an export folder or a bundle)."""
     import json
     import time
@@ -26,9 +29,14 @@ def transcribe(model, audio, beam, lexicon, lm_path, alpha, beta, as_json, threa
     from hearkit.audio import audio_info
     from hearkit.transcribe import Transcriber
 
+    profile = None
+    if device is not None:  # load first: an unknown name is one line listing the known ones (exit 2)
+        from hearkit.devices import load_profile
+
+        profile = load_profile(device)
     tr = Transcriber(
         model, threads=threads, beam=beam, lexicon=lexicon, lm=lm_path, alpha=alpha, beta=beta,
-        chunk_seconds=chunk_seconds, overlap_seconds=overlap_seconds,
+        chunk_seconds=chunk_seconds, overlap_seconds=overlap_seconds, device=profile,
     )
     for path in audio:
         duration = audio_info(path)["duration"]
