@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 import click
 
@@ -19,6 +20,7 @@ from hearkit.errors import HearkitError
 COMMANDS: dict[str, str] = {
     "bench": "hearkit.bench:bench",
     "data": "hearkit.commands.data:data",
+    "demo": "hearkit.commands.demo:demo",
     "devices": "hearkit.commands.devices:devices",
     "eval": "hearkit.commands.classify:eval_",
     "export": "hearkit.commands.export:export",
@@ -80,6 +82,13 @@ def main():
 
     Run `hearkit COMMAND --help` for the options of each command.
     """
+    # Warnings meant for people (a missing execution provider, nodes on CPU) read as
+    # one line on the command line, not as "file:line: UserWarning" plus a source line.
+    warnings.formatwarning = _one_line_warning
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
 
 
 if __name__ == "__main__":  # pragma: no cover
