@@ -161,12 +161,15 @@ def _list(ctx, value):
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,
               help="The checkpoint, if it moved since export (its sha256 must match).")
 @click.option("--max-clips", type=click.IntRange(min=1), default=None, help="Evaluate an even subset of the split.")
+@click.option("--manifest", type=click.Path(exists=True), default=None,
+              help="CTC exports: JSONL manifest (or LibriSpeech folder) to verify on (default: the validation manifest of training).")
 @click.option("--latency-runs", type=click.IntRange(min=0), default=50, show_default=True, help="Timed runs per model (0: skip).")
 @click.option("--fp32-atol", type=float, default=1e-3, show_default=True, help="Max |fp32 logits - torch logits|.")
 @click.option("--fp32-agreement", type=float, default=1.0, show_default=True, help="Min fp32 top-1 agreement with torch.")
 @click.option("--quant-agreement", type=float, default=0.99, show_default=True, help="Min quantized top-1 agreement with torch.")
 @click.option("--quant-max-drop", type=float, default=1.0, show_default=True, help="Max quantized accuracy drop vs fp32, in points.")
-def verify(out_dir, data, fmt, split, checkpoint, max_clips, latency_runs, fp32_atol, fp32_agreement, quant_agreement, quant_max_drop):
+def verify(out_dir, data, fmt, split, checkpoint, max_clips, manifest, latency_runs, fp32_atol, fp32_agreement, quant_agreement,
+           quant_max_drop):
     """Check an export against its checkpoint on real data; write report.json and report.md.
 
     Exit code 1 when a threshold fails. Needs hearkit[train] (it runs torch)."""
@@ -178,8 +181,13 @@ def verify(out_dir, data, fmt, split, checkpoint, max_clips, latency_runs, fp32_
     if task not in VERIFIERS:
         raise ModelError(f"{out_dir}: no verifier for task {task!r}; supported: {sorted(VERIFIERS)}")
     th = Thresholds(fp32_atol, fp32_agreement, quant_agreement, quant_max_drop / 100.0)
+    extra = {}
+    if manifest is not None:
+        if task != "ctc":
+            raise click.BadParameter(f"--manifest is for CTC exports; this export's task is {task!r} (use --data)")
+        extra["manifest"] = manifest
     report = _load(VERIFIERS[task])(out_dir, data=data, fmt=fmt, split=split, thresholds=th,
-                                    checkpoint=checkpoint, max_clips=max_clips, latency_runs=latency_runs)
+                                    checkpoint=checkpoint, max_clips=max_clips, latency_runs=latency_runs, **extra)
     from pathlib import Path
 
     click.echo((Path(out_dir) / "report.md").read_text())
