@@ -48,11 +48,10 @@ class CTCThresholds:
 
 
 def greedy_text(log_probs: np.ndarray, vocab, blank: int) -> str:
-    """Best path of (frames, vocab) log-probs: argmax, merge repeats, drop blanks, single spaces."""
-    ids = np.asarray(log_probs).argmax(axis=-1)
-    keep = np.ones(ids.shape, bool)
-    keep[1:] = ids[1:] != ids[:-1]
-    return " ".join("".join(vocab[i] for i in ids[keep] if i != blank).split())
+    """Best path of (frames, vocab) log-probs with the runtime's own greedy decoder (``hearkit.ctc``)."""
+    from hearkit.ctc import greedy_decode
+
+    return greedy_decode(np.asarray(log_probs), vocab, blank).text
 
 
 def _default_manifest(summary: dict) -> str:
