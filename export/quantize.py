@@ -12,8 +12,10 @@ Dynamic quantization is not offered: on convolutions it is 10–14× slower than
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import sys
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -71,8 +73,9 @@ RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
         Recipe(
-            "qdq-s8s8-perchannel", "qdq", "int8", "int8", per_channel=True,
-            why="default for CNNs: x86 with VNNI and ARM with dot product run S8S8 QDQ fastest (0.32 vs 0.79 ms fp32)",
+            "qdq-s8s8-perchannel", "qdq", "int8", "int8", per_channel=True, calibration="percentile",
+            why="default for CNNs: S8S8 QDQ is the int8 format x86 VNNI and ARM dot-product kernels run; "
+                "percentile calibration (99.999 %) kept more top-1 decisions than min/max on BC-ResNet (97.8 vs 96.8 %)",
         ),
         Recipe(
             "qdq-u8u8", "qdq", "uint8", "uint8", per_channel=True, symmetric_weights=False,
@@ -163,8 +166,8 @@ def quantize_network(
         QuantFormat,
         QuantType,
         quant_pre_process,
-        quantize_static,
     )
+    from onnxruntime.quantization import quantize_static as _quantize_static
 
     r = get_recipe(recipe) if isinstance(recipe, str) else recipe
     out_path = Path(out_path)
@@ -200,23 +203,25 @@ def quantize_network(
         except Exception:
             quant_pre_process(os.fspath(model_path), os.fspath(pre), skip_symbolic_shape=True)
         try:
-            quantize_static(
-                os.fspath(pre),
-                os.fspath(out_path),
-                Reader(input_name, features),
-                quant_format=QuantFormat.QDQ if r.format == "qdq" else QuantFormat.QOperator,
-                per_channel=r.per_channel,
-                reduce_range=r.reduce_range,
-                # always explicit: ORT helpers disagree on the defaults (DESIGN §5)
-                activation_type=types[r.activation_type],
-                weight_type=types[r.weight_type],
-                calibrate_method=methods[r.calibration],
-                op_types_to_quantize=list(r.op_types) if r.op_types else None,
-                extra_options={
-                    "ActivationSymmetric": r.symmetric_activations,
-                    "WeightSymmetric": r.symmetric_weights,
-                },
-            )
+            # the histogram calibrators print progress to stdout; keep stdout for the command's own output
+            with contextlib.redirect_stdout(sys.stderr):
+                _quantize_static(
+                    os.fspath(pre),
+                    os.fspath(out_path),
+                    Reader(input_name, features),
+                    quant_format=QuantFormat.QDQ if r.format == "qdq" else QuantFormat.QOperator,
+                    per_channel=r.per_channel,
+                    reduce_range=r.reduce_range,
+                    # always explicit: ORT helpers disagree on the defaults (DESIGN §5)
+                    activation_type=types[r.activation_type],
+                    weight_type=types[r.weight_type],
+                    calibrate_method=methods[r.calibration],
+                    op_types_to_quantize=list(r.op_types) if r.op_types else None,
+                    extra_options={
+                        "ActivationSymmetric": r.symmetric_activations,
+                        "WeightSymmetric": r.symmetric_weights,
+                    },
+                )
         except Exception as e:
             raise ModelError(f"quantization with recipe {r.name} failed: {str(e).splitlines()[0][:300]}") from e
     return onnx.load(os.fspath(out_path))
