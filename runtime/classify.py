@@ -436,6 +436,11 @@ class KeywordSpotter:
         return found
 
 
+    def flush(self) -> list[Detection]:
+        """End of stream: feed half a window of silence so a keyword in the last moments is scored centred."""
+        return self.accept_waveform(np.zeros(self.window_samples // 2, np.float32))
+
+
 def plot_timeline(history, labels, detections, path: str | os.PathLike, title: str = "") -> Path:
     """Draw smoothed scores over time with the detections marked; write a PNG.
 
@@ -456,8 +461,10 @@ def plot_timeline(history, labels, detections, path: str | os.PathLike, title: s
         t = np.array([h[0] for h in history])
         s = np.stack([h[1] for h in history])
         for k, lab in enumerate(labels):
-            ax.plot(t, s[:, k], label=lab, lw=1.5 if not is_background_label(lab) else 0.8,
-                    ls="-" if not is_background_label(lab) else ":")
+            bg = is_background_label(lab)
+            # matplotlib hides legend entries whose label starts with "_"
+            ax.plot(t, s[:, k], label=f"{lab.strip('_')} (background)" if bg else lab, lw=0.8 if bg else 1.5,
+                    ls=":" if bg else "-")
     for d in detections:
         ax.axvline(d.time, color="k", lw=0.8, alpha=0.6)
         ax.annotate(d.label, (d.time, 1.02), ha="center", fontsize=8, annotation_clip=False)

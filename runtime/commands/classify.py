@@ -148,6 +148,9 @@ def stream(model, audio, hop_seconds, thresholds, smoothing, refractory_seconds,
         for d in kws.accept_waveform(chunk):
             found.append(d)
             click.echo(json.dumps(d.to_dict()))
+    for d in kws.flush():  # the stream ended: score its last moments too
+        found.append(d)
+        click.echo(json.dumps(d.to_dict()))
     if plot:
         from hearkit.classify import plot_timeline
 
