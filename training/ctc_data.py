@@ -24,9 +24,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
-import tempfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from hearkit.audio import load_audio
-from hearkit.errors import ConfigError, HearkitError
+from hearkit.errors import ConfigError
 from hearkit.manifest import Utterance, normalize_text, write_manifest
 
 SAMPLE_RATE = 16000  # Hz, every utterance is written at this rate
@@ -364,9 +361,9 @@ def build_synth(
     """
     import soundfile as sf
 
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise HearkitError("espeak-ng is not installed (Debian: apt-get install espeak-ng)")
+    from hearkit.training.synth import Voice, espeak_binary, speak
+
+    espeak_binary()  # fail before any work when espeak-ng is missing
     sentences = read_sentences(text_file)
     rng = np.random.default_rng(seed)
     out_dir = Path(out_dir)
@@ -375,29 +372,23 @@ def build_synth(
     utts = []
     total = len(sentences) * per_sentence
     voices_used: Counter = Counter()
-    with tempfile.TemporaryDirectory() as td:
-        wav = os.path.join(td, "s.wav")
-        for i, s in enumerate(sentences):
-            text = normalize_text(s, dropped)
-            for r in range(per_sentence):
-                voice = voices[rng.integers(len(voices))]
-                var = variants[rng.integers(len(variants))] if variants else ""
-                v = f"{voice}+{var}" if var else voice
-                rate = int(rng.integers(RATE_WPM[0], RATE_WPM[1] + 1))
-                pitch = int(rng.integers(PITCH[0], PITCH[1] + 1))
-                # Speak the normalised text: the audio then says exactly the label
-                # (espeak would read digits or symbols in the raw line aloud).
-                cmd = [exe, "-v", v, "-s", str(rate), "-p", str(pitch), "-w", wav, text]
-                res = subprocess.run(cmd, capture_output=True, text=True)
-                if res.returncode != 0:
-                    raise HearkitError(f"espeak-ng failed for voice {v!r}: {res.stderr.strip()[:200]}")
-                x, _ = load_audio(wav, SAMPLE_RATE)
-                path = out_dir / "audio" / f"synth_{i:05d}_{r:02d}.flac"
-                sf.write(str(path), x, SAMPLE_RATE, subtype="PCM_16")
-                utts.append(Utterance(str(path), text, len(x) / SAMPLE_RATE))
-                voices_used[v] += 1
-                if progress is not None:
-                    progress(len(utts), total)
+    for i, s in enumerate(sentences):
+        text = normalize_text(s, dropped)
+        for r in range(per_sentence):
+            voice = voices[rng.integers(len(voices))]
+            var = variants[rng.integers(len(variants))] if variants else ""
+            v = f"{voice}+{var}" if var else voice
+            rate = int(rng.integers(RATE_WPM[0], RATE_WPM[1] + 1))
+            pitch = int(rng.integers(PITCH[0], PITCH[1] + 1))
+            # Speak the normalised text: the audio then says exactly the label
+            # (espeak would read digits or symbols in the raw line aloud).
+            x = speak(text, Voice(name=v, speed=rate, pitch=pitch), SAMPLE_RATE)
+            path = out_dir / "audio" / f"synth_{i:05d}_{r:02d}.flac"
+            sf.write(str(path), x, SAMPLE_RATE, subtype="PCM_16")
+            utts.append(Utterance(str(path), text, len(x) / SAMPLE_RATE))
+            voices_used[v] += 1
+            if progress is not None:
+                progress(len(utts), total)
     write_manifest(utts, out_dir / "manifest.jsonl")
     summary = {
         "utterances": len(utts),
