@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from hearkit.errors import ConfigError, ModelError
-from hearkit.export.onnx_io import save_model, sha256_file
+from hearkit.export.onnx_io import sha256_file
 from hearkit.export.pipeline import (
     FEATURES,
     check_feature_graph,

@@ -166,7 +166,6 @@ def export_ctc(
     from hearkit.export.frontend import build_frontend_graph
     from hearkit.export.quantize import get_recipe, quantize_network, recipe_metadata, compute_features
     from hearkit.training.checkpoint import load_checkpoint
-    from hearkit.training.frontend import LogMel
 
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     manifest = manifest or data

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import onnx
 
-from hearkit.bundle import sha256_file  # noqa: F401  (re-exported: export modules hash through here)
+from hearkit.bundle import sha256_file  # re-exported: export modules hash through here
+
+__all__ = ["get_metadata", "save_model", "set_metadata", "sha256_file"]
 
 
 def set_metadata(model: onnx.ModelProto, props: dict[str, str]) -> onnx.ModelProto:

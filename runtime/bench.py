@@ -14,6 +14,7 @@ import json
 import os
 import statistics
 import time
+from pathlib import Path
 
 import click
 
@@ -103,13 +104,12 @@ def time_interleaved(fns: dict, repeat: int, warmup: int = 1) -> dict[str, tuple
     return {name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name in fns}
 
 
-def export_variants(d) -> list[tuple[str, "Path", "Path | None"]]:
+def export_variants(d) -> list[tuple[str, Path, Path | None]]:
     """(tag, pipeline, network) of every variant in an export folder, fp32 first.
 
     ``tag`` is ``fp32`` for ``pipeline.onnx`` and the suffix otherwise (``int8``,
     ``fp16``, ...); ``network`` is the matching ``model*.onnx`` or None.
     """
-    from pathlib import Path
 
     d = Path(d)
     out = []
@@ -128,7 +128,6 @@ def export_checkpoint(d) -> tuple[dict | None, str]:
     is a reason to skip the row, not an error.
     """
     from importlib.util import find_spec
-    from pathlib import Path
 
     from hearkit.errors import ModelError
 

@@ -6,7 +6,6 @@ import copy
 import json
 import shutil
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 

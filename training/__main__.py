@@ -3,7 +3,6 @@
     torchrun --nproc-per-node 2 -m hearkit.training classify --data DIR -o RUN_DIR
 """
 
-from hearkit.cli import UserError  # noqa: F401  (HearkitError -> one line, exit 2, via LazyGroup)
 from hearkit.commands.train import train
 
 if __name__ == "__main__":
