@@ -39,7 +39,7 @@ print(json.dumps({"rss_kb": peak_kb(), "inner_s": time.perf_counter() - t0, "lab
 _FOOTPRINT_TORCH = PEAK_RSS_SNIPPET + """
 import json, time
 t0 = time.perf_counter()
-import torch
+__import__("torch")  # the thing measured: what importing torch alone costs
 print(json.dumps({"rss_kb": peak_kb(), "inner_s": time.perf_counter() - t0}))
 """
 
