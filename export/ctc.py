@@ -39,10 +39,14 @@ from hearkit.export.pipeline import (
     FEATURES,
     check_feature_graph,
     check_waveform_graphs,
+    enforce_checks,
     export_network,
     merge_frontend,
+    save_variant,
     save_with_info,
+    scalar_metrics,
     torch_fn,
+    write_summary,
 )
 from hearkit.frontend import FrontendConfig
 from hearkit.metadata import ModelInfo
@@ -53,7 +57,6 @@ CHECK_BATCHES = (1, 3)
 FP32_CHECK_ATOL = 2e-3  # log-probs of confident frames reach -40; float32 error there is ~1e-5 relative
 CALIBRATION_UTTERANCES = 200  # training utterances used to calibrate static quantization
 CALIBRATION_SECONDS = 3.0  # calibration utterances are cut into windows of this length (one array shape)
-EXPORT_SUMMARY = "export.json"
 OPSET_TORCHSCRIPT = 17  # TorchScript exporter opset for the RNN model
 
 
@@ -131,10 +134,6 @@ def calibration_windows(manifest, sample_rate: int, utterances: int = CALIBRATIO
     return audio[: k * n].reshape(k, n).astype(np.float32), len(pick)
 
 
-def _file_entry(path: Path) -> dict:
-    return {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
-
-
 def export_ctc(
     checkpoint: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -179,7 +178,7 @@ def export_ctc(
     sub = int(getattr(net, "subsampling", ckpt.get("subsampling", 1)))
     arch = ckpt["model"].get("arch", "conv")
     sha = sha256_file(checkpoint)
-    metrics = {k: v for k, v in (ckpt.get("metrics") or {}).items() if isinstance(v, (int, float, str))}
+    metrics = scalar_metrics(ckpt)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -210,12 +209,7 @@ def export_ctc(
     )
     checks.append(check_feature_graph("model.onnx", out / "model.onnx", torch_fn(net), cfg.n_mels,
                                       frames=(48, 371, 3001)))
-    for c in checks:
-        log(f"  {c.name}: max |onnx - torch| = {c.max_abs_err:.2e} over shapes {[list(s) for s in c.shapes]}")
-    bad = [c for c in checks if not c.max_abs_err <= FP32_CHECK_ATOL]
-    if bad:
-        raise ModelError("exported graphs disagree with torch: "
-                         + ", ".join(f"{c.name} max error {c.max_abs_err:.3g} > {FP32_CHECK_ATOL}" for c in bad))
+    enforce_checks(checks, FP32_CHECK_ATOL, log)
 
     variants, calib = {}, None
     for q in quantize:
@@ -243,12 +237,8 @@ def export_ctc(
             log(f"export: quantizing the network with recipe {r.name} ({r.why})")
             qmeta = recipe_metadata(r, calib["utterances"] if (calib and r.static) else None)
             qnet = quantize_network(out / "model.onnx", out / f"model.{suffix}.onnx", r, feats)
-        save_with_info(qnet, info(input="logmel", quantization=qmeta), out / f"model.{suffix}.onnx")
-        qpipe = merge_frontend(fe, qnet, FEATURES, OUTPUT)
-        save_with_info(qpipe, info(quantization=qmeta), out / f"pipeline.{suffix}.onnx")
-        variants[suffix] = {"recipe": qmeta.get("recipe"), "model": f"model.{suffix}.onnx", "pipeline": f"pipeline.{suffix}.onnx"}
+        variants[suffix] = save_variant(out, fe, qnet, info, qmeta, suffix, OUTPUT)
 
-    files = {p.name: _file_entry(p) for p in sorted(out.glob("*.onnx"))}
     summary = {
         "task": "ctc",
         "checkpoint": str(checkpoint),
@@ -265,12 +255,8 @@ def export_ctc(
         "check_atol": FP32_CHECK_ATOL,
         "variants": variants,
         "calibration": None if calib is None else {"utterances": calib["utterances"], "data": calib["data"], "split": "train"},
-        "files": files,
-        "export_seconds": round(time.perf_counter() - t0, 2),
     }
-    (out / EXPORT_SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
-    log(f"export: wrote {len(files)} models to {out} in {summary['export_seconds']} s")
-    return summary
+    return write_summary(out, summary, t0, log)
 
 
 def _train_manifest(checkpoint: Path) -> str | None:

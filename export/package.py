@@ -36,9 +36,9 @@ import numpy as np
 from hearkit.bundle import BUNDLE_FORMAT, BUNDLE_SCHEMA, MANIFEST, model_name, sha256_file
 from hearkit.devices import DeviceProfile, load_profile
 from hearkit.errors import ConfigError, ModelError
+from hearkit.export.onnx_io import EXPORT_SUMMARY
 from hearkit.metadata import ModelInfo, read_model_info
 
-EXPORT_SUMMARY = "export.json"
 PARITY_REPORTS = ("report.json", "parity.json")  # written by `hearkit verify`, copied when present
 OPS_CONFIG = "required_operators_and_types.config"
 C_HEADER, C_SOURCE = "hearkit_model.h", "hearkit_model.c"

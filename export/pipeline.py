@@ -10,7 +10,9 @@ lengths and batch sizes (the exporter can silently bake in the example length).
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,7 @@ import onnx
 import torch
 
 from hearkit.errors import ModelError
-from hearkit.export.onnx_io import save_model, set_metadata
+from hearkit.export.onnx_io import EXPORT_SUMMARY, save_model, set_metadata, sha256_file
 from hearkit.metadata import ModelInfo
 
 FEATURES = "logmel"        # name of the log-mel tensor between front-end and network
@@ -290,3 +292,39 @@ def check_feature_graph(
     rng = np.random.default_rng(1)
     inputs = [rng.standard_normal((b, t, n_mels)).astype(np.float32) * 3 - 5 for b in batches for t in frames]
     return check_graph(name, model, reference, inputs)
+
+
+# -- the steps every task's exporter ends with ------------------------------------
+def scalar_metrics(ckpt: dict) -> dict:
+    """The checkpoint's training metrics that are plain numbers or strings (they go into metadata)."""
+    return {k: v for k, v in (ckpt.get("metrics") or {}).items() if isinstance(v, (int, float, str))}
+
+
+def enforce_checks(checks: list[GraphCheck], atol: float, log, skip: Sequence[str] = ()) -> None:
+    """Log every graph check and raise ``ModelError`` when a graph (not in ``skip``) is further than ``atol`` from torch."""
+    for c in checks:
+        log(f"  {c.name}: max |onnx - torch| = {c.max_abs_err:.2e} over shapes {[list(s) for s in c.shapes]}")
+    bad = [c for c in checks if c.name not in skip and not c.max_abs_err <= atol]
+    if bad:
+        raise ModelError(
+            "exported graphs disagree with torch: "
+            + ", ".join(f"{c.name} max error {c.max_abs_err:.3g} > {atol}" for c in bad)
+        )
+
+
+def save_variant(out: Path, frontend: onnx.ModelProto, qnet: onnx.ModelProto, info: Callable[..., ModelInfo],
+                 qmeta: dict, suffix: str, output_name: str) -> dict:
+    """Save ``model.<suffix>.onnx`` and the fused ``pipeline.<suffix>.onnx`` (fp32 front-end); return the variant entry."""
+    save_with_info(qnet, info(input="logmel", quantization=qmeta), out / f"model.{suffix}.onnx")
+    qpipe = merge_frontend(frontend, qnet, FEATURES, output_name)
+    save_with_info(qpipe, info(quantization=qmeta), out / f"pipeline.{suffix}.onnx")
+    return {"recipe": qmeta.get("recipe"), "model": f"model.{suffix}.onnx", "pipeline": f"pipeline.{suffix}.onnx"}
+
+
+def write_summary(out: Path, summary: dict, started: float, log) -> dict:
+    """Add every graph's size and sha256 and the export time to ``summary``; write ``export.json``."""
+    summary["files"] = {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in sorted(out.glob("*.onnx"))}
+    summary["export_seconds"] = round(time.perf_counter() - started, 2)
+    (out / EXPORT_SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    log(f"export: wrote {len(summary['files'])} models to {out} in {summary['export_seconds']} s")
+    return summary
