@@ -53,7 +53,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ModelError(f"{path}: not a loadable checkpoint ({str(e).splitlines()[0][:200]})") from e
+        detail = (str(e).splitlines() or [""])[0][:200]
+        raise ModelError(f"{path}: not a torch checkpoint hearkit can load ({type(e).__name__}: {detail})") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ModelError(f"{path}: not a hearkit checkpoint (missing 'format': '{FORMAT}')")
     if ckpt.get("version", 0) > VERSION:
