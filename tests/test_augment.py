@@ -17,6 +17,7 @@ from hearkit.training.augment import (  # noqa: E402
     mixup,
     random_gain,
     spec_augment,
+    speed_perturb,
     time_shift,
 )
 
@@ -55,6 +56,27 @@ def test_time_shift_keeps_length_and_moves_content():
         assert -10 <= shift <= 10
         assert int((row == 0).sum()) == abs(shift)  # the gap is zero-filled, exactly |shift| samples
     assert torch.equal(time_shift(x, 0, _gen()), x)
+
+
+def test_speed_perturb_moves_pitch_keeps_length_and_centre():
+    t = torch.arange(SR, dtype=torch.float32) / SR
+    x = torch.sin(2 * torch.pi * 440 * t).repeat(2, 1)
+    assert torch.equal(speed_perturb(x, (1.0, 1.0), _gen()), x)  # factor 1 is exactly the identity
+    for r in (0.9, 1.1):
+        y = speed_perturb(x, (r, r), _gen())
+        assert y.shape == x.shape
+        mid = y[0, SR // 4 : 3 * SR // 4].numpy()  # inside the clip at either factor
+        peak_hz = np.abs(np.fft.rfft(mid * np.hanning(mid.size))).argmax() * SR / mid.size
+        assert abs(peak_hz - 440 * r) <= 4  # 2-Hz FFT bins; the tone moves with the speed
+    # about the centre: at 0.5 the window reads only the middle half of the clip (no silence);
+    # at 2.0 the whole clip fills the middle half and the ends read past its edges (silence)
+    y = speed_perturb(torch.ones(1, 1001), (0.5, 0.5), _gen())
+    assert float(y[0, 500]) == 1.0 and float(y[0, 0]) == 1.0
+    y = speed_perturb(torch.ones(1, 1001), (2.0, 2.0), _gen())
+    assert float(y[0, 500]) == 1.0 and float(y[0, 0]) == 0.0 and float(y[0, -1]) == 0.0
+    assert int((y[0] != 0).sum()) == 501  # twice as fast: the 1001 samples fill the middle half
+    with pytest.raises(ConfigError, match="speed_range"):
+        AugmentConfig(speed_range=(0.0, 1.1))
 
 
 def test_spec_augment_masks_zero_the_right_count():

@@ -14,7 +14,8 @@ N_MELS = 40
 # Parameter counts at 12 labels, 40 mels. BC-ResNet matches the paper's 9.2K/27.3K/54.2K/321K
 # (τ = 1/2/3/8); DS-CNN-S the 23K of Hello Edge and DESIGN §5.
 EXPECTED_PARAMS = {"dscnn-s": 23_182, "dscnn-m": 136_582, "dscnn-l": 413_738, "bcresnet-1": 9_274,
-                   "bcresnet-2": 27_366, "bcresnet-3": 54_290, "bcresnet-8": 321_390, "cnn4": 98_942}
+                   "bcresnet-2": 27_366, "bcresnet-3": 54_290, "bcresnet-8": 321_390, "cnn4": 98_942,
+                   "cnn4-s": 36_350}
 # The default suite covers each kind of block once (DS-CNN, BC-ResNet with SubSpectralNorm
 # reshapes, CNN4 with max-pooling); the other sizes repeat the same ops and run with -m slow.
 FAST = ("dscnn-s", "bcresnet-1", "cnn4")

@@ -1,7 +1,7 @@
 """Data augmentation for keyword and sound classifiers, batched in torch.
 
-Waveform stage (batch, samples): random time shift, background noise at a random
-SNR, random gain. Feature stage (batch, frames, n_mels): SpecAugment frequency
+Waveform stage (batch, samples): random speed (tempo and pitch together, off by
+default), random time shift, background noise at a random SNR, random gain. Feature stage (batch, frames, n_mels): SpecAugment frequency
 and time masks, optional mixup. Each is switched and sized by ``AugmentConfig``;
 every function takes a ``torch.Generator`` so runs are reproducible and the
 global RNG is left alone.
@@ -27,6 +27,10 @@ class AugmentConfig:
     """Which augmentations run, and how strong.
 
     Attributes:
+        speed: resample each clip by a random speed factor, which moves pitch and
+            formants together like another speaker's voice (Ko et al. 2015 speed
+            perturbation) (Default: False).
+        speed_range: (low, high) speed factor, drawn uniformly (Default: (0.9, 1.1)).
         time_shift: shift clips by a random offset, zero-filled (Default: True).
         max_shift_s: largest shift either way, in seconds (Default: 0.1).
         noise: mix background noise (needs noise clips) (Default: True).
@@ -45,6 +49,8 @@ class AugmentConfig:
         mixup_alpha: Beta(α, α) for the mixing weight (Default: 0.2).
     """
 
+    speed: bool = False
+    speed_range: tuple[float, float] = (0.9, 1.1)
     time_shift: bool = True
     max_shift_s: float = 0.1
     noise: bool = True
@@ -67,10 +73,13 @@ class AugmentConfig:
 
         object.__setattr__(self, "snr_db", tuple(float(v) for v in self.snr_db))
         object.__setattr__(self, "gain_db", tuple(float(v) for v in self.gain_db))
-        for name in ("snr_db", "gain_db"):
+        object.__setattr__(self, "speed_range", tuple(float(v) for v in self.speed_range))
+        for name in ("snr_db", "gain_db", "speed_range"):
             lo_hi = getattr(self, name)
             if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]:
                 fail(f"{name} must be (low, high) with low <= high, got {lo_hi}")
+        if self.speed_range[0] <= 0:
+            fail(f"speed_range must be positive factors, got {self.speed_range}")
         if self.max_shift_s < 0:
             fail(f"max_shift_s must be >= 0, got {self.max_shift_s}")
         if not 0 <= self.noise_prob <= 1:
@@ -89,7 +98,7 @@ class AugmentConfig:
     @classmethod
     def off(cls) -> "AugmentConfig":
         """No augmentation at all."""
-        return cls(time_shift=False, noise=False, gain=False, spec_augment=False, mixup=False)
+        return cls(speed=False, time_shift=False, noise=False, gain=False, spec_augment=False, mixup=False)
 
 
 def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
@@ -97,6 +106,28 @@ def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor
 
 
 # -- waveform stage -------------------------------------------------------------------
+def speed_perturb(x: torch.Tensor, speed_range: tuple[float, float], gen: torch.Generator) -> torch.Tensor:
+    """Play each clip of (batch, samples) at a random speed in ``speed_range``, about its centre.
+
+    Output sample t reads input position c + (t - c)·r (c = the window centre, r the
+    factor) with linear interpolation, so r > 1 is faster and higher, r < 1 slower
+    and lower; the length is kept and positions outside the clip are silence. A
+    gather with linear interpolation instead of a polyphase resampler: it is batched,
+    and for factors near 1 its imaging stays far below the content of speech.
+    """
+    b, n = x.shape
+    r = _uniform(b, *speed_range, gen).to(x.dtype)
+    c = (n - 1) / 2.0
+    pos = c + (torch.arange(n, dtype=x.dtype).unsqueeze(0) - c) * r.unsqueeze(1)  # (b, n) input positions
+    valid = (pos >= 0) & (pos <= n - 1)
+    lo = pos.floor().clamp(0, max(n - 2, 0))  # the last interval ends exactly on sample n - 1
+    frac = (pos - lo).clamp(0, 1)
+    lo = lo.long()
+    a = x.gather(1, lo)
+    b_next = x.gather(1, (lo + 1).clamp(max=n - 1))
+    return torch.where(valid, a + (b_next - a) * frac, torch.zeros((), dtype=x.dtype))
+
+
 def time_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
     """Shift each clip of (batch, samples) by a random offset in [-max_shift, max_shift], zero-filled.
 
@@ -169,7 +200,9 @@ class NoiseBank:
 def augment_waveform(
     x: torch.Tensor, cfg: AugmentConfig, sample_rate: int, gen: torch.Generator, noise: NoiseBank | None = None
 ) -> torch.Tensor:
-    """The waveform stage on (batch, samples): shift, then noise, then gain."""
+    """The waveform stage on (batch, samples): speed, shift, then noise, then gain."""
+    if cfg.speed:
+        x = speed_perturb(x, cfg.speed_range, gen)
     if cfg.time_shift:
         x = time_shift(x, int(round(cfg.max_shift_s * sample_rate)), gen)
     if cfg.noise and noise is not None:

@@ -21,7 +21,8 @@ Architectures (``MODELS``):
   τ is the width multiplier (BC-ResNet-τ). Swish is replaced by ReLU so the
   graph stays within ops every int8 backend fuses (Conv+Relu).
 - ``cnn4``: the classic teaching model, four conv-BN-ReLU-maxpool blocks,
-  global average pooling and a linear classifier.
+  global average pooling and a linear classifier; ``cnn4-s`` is the same with
+  16/24/40/64 channels (36K parameters, under the 40K keyword budget).
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ DSCNN_SIZES = {"s": (64, 4), "m": (172, 4), "l": (276, 5)}
 DSCNN_FIRST_KERNEL = (10, 4)  # (time frames, mel bands), as Hello Edge's 10×4 first conv
 BCRESNET_SUBBANDS = 5  # SubSpectralNorm sub-bands (the paper's choice for 40 mel bands)
 CNN4_CHANNELS = (16, 32, 64, 128)
+# cnn4-s: the same blocks narrowed to stay under the issue's 40K-parameter keyword budget
+# (36.4K at 12 labels); plain convolutions train ~4x faster per step on CPU than the
+# depthwise models of the same size, which is what made 90 % on Speech Commands
+# reachable in a 2-core training budget.
+CNN4_S_CHANNELS = (16, 24, 40, 64)
 
 
 class LogMelClassifier(nn.Module):
@@ -281,10 +287,17 @@ def _cnn4(n_labels, n_mels, **kw):
     return CNN4(n_labels, n_mels, **kw)
 
 
+def _cnn4_s(n_labels, n_mels, **kw):
+    m = CNN4(n_labels, n_mels, **{"channels": CNN4_S_CHANNELS, **kw})
+    m.name = "cnn4-s"
+    return m
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     **{f"dscnn-{s}": _dscnn(s) for s in DSCNN_SIZES},
     **{f"bcresnet-{t}": _bcresnet(t) for t in range(1, 9)},
     "cnn4": _cnn4,
+    "cnn4-s": _cnn4_s,
 }
 
 
@@ -307,8 +320,8 @@ def build_model(name: str, n_labels: int, n_mels: int, **kw) -> nn.Module:
         raise ConfigError(f"a classifier needs at least 2 labels, got {n_labels!r}")
     if not isinstance(n_mels, int) or n_mels < 1:
         raise ConfigError(f"n_mels must be a positive integer, got {n_mels!r}")
-    if name == "cnn4" and n_mels < 16:
-        raise ConfigError(f"cnn4 pools the mel axis 4 times and needs n_mels >= 16, got {n_mels}")
+    if name.startswith("cnn4") and n_mels < 16:
+        raise ConfigError(f"{name} pools the mel axis 4 times and needs n_mels >= 16, got {n_mels}")
     try:
         return MODELS[name](n_labels, n_mels, **kw)
     except TypeError as e:

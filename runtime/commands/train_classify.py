@@ -7,7 +7,7 @@ import click
 from hearkit.commands.options import config_from_options, frontend_options
 
 FORMATS = ("speech-commands", "urbansound8k", "folders")  # hearkit.datasets.FORMATS, repeated to keep --help cheap
-MODEL_NAMES = ("dscnn-s", "dscnn-m", "dscnn-l", *(f"bcresnet-{t}" for t in range(1, 9)), "cnn4")
+MODEL_NAMES = ("dscnn-s", "dscnn-m", "dscnn-l", *(f"bcresnet-{t}" for t in range(1, 9)), "cnn4", "cnn4-s")
 
 
 def _range(text: str, what: str) -> tuple[float, float]:
@@ -41,6 +41,7 @@ def _range(text: str, what: str) -> tuple[float, float]:
               help="Clip window (default: 1 s keywords, 4 s UrbanSound8K).")
 @click.option("--on-bad-file", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
               help="Unreadable clips stop the run, or are reported and left out.")
+@click.option("--speed", default=None, help="Speed perturbation LOW,HIGH (e.g. 0.9,1.1; default: off).")
 @click.option("--no-shift", is_flag=True, help="Turn off random time shift.")
 @click.option("--max-shift", type=click.FloatRange(min=0), default=0.1, show_default=True, help="Largest time shift in seconds.")
 @click.option("--no-noise", is_flag=True, help="Turn off background noise.")
@@ -82,7 +83,9 @@ def classify(**kw):
     from hearkit.training.train_classify import TrainConfig, train_classifier
 
     fe = config_from_options(kw)
+    speed = _range(kw["speed"], "--speed") if kw["speed"] else None
     aug = AugmentConfig(
+        speed=speed is not None, speed_range=speed or (0.9, 1.1),
         time_shift=not kw["no_shift"], max_shift_s=kw["max_shift"],
         noise=not kw["no_noise"], noise_prob=kw["noise_prob"], snr_db=_range(kw["snr"], "--snr"),
         gain=not kw["no_gain"], gain_db=_range(kw["gain_db"], "--gain-db"),
