@@ -289,9 +289,10 @@ def report_markdown(r: dict) -> str:
     slower = [k for k, v in r["results"].items()
               if k not in ("torch", "fp32") and v.get("recipe") != "fp16" and v.get("speedup_vs_fp32", 1) < 1]
     if slower:
-        lines += ["", f"Note: {', '.join(slower)} ran slower than fp32 on this machine. Measured on x86: onnxruntime's "
-                      "int8 depthwise convolutions are slower than its fp32 ones, and DS-CNN and BC-ResNet are full of them; "
-                      "where int8 gains nothing, ship fp32 (DESIGN §5: benchmark against fp32, keep the faster)."]
+        lines += ["", f"Note: {', '.join(slower)} ran slower than fp32 on this machine. For a model this small the "
+                      "quantize/dequantize steps and int8 kernels that lose to fp32 (onnxruntime's int8 depthwise "
+                      "convolutions, single-channel stems) can outweigh the int8 matrix work; where int8 gains nothing, "
+                      "ship fp32 (DESIGN §5: benchmark against fp32, keep the faster; `hearkit bench classify`)."]
     lines += ["", "| check | value | limit | result |", "| --- | --- | --- | --- |"]
     for c in r["checks"]:
         lines.append(f"| {c['check'].replace('|', '&#124;')} | {_fmt(c['value'])} | {c['limit']} | {'pass' if c['passed'] else '**FAIL**'} |")

@@ -2,7 +2,7 @@
 
 With no data given it synthesizes a small keyword set offline with espeak-ng
 (many accents, voice variants, rates and pitches; generated background noise),
-trains a compact DS-CNN, exports the fused waveform-in graph, quantizes it to
+trains a compact CNN (cnn4-s), exports the fused waveform-in graph, quantizes it to
 int8, verifies torch vs ONNX fp32 vs ONNX int8, and spots the keywords in a
 sentence spoken by voices the model never heard. ``--data DIR`` trains on the
 user's recordings instead (Speech Commands layout or folder-per-label).
@@ -36,14 +36,14 @@ class DemoConfig:
     Attributes:
         out: working folder (Default: runs/demo).
         data: train on this dataset instead of synthesizing one (Default: None).
-        model: architecture (Default: dscnn-s).
+        model: architecture (Default: cnn4-s, the fastest to train per CPU step).
         epochs: training epochs (Default: 12).
         seed: seed of synthesis and training (Default: 0).
     """
 
     out: str = "runs/demo"
     data: str | None = None
-    model: str = "dscnn-s"
+    model: str = "cnn4-s"
     epochs: int = 12
     seed: int = 0
 

@@ -9,7 +9,7 @@ import click
 @click.option("-o", "--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False), help="Working folder.")
 @click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
               help="Train on these recordings (Speech Commands layout or folder-per-label) instead of a synthesized set.")
-@click.option("--model", default="dscnn-s", show_default=True, help="Architecture (see `hearkit train classify --help`).")
+@click.option("--model", default="cnn4-s", show_default=True, help="Architecture (see `hearkit train classify --help`).")
 @click.option("--epochs", type=click.IntRange(min=1), default=12, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def demo(out, data, model, epochs, seed):
@@ -17,7 +17,7 @@ def demo(out, data, model, epochs, seed):
 
     \b
     With no --data, espeak-ng speaks six keywords (yes no up down stop go),
-    twenty other words and generated noise in 135 voices; a DS-CNN trains on
+    twenty other words and generated noise in 135 voices; a small CNN trains on
     them in a few minutes on 2 cores, is exported as one waveform-in ONNX
     graph, quantized to int8, verified against torch, and then listens to a
     sentence spoken by voices it never heard. Everything lands in --out.
