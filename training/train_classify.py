@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hearkit.classify import classification_report, plot_confusion
 from hearkit.datasets import SILENCE_LABEL, DatasetIndex, default_window_seconds, index_dataset, noise_files
 from hearkit.errors import ConfigError
 from hearkit.frontend import FrontendConfig
@@ -194,54 +195,6 @@ def predict(model, logmel, ds: ClipDataset, batch_size: int = EVAL_BATCH) -> np.
         wav = torch.stack([ds[i][0] for i in range(s, min(s + batch_size, len(ds)))])
         out.append(model(logmel(wav)))
     return torch.cat(out).numpy() if out else np.zeros((0, len(ds.labels)), np.float32)
-
-
-def classification_report(targets: np.ndarray, preds: np.ndarray, labels: list[str]) -> dict:
-    """Accuracy, per-class precision/recall/support and the confusion matrix (rows = truth)."""
-    k = len(labels)
-    cm = np.zeros((k, k), dtype=np.int64)
-    np.add.at(cm, (targets, preds), 1)
-    per = {}
-    for i, name in enumerate(labels):
-        tp = int(cm[i, i])
-        predicted, support = int(cm[:, i].sum()), int(cm[i].sum())
-        per[name] = {
-            "precision": tp / predicted if predicted else 0.0,
-            "recall": tp / support if support else 0.0,
-            "support": support,
-        }
-    return {
-        "accuracy": float((targets == preds).mean()) if len(targets) else 0.0,
-        "per_class": per,
-        "confusion": cm.tolist(),
-    }
-
-
-def plot_confusion(cm, labels: list[str], path: str | Path, title: str = "") -> None:
-    """Confusion matrix as PNG (rows: truth, columns: prediction; cells: counts, colour: row share)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cm = np.asarray(cm)
-    share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    k = len(labels)
-    size = max(4.0, 0.55 * k + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(k), labels, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(k), labels, fontsize=8)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    for i in range(k):
-        for j in range(k):
-            if cm[i, j]:
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7, color="white" if share[i, j] > 0.5 else "black")
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 # -- the run ---------------------------------------------------------------------------------

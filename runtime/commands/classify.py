@@ -159,53 +159,10 @@ def stream(model, audio, hop_seconds, thresholds, smoothing, refractory_seconds,
 
 
 # -- eval ----------------------------------------------------------------------------
-def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict:
-    """Accuracy, per-class precision/recall/F1/support and the confusion matrix (rows: truth)."""
-    k = len(labels)
-    cm = np.zeros((k, k), dtype=np.int64)
-    np.add.at(cm, (y_true, y_pred), 1)
-    per = {}
-    for i, lab in enumerate(labels):
-        tp = cm[i, i]
-        prec = tp / cm[:, i].sum() if cm[:, i].sum() else 0.0
-        rec = tp / cm[i].sum() if cm[i].sum() else 0.0
-        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-        per[lab] = {"precision": float(prec), "recall": float(rec), "f1": float(f1), "support": int(cm[i].sum())}
-    return {"accuracy": float(np.trace(cm) / max(1, cm.sum())), "per_class": per, "confusion": cm.tolist()}
-
-
-def plot_confusion(cm, labels, path, title: str = "") -> Path:
-    """Confusion matrix (rows: truth, columns: prediction) as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cm = np.asarray(cm)
-    fig, ax = plt.subplots(figsize=(1 + 0.55 * len(labels), 1 + 0.5 * len(labels)))
-    ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(len(labels)), labels, fontsize=8)
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            if cm[i, j]:
-                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if cm[i, j] > cm.max() / 2 else "black")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
-
-
 def eval_classify(model, data=None, fmt=None, split="val", val_fold=None, test_fold=None, confusion=None,
                   batch_size: int = 32, **unused) -> dict:
     """Accuracy and per-class report of a classification model on a dataset split."""
-    from hearkit.classify import Classifier
+    from hearkit.classify import Classifier, classification_report, plot_confusion
     from hearkit.datasets import index_dataset
 
     if unused.get("manifest"):
