@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -437,8 +438,14 @@ class KeywordSpotter:
 
 
     def flush(self) -> list[Detection]:
-        """End of stream: feed half a window of silence so a keyword in the last moments is scored centred."""
-        return self.accept_waveform(np.zeros(self.window_samples // 2, np.float32))
+        """End of stream: feed half a window of silence so a keyword in the last moments is scored centred.
+
+        Detections it adds carry at most the stream's real end as their time (the
+        padding is not audio). Call ``reset()`` before feeding a new stream.
+        """
+        end = self.window.samples_seen / self.sample_rate
+        found = self.accept_waveform(np.zeros(self.window_samples // 2, np.float32))
+        return [dataclasses.replace(d, time=min(d.time, end)) for d in found]
 
 
 def plot_timeline(history, labels, detections, path: str | os.PathLike, title: str = "") -> Path:
