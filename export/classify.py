@@ -39,6 +39,7 @@ from hearkit.export.pipeline import (
     scalar_metrics,
     torch_fn,
     write_summary,
+    WaveformModel,
 )
 from hearkit.export.quantize import DEFAULT_RECIPE, compute_features, get_recipe, quantize_network, recipe_metadata
 from hearkit.frontend import FrontendConfig
@@ -67,17 +68,7 @@ def load_classifier(ckpt: dict) -> tuple[torch.nn.Module, FrontendConfig]:
     return net.eval(), FrontendConfig.from_dict(ckpt["frontend"])
 
 
-class WaveformClassifier(torch.nn.Module):
-    """torch front-end + network: the reference the pipeline graph is checked against."""
-
-    def __init__(self, net: torch.nn.Module, cfg: FrontendConfig):
-        super().__init__()
-        from hearkit.training.frontend import LogMel
-
-        self.frontend, self.net = LogMel(cfg), net
-
-    def forward(self, waveform):
-        return self.net(self.frontend(waveform))
+WaveformClassifier = WaveformModel  # the classification reference (name kept for callers)
 
 
 def fit_window(x: np.ndarray, window_samples: int) -> np.ndarray:

@@ -47,6 +47,7 @@ from hearkit.export.pipeline import (
     scalar_metrics,
     torch_fn,
     write_summary,
+    WaveformModel,
 )
 from hearkit.frontend import FrontendConfig
 from hearkit.metadata import ModelInfo
@@ -75,17 +76,7 @@ def load_ctc(ckpt: dict) -> tuple[torch.nn.Module, FrontendConfig]:
     return net.eval(), cfg
 
 
-class WaveformCTC(torch.nn.Module):
-    """torch front-end + CTC network: the reference the pipeline graph is checked against."""
-
-    def __init__(self, net: torch.nn.Module, cfg: FrontendConfig):
-        super().__init__()
-        from hearkit.training.frontend import LogMel
-
-        self.frontend, self.net = LogMel(cfg), net
-
-    def forward(self, waveform):
-        return self.net(self.frontend(waveform))
+WaveformCTC = WaveformModel  # the CTC reference (name kept for callers)
 
 
 def export_rnn_network(net: torch.nn.Module, n_mels: int, example_frames: int = 300) -> onnx.ModelProto:

@@ -294,6 +294,19 @@ def check_feature_graph(
     return check_graph(name, model, reference, inputs)
 
 
+class WaveformModel(torch.nn.Module):
+    """torch front-end + network (any task): the reference a pipeline graph is checked against."""
+
+    def __init__(self, net: torch.nn.Module, cfg):
+        super().__init__()
+        from hearkit.training.frontend import LogMel
+
+        self.frontend, self.net = LogMel(cfg), net
+
+    def forward(self, waveform):
+        return self.net(self.frontend(waveform))
+
+
 # -- the steps every task's exporter ends with ------------------------------------
 def scalar_metrics(ckpt: dict) -> dict:
     """The checkpoint's training metrics that are plain numbers or strings (they go into metadata)."""
