@@ -279,10 +279,17 @@ def test_bench_classify_table(export_dir):
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout[r.stdout.index("{"):])
     names = [row["variant"] for row in res["rows"]]
-    assert names[:3] == ["torch eager", "onnx fp32", "onnx int8"]
+    assert names[:4] == ["torch eager", "onnx fp32", "onnx fp32 (no NCHWc)", "onnx int8"]
     for row in res["rows"]:
         assert row["pipeline_ms"] > 0
-    assert res["rows"][1]["cpu_share_percent"] > 0
+    rows = dict(zip(names, res["rows"]))
+    assert rows["onnx fp32"]["cpu_share_percent"] > 0 and rows["onnx int8"]["cpu_share_percent"] > 0
+    assert "cpu_share_percent" not in rows["onnx fp32 (no NCHWc)"]  # the spotter runs at the runtime's level
+    # both speed-ups are ratios of the rows' own network times (tolerance: float rounding)
+    int8 = rows["onnx int8"]
+    assert int8["x_vs_onnx_fp32"] == pytest.approx(rows["onnx fp32"]["network_ms"] / int8["network_ms"], rel=1e-9)
+    assert int8["x_vs_onnx_fp32_no_nchwc"] == pytest.approx(
+        rows["onnx fp32 (no NCHWc)"]["network_ms"] / int8["network_ms"], rel=1e-9)
 
 
 @pytest.mark.parametrize("cmd", [["export"], ["verify"], ["run"], ["stream"], ["eval"], ["bench", "classify"]])
