@@ -52,8 +52,10 @@ class CTCTrainConfig:
         epochs: passes over the training set (Default: 30).
         lr: peak learning rate of the one-cycle schedule (Default: 3e-3).
         weight_decay: AdamW weight decay (Default: 1e-3).
-        batch_seconds: audio per batch, in seconds (Default: 160).
-        max_batch: utterances per batch at most (Default: 32).
+        batch_seconds: audio per batch, in seconds (Default: 32). Small data needs many steps:
+            on 2 h of connected words ctc-conv-s was at 99 % WER after 7 epochs of 160-s batches
+            (45 steps per epoch) and at 78 % after 6 epochs of 32-s batches (247 steps).
+        max_batch: utterances per batch at most (Default: 16).
         clip: gradient-norm clipping (Default: 1.0).
         noise_prob: share of utterances given white noise (Default: 0.5).
         snr_db: SNR range of that noise in dB (Default: (10, 40)).
@@ -69,8 +71,8 @@ class CTCTrainConfig:
     epochs: int = 30
     lr: float = 3e-3
     weight_decay: float = 1e-3
-    batch_seconds: float = 160.0
-    max_batch: int = 32
+    batch_seconds: float = 32.0
+    max_batch: int = 16
     clip: float = 1.0
     noise_prob: float = 0.5
     snr_db: tuple = (10.0, 40.0)
