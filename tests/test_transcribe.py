@@ -254,6 +254,36 @@ def test_cli_transcribe_json(model_path, long_speech, tmp_path):
     assert r.exit_code == 0 and r.output.strip() == expect.text
 
 
+def test_cli_eval_ctc_greedy_and_lexicon(model_path, long_speech, tmp_path):
+    """`hearkit eval` on a manifest: WER/CER of what the transcriber emits, greedy or with a lexicon."""
+    import hearkit
+    from hearkit.asr_metrics import wer_cer
+
+    _, x = long_speech
+    for i in range(2):
+        sf.write(tmp_path / f"u{i}.wav", x[i * 3 * SR : (i + 1) * 3 * SR], SR)
+    refs = ["a sat", "sat a a"]
+    (tmp_path / "m.jsonl").write_text("".join(
+        json.dumps({"audio_filepath": f"u{i}.wav", "duration": 3.0, "text": t}) + "\n" for i, t in enumerate(refs)))
+    lex = tmp_path / "lex.txt"
+    lex.write_text("a\nsat\n")
+    for extra, tr in (([], hearkit.Transcriber(model_path)),
+                      (["--lexicon", str(lex), "--beam", "3"], hearkit.Transcriber(model_path, beam=3, lexicon=lex))):
+        r = CliRunner().invoke(main, ["eval", str(model_path), "--manifest", str(tmp_path / "m.jsonl"), "--json", *extra])
+        assert r.exit_code == 0, r.output
+        rep = json.loads(r.stdout[r.stdout.index("{"):])
+        hyps = [tr.transcribe(tmp_path / f"u{i}.wav").text for i in range(2)]
+        wer, cer = wer_cer(refs, hyps)
+        assert rep["utterances"] == 2 and rep["words"] == 5
+        assert rep["wer"] == pytest.approx(wer, abs=1e-12) and rep["cer"] == pytest.approx(cer, abs=1e-12)
+        assert rep["decoder"] == ("beam 3" if extra else "greedy")
+    r = CliRunner().invoke(main, ["eval", str(model_path), "--manifest", str(tmp_path / "m.jsonl")])
+    assert r.exit_code == 0 and "WER" in r.output and "CER" in r.output
+    cls = build_ctc_model(tmp_path / "cls.onnx", task="classify")
+    r = CliRunner().invoke(main, ["eval", str(cls), "--data", str(tmp_path), "--beam", "4"])
+    assert r.exit_code == 2 and "for CTC models" in r.output
+
+
 def test_errors(model_path, tmp_path):
     import hearkit
 

@@ -208,16 +208,36 @@ def eval_classify(model, data=None, fmt=None, split="val", val_fold=None, test_f
 @click.option("--test-fold", type=int, default=None, help="UrbanSound8K test fold.")
 @click.option("--manifest", type=click.Path(exists=True, dir_okay=False), default=None, help="JSONL manifest (CTC models).")
 @click.option("--confusion", type=click.Path(dir_okay=False), default=None, help="Write the confusion matrix as PNG.")
+@click.option("--beam", type=click.IntRange(min=1), default=None,
+              help="CTC: beam width [default: 1 (greedy), 16 with --lexicon or --lm].")
+@click.option("--lexicon", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="CTC: word list (one per line); only these words are emitted.")
+@click.option("--lm", "lm_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="CTC: ARPA n-gram LM (see `hearkit lm build`).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
-def eval_(model, data, fmt, split, val_fold, test_fold, manifest, confusion, as_json):
-    """Evaluate MODEL (a .onnx file or export folder) on a dataset split: accuracy and per-class report."""
+def eval_(model, data, fmt, split, val_fold, test_fold, manifest, confusion, beam, lexicon, lm_path, as_json):
+    """Evaluate MODEL (a .onnx file or export folder) on a dataset split.
+
+    \b
+    Classification: accuracy, per-class report, confusion PNG (--data DIR).
+    CTC: WER and CER on a manifest (--manifest M), greedy or with the
+    transcriber's beam search, lexicon and LM.
+    """
     task, path = _task(model)
     if task not in EVALUATORS:
         raise ModelError(f"{path}: `hearkit eval` has no evaluator for task {task!r}; supported: {sorted(EVALUATORS)}")
+    kw = {"beam": beam, "lexicon": lexicon, "lm": lm_path} if task == "ctc" else {}
+    if task != "ctc" and (beam or lexicon or lm_path):
+        raise ConfigError("--beam, --lexicon and --lm are for CTC models")
     rep = _load(EVALUATORS[task])(path, data=data, fmt=fmt, split=split, val_fold=val_fold, test_fold=test_fold,
-                                  manifest=manifest, confusion=confusion)
+                                  manifest=manifest, confusion=confusion, **kw)
     if as_json:
         click.echo(json.dumps(rep, indent=2))
+        return
+    if task == "ctc":
+        click.echo(f"{rep['model']} on {rep['manifest']} ({rep['utterances']} utterances, {rep['decoder']}): "
+                   f"WER {100 * rep['wer']:.2f} % ({rep['word_errors']}/{rep['words']} words), "
+                   f"CER {100 * rep['cer']:.2f} %, RTF {rep['rtf']:.4f}")
         return
     if "per_class" not in rep:  # another task's evaluator: print what it returned
         click.echo(json.dumps(rep, indent=2))
