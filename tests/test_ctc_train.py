@@ -264,3 +264,33 @@ def test_yesno_trains_to_low_wer(shared_data, tmp_path):
         r = eval_ctc(tmp_path / "exp" / f, tmp_path / "test.jsonl", progress=False)
         assert r["words"] == 80
         assert r["wer"] <= 0.05, (f, r["wer"])
+
+
+def test_speed_perturbation_changes_length_and_pitch():
+    """CTC speed perturbation keeps every word: the utterance gets shorter or longer, pitch moves with it."""
+    from hearkit.training.train_ctc import change_speed
+
+    sr, f0 = 16000, 440.0
+    x = np.sin(2 * np.pi * f0 * np.arange(sr) / sr).astype(np.float32)
+    for factor in (0.9, 1.1):
+        y = change_speed(x, factor)
+        assert y.dtype == np.float32 and abs(len(y) - sr / factor) <= 1
+        spec = np.abs(np.fft.rfft(y * np.hanning(len(y))))
+        peak = np.argmax(spec) * sr / len(y)
+        assert peak == pytest.approx(f0 * factor, abs=2.0)  # tolerance: one FFT bin is ~1 Hz
+    assert np.array_equal(change_speed(x, 1.0), x)
+
+
+def test_collate_with_speed_range_changes_frame_counts(tmp_path):
+    from hearkit.training.train_ctc import DEFAULT_FRONTEND, collate
+
+    class DS:  # the two fields collate reads
+        waves = [np.zeros(16000, np.float32), np.zeros(8000, np.float32)]
+        labels = [[1, 2], [3]]
+
+    fe = DEFAULT_FRONTEND
+    _, flen0, _, _ = collate(DS, [0, 1], fe)
+    gen = torch.Generator().manual_seed(0)
+    w, flen, tg, tl = collate(DS, [0, 1], fe, (1.25, 1.25), gen)
+    assert flen.tolist() == [fe.num_frames(12800), fe.num_frames(6400)] and w.shape == (2, 12800)
+    assert (flen < flen0).all() and tl.tolist() == [2, 1] and tg.tolist() == [1, 2, 3]

@@ -46,3 +46,14 @@ def config_from_options(kw: dict) -> FrontendConfig:
         eps=kw.pop("eps"),
         center=kw.pop("center"),
     )
+
+
+def parse_range(text: str, what: str) -> tuple[float, float]:
+    """``"LOW,HIGH"`` -> (low, high); a BadParameter naming the option ``what`` otherwise."""
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError as e:
+        raise click.BadParameter(f"{what} must be LOW,HIGH (two numbers), got {text!r}") from e
+    if lo > hi:
+        raise click.BadParameter(f"{what} must have LOW <= HIGH, got {text!r}")
+    return lo, hi

@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import click
 
-from hearkit.commands.options import config_from_options, frontend_options
+from hearkit.commands.options import config_from_options, frontend_options, parse_range as _range
 
 FORMATS = ("speech-commands", "urbansound8k", "folders")  # hearkit.datasets.FORMATS, repeated to keep --help cheap
 MODEL_NAMES = ("dscnn-s", "dscnn-m", "dscnn-l", *(f"bcresnet-{t}" for t in range(1, 9)), "cnn4", "cnn4-s")
-
-
-def _range(text: str, what: str) -> tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in text.split(","))
-    except ValueError as e:
-        raise click.BadParameter(f"{what} must be LOW,HIGH (two numbers), got {text!r}") from e
-    if lo > hi:
-        raise click.BadParameter(f"{what} must have LOW <= HIGH, got {text!r}")
-    return lo, hi
 
 
 @click.command("classify")

@@ -19,6 +19,8 @@ MODELS = ("ctc-conv-s", "ctc-conv-m", "ctc-conv-l", "ctc-crnn")
 @click.option("--max-batch", type=click.IntRange(min=1), default=16, show_default=True, help="Utterances per batch at most.")
 @click.option("--clip", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, help="Gradient-norm clip.")
 @click.option("--noise-prob", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="Share of utterances with added noise.")
+@click.option("--speed", default=None,
+              help="Speed perturbation LOW,HIGH per utterance (e.g. 0.9,1.1; the utterance changes length; default: off).")
 @click.option("--n-mels", type=click.IntRange(min=8), default=64, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch threads.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -26,8 +28,8 @@ MODELS = ("ctc-conv-s", "ctc-conv-m", "ctc-conv-l", "ctc-crnn")
               help="Start from the weights of another CTC checkpoint (fine-tuning); its model and front-end are used.")
 @click.option("--resume", is_flag=True, help="Continue from RUN_DIR/last.pt (model, optimizer, schedule, epoch).")
 @click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run folder.")
-def ctc(train_manifest, val_manifest, model, rnn, epochs, lr, batch_seconds, max_batch, clip, noise_prob, n_mels,
-        threads, seed, init, resume, run_dir):
+def ctc(train_manifest, val_manifest, model, rnn, epochs, lr, batch_seconds, max_batch, clip, noise_prob, speed,
+        n_mels, threads, seed, init, resume, run_dir):
     """Train a CTC model (character vocabulary + blank) with greedy WER/CER on validation every epoch.
 
     \b
@@ -36,14 +38,19 @@ def ctc(train_manifest, val_manifest, model, rnn, epochs, lr, batch_seconds, max
       hearkit data concat --words ../shared/data/speech_commands ../shared/data/fsdd --hours 0.25 --split val -o words-val
       hearkit train ctc --manifest words-train --val-manifest words-val -o runs/words
     """
+    from hearkit.commands.options import parse_range
     from hearkit.errors import require
+
+    speed_range = parse_range(speed, "--speed") if speed else None
+    if speed_range and speed_range[0] <= 0:
+        raise click.BadParameter(f"--speed factors must be positive, got {speed!r}")
 
     require("torch", "train")
     require("tqdm", "train")
     from hearkit.training.train_ctc import CTCTrainConfig, train_ctc
 
     cfg = CTCTrainConfig(model=model, rnn=rnn, epochs=epochs, lr=lr, batch_seconds=batch_seconds, max_batch=max_batch,
-                         clip=clip, noise_prob=noise_prob, n_mels=n_mels, threads=threads, seed=seed)
+                         clip=clip, noise_prob=noise_prob, speed_range=speed_range, n_mels=n_mels, threads=threads, seed=seed)
     best = train_ctc(train_manifest, val_manifest, run_dir, cfg, resume=resume, log=click.echo, init=init)
     if best:
         click.echo(f"best: epoch {best['epoch']}, val WER {100 * best['val_wer']:.2f} %, CER {100 * best['val_cer']:.2f} % "
