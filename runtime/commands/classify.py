@@ -206,7 +206,8 @@ def eval_classify(model, data=None, fmt=None, split="val", val_fold=None, test_f
 @click.option("--split", default="val", show_default=True, type=click.Choice(["val", "test", "train", "all"]))
 @click.option("--val-fold", type=int, default=None, help="UrbanSound8K validation fold.")
 @click.option("--test-fold", type=int, default=None, help="UrbanSound8K test fold.")
-@click.option("--manifest", type=click.Path(exists=True, dir_okay=False), default=None, help="JSONL manifest (CTC models).")
+@click.option("--manifest", type=click.Path(exists=True), default=None,
+              help="CTC models: JSONL manifest, a folder with manifest.jsonl, or a LibriSpeech folder.")
 @click.option("--confusion", type=click.Path(dir_okay=False), default=None, help="Write the confusion matrix as PNG.")
 @click.option("--beam", type=click.IntRange(min=1), default=None,
               help="CTC: beam width [default: 1 (greedy), 16 with --lexicon or --lm].")
