@@ -36,7 +36,7 @@ def ctc(train_manifest, val_manifest, model, rnn, epochs, lr, batch_seconds, max
     Example:
       hearkit data concat --words ../shared/data/speech_commands ../shared/data/fsdd --hours 2 -o words-train
       hearkit data concat --words ../shared/data/speech_commands ../shared/data/fsdd --hours 0.25 --split val -o words-val
-      hearkit train ctc --manifest words-train --val-manifest words-val -o runs/words
+      hearkit train ctc --manifest words-train --val-manifest words-val --speed 0.9,1.1 --epochs 60 -o runs/words
     """
     from hearkit.commands.options import parse_range
     from hearkit.errors import require
