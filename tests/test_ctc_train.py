@@ -87,7 +87,7 @@ def tiny_run(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("ctc")
     m = _tone_corpus(tmp / "data")
-    cfg = CTCTrainConfig(model="ctc-conv-s", epochs=2, batch_seconds=8, max_batch=4, lr=3e-3, seed=0)
+    cfg = CTCTrainConfig(model="ctc-conv-s", epochs=2, batch_seconds=8, max_batch=4, lr=3e-3, seed=0, average_last=2)
     best = train_ctc(m, m, tmp / "run", cfg, log=lambda *_: None)
     return tmp, m, best
 
@@ -108,6 +108,43 @@ def test_tiny_training_run_writes_run_dir(tiny_run):
     assert ck["subsampling"] == 2 and ck["epoch"] == 2
     assert ck["train_config"]["val_manifest"].endswith("manifest.jsonl")
     assert 0.0 <= best["val_wer"] and best["epoch"] in (1, 2)
+
+
+def test_average_last_writes_mean_weights_with_recomputed_batchnorm(tiny_run):
+    from hearkit.frontend import FrontendConfig
+    from hearkit.training.checkpoint import load_checkpoint
+    from hearkit.training.frontend import LogMel
+    from hearkit.training.train_ctc import SpeechSet, collate, make_batches
+
+    tmp, m, best = tiny_run
+    run = tmp / "run"
+    avg = load_checkpoint(run / "averaged.pt")
+    assert avg["metrics"]["averaged_epochs"] == [1, 2] and best["averaged"]["averaged_epochs"] == [1, 2]
+    assert "optimizer" not in avg and avg["task"] == "ctc" and avg["vocab"] == list(VOCAB)
+    e1, e2 = (load_checkpoint(run / "average" / f"epoch00{e}.pt")["state_dict"] for e in (1, 2))
+    last = load_checkpoint(run / "last.pt")["state_dict"]
+    assert torch.equal(e2["classifier.weight"], last["classifier.weight"])  # epoch 2's copy is last.pt's weights
+    for k in ("classifier.weight", "front.0.depthwise.weight", "blocks.0.layers.0.pointwise.weight"):
+        assert torch.allclose(avg["state_dict"][k], (e1[k] + e2[k]) / 2, atol=1e-7), k
+    assert not torch.allclose(e1["classifier.weight"], e2["classifier.weight"], atol=1e-4)  # a real average
+    # BatchNorm: the plain mean over the training set's batches, not the epochs' running averages
+    fe = FrontendConfig.from_dict(avg["frontend"])
+    ds, lm = SpeechSet(m, fe.sample_rate, log=lambda *_: None), LogMel(fe)
+    with torch.no_grad():
+        means = [lm(collate(ds, idx, fe)[0]).mean(dim=(0, 1))
+                 for idx in make_batches([len(w) for w in ds.waves], 8 * fe.sample_rate, 4, None)]
+    assert len(means) >= 2
+    assert torch.allclose(avg["state_dict"]["input_norm.running_mean"], torch.stack(means).mean(0), atol=1e-4)
+    assert not torch.allclose(last["input_norm.running_mean"], torch.stack(means).mean(0), atol=1e-2)
+
+
+def test_average_state_dicts():
+    from hearkit.training.train_ctc import average_state_dicts
+
+    a = {"w": torch.tensor([1.0, 2.0]), "n": torch.tensor(3)}
+    b = {"w": torch.tensor([3.0, 6.0]), "n": torch.tensor(5)}
+    out = average_state_dicts([a, b])
+    assert torch.allclose(out["w"], torch.tensor([2.0, 4.0]), atol=0) and int(out["n"]) == 5
 
 
 def test_resume_continues_from_last_epoch(tiny_run, tmp_path):
@@ -217,7 +254,7 @@ def test_train_ctc_cli_help():
     from hearkit.cli import main
 
     r = CliRunner().invoke(main, ["train", "ctc", "--help"])
-    assert r.exit_code == 0 and "--val-manifest" in r.output and "ctc-conv-s" in r.output
+    assert r.exit_code == 0 and "--val-manifest" in r.output and "ctc-conv-s" in r.output and "--average-last" in r.output
 
 
 def test_init_fine_tunes_from_another_checkpoint(tiny_run, tmp_path):

@@ -24,12 +24,15 @@ MODELS = ("ctc-conv-s", "ctc-conv-m", "ctc-conv-l", "ctc-crnn")
 @click.option("--n-mels", type=click.IntRange(min=8), default=64, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch threads.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--average-last", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also write averaged.pt: the mean weights of the last N epochs, BatchNorm statistics "
+                   "recomputed on the training set (0: off).")
 @click.option("--init", "init", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Start from the weights of another CTC checkpoint (fine-tuning); its model and front-end are used.")
 @click.option("--resume", is_flag=True, help="Continue from RUN_DIR/last.pt (model, optimizer, schedule, epoch).")
 @click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run folder.")
 def ctc(train_manifest, val_manifest, model, rnn, epochs, lr, batch_seconds, max_batch, clip, noise_prob, speed,
-        n_mels, threads, seed, init, resume, run_dir):
+        n_mels, threads, seed, average_last, init, resume, run_dir):
     """Train a CTC model (character vocabulary + blank) with greedy WER/CER on validation every epoch.
 
     \b
@@ -50,8 +53,13 @@ def ctc(train_manifest, val_manifest, model, rnn, epochs, lr, batch_seconds, max
     from hearkit.training.train_ctc import CTCTrainConfig, train_ctc
 
     cfg = CTCTrainConfig(model=model, rnn=rnn, epochs=epochs, lr=lr, batch_seconds=batch_seconds, max_batch=max_batch,
-                         clip=clip, noise_prob=noise_prob, speed_range=speed_range, n_mels=n_mels, threads=threads, seed=seed)
+                         clip=clip, noise_prob=noise_prob, speed_range=speed_range, n_mels=n_mels, threads=threads, seed=seed,
+                         average_last=average_last)
     best = train_ctc(train_manifest, val_manifest, run_dir, cfg, resume=resume, log=click.echo, init=init)
     if best:
         click.echo(f"best: epoch {best['epoch']}, val WER {100 * best['val_wer']:.2f} %, CER {100 * best['val_cer']:.2f} % "
                    f"-> {run_dir}/best.pt")
+    if best and "averaged" in best:
+        a = best["averaged"]
+        click.echo(f"averaged: epochs {a['averaged_epochs'][0]}-{a['averaged_epochs'][-1]}, val WER "
+                   f"{100 * a['val_wer']:.2f} %, CER {100 * a['val_cer']:.2f} % -> {run_dir}/averaged.pt")
