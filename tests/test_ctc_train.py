@@ -157,10 +157,13 @@ def test_resume_continues_from_last_epoch(tiny_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(tmp / "run", run)
     lines = []
-    train_ctc(m, m, run, CTCTrainConfig(epochs=3, batch_seconds=8, max_batch=4), resume=True, log=lines.append)
+    # --average-last given at resume wins over the saved one (2); 1 = the last epoch, BatchNorm recomputed
+    train_ctc(m, m, run, CTCTrainConfig(epochs=3, batch_seconds=8, max_batch=4, average_last=1), resume=True,
+              log=lines.append)
     assert any("resumed" in s and "epoch 2" in s for s in lines)
     ck = load_checkpoint(run / "last.pt")
     assert ck["epoch"] == 3
+    assert load_checkpoint(run / "averaged.pt")["metrics"]["averaged_epochs"] == [3]
     assert [json.loads(x)["epoch"] for x in (run / "history.jsonl").read_text().splitlines()] == [1, 2, 3]
 
 

@@ -13,7 +13,7 @@ length buckets, only rank 0 validates and writes.
 Run folder:
     last.pt      every epoch (atomic), what ``--resume`` continues from
     best.pt      lowest validation WER (ties: CER)
-    averaged.pt  with ``average_last`` N > 1: the mean of the last N epochs' weights, BatchNorm
+    averaged.pt  with ``average_last`` N >= 1: the mean of the last N epochs' weights, BatchNorm
                  statistics recomputed over the training set (weights of those epochs kept in
                  average/ as they finish, so a resumed run still averages all of them)
     history.jsonl one line per epoch: loss, WER, CER, lr, seconds
@@ -72,8 +72,8 @@ class CTCTrainConfig:
         speed_range: (low, high) speed factors drawn per utterance, or None for off (Default: None).
             Unlike the classifier's fixed-window speed augmentation, the utterance changes
             length (a 1.1x utterance is 1/1.1 as long), so no word is cut off.
-        average_last: average the weights of the last N epochs into ``averaged.pt`` (0 or 1: off)
-            (Default: 0).
+        average_last: average the weights of the last N epochs into ``averaged.pt``, BatchNorm
+            recomputed (1: the last epoch's weights with BatchNorm recomputed; 0: off) (Default: 0).
     """
 
     model: str = "ctc-conv-s"
@@ -446,7 +446,7 @@ def train_ctc(train_manifest, val_manifest, run_dir, cfg: CTCTrainConfig = CTCTr
                              "init": str(Path(init).resolve()) if init else None},
         }
         save_checkpoint(state, run_dir / "last.pt")
-        if cfg.average_last > 1 and epoch > cfg.epochs - cfg.average_last:
+        if cfg.average_last >= 1 and epoch > cfg.epochs - cfg.average_last:
             save_checkpoint({k: state[k] for k in _AVERAGE_KEYS}, run_dir / "average" / f"epoch{epoch:03d}.pt")
         if improved:
             save_checkpoint(state, run_dir / "best.pt")
@@ -459,7 +459,7 @@ def train_ctc(train_manifest, val_manifest, run_dir, cfg: CTCTrainConfig = CTCTr
     if world > 1:
         torch.distributed.destroy_process_group()
     result = dict(best or {})
-    if main and cfg.average_last > 1:
+    if main and cfg.average_last >= 1:
         averaged = _write_average(run_dir, cfg, model, frontend_mod, train, val, fe, batch_samples, log)
         if averaged:
             result["averaged"] = averaged
@@ -476,9 +476,9 @@ def _write_average(run_dir: Path, cfg: CTCTrainConfig, model, frontend_mod, trai
     epochs = range(max(1, cfg.epochs - cfg.average_last + 1), cfg.epochs + 1)
     files = [run_dir / "average" / f"epoch{e:03d}.pt" for e in epochs]
     files = [f for f in files if f.is_file()]
-    if len(files) < 2:
-        log(f"warning: --average-last {cfg.average_last}: only {len(files)} epoch weights in {run_dir / 'average'}; "
-            "averaged.pt not written")
+    if not files:
+        log(f"warning: --average-last {cfg.average_last}: no weights of epochs {epochs.start}-{epochs.stop - 1} in "
+            f"{run_dir / 'average'}; averaged.pt not written")
         return None
     ckpts = [load_checkpoint(f) for f in files]
     model.load_state_dict(average_state_dicts([c["state_dict"] for c in ckpts]))

@@ -25,8 +25,8 @@ MODELS = ("ctc-conv-s", "ctc-conv-m", "ctc-conv-l", "ctc-crnn")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch threads.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--average-last", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Also write averaged.pt: the mean weights of the last N epochs, BatchNorm statistics "
-                   "recomputed on the training set (0: off).")
+              help="Also write averaged.pt: the mean weights of the last N epochs (1: the last epoch's), "
+                   "BatchNorm statistics recomputed on the training set (0: off).")
 @click.option("--init", "init", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Start from the weights of another CTC checkpoint (fine-tuning); its model and front-end are used.")
 @click.option("--resume", is_flag=True, help="Continue from RUN_DIR/last.pt (model, optimizer, schedule, epoch).")
