@@ -149,7 +149,8 @@ def change_speed(x: np.ndarray, factor: float) -> np.ndarray:
     """Play ``x`` ``factor`` times faster (pitch and tempo together, as sox ``speed``); length / factor.
 
     Linear interpolation (np.interp) instead of a polyphase resampler: for factors near 1
-    its imaging stays far below speech content, and it costs ~1 ms per 10 s utterance.
+    its imaging stays far below speech content, and it costs ~2 ms per 10 s utterance
+    (2.06 ms, timeit on this 2-core x86 machine, factor 1.1).
     """
     n_out = max(1, int(round(len(x) / factor)))
     return np.interp(np.arange(n_out) * factor, np.arange(len(x)), x).astype(np.float32)
