@@ -13,12 +13,15 @@ from hearkit.training.augment import (  # noqa: E402
     NoiseBank,
     augment_examples,
     augment_waveform,
+    band_limit,
+    mel_centres_hz,
     mix_at_snr,
     mixup,
     random_gain,
     spec_augment,
     speed_perturb,
     time_shift,
+    vtlp,
 )
 
 SR = 16000
@@ -77,6 +80,37 @@ def test_speed_perturb_moves_pitch_keeps_length_and_centre():
     assert int((y[0] != 0).sum()) == 501  # twice as fast: the 1001 samples fill the middle half
     with pytest.raises(ConfigError, match="speed_range"):
         AugmentConfig(speed_range=(0.0, 1.1))
+
+
+def test_band_limit_removes_the_band_above_the_cutoff_on_the_picked_share():
+    x = torch.randn(64, SR, generator=_gen(3))
+    y = band_limit(x, 0.5, 4000.0, SR, _gen(4))
+    spec_x, spec_y = torch.fft.rfft(x).abs(), torch.fft.rfft(y).abs()
+    freqs = torch.fft.rfftfreq(SR, 1 / SR)
+    above, below = freqs > 4000, freqs <= 4000
+    picked = (spec_y[:, above].amax(dim=1) < 1e-3 * spec_x[:, above].amax(dim=1))  # 60 dB down (float32 FFT noise)
+    assert 16 <= int(picked.sum()) <= 48  # about half of 64 picked (binomial, p = 0.5: outside is < 1e-4)
+    # the band below the cut-off is kept on every clip (float32 round trip: 1e-3 of the peak)
+    assert torch.allclose(spec_y[:, below], spec_x[:, below], atol=1e-3 * float(spec_x.max()))
+    assert torch.equal(y[~picked], x[~picked])  # the others are untouched
+    assert torch.equal(band_limit(x, 0.0, 4000.0, SR, _gen()), x)
+
+
+def test_vtlp_moves_a_formant_by_the_factor_and_keeps_timing():
+    from hearkit.frontend import FrontendConfig
+
+    hz = mel_centres_hz(FrontendConfig(n_mels=64))
+    assert hz.shape == (64,) and np.all(np.diff(hz) > 0) and 20 < hz[0] < hz[-1] < 8000
+    bands = torch.arange(64, dtype=torch.float32)
+    feats = (-((bands - 30) ** 2) / 4.0).expand(2, 50, 64).clone()  # one peak at band 30 in every frame
+    assert torch.allclose(vtlp(feats, (1.0, 1.0), hz, _gen()), feats, atol=1e-5)  # factor 1: identity (float32)
+    for a in (0.9, 1.1):
+        out = vtlp(feats, (a, a), hz, _gen())
+        assert out.shape == feats.shape
+        peak = int(out[0, 0].argmax())
+        expect = int(np.abs(hz - hz[30] * a).argmin())  # the band whose centre is closest to the moved peak
+        assert abs(peak - expect) <= 1  # within one band (linear interpolation between bands)
+        assert torch.equal(out[:, 0], out[:, 49])  # same warp in every frame: timing untouched
 
 
 def test_spec_augment_masks_zero_the_right_count():

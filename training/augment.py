@@ -1,8 +1,9 @@
 """Data augmentation for keyword and sound classifiers, batched in torch.
 
 Waveform stage (batch, samples): random speed (tempo and pitch together, off by
-default), random time shift, background noise at a random SNR, random gain. Feature stage (batch, frames, n_mels): SpecAugment frequency
-and time masks, optional mixup. Each is switched and sized by ``AugmentConfig``;
+default), random time shift, background noise at a random SNR, random gain, band
+limiting. Feature stage (batch, frames, n_mels): SpecAugment frequency and time
+masks, vocal tract length perturbation, optional mixup. Each is switched and sized by ``AugmentConfig``;
 every function takes a ``torch.Generator`` so runs are reproducible and the
 global RNG is left alone.
 
@@ -161,6 +162,25 @@ def random_gain(x: torch.Tensor, gain_db: tuple[float, float], gen: torch.Genera
     return x * g.unsqueeze(1).to(x.dtype)
 
 
+def band_limit(x: torch.Tensor, prob: float, cutoff_hz: float, sample_rate: int, gen: torch.Generator) -> torch.Tensor:
+    """Remove everything above ``cutoff_hz`` from a random share ``prob`` of the clips in (batch, samples).
+
+    Brick-wall FFT low-pass of the whole clip, which is what an 8 kHz recording
+    resampled to 16 kHz looks like (nothing above 4 kHz). Free Spoken Digits are such
+    recordings; band-limiting some Speech Commands clips keeps the model from
+    taking "band-limited" as a cue for the few FSDD speakers it was trained on.
+    """
+    b, n = x.shape
+    pick = torch.rand(b, generator=gen) < prob
+    if not pick.any() or cutoff_hz >= sample_rate / 2:
+        return x
+    spec = torch.fft.rfft(x[pick], dim=1)
+    keep = torch.fft.rfftfreq(n, d=1.0 / sample_rate) <= cutoff_hz
+    out = x.clone()
+    out[pick] = torch.fft.irfft(spec * keep.to(spec.dtype), n=n, dim=1).to(x.dtype)
+    return out
+
+
 class NoiseBank:
     """Background-noise recordings held in memory; draws random crops of any length.
 
@@ -238,6 +258,39 @@ def spec_augment(feats: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) 
     tmask = _masks(b, t, cfg.time_masks, cfg.time_mask_width, gen).unsqueeze(2)  # (b, t, 1)
     fill = feats.mean(dim=(1, 2), keepdim=True) if cfg.mask_value == "mean" else torch.full((b, 1, 1), float(cfg.mask_value))
     return torch.where(fmask | tmask, fill.to(feats.dtype), feats)
+
+
+def vtlp(feats: torch.Tensor, warp_range: tuple[float, float], mel_hz: np.ndarray, gen: torch.Generator) -> torch.Tensor:
+    """Vocal tract length perturbation (Jaitly & Hinton 2013) on log-mel features (batch, frames, n_mels).
+
+    Each clip gets a factor a from ``warp_range``; band m then holds what the input
+    had at frequency hz_m / a (``mel_hz``: the bands' centre frequencies), read by linear
+    interpolation between bands and held at the edges. a > 1 moves formants up (a
+    shorter vocal tract), a < 1 down; unlike speed perturbation the timing is kept, so
+    tempo and voice vary independently.
+    """
+    b, _, m = feats.shape
+    a = _uniform(b, *warp_range, gen).double()
+    hz = torch.from_numpy(np.asarray(mel_hz, dtype=np.float64))
+    src_hz = hz.unsqueeze(0) / a.unsqueeze(1)  # (b, m): where each output band reads from
+    # Fractional band index of src_hz: the centres are increasing, so interpolate on them.
+    pos = np.interp(src_hz.numpy().ravel(), hz.numpy(), np.arange(m)).reshape(b, m)  # clamped to [0, m-1]
+    pos = torch.from_numpy(pos).to(feats.dtype)
+    lo = pos.floor().long().clamp(0, m - 2)
+    frac = (pos - lo).unsqueeze(1)  # (b, 1, m)
+    lo = lo.unsqueeze(1).expand(-1, feats.shape[1], -1)
+    a0 = feats.gather(2, lo)
+    a1 = feats.gather(2, lo + 1)
+    return a0 + (a1 - a0) * frac
+
+
+def mel_centres_hz(fe) -> np.ndarray:
+    """Centre frequencies (Hz) of the mel bands of a front-end config."""
+    from hearkit.frontend import hz_to_mel, mel_to_hz
+
+    edges = mel_to_hz(np.linspace(hz_to_mel(fe.f_min, fe.mel_scale), hz_to_mel(fe.f_max, fe.mel_scale), fe.n_mels + 2),
+                      fe.mel_scale)
+    return edges[1:-1]
 
 
 def mixup(

@@ -40,6 +40,7 @@ from hearkit.audio import load_audio
 from hearkit.errors import ConfigError
 from hearkit.frontend import FrontendConfig
 from hearkit.manifest import BLANK_ID, VOCAB, encode, read_dataset
+from hearkit.training.augment import band_limit, mel_centres_hz, vtlp
 from hearkit.training.checkpoint import load_checkpoint, save_checkpoint
 from hearkit.training.ctc_models import build_model, count_params, model_config
 from hearkit.training.frontend import LogMel
@@ -72,6 +73,10 @@ class CTCTrainConfig:
         speed_range: (low, high) speed factors drawn per utterance, or None for off (Default: None).
             Unlike the classifier's fixed-window speed augmentation, the utterance changes
             length (a 1.1x utterance is 1/1.1 as long), so no word is cut off.
+        vtlp: (low, high) vocal tract length perturbation factors drawn per utterance, or None for
+            off (Default: None). Moves formants without changing timing (see ``augment.vtlp``).
+        lowpass_prob: share of utterances low-passed at ``lowpass_hz`` (Default: 0.0).
+        lowpass_hz: cut-off of that low-pass (Default: 4000, an 8 kHz recording's band).
         average_last: average the weights of the last N epochs into ``averaged.pt``, BatchNorm
             recomputed (1: the last epoch's weights with BatchNorm recomputed; 0: off) (Default: 0).
     """
@@ -96,6 +101,9 @@ class CTCTrainConfig:
     model_overrides: dict = field(default_factory=dict)
     speed_range: tuple | None = None
     average_last: int = 0
+    vtlp: tuple | None = None
+    lowpass_prob: float = 0.0
+    lowpass_hz: float = 4000.0
 
 
 class SpeechSet:
@@ -388,6 +396,7 @@ def train_ctc(train_manifest, val_manifest, run_dir, cfg: CTCTrainConfig = CTCTr
                                                      "train_manifest": str(train_manifest),
                                                      "val_manifest": str(val_manifest)}, indent=1) + "\n")
     gen = torch.Generator().manual_seed(cfg.seed + 1000 * start_epoch + 7 * rank)
+    mel_hz = mel_centres_hz(fe)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         t0 = time.time()
@@ -398,9 +407,14 @@ def train_ctc(train_manifest, val_manifest, run_dir, cfg: CTCTrainConfig = CTCTr
         bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, mininterval=2.0, disable=not main)
         for idx in bar:
             w, flen, tg, tl = collate(train, idx, fe, cfg.speed_range, gen)
+            if cfg.lowpass_prob > 0:
+                w = band_limit(w, cfg.lowpass_prob, cfg.lowpass_hz, fe.sample_rate, gen)
             w = add_noise(w, cfg.noise_prob, cfg.snr_db, gen)
             with torch.no_grad():
-                feats = spec_augment(frontend_mod(w), flen, cfg, gen)
+                feats = frontend_mod(w)
+                if cfg.vtlp is not None:
+                    feats = vtlp(feats, cfg.vtlp, mel_hz, gen)
+                feats = spec_augment(feats, flen, cfg, gen)
             lp = net(feats)
             olen = model.output_lengths(flen)
             loss = ctc(lp.transpose(0, 1), tg, olen, tl)

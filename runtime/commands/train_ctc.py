@@ -21,6 +21,13 @@ MODELS = ("ctc-conv-s", "ctc-conv-m", "ctc-conv-l", "ctc-crnn")
 @click.option("--noise-prob", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="Share of utterances with added noise.")
 @click.option("--speed", default=None,
               help="Speed perturbation LOW,HIGH per utterance (e.g. 0.9,1.1; the utterance changes length; default: off).")
+@click.option("--vtlp", default=None,
+              help="Vocal tract length perturbation LOW,HIGH per utterance (e.g. 0.9,1.1): formants move, "
+                   "timing is kept (default: off).")
+@click.option("--lowpass-prob", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of utterances low-passed at --lowpass-hz, as if recorded at 8 kHz.")
+@click.option("--lowpass-hz", type=click.FloatRange(min=0, min_open=True), default=4000.0, show_default=True,
+              help="Cut-off of that low-pass.")
 @click.option("--n-mels", type=click.IntRange(min=8), default=64, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch threads.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -32,7 +39,7 @@ MODELS = ("ctc-conv-s", "ctc-conv-m", "ctc-conv-l", "ctc-crnn")
 @click.option("--resume", is_flag=True, help="Continue from RUN_DIR/last.pt (model, optimizer, schedule, epoch).")
 @click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run folder.")
 def ctc(train_manifest, val_manifest, model, rnn, epochs, lr, batch_seconds, max_batch, clip, noise_prob, speed,
-        n_mels, threads, seed, average_last, init, resume, run_dir):
+        vtlp, lowpass_prob, lowpass_hz, n_mels, threads, seed, average_last, init, resume, run_dir):
     """Train a CTC model (character vocabulary + blank) with greedy WER/CER on validation every epoch.
 
     \b
@@ -47,6 +54,9 @@ def ctc(train_manifest, val_manifest, model, rnn, epochs, lr, batch_seconds, max
     speed_range = parse_range(speed, "--speed") if speed else None
     if speed_range and speed_range[0] <= 0:
         raise click.BadParameter(f"--speed factors must be positive, got {speed!r}")
+    vtlp_range = parse_range(vtlp, "--vtlp") if vtlp else None
+    if vtlp_range and vtlp_range[0] <= 0:
+        raise click.BadParameter(f"--vtlp factors must be positive, got {vtlp!r}")
 
     require("torch", "train")
     require("tqdm", "train")
@@ -54,7 +64,7 @@ def ctc(train_manifest, val_manifest, model, rnn, epochs, lr, batch_seconds, max
 
     cfg = CTCTrainConfig(model=model, rnn=rnn, epochs=epochs, lr=lr, batch_seconds=batch_seconds, max_batch=max_batch,
                          clip=clip, noise_prob=noise_prob, speed_range=speed_range, n_mels=n_mels, threads=threads, seed=seed,
-                         average_last=average_last)
+                         average_last=average_last, vtlp=vtlp_range, lowpass_prob=lowpass_prob, lowpass_hz=lowpass_hz)
     best = train_ctc(train_manifest, val_manifest, run_dir, cfg, resume=resume, log=click.echo, init=init)
     if best:
         click.echo(f"best: epoch {best['epoch']}, val WER {100 * best['val_wer']:.2f} %, CER {100 * best['val_cer']:.2f} % "
