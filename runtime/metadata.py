@@ -173,8 +173,21 @@ def read_props(path: str | os.PathLike) -> dict[str, str]:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         sess = ort.InferenceSession(p, opts, providers=["CPUExecutionProvider"])
     except Exception as e:
+        if _is_torch_checkpoint(p):
+            raise ModelError(f"{p}: a PyTorch checkpoint, not an ONNX model; export it first: "
+                             f"hearkit export {p} -o OUT_DIR") from e
         raise ModelError(f"{p}: not a model onnxruntime can load ({str(e).splitlines()[0][:200]})") from e
     return dict(sess.get_modelmeta().custom_metadata_map)
+
+
+def _is_torch_checkpoint(path: str) -> bool:
+    """True for a file torch.save wrote (a zip archive holding data.pkl); read without torch."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any(n.endswith("data.pkl") for n in z.namelist())
 
 
 def read_model_info(path: str | os.PathLike) -> ModelInfo:

@@ -374,3 +374,17 @@ def test_connected_words_recipe(shared_data, tmp_path):
     int8 = eval_ctc(tmp_path / "out" / "pipeline.int8.onnx", val, progress=False)
     assert fp32["wer"] <= 0.14, fp32["wer"]
     assert int8["cer"] - fp32["cer"] <= 0.005, (int8["cer"], fp32["cer"])  # the 0.5-point bound
+
+
+def test_eval_of_a_checkpoint_says_to_export_it_first(tiny_run, tmp_path):
+    from click.testing import CliRunner
+
+    from hearkit.cli import main
+
+    tmp, m, _ = tiny_run
+    r = CliRunner().invoke(main, ["eval", str(tmp / "run" / "best.pt"), "--manifest", str(m)])
+    assert r.exit_code == 2 and "a PyTorch checkpoint, not an ONNX model" in r.output and "hearkit export" in r.output
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00not a model")
+    r = CliRunner().invoke(main, ["eval", str(junk), "--manifest", str(m)])
+    assert r.exit_code == 2 and "not a model onnxruntime can load" in r.output
