@@ -1,11 +1,12 @@
-"""Data augmentation for keyword and sound classifiers, batched in torch.
+"""Data augmentation, batched in torch.
 
 Waveform stage (batch, samples): random speed (tempo and pitch together, off by
-default), random time shift, background noise at a random SNR, random gain, band
-limiting. Feature stage (batch, frames, n_mels): SpecAugment frequency and time
-masks, vocal tract length perturbation, optional mixup. Each is switched and sized by ``AugmentConfig``;
-every function takes a ``torch.Generator`` so runs are reproducible and the
-global RNG is left alone.
+default), random time shift, background noise at a random SNR, random gain. Feature
+stage (batch, frames, n_mels): SpecAugment frequency and time masks, optional mixup.
+For keyword and sound classifiers each is switched and sized by ``AugmentConfig``.
+Band limiting (waveform) and vocal tract length perturbation (features) are used by
+``hearkit train ctc`` (``--lowpass-prob``, ``--vtlp``). Every function takes a
+``torch.Generator`` so runs are reproducible and the global RNG is left alone.
 
 The SpecAugment masks are ours (DESIGN §7: no torchaudio); they are a few lines.
 """

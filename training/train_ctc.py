@@ -4,7 +4,8 @@ Waveforms are loaded once into memory (an hour of 16 kHz float32 is 230 MB)
 and the log-mel features are computed per batch by ``LogMel`` (torch.stft is a
 few ms per 10 s), so waveform noise augmentation stays cheap. Batches are
 length-bucketed (utterances of similar length together, capped by total audio
-seconds) to waste little compute on padding.
+seconds) to waste little compute on padding. Validation runs one utterance at a
+time, as the exported pipeline does, so its WER is the deployed model's.
 
 One process, or several under ``torchrun`` (DDP with gloo on CPU, as
 ``hearkit train classify``): every rank takes its share of each epoch's
