@@ -173,21 +173,20 @@ def read_props(path: str | os.PathLike) -> dict[str, str]:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         sess = ort.InferenceSession(p, opts, providers=["CPUExecutionProvider"])
     except Exception as e:
-        if _is_torch_checkpoint(p):
-            raise ModelError(f"{p}: a PyTorch checkpoint, not an ONNX model; export it first: "
-                             f"hearkit export {p} -o OUT_DIR") from e
-        raise ModelError(f"{p}: not a model onnxruntime can load ({str(e).splitlines()[0][:200]})") from e
+        raise _load_error(p, e) from e
     return dict(sess.get_modelmeta().custom_metadata_map)
 
 
-def _is_torch_checkpoint(path: str) -> bool:
-    """True for a file torch.save wrote (a zip archive holding data.pkl); read without torch."""
+def _load_error(path: str, e: Exception) -> ModelError:
+    """The one-line error for a file onnxruntime refused; a torch checkpoint is told to be exported first."""
     import zipfile
 
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as z:
-        return any(n.endswith("data.pkl") for n in z.namelist())
+    if zipfile.is_zipfile(path):  # torch.save writes a zip archive holding data.pkl; checked without torch
+        with zipfile.ZipFile(path) as z:
+            if any(n.endswith("data.pkl") for n in z.namelist()):
+                return ModelError(f"{path}: a PyTorch checkpoint, not an ONNX model; export it first: "
+                                  f"hearkit export {path} -o OUT_DIR")
+    return ModelError(f"{path}: not a model onnxruntime can load ({str(e).splitlines()[0][:200]})")
 
 
 def read_model_info(path: str | os.PathLike) -> ModelInfo:
@@ -238,4 +237,4 @@ def make_session(
     try:
         return ort.InferenceSession(p, opts, providers=providers or ["CPUExecutionProvider"])
     except Exception as e:
-        raise ModelError(f"{p}: onnxruntime cannot load it ({str(e).splitlines()[0][:200]})") from e
+        raise _load_error(p, e) from e

@@ -384,6 +384,9 @@ def test_eval_of_a_checkpoint_says_to_export_it_first(tiny_run, tmp_path):
     tmp, m, _ = tiny_run
     r = CliRunner().invoke(main, ["eval", str(tmp / "run" / "best.pt"), "--manifest", str(m)])
     assert r.exit_code == 2 and "a PyTorch checkpoint, not an ONNX model" in r.output and "hearkit export" in r.output
+    wav = next((tmp / "data").rglob("*.wav"), None) or next((tmp / "data").rglob("*.flac"))
+    r = CliRunner().invoke(main, ["transcribe", str(tmp / "run" / "best.pt"), str(wav)])  # the session loader's path
+    assert r.exit_code == 2 and "a PyTorch checkpoint, not an ONNX model" in r.output
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"\x00not a model")
     r = CliRunner().invoke(main, ["eval", str(junk), "--manifest", str(m)])
