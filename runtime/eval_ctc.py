@@ -7,7 +7,6 @@ numbers are those a device gets, beam search, lexicon and LM included.
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 from hearkit.asr_metrics import error_counts
@@ -61,6 +60,9 @@ def eval_ctc(
     audio_s = busy = 0.0
     from hearkit.audio import load_audio
 
+    from hearkit.progress import StatusLine
+
+    line = StatusLine()
     for i, u in enumerate(utts, 1):
         x, _ = load_audio(u.audio, tr.sample_rate)
         audio_s += x.size / tr.sample_rate
@@ -69,9 +71,8 @@ def eval_ctc(
         busy += time.perf_counter() - t
         refs.append(u.text)
         if progress:
-            print(f"\reval: {i}/{len(utts)} utterances", end="", file=sys.stderr, flush=True)
-    if progress:
-        print(file=sys.stderr)
+            line.show(f"eval: {i}/{len(utts)} utterances", 100.0 * i / len(utts))
+    line.close()
     c = error_counts(refs, hyps)
     out = {
         "model": os.fspath(model),

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import time
 from collections.abc import Iterable, Iterator
 
@@ -274,6 +273,9 @@ class Transcriber:
             total = x.size / self.sample_rate
             step = int(BLOCK_SECONDS * self.sample_rate)
             blocks = (x[i : i + step] for i in range(0, x.size, step))
+        from hearkit.progress import StatusLine
+
+        line = StatusLine()
         t0 = time.perf_counter()
         done = 0
         for block in blocks:
@@ -282,15 +284,10 @@ class Transcriber:
             if progress:
                 sec = done / self.sample_rate
                 pct = 100.0 * sec / total if total else 100.0
-                print(
-                    f"\r{name}: {sec:.0f}/{total:.0f} s ({min(pct, 100.0):.0f} %, {time.perf_counter() - t0:.1f} s elapsed)",
-                    end="",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                line.show(f"{name}: {sec:.0f}/{total:.0f} s ({min(pct, 100.0):.0f} %, "
+                          f"{time.perf_counter() - t0:.1f} s elapsed)", pct)
         result = stream.finish()
-        if progress:
-            print(file=sys.stderr)
+        line.close()
         return result
 
     # -- streaming ---------------------------------------------------------------------

@@ -336,3 +336,30 @@ def test_one_hour_rss_within_50mb_of_ten_seconds(model_path, tmp_path):
         out = subprocess.run([sys.executable, "-c", RSS_SCRIPT, str(model_path), str(p)], check=True, capture_output=True, text=True)
         rss.append(float(out.stdout.split()[0]))
     assert rss[1] - rss[0] < 50, f"peak RSS {rss[0]:.0f} MB for 10 s, {rss[1]:.0f} MB for 1 hour"
+
+
+def test_status_line_rewrites_on_a_terminal_and_writes_sparse_lines_to_a_log():
+    import io
+
+    from hearkit.progress import StatusLine
+
+    log = io.StringIO()  # not a terminal
+    line = StatusLine(log, every_pct=10)
+    for i in range(1, 1001):
+        line.show(f"eval: {i}/1000", 100.0 * i / 1000)
+    line.close()
+    out = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue()
+    # the first update (0.1 %), then the first at or past 10 %, 20 %, ..., 100 %
+    assert out == ["eval: 1/1000"] + [f"eval: {k}/1000" for k in range(100, 1001, 100)]
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty = Tty()
+    line = StatusLine(tty)
+    for i in range(1, 4):
+        line.show(f"x {i}", 100.0 * i / 3)
+    line.close()
+    assert tty.getvalue() == "\rx 1\rx 2\rx 3\n"

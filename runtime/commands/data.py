@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 
 def _progress(label):
-    state = {"last": -1}
+    from hearkit.progress import StatusLine
+
+    line, state = StatusLine(), {"last": -1}
 
     def cb(done, total):
         pct = int(100 * min(done, total) / total) if total else 100
         if pct != state["last"]:
             state["last"] = pct
-            sys.stderr.write(f"\r{label}: {pct:3d} %")
+            line.show(f"{label}: {pct:3d} %", pct)
             if pct >= 100:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
+                line.close()
 
     return cb
 
