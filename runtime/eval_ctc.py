@@ -59,7 +59,6 @@ def eval_ctc(
     refs, hyps = [], []
     audio_s = busy = 0.0
     from hearkit.audio import load_audio
-
     from hearkit.progress import StatusLine
 
     line = StatusLine()

@@ -8,8 +8,9 @@ import sys
 class StatusLine:
     """Show progress text; on a terminal one line is rewritten (``\\r``), otherwise a line per ``every_pct``.
 
-    Redirected to a file, a ``\\r`` line per update becomes one huge line (an eval of 1,000
-    utterances wrote 1,000 of them), so a log gets a line at 0 %, every ``every_pct`` and 100 %.
+    Redirected to a file, a ``\\r`` line per update becomes one huge line (an eval of 987
+    utterances wrote one of 24,567 characters), so a log gets the first update, then one at
+    each further ``every_pct`` up to 100 %.
     """
 
     def __init__(self, stream=None, every_pct: float = 10.0):
