@@ -89,7 +89,7 @@ def tiny_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ctc")
     m = _tone_corpus(tmp / "data")
     cfg = CTCTrainConfig(model="ctc-conv-s", epochs=2, batch_seconds=8, max_batch=4, lr=3e-3, seed=0, average_last=2,
-                         vtlp=(0.9, 1.1), lowpass_prob=0.5)
+                         vtlp=(0.9, 1.1), lowpass_prob=0.5, gain_db=(-18.0, 6.0))
     best = train_ctc(m, m, tmp / "run", cfg, log=lambda *_: None)
     return tmp, m, best
 
@@ -110,6 +110,7 @@ def test_tiny_training_run_writes_run_dir(tiny_run):
     assert ck["subsampling"] == 2 and ck["epoch"] == 2
     assert ck["train_config"]["val_manifest"].endswith("manifest.jsonl")
     assert ck["train_config"]["vtlp"] == [0.9, 1.1] and ck["train_config"]["lowpass_prob"] == 0.5
+    assert ck["train_config"]["gain_db"] == [-18.0, 6.0]
     assert 0.0 <= best["val_wer"] and best["epoch"] in (1, 2)
 
 
@@ -261,10 +262,13 @@ def test_train_ctc_cli_help():
 
     r = CliRunner().invoke(main, ["train", "ctc", "--help"])
     assert r.exit_code == 0 and "--val-manifest" in r.output and "ctc-conv-s" in r.output and "--average-last" in r.output
-    assert "--vtlp" in r.output and "--lowpass-prob" in r.output
+    assert "--vtlp" in r.output and "--lowpass-prob" in r.output and "--gain-db" in r.output
     m = str(Path(__file__))  # any existing file passes click's exists check; the range is refused before it is read
     r = CliRunner().invoke(main, ["train", "ctc", "--manifest", m, "--val-manifest", m, "--vtlp", "0,1.1", "-o", "x"])
     assert r.exit_code == 2 and "--vtlp factors must be positive" in r.output
+    # "-6,-18" is taken as the value (not an option) and refused for LOW > HIGH
+    r = CliRunner().invoke(main, ["train", "ctc", "--manifest", m, "--val-manifest", m, "--gain-db", "-6,-18", "-o", "x"])
+    assert r.exit_code == 2 and "--gain-db must have LOW <= HIGH" in r.output
 
 
 def test_init_fine_tunes_from_another_checkpoint(tiny_run, tmp_path):

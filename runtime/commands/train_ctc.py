@@ -28,6 +28,10 @@ MODELS = ("ctc-conv-s", "ctc-conv-m", "ctc-conv-l", "ctc-crnn")
               help="Share of utterances low-passed at --lowpass-hz, as if recorded at 8 kHz.")
 @click.option("--lowpass-hz", type=click.FloatRange(min=0, min_open=True), default=4000.0, show_default=True,
               help="Cut-off of that low-pass.")
+@click.option("--gain-db", default=None,
+              help="Random gain LOW,HIGH in dB per utterance (e.g. -18,6), clipped as a 16-bit recording; "
+                   "the front-end does not normalise level, so this is what makes a model robust to quiet or "
+                   "loud microphones (default: off).")
 @click.option("--n-mels", type=click.IntRange(min=8), default=64, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch threads.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -39,7 +43,7 @@ MODELS = ("ctc-conv-s", "ctc-conv-m", "ctc-conv-l", "ctc-crnn")
 @click.option("--resume", is_flag=True, help="Continue from RUN_DIR/last.pt (model, optimizer, schedule, epoch).")
 @click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run folder.")
 def ctc(train_manifest, val_manifest, model, rnn, epochs, lr, batch_seconds, max_batch, clip, noise_prob, speed,
-        vtlp, lowpass_prob, lowpass_hz, n_mels, threads, seed, average_last, init, resume, run_dir):
+        vtlp, lowpass_prob, lowpass_hz, gain_db, n_mels, threads, seed, average_last, init, resume, run_dir):
     """Train a CTC model (character vocabulary + blank) with greedy WER/CER on validation every epoch.
 
     \b
@@ -57,6 +61,7 @@ def ctc(train_manifest, val_manifest, model, rnn, epochs, lr, batch_seconds, max
     vtlp_range = parse_range(vtlp, "--vtlp") if vtlp else None
     if vtlp_range and vtlp_range[0] <= 0:
         raise click.BadParameter(f"--vtlp factors must be positive, got {vtlp!r}")
+    gain_range = parse_range(gain_db, "--gain-db") if gain_db else None
 
     require("torch", "train")
     require("tqdm", "train")
@@ -64,7 +69,8 @@ def ctc(train_manifest, val_manifest, model, rnn, epochs, lr, batch_seconds, max
 
     cfg = CTCTrainConfig(model=model, rnn=rnn, epochs=epochs, lr=lr, batch_seconds=batch_seconds, max_batch=max_batch,
                          clip=clip, noise_prob=noise_prob, speed_range=speed_range, n_mels=n_mels, threads=threads, seed=seed,
-                         average_last=average_last, vtlp=vtlp_range, lowpass_prob=lowpass_prob, lowpass_hz=lowpass_hz)
+                         average_last=average_last, vtlp=vtlp_range, lowpass_prob=lowpass_prob, lowpass_hz=lowpass_hz,
+                         gain_db=gain_range)
     best = train_ctc(train_manifest, val_manifest, run_dir, cfg, resume=resume, log=click.echo, init=init)
     if best:
         click.echo(f"best: epoch {best['epoch']}, val WER {100 * best['val_wer']:.2f} %, CER {100 * best['val_cer']:.2f} % "
