@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hearkit.bundle import BUNDLE_FORMAT, BUNDLE_SCHEMA, MANIFEST, model_name, sha256_file
+from hearkit.bundle import BUNDLE_FORMAT, BUNDLE_SCHEMA, MANIFEST, BundleError, load_manifest, model_name, sha256_file
 from hearkit.devices import DeviceProfile, load_profile
 from hearkit.errors import ConfigError, ModelError
 from hearkit.export.onnx_io import EXPORT_SUMMARY
@@ -285,9 +285,8 @@ def write_c_sources(bundle: Path, model_file: str, info: ModelInfo, device: str)
     return [C_HEADER, C_SOURCE]
 
 
-def _readme(bundle: Path, profile: DeviceProfile, info: ModelInfo, models: dict, preferred: str) -> str:
+def _readme(name: str, profile: DeviceProfile, info: ModelInfo, models: dict, preferred: str) -> str:
     run = {"classify": "hearkit run {b} clip.wav", "ctc": "hearkit transcribe {b} speech.wav"}.get(info.task, "hearkit run {b} clip.wav")
-    name = bundle.name
     lines = [
         f"# hearkit bundle: {info.task} model for {profile.name}",
         "",
@@ -333,6 +332,7 @@ def package(
     calibration_clips: int = DEFAULT_CALIBRATION_CLIPS,
     ort: bool = True,
     c_source: bool = True,
+    force: bool = False,
     log=_log_default,
 ) -> dict:
     """Write a bundle for ``device`` from an export folder; return its manifest.
@@ -340,13 +340,15 @@ def package(
     Args:
         export_dir: folder written by ``hearkit export`` (``frontend.onnx``, ``model.onnx``,
             ``pipeline.onnx`` and maybe quantized variants).
-        bundle_dir: output folder (created; files of an earlier bundle there are replaced).
+        bundle_dir: output folder: new or empty, or a bundle hearkit wrote when ``force``
+            (then only the files its manifest lists are replaced; other files are kept).
         device: profile name, profile path or ``DeviceProfile``.
         data: calibration audio, used only when the export lacks a variant with the
             device's recipe (Default: the data folder the export recorded).
         calibration_clips: clips for that calibration (Default: 200).
         ort: write ``.ort`` files and the operators config (Default: True).
         c_source: write the C header and source (Default: True; needs ``ort``).
+        force: replace a bundle already in ``bundle_dir`` (Default: False).
         log: progress callable (Default: stderr).
     """
     t0 = time.perf_counter()
@@ -355,14 +357,79 @@ def package(
     for need in ("pipeline.onnx", "model.onnx", "frontend.onnx"):
         if not (src / need).is_file():
             raise ModelError(f"{src}: not an export folder (no {need}); make one with `hearkit export`")
-    out = Path(bundle_dir)
-    if out.resolve() == src.resolve():
-        raise ConfigError("the bundle folder must differ from the export folder")
-    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file():
-        raise ConfigError(f"{out} exists and is not a hearkit bundle; choose an empty or new folder")
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    final = Path(bundle_dir)
+    old = check_bundle_output(final, src, force)
+    # Everything is written into a fresh sibling folder first and moved into place at the
+    # end, so a failure or a kill leaves the previous bundle (or nothing) behind.
+    final.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(tempfile.mkdtemp(prefix=f".{final.name}.hearkit-tmp-", dir=final.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    out.chmod(0o777 & ~umask)  # mkdtemp makes it private; the bundle gets the mode a mkdir would give
+    try:
+        manifest = _write_bundle(src, out, final.name, profile, data, calibration_clips, ort, c_source, log)
+        kept = _move_into_place(out, final, old, manifest)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    if kept:
+        log(f"package: kept {len(kept)} file(s) in {final} that hearkit did not write: {', '.join(kept[:5])}"
+            + (" ..." if len(kept) > 5 else ""))
+    log(f"package: wrote {len(manifest['files'])} files to {final} for {profile.name} in {time.perf_counter() - t0:.1f} s")
+    return manifest
+
+
+def check_bundle_output(out: Path, src: Path, force: bool) -> dict | None:
+    """Refuse a bundle folder that packaging could damage; return the manifest of the bundle it replaces.
+
+    ``out`` may be new or empty; it may hold a bundle hearkit wrote (recognised by its
+    manifest's format, not by the file name alone) only with ``force``, and then only the
+    files that manifest lists are replaced. A folder that is, or contains, the export is refused.
+
+    Raises:
+        ConfigError: naming the folder and what is allowed.
+    """
+    rs, ro = src.resolve(), out.resolve()
+    if ro == rs or ro in rs.parents:
+        raise ConfigError(f"-o {out}: the bundle folder must not be or contain the export folder {src}; choose a new folder")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"-o {out}: exists and is not a folder")
+    if not out.exists() or not any(out.iterdir()):
+        return None
+    try:
+        old = load_manifest(out)
+    except BundleError:
+        raise ConfigError(
+            f"-o {out}: the folder is not empty and is not a hearkit bundle (no {MANIFEST} written by `hearkit package`); "
+            "choose an empty or new folder"
+        ) from None
+    if not force:
+        raise ConfigError(f"-o {out}: holds a hearkit bundle already; pass --force to replace it, or choose a new folder")
+    return old
+
+
+def _move_into_place(tmp: Path, final: Path, old: dict | None, new: dict) -> list[str]:
+    """Move the bundle written in ``tmp`` to ``final``; return the names of files there hearkit did not write."""
+    if old is None:
+        if final.exists():
+            final.rmdir()  # empty (checked before writing)
+        os.replace(tmp, final)
+        return []
+    # The manifest goes first and comes back last: a bundle caught half-way has no manifest and is refused.
+    (final / MANIFEST).unlink()
+    for name in old["files"]:
+        p = final / name
+        if p.is_file() and not p.is_symlink():
+            p.unlink()
+    for p in sorted(tmp.iterdir()):
+        if p.name != MANIFEST:
+            os.replace(p, final / p.name)
+    os.replace(tmp / MANIFEST, final / MANIFEST)
+    return sorted(p.name for p in final.iterdir() if p.name != MANIFEST and p.name not in new["files"])
+
+
+def _write_bundle(src: Path, out: Path, name: str, profile: DeviceProfile, data, calibration_clips: int, ort: bool,
+                  c_source: bool, log) -> dict:
+    """Write every bundle file into the empty folder ``out``; ``name`` is the bundle's final folder name."""
     info = read_model_info(src / "pipeline.onnx")
 
     # fp32: copied as exported (same bytes, same names)
@@ -414,7 +481,7 @@ def package(
             except json.JSONDecodeError:
                 parity = None
             break
-    (out / "README.md").write_text(_readme(out, profile, info, models, preferred))
+    (out / "README.md").write_text(_readme(name, profile, info, models, preferred))
     files.append("README.md")
 
     from hearkit import __version__
@@ -437,8 +504,5 @@ def package(
         "parity": parity,
         "files": {n: {"sha256": sha256_file(out / n), "bytes": (out / n).stat().st_size} for n in sorted(set(files))},
     }
-    tmp = out / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, out / MANIFEST)
-    log(f"package: wrote {len(manifest['files'])} files to {out} for {profile.name} in {time.perf_counter() - t0:.1f} s")
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
     return manifest

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from hearkit import devices as hd
 from hearkit.bundle import BundleError, load_manifest, resolve_model, verify_bundle
 from hearkit.cli import main
-from hearkit.errors import ConfigError
+from hearkit.errors import ConfigError, ModelError
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ["jetson-orin", "raspberry-pi-4", "raspberry-pi-5", "x86-avx2", "x86-vnni"]
@@ -254,6 +254,66 @@ def test_cli_package_and_verify(kws_export, bundles, tmp_path):
     (tmp_path / "notes" / "keep.txt").write_text("x")
     r = CliRunner().invoke(main, ["package", str(export), "--device", "x86-vnni", "-o", str(tmp_path / "notes")])
     assert r.exit_code == 2 and "not a hearkit bundle" in r.output
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_package_never_removes_what_it_did_not_write(kws_export, tmp_path):
+    """-o refuses a folder with someone else's manifest.json, a folder holding the export, and an
+    existing bundle without --force; with --force only the old bundle's listed files are replaced."""
+    export, calib = kws_export
+    args = ["package", str(export), "--device", "x86-vnni", "--data", str(calib), "--no-ort", "-o"]
+    web = tmp_path / "site"
+    (web / "js").mkdir(parents=True)
+    (web / "manifest.json").write_text('{"name": "my web app", "icons": []}')
+    (web / "index.html").write_text("<html></html>")
+    (web / "js" / "app.js").write_text("x = 1")
+    before = _tree(web)
+    r = CliRunner().invoke(main, args + [str(web)])
+    assert r.exit_code == 2 and "not a hearkit bundle" in r.output and str(web) in r.output
+    assert _tree(web) == before
+    # a folder that contains the export (the export's parent) is refused, and the export is kept
+    parent = tmp_path / "proj"
+    shutil.copytree(export, parent / "exp")
+    before = _tree(parent)
+    for out in (parent, parent / "exp"):
+        r = CliRunner().invoke(main, ["package", str(parent / "exp"), "--device", "x86-vnni", "--data", str(calib), "--no-ort", "-o", str(out)])
+        assert r.exit_code == 2 and "contain the export" in r.output, r.output
+    assert _tree(parent) == before
+    # an existing bundle is replaced only with --force; a file the user put there survives
+    b = tmp_path / "bundle"
+    assert CliRunner().invoke(main, args + [str(b)]).exit_code == 0
+    (b / "NOTES.txt").write_text("my notes")
+    before = _tree(b)
+    r = CliRunner().invoke(main, args + [str(b)])
+    assert r.exit_code == 2 and "--force" in r.output
+    assert _tree(b) == before
+    r = CliRunner().invoke(main, args + [str(b), "--force"])
+    assert r.exit_code == 0, r.output
+    assert (b / "NOTES.txt").read_text() == "my notes" and "NOTES.txt" in r.output
+    assert verify_bundle(b)["device"] == "x86-vnni"
+    assert not [p for p in tmp_path.iterdir() if "hearkit-tmp" in p.name]  # no temporary folder left
+
+
+def test_package_failure_leaves_the_old_bundle(kws_export, tmp_path, monkeypatch):
+    """A failure while writing (here: the ORT conversion) leaves the previous bundle as it was."""
+    import hearkit.export.package as pk
+
+    export, calib = kws_export
+    b = tmp_path / "bundle"
+    pk.package(export, b, "x86-vnni", data=calib, ort=False, log=lambda m: None)
+    before = _tree(b)
+
+    def broken(*a, **k):
+        raise ModelError("ORT-format conversion failed: simulated")
+
+    monkeypatch.setattr(pk, "convert_to_ort", broken)
+    with pytest.raises(ModelError, match="simulated"):
+        pk.package(export, b, "x86-vnni", data=calib, force=True, log=lambda m: None)
+    assert _tree(b) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
 
 
 def test_c_sources_compile(bundles, tmp_path):

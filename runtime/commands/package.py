@@ -8,13 +8,14 @@ import click
 @click.command("package")
 @click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--device", "-d", default=None, help="Device profile name (see `hearkit devices`) or path to a profile.toml. Required unless --verify.")
-@click.option("-o", "--output", "bundle_dir", type=click.Path(file_okay=False), default=None, help="Bundle folder to write (replaced if it is a bundle already).")
+@click.option("-o", "--output", "bundle_dir", type=click.Path(file_okay=False), default=None, help="Bundle folder to write: new or empty (a bundle hearkit wrote is replaced only with --force).")
 @click.option("--data", type=click.Path(exists=True), default=None,
               help="Calibration audio (folder or JSONL manifest), used only when the export has no int8 variant with the device's recipe (Default: the data the export recorded).")
 @click.option("--calibration-clips", type=click.IntRange(min=1), default=200, show_default=True, help="Clips for that calibration.")
 @click.option("--no-ort", is_flag=True, help="Skip the ORT-format models, operators config and C sources.")
+@click.option("--force", is_flag=True, help="Replace the bundle already in BUNDLE_DIR (only the files its manifest lists; other files are kept).")
 @click.option("--verify", is_flag=True, help="Instead of packaging, check every file of the bundle OUT_DIR against its manifest.json.")
-def package(out_dir, device, bundle_dir, data, calibration_clips, no_ort, verify):
+def package(out_dir, device, bundle_dir, data, calibration_clips, no_ort, force, verify):
     """Package the export in OUT_DIR for a device into BUNDLE_DIR.
 
     \b
@@ -36,6 +37,6 @@ def package(out_dir, device, bundle_dir, data, calibration_clips, no_ort, verify
     require("onnx", "train")
     from hearkit.export.package import package as make_bundle
 
-    m = make_bundle(out_dir, bundle_dir, device, data=data, calibration_clips=calibration_clips, ort=not no_ort, c_source=not no_ort)
+    m = make_bundle(out_dir, bundle_dir, device, data=data, calibration_clips=calibration_clips, ort=not no_ort, c_source=not no_ort, force=force)
     total = sum(f["bytes"] for f in m["files"].values())
     click.echo(f"{bundle_dir}: {len(m['files'])} files, {total / 1e6:.2f} MB, runs {m['preferred']} on {m['device']}")
