@@ -27,10 +27,19 @@ $(VENV)/.installed: pyproject.toml
 	# torch first and pinned: 2.13.0 is a local CPU wheel here; a looser requirement
 	# would pull several GB of CUDA packages (DESIGN §7).
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e ".[train,plot,dev]"
+	$(PIP) install --quiet -e ".[train,plot,dev]" --config-settings editable_mode=strict
 	touch $@
 
-install: $(VENV)/.installed
+# The editable install is setuptools' "strict" mode: build/__editable__*/hearkit is a tree
+# of links that mirrors package-dir (runtime/ as hearkit, training/ as hearkit.training, ...),
+# so import-linter (which walks one folder per package) sees the whole package. A module
+# added or removed needs the tree rebuilt (~1 s): any change to the folders below does that.
+PACKAGE_DIRS := runtime training export devices
+$(VENV)/.linked: $(VENV)/.installed $(shell find $(PACKAGE_DIRS) -type d -not -name __pycache__ 2>/dev/null)
+	$(PIP) install --quiet --no-deps --no-build-isolation -e . --config-settings editable_mode=strict
+	touch $@
+
+install: $(VENV)/.installed $(VENV)/.linked
 
 # $(call apt_install,PACKAGES): apt-get install those of PACKAGES that are missing
 # (root, or sudo otherwise); `apt-get update` first, as a fresh machine has no lists.
