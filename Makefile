@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip setuptools wheel
 	# torch first and pinned: 2.13.0 is a local CPU wheel here; a looser requirement
-	# would pull several GB of CUDA packages (DESIGN §7).
+	# would pull several GB of CUDA packages (docs/design.md §7).
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e ".[train,plot,dev]" --config-settings editable_mode=strict
 	touch $@
@@ -64,7 +64,7 @@ test: install system-deps
 test-slow: install system-deps
 	$(PY) -m pytest -m "slow" $(PYTEST_ARGS)
 
-# The emulated Raspberry Pi parity suite (DESIGN §9): installs qemu-user-static and
+# The emulated Raspberry Pi parity suite (docs/design.md §9): installs qemu-user-static and
 # debootstrap if missing, builds the cached arm64 rootfs (~/.cache/hearkit/arm64,
 # ~30 s with a warm network), then runs only the `emulation` tests (~1.5 min here).
 ARM_DEB_PACKAGES := qemu-user-static debootstrap

@@ -1,7 +1,7 @@
 """Export a classification checkpoint: front-end, network, fused pipeline, quantized variants.
 
 ``export_classifier(checkpoint, out_dir)`` writes, all single-file ONNX with
-``hearkit.*`` metadata (DESIGN §3):
+``hearkit.*`` metadata (docs/design.md §3):
 
     frontend.onnx            waveform (batch, samples) -> logmel (batch, frames, n_mels), fp32
     model.onnx               logmel -> logits (batch, n_labels), fp32
@@ -198,7 +198,7 @@ def export_classifier(
         cfg.sample_rate,
     )
     checks.append(check_feature_graph("model.onnx", out / "model.onnx", torch_fn(net), cfg.n_mels))
-    # the front-end's own parity is the front-end tests' business (float32 log floor, DESIGN §4)
+    # the front-end's own parity is the front-end tests' business (float32 log floor, docs/design.md §4)
     enforce_checks(checks, FP32_CHECK_ATOL, log, skip=("frontend.onnx",))
 
     variants = {}

@@ -10,13 +10,13 @@ with ``task=ctc``, ``vocab``, ``blank``, ``subsampling``):
                          ctc-conv: static QDQ S8S8 per-channel (Conv/BN/ReLU only), calibrated
                          on training utterances through the exported front-end.
                          ctc-crnn: dynamic quantization of the LSTM and MatMul/Gemm weights
-                         (ORT never quantizes GRU, and LSTM only dynamically, DESIGN §5).
+                         (ORT never quantizes GRU, and LSTM only dynamically, docs/design.md §5).
     export.json          files, checks against torch, calibration
 
 Exporters: ``ctc-conv`` uses the dynamo exporter (C's ``export_network``); ``ctc-crnn``
 uses the TorchScript exporter (``dynamo=False``), because dynamo fails on
 bidirectional/multi-layer RNNs with a dynamic time axis or silently bakes in the
-example length (DESIGN §6). Every graph is checked against torch at 0.5 s, 3.7 s
+example length (docs/design.md §6). Every graph is checked against torch at 0.5 s, 3.7 s
 and 30 s and at batch 1 and 3 before the export counts as done.
 """
 
@@ -100,7 +100,7 @@ def quantize_rnn_dynamic(model_path, out_path) -> onnx.ModelProto:
     """Dynamic int8 for the RNN model: LSTM (DynamicQuantizeLSTM) and MatMul/Gemm weights; convs stay fp32.
 
     Convolutions are left out on purpose: dynamic ConvInteger is 10-14x slower
-    than fp32 (DESIGN §5). GRU stays fp32 (ORT has no quantized GRU).
+    than fp32 (docs/design.md §5). GRU stays fp32 (ORT has no quantized GRU).
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 

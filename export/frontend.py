@@ -1,4 +1,4 @@
-"""The log-mel front-end as ONNX graphs, built directly with ``onnx.helper`` (DESIGN §4).
+"""The log-mel front-end as ONNX graphs, built directly with ``onnx.helper`` (docs/design.md §4).
 
 Two backends compute ``hearkit.frontend.logmel`` of a ``FrontendConfig``:
 

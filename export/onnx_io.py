@@ -1,7 +1,7 @@
 """Writing ONNX files the hearkit way: one self-contained file, metadata attached.
 
 torch 2.13's exporter defaults to ``external_data=True`` (weights in a sidecar
-that a copy of the ``.onnx`` alone leaves behind, DESIGN §6); everything here
+that a copy of the ``.onnx`` alone leaves behind, docs/design.md §6); everything here
 saves a single file.
 """
 

@@ -1,4 +1,4 @@
-"""``hearkit package``: turn an export folder into a bundle for one device (DESIGN §1, §6).
+"""``hearkit package``: turn an export folder into a bundle for one device (docs/design.md §1, §6).
 
 A bundle holds, for the device profile chosen:
 
@@ -11,7 +11,7 @@ A bundle holds, for the device profile chosen:
 - ORT-format copies (``.ort``) made with ``--optimization_style Fixed`` for the
   device's platform, and the typed required-operators config generated from
   those optimised graphs (a config from the raw ``.onnx`` misses fused and
-  quantized kernels, DESIGN §6), for onnxruntime minimal builds;
+  quantized kernels, docs/design.md §6), for onnxruntime minimal builds;
 - ``hearkit_model.h`` / ``hearkit_model.c``: the preferred model's ORT bytes,
   the labels or vocabulary and the front-end constants, for firmware builds;
 - ``manifest.json``: hearkit version, device, every file with sha256 and size,
@@ -177,7 +177,7 @@ def convert_to_ort(bundle: Path, names: list[str], target_platform: str, log=_lo
     """ORT-format copies of ``names`` (Fixed optimisation for the platform) plus the typed operators config.
 
     Runs onnxruntime's own converter in a subprocess (its command line is the
-    documented interface, DESIGN §6). Returns the files written.
+    documented interface, docs/design.md §6). Returns the files written.
     """
     with tempfile.TemporaryDirectory(prefix="hearkit-ort-") as tmp:
         t = Path(tmp)

@@ -2,7 +2,7 @@
 merged into one pipeline graph, metadata, and checks against torch.
 
 Task-agnostic on purpose: ``hearkit.export.classify`` (logits) and the CTC export
-(log-probs) both call these. The pitfalls they guard against are DESIGN §6:
+(log-probs) both call these. The pitfalls they guard against are docs/design.md §6:
 ``external_data=False`` (one self-contained file), an example batch >= 2 with
 dynamic batch and time axes, and a check of every graph at several input
 lengths and batch sizes (the exporter can silently bake in the example length).
@@ -28,7 +28,7 @@ from hearkit.metadata import ModelInfo
 FEATURES = "logmel"        # name of the log-mel tensor between front-end and network
 WAVEFORM = "waveform"      # name of the pipeline input
 NET_PREFIX = "net/"        # prefix given to the network's names when merged (avoids clashes)
-EXAMPLE_BATCH = 2          # example batch for export: batch 1 would be baked in (DESIGN §6)
+EXAMPLE_BATCH = 2          # example batch for export: batch 1 would be baked in (docs/design.md §6)
 CHECK_BATCHES = (1, 3)     # batch sizes every exported graph is checked at
 CHECK_SECONDS = (0.37, 1.0, 2.3)  # input lengths (s) every exported graph is checked at
 
@@ -53,7 +53,7 @@ def export_network(
         input_name: name of the graph input (Default: ``logmel``).
         time_axis_out: output axis that follows the input time (CTC), named ``out_frames``; None if none.
         dynamo: use the dynamo exporter (Default: True). Multi-layer or bidirectional
-            LSTM/GRU need ``False`` (the TorchScript exporter) to keep time dynamic (DESIGN §6).
+            LSTM/GRU need ``False`` (the TorchScript exporter) to keep time dynamic (docs/design.md §6).
         opset: ONNX opset (Default: the exporter's; 17 for ``dynamo=False``).
 
     Returns:

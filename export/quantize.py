@@ -1,4 +1,4 @@
-"""Quantization recipes (DESIGN §5) and the step that applies them to a network graph.
+"""Quantization recipes (docs/design.md §5) and the step that applies them to a network graph.
 
 A recipe is data (a frozen dataclass in ``RECIPES``), so device profiles pick one
 by name. Only the network (log-mel in) is quantized; the front-end stays fp32 in
@@ -223,7 +223,7 @@ def quantize_network(
                     quant_format=QuantFormat.QDQ if r.format == "qdq" else QuantFormat.QOperator,
                     per_channel=r.per_channel,
                     reduce_range=r.reduce_range,
-                    # always explicit: ORT helpers disagree on the defaults (DESIGN §5)
+                    # always explicit: ORT helpers disagree on the defaults (docs/design.md §5)
                     activation_type=types[r.activation_type],
                     weight_type=types[r.weight_type],
                     calibrate_method=methods[r.calibration],

@@ -292,7 +292,7 @@ def report_markdown(r: dict) -> str:
         lines += ["", f"Note: {', '.join(slower)} ran slower than fp32 on this machine. For a model this small the "
                       "quantize/dequantize steps and int8 kernels that lose to fp32 (onnxruntime's int8 depthwise "
                       "convolutions, single-channel stems) can outweigh the int8 matrix work; where int8 gains nothing, "
-                      "ship fp32 (DESIGN §5: benchmark against fp32, keep the faster; `hearkit bench classify`)."]
+                      "ship fp32 (docs/design.md §5: benchmark against fp32, keep the faster; `hearkit bench classify`)."]
     lines += ["", "| check | value | limit | result |", "| --- | --- | --- | --- |"]
     for c in r["checks"]:
         lines.append(f"| {c['check'].replace('|', '&#124;')} | {_fmt(c['value'])} | {c['limit']} | {'pass' if c['passed'] else '**FAIL**'} |")

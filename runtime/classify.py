@@ -1,7 +1,7 @@
 """Classify clips and spot keywords in streams, torch-free (numpy + onnxruntime).
 
 Everything a model needs (labels, front-end, window length) comes from its
-``hearkit.*`` metadata (DESIGN §3). The decision logic (sliding window, posterior
+``hearkit.*`` metadata (docs/design.md §3). The decision logic (sliding window, posterior
 smoothing, thresholds, refractory period) works on numpy arrays only and talks
 to the network through a plain ``scores(windows) -> logits`` callable, so torch
 and onnxruntime paths share it (STYLE: a seam between decoding and the network).
@@ -121,7 +121,7 @@ class OnnxScorer:
     Args:
         path: model file, export directory or bundle.
         threads: intra-op threads (Default: the device profile's, or 1).
-        spinning: let idle ORT threads spin; off for periodic streaming (DESIGN §6)
+        spinning: let idle ORT threads spin; off for periodic streaming (docs/design.md §6)
             (Default: the device profile's, or on).
         device: device profile name, path or ``DeviceProfile`` (Default: None, CPU):
             its providers, threads and optimisation level make the session, and its
@@ -385,7 +385,7 @@ class KeywordSpotter:
         if scorer is None:
             if path is None:
                 raise ConfigError("KeywordSpotter needs a model path (or a scorer with labels, sample_rate, window_samples)")
-            # periodic small inferences: spinning threads would burn a core between hops (DESIGN §6)
+            # periodic small inferences: spinning threads would burn a core between hops (docs/design.md §6)
             onnx_scorer = OnnxScorer(path, spinning=False, device=device)
             scorer = onnx_scorer
             labels = list(onnx_scorer.info.labels)

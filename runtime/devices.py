@@ -1,4 +1,4 @@
-"""Device profiles: how to quantize for, package for and run on one kind of board (DESIGN §5, §6).
+"""Device profiles: how to quantize for, package for and run on one kind of board (docs/design.md §5, §6).
 
 A profile is ``devices/<name>/profile.toml`` (installed as ``hearkit.devices_data``),
 or any ``profile.toml`` path a user passes to ``--device``. It fixes the
@@ -59,7 +59,7 @@ QUANT_FORMATS = ("qdq",)
 QUANT_TYPES = ("int8", "uint8")
 CALIBRATIONS = ("minmax", "entropy", "percentile")
 FRONTEND_BACKENDS = ("conv-dft", "stft")
-FRONTEND_PRECISIONS = ("fp32",)  # DESIGN §4: int8 gave ±inf, fp16 errors up to 0.9
+FRONTEND_PRECISIONS = ("fp32",)  # docs/design.md §4: int8 gave ±inf, fp16 errors up to 0.9
 ORT_PLATFORMS = ("arm", "amd64")
 TRT_SHAPES = ("fixed", "profile")
 MB = 1 << 20  # bytes per MiB
@@ -78,7 +78,7 @@ class DeviceWarning(UserWarning):
 
 @dataclass(frozen=True)
 class QuantRecipe:
-    """Static quantization settings handed to the export's quantizer (DESIGN §5).
+    """Static quantization settings handed to the export's quantizer (docs/design.md §5).
 
     Attributes:
         format: ``qdq`` (QuantizeLinear/DequantizeLinear pairs; the fast int8 path of ORT's
@@ -112,7 +112,7 @@ class TensorRTOptions:
     Attributes:
         shapes: ``fixed`` (min = opt = max = the model's window) or ``profile``
             (min/opt/max seconds of waveform). Without either, TensorRT rebuilds
-            the engine whenever the audio length changes (DESIGN §5).
+            the engine whenever the audio length changes (docs/design.md §5).
         min_seconds, opt_seconds, max_seconds: the profile, in seconds of audio.
         int8: ``trt_int8_enable`` (only with a symmetric QDQ model).
         engine_cache, timing_cache: keep built engines / layer timings on disk.
@@ -142,13 +142,13 @@ class DeviceProfile:
         cpu: CPU model; also the ``-cpu`` of the arm64 emulator for the Pi profiles.
         providers: onnxruntime execution providers, in order of preference.
         threads: intra-op threads.
-        spinning: let idle ORT threads spin (off for periodic streaming, DESIGN §6).
+        spinning: let idle ORT threads spin (off for periodic streaming, docs/design.md §6).
         graph_optimization: session optimisation level ``all`` | ``extended`` | ``basic`` | ``none``.
         prefer: model variant to run from a bundle: ``int8`` | ``fp32`` | ``fp16``.
         fp16: run in half precision where the provider can (TensorRT ``trt_fp16_enable``).
         quantization: the recipe the export/package step quantizes with.
         frontend_backend: ``conv-dft`` | ``stft``.
-        frontend_precision: ``fp32`` (always, DESIGN §4).
+        frontend_precision: ``fp32`` (always, docs/design.md §4).
         ort_target_platform: ``arm`` | ``amd64`` for ORT-format conversion.
         tensorrt: TensorRT options, or None when TensorRT is not among the providers.
         why: ``"section.key" -> reason``, one per choice.
@@ -319,7 +319,7 @@ def open_model(
             spinning configure the session, with a warning once per missing provider.
         prefer: variant taken first from a folder when no device is given (Default: int8).
         threads: intra-op threads (Default: the profile's, or 1 without one).
-        spinning: override spinning; periodic streaming passes False (DESIGN §6)
+        spinning: override spinning; periodic streaming passes False (docs/design.md §6)
             (Default: the profile's, or on without one).
         providers: execution providers when no device is given (Default: CPU).
 

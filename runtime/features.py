@@ -1,4 +1,4 @@
-"""One entry point for log-mel features from any backend (DESIGN §4).
+"""One entry point for log-mel features from any backend (docs/design.md §4).
 
 ``compute_features(x, cfg, backend)`` gives the same (frames, n_mels) float32
 features from the numpy reference, the torch module, or a freshly built ONNX

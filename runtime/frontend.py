@@ -1,4 +1,4 @@
-"""The log-mel front-end contract (DESIGN §4): config, numpy reference, streaming.
+"""The log-mel front-end contract (docs/design.md §4): config, numpy reference, streaming.
 
 ``FrontendConfig`` is the single description of the features a model expects.
 It travels inside every exported model as JSON (``hearkit.frontend``), and every

@@ -4,7 +4,7 @@
 (``waveform`` -> ``logmel``); ``OnnxStreamingFrontend`` wraps a streaming graph
 (``waveform`` + ``cache`` -> ``logmel`` + ``cache_out``) and behaves like the
 numpy ``hearkit.frontend.StreamingFrontend``. Both read their ``FrontendConfig``
-from the model's own metadata (DESIGN §3).
+from the model's own metadata (docs/design.md §3).
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ class OnnxStreamingFrontend:
     """
 
     def __init__(self, path: str | os.PathLike, threads: int = 1, providers: list | None = None):
-        # No spinning: a periodic streaming session otherwise burns a core between chunks (DESIGN §6).
+        # No spinning: a periodic streaming session otherwise burns a core between chunks (docs/design.md §6).
         self.session, self.info = _open(path, threads, False, providers, {"waveform", "cache"}, {"logmel", "cache_out"})
         self.cfg: FrontendConfig = self.info.frontend
         self.reset()

@@ -37,7 +37,7 @@ BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 LOG10_ZERO = -99.0  # ARPA's "probability zero" (SRILM writes -99 for <s>)
 DISCOUNT_RANGE = (0.1, 0.9)  # clip of the absolute discount; 1.0 would zero singletons
 MAX_ORDER = 6
-# The characters CTC models in hearkit emit (issue 4): lower-case a-z, apostrophe, space.
+# The characters CTC models in hearkit emit: lower-case a-z, apostrophe, space.
 DEFAULT_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyz'")
 _HYPHENS = re.compile(r"[-\u2010-\u2015]")
 

@@ -1,4 +1,4 @@
-"""What travels inside every exported model (DESIGN §3), and how the runtime reads it.
+"""What travels inside every exported model (docs/design.md §3), and how the runtime reads it.
 
 Every ONNX file hearkit writes carries ``metadata_props`` under the ``hearkit.``
 prefix. The runtime rebuilds its objects from these alone (no labels file beside
@@ -208,7 +208,7 @@ def make_session(
         path: model file (.onnx or .ort).
         threads: intra-op threads (Default: 1, what a small edge model wants).
         spinning: let idle threads spin. Turn off for periodic streaming: it cut
-            CPU from 51 % to 3 % of a core at the same latency (DESIGN §6).
+            CPU from 51 % to 3 % of a core at the same latency (docs/design.md §6).
         providers: execution providers in order (Default: CPU).
         optimization: ``all`` | ``extended`` | ``basic`` | ``none``.
         config: extra session config entries (``add_session_config_entry``),

@@ -152,7 +152,7 @@ class Transcriber:
         providers: onnxruntime execution providers (Default: CPU); not with ``device``.
         spinning: let idle onnxruntime threads spin (Default: the device profile's, or on).
             Pass False when feeding live audio through ``accept_waveform``: spinning
-            threads burn a core between periodic runs (DESIGN §6).
+            threads burn a core between periodic runs (docs/design.md §6).
         device: device profile name, path or ``DeviceProfile`` (Default: None, CPU):
             its providers, threads and optimisation level make the session, and its
             preferred variant (int8 / fp32 / fp16) is taken from a folder or bundle.

@@ -19,7 +19,7 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 def shared_data() -> Path:
     """Path to ../shared/data (the real recordings, never copied into the repo); skips if absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data not found at {SHARED_DATA} (see DESIGN §8); skipping tests that need it")
+        pytest.skip(f"real data not found at {SHARED_DATA} (see docs/design.md §8); skipping tests that need it")
     return SHARED_DATA
 
 

@@ -1,4 +1,4 @@
-"""x86 vs emulated Raspberry Pi parity of device bundles (DESIGN §9), marker ``emulation``.
+"""x86 vs emulated Raspberry Pi parity of device bundles (docs/design.md §9), marker ``emulation``.
 
 A keyword model and a CTC model (small and untrained: parity needs the same
 graph on both sides, not accuracy) are exported, packaged for the Pi 5

@@ -95,7 +95,7 @@ def test_export_writes_every_file_with_metadata(export_dir, tiny_ckpt):
 
 
 def test_graphs_take_any_batch_and_length(export_dir, tiny_ckpt):
-    """Batch and time are dynamic in every graph (DESIGN §6: an example batch of 1 would bake it in)."""
+    """Batch and time are dynamic in every graph (docs/design.md §6: an example batch of 1 would bake it in)."""
     import onnxruntime as ort
 
     from hearkit.export.classify import WaveformClassifier, load_classifier

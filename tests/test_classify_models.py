@@ -12,7 +12,7 @@ from hearkit.training.models import MODELS, build_model, count_parameters, model
 
 N_MELS = 40
 # Parameter counts at 12 labels, 40 mels. BC-ResNet matches the paper's 9.2K/27.3K/54.2K/321K
-# (τ = 1/2/3/8); DS-CNN-S the 23K of Hello Edge and DESIGN §5.
+# (τ = 1/2/3/8); DS-CNN-S the 23K of Hello Edge and docs/design.md §5.
 EXPECTED_PARAMS = {"dscnn-s": 23_182, "dscnn-m": 136_582, "dscnn-l": 413_738, "bcresnet-1": 9_274,
                    "bcresnet-2": 27_366, "bcresnet-3": 54_290, "bcresnet-8": 321_390, "cnn4": 98_942,
                    "cnn4-s": 36_350}
@@ -75,7 +75,7 @@ def _export_and_compare(name, tmp_path):
     frames = torch.export.Dim("frames", min=16, max=100_000)
     torch.onnx.export(m, (torch.randn(2, 97, N_MELS),), str(path), dynamo=True, external_data=False,
                       input_names=["logmel"], output_names=["logits"], dynamic_shapes={"x": {0: batch, 1: frames}})
-    assert not list(tmp_path.glob("*.data"))  # single file, no external data (DESIGN §6)
+    assert not list(tmp_path.glob("*.data"))  # single file, no external data (docs/design.md §6)
     ops = {n.op_type for n in onnx.load(str(path)).graph.node}
     assert ops <= ALLOWED_OPS, f"ops outside the quantizable set: {ops - ALLOWED_OPS}"
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

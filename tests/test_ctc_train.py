@@ -228,7 +228,7 @@ def test_verify_ctc_report(tiny_run, tmp_path):
 
 @pytest.mark.parametrize("rnn", ["gru", "lstm"])
 def test_export_crnn_at_several_lengths(rnn, tmp_path):
-    """ctc-crnn goes through the TorchScript exporter; the graph must follow the input length (DESIGN §6)."""
+    """ctc-crnn goes through the TorchScript exporter; the graph must follow the input length (docs/design.md §6)."""
     from hearkit.export.ctc import export_ctc
     from hearkit.metadata import read_model_info
     from hearkit.training.checkpoint import save_checkpoint

@@ -134,7 +134,7 @@ def test_runtime_classes_take_the_profile(vnni_export):
     clf = Classifier(vnni_export, device="raspberry-pi-5")
     assert clf.path.name == "pipeline.int8.onnx"
     assert _threads_spinning_level(clf.scorer.session) == (2, "0", full)
-    # x86 profiles spin for one-off clips, but the keyword spotter's periodic runs never do (DESIGN §6)
+    # x86 profiles spin for one-off clips, but the keyword spotter's periodic runs never do (docs/design.md §6)
     assert _threads_spinning_level(Classifier(vnni_export, device="x86-vnni").scorer.session) == (1, "1", full)
     kws = KeywordSpotter(vnni_export, device=hd.load_profile("x86-vnni"))
     assert _threads_spinning_level(kws.scorer.session) == (1, "0", full)

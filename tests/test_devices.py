@@ -117,7 +117,7 @@ def test_cli_devices_lists_and_shows():
     lines = r.output.strip().splitlines()
     assert [ln.split()[0] for ln in lines] == NAMES
     r = CliRunner().invoke(main, ["devices", "jetson-orin"])
-    assert r.exit_code == 0 and "tensorrt.engine_cache" in r.output and "DESIGN §5" in r.output
+    assert r.exit_code == 0 and "tensorrt.engine_cache" in r.output and "docs/design.md §5" in r.output
     r = CliRunner().invoke(main, ["devices", "--json"])
     assert set(json.loads(r.output)) == set(NAMES)
     r = CliRunner().invoke(main, ["devices", "nope"])

@@ -1,4 +1,4 @@
-"""Front-end parity: numpy, torch, onnx-conv and onnx-stft against librosa and each other (DESIGN §4).
+"""Front-end parity: numpy, torch, onnx-conv and onnx-stft against librosa and each other (docs/design.md §4).
 
 Every backend computes ln(mel + eps) of the same config; librosa (float64
 STFT, float64 mel filters, same log formula) is the independent oracle.
@@ -25,7 +25,7 @@ from hearkit.export.frontend import build_frontend_graph, build_streaming_fronte
 from hearkit.export.onnx_io import get_metadata, save_model  # noqa: E402
 from hearkit.metadata import ModelInfo  # noqa: E402
 
-# The four acceptance configs of issue 2.
+# Four front-end configs that span the sample rates and FFT sizes hearkit supports.
 CONFIGS = {
     "16k-512-htk": FrontendConfig(sample_rate=16000, n_fft=512, win_length=480, hop_length=160, n_mels=40, mel_scale="htk", mel_norm="none"),
     "16k-400-slaney": FrontendConfig(sample_rate=16000, n_fft=400, win_length=400, hop_length=160, n_mels=80, mel_scale="slaney", mel_norm="slaney"),
@@ -44,7 +44,7 @@ TOL_LN = 1e-3
 # any float32 DFT's rounding (~eps32 * sum|x*w| ~ 1e-5 in amplitude) is comparable to
 # eps = 1e-6: torch.stft itself is 1.5e-3 off there, onnx-conv 2.2e-3, onnx-stft 2.6e-3.
 TOL_LN_CHIRP = 5e-3
-# onnxruntime's STFT op is imprecise for n_fft that is not a power of two (DESIGN §4: one
+# onnxruntime's STFT op is imprecise for n_fft that is not a power of two (docs/design.md §4: one
 # reason onnx-conv is the default): measured 1.4e-3 (noise), 2.4e-3 (speech), 3.7e-2 (chirp)
 # at n_fft 400. Bounded loosely so a regression to garbage still fails.
 TOL_LN_STFT_NON_POW2 = 5e-3
@@ -329,7 +329,7 @@ def test_real_recordings_float32_backends(shared_data):
 
 
 def test_torchaudio_oracle_where_it_imports(signals):
-    """DESIGN §7: where torchaudio imports (CUDA or aarch64 machines) it is one more oracle.
+    """docs/design.md §7: where torchaudio imports (CUDA or aarch64 machines) it is one more oracle.
 
     Its CPU-torch wheels on x86 fail to load (libc10_cuda.so missing), so this skips there.
     1e-3 in the ln domain, as for every float32 backend.

@@ -1,4 +1,4 @@
-"""Packaging promises (DESIGN §2): the wheel holds every module, and the runtime needs no torch."""
+"""Packaging promises (docs/design.md §2): the wheel holds every module, and the runtime needs no torch."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The default int8 recipe's graph, after onnxruntime's optimiser, has the fused int8 structure its speed relies on.
 
-Measured on DS-CNN-S (issue 3): a 1-input-channel int8 stem conv runs a generic
+Measured on DS-CNN-S: a 1-input-channel int8 stem conv runs a generic
 im2col path 2.5x slower than fp32, and a ReduceMean head forces
 DequantizeLinear + Transpose + fp32 ReduceMean + QuantizeLinear. The recipe keeps
 the stem fp32 and turns the mean into GlobalAveragePool, so everything between

@@ -1,4 +1,4 @@
-"""Streaming front-ends (numpy and ONNX) fed in chunks of any size equal the offline features (DESIGN §4)."""
+"""Streaming front-ends (numpy and ONNX) fed in chunks of any size equal the offline features (docs/design.md §4)."""
 
 from __future__ import annotations
 

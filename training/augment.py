@@ -8,7 +8,7 @@ Band limiting (waveform) and vocal tract length perturbation (features) are used
 ``hearkit train ctc`` (``--lowpass-prob``, ``--vtlp``). Every function takes a
 ``torch.Generator`` so runs are reproducible and the global RNG is left alone.
 
-The SpecAugment masks are ours (DESIGN §7: no torchaudio); they are a few lines.
+The SpecAugment masks are ours (docs/design.md §7: no torchaudio); they are a few lines.
 """
 
 from __future__ import annotations

@@ -6,12 +6,12 @@ Two families:
 separable convolutions (depthwise conv over time, pointwise conv over
 channels, BatchNorm, ReLU, residual per block) after a strided separable front
 (stride 2 or 4). Only Conv/BN/ReLU/Add, so the dynamo exporter handles a
-dynamic time axis and ORT quantizes it statically (DESIGN §5).
+dynamic time axis and ORT quantizes it statically (docs/design.md §5).
 
 ``ctc-crnn``: what most tutorials teach: a 2-D conv front over
 (time, mel), a bidirectional GRU or LSTM, and a linear layer. Exported with the
 TorchScript exporter (``dynamo=False``), because the dynamo exporter fails on,
-or silently bakes in the example length of, RNNs (DESIGN §6). GRU cannot be
+or silently bakes in the example length of, RNNs (docs/design.md §6). GRU cannot be
 quantized by ORT at all and LSTM only dynamically.
 
 Trade-offs, measured here (torch 2.13 CPU, onnxruntime 1.32, 1 thread, 10 s of
@@ -37,7 +37,7 @@ depend on the chunk borders.
 
 Input features are normalised by a BatchNorm without affine parameters: its
 running mean/variance are fixed at training time and fold into the graph
-(DESIGN §4: no per-utterance normalisation).
+(docs/design.md §4: no per-utterance normalisation).
 """
 
 from __future__ import annotations

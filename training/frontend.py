@@ -1,4 +1,4 @@
-"""The log-mel front-end as a torch module, for training (DESIGN §4).
+"""The log-mel front-end as a torch module, for training (docs/design.md §4).
 
 Computes exactly ``hearkit.frontend.logmel`` of the same ``FrontendConfig``:
 the window and mel filterbank are the numpy ones, registered as buffers.

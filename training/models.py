@@ -7,7 +7,7 @@ BatchNormalization, Relu, MaxPool, ReduceMean/GlobalAveragePool, Reshape, Gemm):
 
 - the first layer is a ``BatchNorm`` over the single input plane: it learns the
   feature mean/variance at training time and exports as a constant affine map,
-  which is how DESIGN §4 wants normalisation constants folded into the graph;
+  which is how docs/design.md §4 wants normalisation constants folded into the graph;
 - the last pooling averages over time (and frequency), so any clip length works
   and the batch and frame axes stay dynamic in ONNX.
 

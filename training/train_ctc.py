@@ -80,7 +80,7 @@ class CTCTrainConfig:
         lowpass_hz: cut-off of that low-pass (Default: 4000, an 8 kHz recording's band).
         gain_db: (low, high) gain in dB drawn per utterance after the noise, the result clipped to
             [-1, 1] as a 16-bit recording would be, or None for off (Default: None). The front-end
-            has no level normalisation (DESIGN §4), so a model trained without it follows the
+            has no level normalisation (docs/design.md §4), so a model trained without it follows the
             recording level: on connected words one 6 dB quieter validation set cost 3.6 WER points.
         average_last: average the weights of the last N epochs into ``averaged.pt``, BatchNorm
             recomputed (1: the last epoch's weights with BatchNorm recomputed; 0: off) (Default: 0).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build (once, cached) an emulated Raspberry Pi userland on an x86 machine (DESIGN §9):
+# Build (once, cached) an emulated Raspberry Pi userland on an x86 machine (docs/design.md §9):
 # a Debian bookworm arm64 root with python3.11 and libsndfile1, plus the aarch64
 # wheels of hearkit's runtime dependencies in a separate site folder.
 #

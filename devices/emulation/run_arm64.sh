@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run a command of the emulated Raspberry Pi's python under qemu-aarch64-static (DESIGN §9).
+# Run a command of the emulated Raspberry Pi's python under qemu-aarch64-static (docs/design.md §9).
 #
 #   devices/emulation/run_arm64.sh [--cpu cortex-a76|cortex-a72] [--pythonpath DIR] -- python3 ARGS...
 #   devices/emulation/run_arm64.sh --cpu cortex-a72 -- python3 -c "import onnxruntime; print(onnxruntime.__version__)"

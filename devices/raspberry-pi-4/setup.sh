@@ -25,7 +25,7 @@ $SUDO apt-get install -y -q python3-venv python3-pip libsndfile1
 
 python3 -m venv "$VENV"
 "$VENV/bin/pip" install --quiet --upgrade pip
-# onnxruntime pinned from below: 1.21 crashes on the Pi 4 (DESIGN, pyproject).
+# onnxruntime pinned from below: 1.21 crashes on the Pi 4 (docs/design.md, pyproject).
 "$VENV/bin/pip" install --quiet "onnxruntime>=1.22" "$SRC"
 
 echo "checking the install"

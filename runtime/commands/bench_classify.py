@@ -141,7 +141,7 @@ def bench_classify(model_dir, repeat, stream_seconds, as_json):
             fns[(f"onnx {tag}", "network_ms")] = _onnx_fn(net, (1, frames, info.frontend.n_mels))
         if tag == "fp32":
             # The same fp32 graph without the x86-only NCHWc layout rewrite of level 'all': the speed fp32
-            # has where MLAS has no NCHWc kernels (ARM boards) and in graphs saved at 'extended' (DESIGN §6).
+            # has where MLAS has no NCHWc kernels (ARM boards) and in graphs saved at 'extended' (docs/design.md §6).
             # On x86 NCHWc makes fp32 depthwise convs faster than the int8 ones, so int8's gain over
             # fp32 differs by a factor of ~3 between the two rows; both are real deployments.
             fns[(PORTABLE, "pipeline_ms")] = _onnx_fn(pipe, (1, window), "extended")

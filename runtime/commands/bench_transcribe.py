@@ -33,7 +33,7 @@ from hearkit.errors import ModelError
 DEFAULT_SECONDS = 30.0  # default audio length
 DEFAULT_REPEAT = 10     # timed rounds (each runs every variant once)
 SPEECH_DIR = "ljspeech_amateur"  # real recordings the default signal is cut from, when present
-TARGET_INT8_RTF = 0.01  # issue 4: int8 RTF <= 0.01 for ctc-conv-s on x86
+TARGET_INT8_RTF = 0.01  # int8 real-time factor a ctc-conv-s model must stay under on x86
 TARGET_MODEL = "ctc-conv-s"
 MiB = 1024 * 1024
 
