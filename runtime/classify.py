@@ -260,6 +260,11 @@ class DetectionLogic:
             Background labels (``_x_``) never trigger unless given a threshold explicitly.
         smoothing: number of consecutive decisions averaged (1 = no smoothing).
         refractory_seconds: after a detection, no detection of any label for this long.
+
+    A label that fired re-arms only once its smoothed posterior has fallen below its
+    threshold again, so one utterance fires once however long its score stays high
+    (a wake word held for 3 s, or a model that saturates); the refractory period comes
+    on top of that, for every label.
     """
 
     labels: list[str]
@@ -289,6 +294,7 @@ class DetectionLogic:
         self._hist = np.zeros((self.smoothing, len(self.labels)))
         self._count = 0
         self._last_time = -np.inf
+        self._armed = np.ones(len(self.labels), bool)
 
     def update(self, probs: np.ndarray, time: float) -> tuple[np.ndarray, Detection | None]:
         """Feed the posteriors (n_labels,) of one decision at ``time`` s; return (smoothed, detection or None)."""
@@ -296,9 +302,11 @@ class DetectionLogic:
         self._count += 1
         smoothed = self._hist[: min(self._count, self.smoothing)].mean(axis=0)
         margin = smoothed - self._th
+        self._armed |= margin < 0
         k = int(np.argmax(margin))
-        if margin[k] >= 0 and time - self._last_time >= self.refractory_seconds - 1e-9:
+        if margin[k] >= 0 and self._armed[k] and time - self._last_time >= self.refractory_seconds - 1e-9:
             self._last_time = time
+            self._armed[k] = False
             return smoothed, Detection(self.labels[k], float(time), float(smoothed[k]))
         return smoothed, None
 

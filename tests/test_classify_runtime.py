@@ -72,8 +72,30 @@ def test_spotter_detects_bursts_once_with_refractory(signals):
     assert len(dets) == 2, dets
     assert 0.7 <= times[0] <= 1.8 and 2.6 <= times[1] <= 3.7
     assert all(d.label == "yes" for d in dets)
-    many, _ = spot(x, 1600, thresholds=0.6, refractory_seconds=0.0)
-    assert len(many) > len(dets)  # without a refractory period the same burst fires on several hops
+    # without a refractory period a label still re-arms only once its score has fallen below
+    # the threshold: never two detections without a decision below it in between
+    again, kws = spot(x, 1600, thresholds=0.6, refractory_seconds=0.0)
+    above = [s[2] >= 0.6 for _, s in kws.history]
+    assert 2 <= len(again) < sum(above) / 2
+    fired = [i for i, (t, _) in enumerate(kws.history) if t in {d.time for d in again}]
+    for a, b in zip(fired, fired[1:]):
+        assert not all(above[a:b]), (a, b)
+
+
+def test_detection_logic_fires_once_per_utterance():
+    """A held score fires once; a long utterance fires once; two utterances in a row fire twice."""
+    def run(scores, refractory=1.0, smoothing=1):
+        logic = DetectionLogic(LABELS, default_threshold=0.5, smoothing=smoothing, refractory_seconds=refractory)
+        return [d.time for i, p in enumerate(scores) if (d := logic.update(np.array([0, 1 - p, p, 0]), 0.1 * i)[1])]
+
+    assert run([0.9] * 100) == [0.0]                                     # held for 10 s: one detection
+    assert run([0.1] * 5 + [0.8] * 30 + [0.1] * 5) == [pytest.approx(0.5)]  # a 3-s utterance: one
+    assert run([0.1] * 5 + [0.8] * 30 + [0.1] * 5, refractory=0.0) == [pytest.approx(0.5)]
+    two = [0.1] * 5 + [0.8] * 8 + [0.2] * 3 + [0.8] * 8 + [0.1] * 5    # dips below for 0.3 s between them
+    assert run(two, refractory=0.2) == [pytest.approx(0.5), pytest.approx(1.6)]
+    assert run(two, refractory=2.5) == [pytest.approx(0.5)]              # the second falls in the refractory period
+    # smoothing: re-arming follows the smoothed score, not the raw one
+    assert run([0.1] * 3 + [0.9] * 5 + [0.3] + [0.9] * 5, refractory=0.0, smoothing=3) == [pytest.approx(0.4)]
 
 
 def test_spotter_reset_restarts_time(signals):

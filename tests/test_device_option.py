@@ -171,11 +171,11 @@ def test_run_and_stream_with_a_device(vnni_export, kws):
 
     want = Classifier(vnni_export, device="x86-vnni").classify(clip)
     assert lines[0]["label"] == want.label and lines[0]["score"] == pytest.approx(want.score, abs=1e-5)  # JSON rounds to 5 places
-    # threshold 0: every decision outside the refractory period fires, so the stream must report some
+    # threshold 0: the top label is always above it, so the stream must report a detection
     r = invoke("stream", vnni_export, clip, "--device", "x86-vnni", "--threshold", "0", "--refractory", "0.3")
     assert r.exit_code == 0, r.output
     found = [json.loads(x) for x in r.output.strip().splitlines()]
-    assert len(found) >= 2 and all(d["label"] in LABELS for d in found)
+    assert len(found) >= 1 and all(d["label"] in LABELS for d in found)
 
 
 def _ctc_module():
