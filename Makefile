@@ -8,10 +8,11 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 HEARKIT := $(VENV)/bin/hearkit
 PYTEST_ARGS ?=
-# Debian packages the project uses: espeak-ng (demo keyword synthesis), sox
-# (signal generation in tests), libsndfile1 (soundfile), qemu-user-static and
-# debootstrap (the emulated arm64 parity suite).
-DEB_PACKAGES := espeak-ng sox libsndfile1
+# Debian packages the project uses: espeak-ng, flite, festival and its festvox voices
+# (speech synthesis for the demo and wake-word sets), wamerican (the word list that
+# near-miss negatives come from), sox (signal generation in tests), libsndfile1
+# (soundfile), qemu-user-static and debootstrap (the emulated arm64 parity suite).
+DEB_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts wamerican sox libsndfile1
 
 .PHONY: demo test test-slow test-all test-arm install system-deps clean help
 

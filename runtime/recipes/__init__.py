@@ -1,0 +1,1 @@
+"""Recipes: whole jobs built from the layers below (demo, data synthesis)."""

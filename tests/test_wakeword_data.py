@@ -1,0 +1,122 @@
+"""Wake-word sets from text (hearkit.recipes.wakeword) and the synthetic voices behind them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from hearkit.errors import ConfigError
+from hearkit.recipes import voices as hv
+from hearkit.recipes.wakeword import (
+    WakewordConfig,
+    band_limit,
+    build_wakeword_set,
+    edit_distance,
+    label_of,
+    near_miss_texts,
+    realise,
+    room_response,
+    tokenize,
+)
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (apt-get install espeak-ng)")
+
+
+def test_tokenize_and_distance():
+    assert tokenize("s'Ev@n") == ["s", "E", "v", "@", "n"]
+    assert tokenize("h'eI k@mpj'u:t#3") == ["h", "eI", "k", "@", "m", "p", "j", "u:", "t#", "3"]
+    assert edit_distance(["s", "E", "v"], ["s", "E", "v"]) == 0
+    assert edit_distance(["s", "E", "v", "@", "n"], ["h", "E", "v", "@", "n"]) == 1
+    assert edit_distance([], ["a", "b"]) == 2
+    assert label_of("Hey, Computer!") == "hey_computer"
+
+
+def test_config_refuses_bad_values():
+    with pytest.raises(ConfigError, match="at least one phrase"):
+        WakewordConfig(phrases=())
+    with pytest.raises(ConfigError, match="1 to 5 words"):
+        WakewordConfig(phrases=("!!",))
+    with pytest.raises(ConfigError, match="must differ"):
+        WakewordConfig(phrases=("hey robot", "Hey, robot"))
+    with pytest.raises(ConfigError, match="val_share"):
+        WakewordConfig(phrases=("stop",), val_share=1.0)
+
+
+def test_room_and_band():
+    rng = np.random.default_rng(0)
+    h = room_response(rng)
+    assert h.dtype == np.float32 and np.abs(h).max() == pytest.approx(1.0, abs=1e-6) and len(h) > 800
+    x = np.random.default_rng(1).standard_normal(16000).astype(np.float32)
+    y = band_limit(x, 4000.0)
+    spec = np.abs(np.fft.rfft(y))
+    assert spec[4010:].max() < 1e-3 * spec.max()  # bins above 4 kHz (1 Hz per bin) are empty, to 1e-3 of the peak
+    word = 0.5 * np.sin(np.arange(8000) / 3.0).astype(np.float32)
+    out = realise(word, 16000, rng, reverb=1.0, bandlimit=0.0)
+    rms_db = 20 * np.log10(np.sqrt(np.mean(out.astype(np.float64) ** 2)))
+    assert out.shape == (16000,) and -45 < rms_db < -14  # placed at a level in LEVEL_DBFS (rest of the window quiet)
+    assert realise(np.zeros(20000, np.float32), 16000, rng, 0.0, 0.0) is None  # longer than the window
+
+
+@needs_espeak
+def test_voices_speak_every_installed_engine():
+    have = hv.available_voices()
+    assert "espeak-ng" in have
+    vs = hv.random_voices(30, seed=3, engines=have)
+    assert len({v.key for v in vs}) == 30 and all("_" not in v.key for v in vs)  # keys are speaker ids in file names
+    for engine in have:
+        v = next(v for v in vs if v.engine == engine) if any(v.engine == engine for v in vs) else hv.Voice(engine, have[engine][0])
+        x = hv.speak("stop", v)
+        assert x.dtype == np.float32 and 0.15 * 16000 < len(x) < 2.0 * 16000, (engine, len(x))
+    slow, fast = (hv.speak("seven", hv.Voice("espeak-ng", "en-us+m3", warp=w)) for w in (0.9, 1.1))
+    assert len(slow) / len(fast) == pytest.approx(1.1 / 0.9, rel=0.05)  # warp resamples: rate follows it
+    assert hv.phonemes(["seven", "stop, now"]) == ["s'Ev@n", "st2'0p n'aU"]
+
+
+@needs_espeak
+def test_near_misses_never_say_the_phrase():
+    rng = np.random.default_rng(0)
+    nm = near_miss_texts("hey computer", rng, lexicon=["computer", "commuter", "hey", "hay", "tree", "compute", "hater"])
+    assert nm["partial"] == ["computer", "hey"]
+    phon = "".join(tokenize(hv.phonemes(["hey computer"])[0]))
+    assert nm["phonemes"] and phon not in nm["phonemes"]
+    assert "commuter" in nm["words"] and "computer" not in nm["words"] and "hey computer" not in nm["words"]
+
+
+@needs_espeak
+def test_build_set_layout_split_by_voice_and_refusals(tmp_path):
+    from hearkit.datasets import index_dataset
+
+    neg = tmp_path / "neg"
+    (neg / "stop").mkdir(parents=True)
+    (neg / "left").mkdir()
+    rng = np.random.default_rng(0)
+    sf.write(neg / "stop" / "a.wav", (0.1 * rng.standard_normal(16000)).astype(np.float32), 16000)  # says the phrase
+    sf.write(neg / "left" / "b.wav", (0.1 * rng.standard_normal(48000)).astype(np.float32), 16000)
+    cfg = WakewordConfig(phrases=("stop",), voices=10, near_misses=6, other_words=6, negatives=(str(neg),),
+                         negative_windows=5, silence=10, reverb=0.5, workers=2)
+    out = tmp_path / "set"
+    s = build_wakeword_set(cfg, out)
+    assert s["left_out"] == {"stop": 1} and s["clips"]["real_negative_windows"] == 5
+    assert s["clips"]["stop"] == 10 and s["window_seconds"] == 1.0
+    idx = index_dataset(out)
+    assert set(idx.labels) == {"stop", "_unknown_", "_silence_"}
+    train_spk = {e.speaker for e in idx.split("train") if e.label == "stop"}
+    val_spk = {e.speaker for e in idx.split("val") if e.label == "stop"}
+    assert len(val_spk) == 2 and not train_spk & val_spk  # 15 % of 10 voices, disjoint
+    for e in idx.examples[:5]:
+        x, sr = sf.read(e.path)
+        assert sr == 16000 and len(x) == 16000
+    assert json.loads((out / "wakeword.json").read_text())["labels"] == ["stop"]
+    # an occupied folder is refused without --force, and one hearkit did not write even with it
+    with pytest.raises(ConfigError, match="--force"):
+        build_wakeword_set(cfg, out)
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep")
+    with pytest.raises(ConfigError, match="wakeword.json"):
+        build_wakeword_set(cfg, other, force=True)
+    assert (other / "notes.txt").read_text() == "keep"
