@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hearkit import artifacts
 from hearkit.errors import ConfigError, ModelError
 from hearkit.export.onnx_io import sha256_file
 from hearkit.export.pipeline import (
@@ -169,6 +170,7 @@ def export_classifier(
     metrics = scalar_metrics(ckpt)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    fe_file, net_file, pipe_file = (artifacts.file_name(s) for s in (artifacts.FRONTEND, artifacts.MODEL, artifacts.PIPELINE))
     recipes = [get_recipe(q) for q in quantize if q != "none"]
 
     def info(**kw) -> ModelInfo:
@@ -180,26 +182,26 @@ def export_classifier(
 
     log(f"export: front-end graph (n_fft {cfg.n_fft}, hop {cfg.hop_length}, {cfg.n_mels} mels)")
     fe = build_frontend_graph(cfg, backend="onnx-conv")
-    save_with_info(fe, info(task="frontend"), out / "frontend.onnx")
+    save_with_info(fe, info(task="frontend"), out / fe_file)
     log(f"export: network {ckpt['model'].get('name')} ({len(labels)} labels)")
     frames = max(cfg.num_frames(window), 8)
     model = export_network(net, cfg.n_mels, example_frames=frames, output_name="logits")
-    save_with_info(model, info(input="logmel"), out / "model.onnx")
+    save_with_info(model, info(input="logmel"), out / net_file)
     pipe = merge_frontend(fe, model, FEATURES, "logits")
-    save_with_info(pipe, info(), out / "pipeline.onnx")
+    save_with_info(pipe, info(), out / pipe_file)
 
     log("export: checking graphs against torch at several batch sizes and lengths")
     from hearkit.training.frontend import LogMel
 
     ref_pipe = WaveformClassifier(net, cfg).eval()
     checks = check_waveform_graphs(
-        {"frontend.onnx": out / "frontend.onnx", "pipeline.onnx": out / "pipeline.onnx"},
-        {"frontend.onnx": torch_fn(LogMel(cfg)), "pipeline.onnx": torch_fn(ref_pipe)},
+        {fe_file: out / fe_file, pipe_file: out / pipe_file},
+        {fe_file: torch_fn(LogMel(cfg)), pipe_file: torch_fn(ref_pipe)},
         cfg.sample_rate,
     )
-    checks.append(check_feature_graph("model.onnx", out / "model.onnx", torch_fn(net), cfg.n_mels))
+    checks.append(check_feature_graph(net_file, out / net_file, torch_fn(net), cfg.n_mels))
     # the front-end's own parity is the front-end tests' business (float32 log floor, docs/design.md §4)
-    enforce_checks(checks, FP32_CHECK_ATOL, log, skip=("frontend.onnx",))
+    enforce_checks(checks, FP32_CHECK_ATOL, log, skip=(fe_file,))
 
     variants = {}
     calib = None
@@ -211,11 +213,11 @@ def export_classifier(
                 examples, root = calibration_examples(ckpt, data, fmt, calibration_clips)
                 log(f"export: calibration features of {len(examples)} training clips from {root} (exported front-end)")
                 wav = load_windows([e.path for e in examples], cfg.sample_rate, window)
-                calib = {"features": compute_features(out / "frontend.onnx", wav), "clips": len(examples), "data": root}
+                calib = {"features": compute_features(out / fe_file, wav), "clips": len(examples), "data": root}
             feats = calib["features"]
         log(f"export: quantizing the network with recipe {r.name} ({r.why})")
         qmeta = recipe_metadata(r, calib["clips"] if (calib and r.static) else None)
-        qnet = quantize_network(out / "model.onnx", out / f"model.{suffix}.onnx", r, feats)
+        qnet = quantize_network(out / net_file, out / artifacts.file_name(artifacts.MODEL, suffix), r, feats)
         variants[suffix] = save_variant(out, fe, qnet, info, qmeta, suffix, "logits")
 
     summary = {

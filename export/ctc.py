@@ -33,6 +33,7 @@ import numpy as np
 import onnx
 import torch
 
+from hearkit import artifacts
 from hearkit.errors import ConfigError, ModelError
 from hearkit.export.onnx_io import sha256_file
 from hearkit.export.pipeline import (
@@ -172,6 +173,7 @@ def export_ctc(
     metrics = scalar_metrics(ckpt)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    fe_file, net_file, pipe_file = (artifacts.file_name(s) for s in (artifacts.FRONTEND, artifacts.MODEL, artifacts.PIPELINE))
 
     def info(**kw) -> ModelInfo:
         base = dict(task="ctc", input="waveform", frontend=cfg, vocab=tuple(vocab), blank=blank, subsampling=sub,
@@ -181,24 +183,24 @@ def export_ctc(
 
     log(f"export: front-end graph (n_fft {cfg.n_fft}, hop {cfg.hop_length}, {cfg.n_mels} mels)")
     fe = build_frontend_graph(cfg, backend="onnx-conv")
-    save_with_info(fe, info(task="frontend"), out / "frontend.onnx")
+    save_with_info(fe, info(task="frontend"), out / fe_file)
     exporter = "torchscript (dynamo=False)" if arch == "crnn" else "dynamo"
     log(f"export: network {ckpt['model'].get('name')} ({len(vocab)} outputs, subsampling {sub}) with the {exporter} exporter")
     if arch == "crnn":
         model = export_rnn_network(net, cfg.n_mels)
     else:
         model = export_network(net, cfg.n_mels, example_frames=300, output_name=OUTPUT, time_axis_out=1)
-    save_with_info(model, info(input="logmel"), out / "model.onnx")
+    save_with_info(model, info(input="logmel"), out / net_file)
     pipe = merge_frontend(fe, model, FEATURES, OUTPUT)
-    save_with_info(pipe, info(), out / "pipeline.onnx")
+    save_with_info(pipe, info(), out / pipe_file)
 
     log(f"export: checking graphs against torch at {list(check_seconds)} s, batch {list(CHECK_BATCHES)}")
     checks = check_waveform_graphs(
-        {"pipeline.onnx": out / "pipeline.onnx"},
-        {"pipeline.onnx": torch_fn(WaveformCTC(net, cfg))},
+        {pipe_file: out / pipe_file},
+        {pipe_file: torch_fn(WaveformCTC(net, cfg))},
         cfg.sample_rate, seconds=check_seconds, batches=CHECK_BATCHES,
     )
-    checks.append(check_feature_graph("model.onnx", out / "model.onnx", torch_fn(net), cfg.n_mels,
+    checks.append(check_feature_graph(net_file, out / net_file, torch_fn(net), cfg.n_mels,
                                       frames=(48, 371, 3001)))
     enforce_checks(checks, FP32_CHECK_ATOL, log)
 
@@ -209,7 +211,7 @@ def export_ctc(
         suffix = "int8" if q == "int8" else q
         if arch == "crnn" and q == "int8":
             log("export: int8 for ctc-crnn = dynamic quantization of LSTM and MatMul/Gemm (convs and GRU stay fp32)")
-            qnet = quantize_rnn_dynamic(out / "model.onnx", out / f"model.{suffix}.onnx")
+            qnet = quantize_rnn_dynamic(out / net_file, out / artifacts.file_name(artifacts.MODEL, suffix))
             qmeta = {"recipe": "dynamic-rnn", "format": "dynamic", "weight_type": "int8",
                      "op_types": ["LSTM", "MatMul", "Gemm"]}
         else:
@@ -223,11 +225,11 @@ def export_ctc(
                     wav, n_utt = calibration_windows(src, cfg.sample_rate, calibration_utterances)
                     log(f"export: calibration features of {n_utt} training utterances ({len(wav)} windows "
                         f"of {CALIBRATION_SECONDS} s) from {src} through the exported front-end")
-                    calib = {"features": compute_features(out / "frontend.onnx", wav), "utterances": n_utt, "data": str(src)}
+                    calib = {"features": compute_features(out / fe_file, wav), "utterances": n_utt, "data": str(src)}
                 feats = calib["features"]
             log(f"export: quantizing the network with recipe {r.name} ({r.why})")
             qmeta = recipe_metadata(r, calib["utterances"] if (calib and r.static) else None)
-            qnet = quantize_network(out / "model.onnx", out / f"model.{suffix}.onnx", r, feats)
+            qnet = quantize_network(out / net_file, out / artifacts.file_name(artifacts.MODEL, suffix), r, feats)
         variants[suffix] = save_variant(out, fe, qnet, info, qmeta, suffix, OUTPUT)
 
     summary = {

@@ -12,11 +12,9 @@ from pathlib import Path
 
 import onnx
 
-from hearkit.bundle import sha256_file  # re-exported: export modules hash through here
+from hearkit.artifacts import sha256_file  # re-exported: export modules hash through here
 
-__all__ = ["EXPORT_SUMMARY", "get_metadata", "save_model", "set_metadata", "sha256_file"]
-
-EXPORT_SUMMARY = "export.json"  # written beside the graphs: what an export folder holds and where it came from
+__all__ = ["get_metadata", "save_model", "set_metadata", "sha256_file"]
 
 
 def set_metadata(model: onnx.ModelProto, props: dict[str, str]) -> onnx.ModelProto:

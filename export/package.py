@@ -17,6 +17,10 @@ A bundle holds, for the device profile chosen:
 - ``manifest.json``: hearkit version, device, every file with sha256 and size,
   the model metadata and the parity report when the export has one;
 - ``README.md`` with the exact commands to run it.
+
+Every file name comes from ``hearkit.artifacts``. The step ``hearkit export --device``
+ends with (:func:`plan_device_variants`, :func:`make_device_variant`: the device's
+recipe made the export's int8 variant) lives here too, beside the quantization it shares.
 """
 
 from __future__ import annotations
@@ -33,52 +37,123 @@ from pathlib import Path
 
 import numpy as np
 
-from hearkit.bundle import BUNDLE_FORMAT, BUNDLE_SCHEMA, MANIFEST, BundleError, load_manifest, model_name, sha256_file
-from hearkit.devices import DeviceProfile, load_profile
+from hearkit import artifacts
+from hearkit.artifacts import (
+    BUNDLE_FORMAT,
+    BUNDLE_README,
+    BUNDLE_SCHEMA,
+    C_HEADER,
+    C_SOURCE,
+    INT8,
+    MANIFEST,
+    MODEL,
+    OPS_CONFIG,
+    PIPELINE,
+    BundleError,
+    file_name,
+    load_manifest,
+    sha256_file,
+)
+from hearkit.devices import DeviceProfile, QuantRecipe, load_profile
 from hearkit.errors import ConfigError, ModelError
-from hearkit.export.onnx_io import EXPORT_SUMMARY
 from hearkit.metadata import ModelInfo, read_model_info
 
-PARITY_REPORTS = ("report.json", "parity.json")  # written by `hearkit verify`, copied when present
-OPS_CONFIG = "required_operators_and_types.config"
-C_HEADER, C_SOURCE = "hearkit_model.h", "hearkit_model.c"
 DEFAULT_CALIBRATION_CLIPS = 200  # clips of real audio for a device recipe the export lacks
 CALIBRATION_SECONDS_CTC = 4.0    # seconds per calibration chunk for CTC models (no fixed window)
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
-QUANT_FIELDS = ("format", "activation_type", "weight_type", "per_channel", "reduce_range",
-                "symmetric_activations", "symmetric_weights", "calibration")
 
 
 def _log_default(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def device_recipe(profile: DeviceProfile):
-    """The export's ``Recipe`` for a profile: a registered one with the same settings, else a new one named after the device."""
-    from hearkit.export.quantize import RECIPES, Recipe
+def device_recipe(profile: DeviceProfile) -> QuantRecipe:
+    """The export's recipe for a profile: a registered one with the same settings, else the profile's named after the device."""
+    from hearkit.export.quantize import RECIPES
 
     want = profile.quantization.to_dict()
     for r in RECIPES.values():
-        if all(getattr(r, k) == want[k] for k in QUANT_FIELDS):
+        if r.to_dict() == want:
             return r
-    return Recipe(name=f"device-{profile.name}", why=f"device profile {profile.name}", **want)
+    return dataclasses.replace(profile.quantization, name=f"device-{profile.name}", why=f"device profile {profile.name}")
 
 
-def _same_recipe(quant: dict, recipe) -> bool:
-    return bool(quant) and all(quant.get(k) == getattr(recipe, k) for k in QUANT_FIELDS)
-
-
-def find_variant(export_dir: Path, recipe) -> tuple[Path, Path] | None:
+def find_variant(export_dir: Path, recipe: QuantRecipe) -> tuple[Path | None, Path] | None:
     """(model, pipeline) files of the export quantized with exactly ``recipe``'s settings, or None."""
-    for pipe in sorted(export_dir.glob("pipeline.*.onnx")):
+    for variant, pipe, model in artifacts.list_variants(export_dir):
+        if variant == artifacts.FP32:
+            continue
         try:
             info = read_model_info(pipe)
         except ModelError:
             continue
-        if _same_recipe(info.quantization, recipe):
-            model = export_dir / pipe.name.replace("pipeline.", "model.", 1)
-            return (model if model.is_file() else None), pipe
+        if recipe.matches(info.quantization):
+            return model, pipe
     return None
+
+
+def plan_device_variants(variants: tuple[str, ...], profile: DeviceProfile | None) -> tuple[tuple[str, ...], QuantRecipe | None]:
+    """The variants ``hearkit export --device`` asks the exporter for, and the device's int8 recipe.
+
+    With ``int8`` among ``variants``, the device's recipe replaces the default one: a
+    registered recipe is made by the exporter (with its calibration) and renamed to
+    the int8 files by :func:`make_device_variant`; an unregistered one is quantized
+    there. Without a profile or without ``int8`` nothing changes (recipe None).
+    """
+    if profile is None or INT8 not in variants:
+        return variants, None
+    from hearkit.export.quantize import RECIPES
+
+    recipe = device_recipe(profile)
+    variants = tuple(v for v in variants if v not in (INT8, recipe.name))
+    if recipe.name in RECIPES:
+        variants += (recipe.name,)
+    return variants, recipe
+
+
+def make_device_variant(out_dir: str | os.PathLike, summary: dict, profile: DeviceProfile, recipe: QuantRecipe | None,
+                        data=None, clips: int = DEFAULT_CALIBRATION_CLIPS, log=_log_default) -> dict:
+    """Make the device recipe's variant the export's int8 one and record the device in ``export.json``.
+
+    The int8 file names are what the runtime and ``hearkit package`` look for
+    (``hearkit run out/kws --device NAME`` runs it; ``package`` reuses it). A
+    registered recipe was quantized by the exporter under its own name and is
+    renamed here; a recipe that matches no registered one (e.g. the Pi 4's U8S8
+    without reduce-range) is quantized as ``hearkit package`` does it.
+
+    Args:
+        out_dir: the export folder the exporter just wrote.
+        summary: its summary (the exporter's return value); updated and returned.
+        profile: the device profile.
+        recipe: from :func:`plan_device_variants` (None: only the device is recorded).
+        data: calibration audio for an unregistered recipe (Default: the training manifest
+            a CTC export records).
+        clips: calibration clips for it (Default: 200).
+        log: progress callable (Default: stderr).
+    """
+    out = Path(out_dir)
+    if recipe is not None:
+        from hearkit.export.quantize import RECIPES
+
+        int8 = artifacts.variant_files(INT8)
+        variants = summary.setdefault("variants", {})
+        if recipe.name in RECIPES:
+            suffix = next(k for k, v in variants.items() if v.get("recipe") == recipe.name)
+            v = variants.pop(suffix)
+            for stem in (MODEL, PIPELINE):
+                if v[stem] != int8[stem]:
+                    os.replace(out / v[stem], out / int8[stem])
+                    summary["files"][int8[stem]] = summary["files"].pop(v[stem])
+        else:
+            # CTC checkpoints record their training manifest, not a data folder
+            src = data or (summary.get("train_config") or {}).get("train_manifest")
+            quantize_for_device(out, out, recipe, data=src, clips=clips, log=log)
+            for name in int8.values():
+                summary["files"][name] = {"bytes": (out / name).stat().st_size, "sha256": sha256_file(out / name)}
+        variants[INT8] = {"recipe": recipe.name, **int8}
+    summary["device"] = profile.name
+    artifacts.write_export(out, summary)
+    return summary
 
 
 def calibration_files(data: str | os.PathLike, clips: int) -> list[Path]:
@@ -139,9 +214,8 @@ def calibration_waveforms(info: ModelInfo, files: list[Path]) -> np.ndarray:
 def _calibration_source(export_dir: Path, data) -> str:
     if data:
         return os.fspath(data)
-    summary = export_dir / EXPORT_SUMMARY
-    if summary.is_file():
-        s = json.loads(summary.read_text())
+    if artifacts.summary_path(export_dir).is_file():
+        s = artifacts.read_export(export_dir)
         d = (s.get("calibration") or {}).get("data") or (s.get("train_config") or {}).get("data")
         if d and Path(d).exists():
             return d
@@ -157,19 +231,21 @@ def quantize_for_device(export_dir: Path, out_dir: Path, recipe, data=None, clip
     from hearkit.export.pipeline import FEATURES, merge_frontend, save_with_info
     from hearkit.export.quantize import compute_features, quantize_network, recipe_metadata
 
-    base = read_model_info(export_dir / "pipeline.onnx")
+    net_file, fe_file = file_name(MODEL), file_name(artifacts.FRONTEND)
+    int8 = artifacts.variant_files(INT8)
+    base = read_model_info(export_dir / file_name(PIPELINE))
     src = _calibration_source(export_dir, data)
     files = calibration_files(src, clips)
     log(f"package: calibrating recipe {recipe.name} on {len(files)} clips from {src}")
-    feats = compute_features(export_dir / "frontend.onnx", calibration_waveforms(base, files))
+    feats = compute_features(export_dir / fe_file, calibration_waveforms(base, files))
     qmeta = recipe_metadata(recipe, len(files))
-    qnet = quantize_network(export_dir / "model.onnx", out_dir / "model.int8.onnx", recipe, feats)
-    net_info = read_model_info(export_dir / "model.onnx")
-    save_with_info(qnet, dataclasses.replace(net_info, quantization=qmeta), out_dir / "model.int8.onnx")
-    out_name = onnx.load(os.fspath(export_dir / "model.onnx"), load_external_data=False).graph.output[0].name
-    fe = onnx.load(os.fspath(export_dir / "frontend.onnx"))
+    qnet = quantize_network(export_dir / net_file, out_dir / int8[MODEL], recipe, feats)
+    net_info = read_model_info(export_dir / net_file)
+    save_with_info(qnet, dataclasses.replace(net_info, quantization=qmeta), out_dir / int8[MODEL])
+    out_name = onnx.load(os.fspath(export_dir / net_file), load_external_data=False).graph.output[0].name
+    fe = onnx.load(os.fspath(export_dir / fe_file))
     qpipe = merge_frontend(fe, qnet, FEATURES, out_name)
-    save_with_info(qpipe, dataclasses.replace(base, quantization=qmeta), out_dir / "pipeline.int8.onnx")
+    save_with_info(qpipe, dataclasses.replace(base, quantization=qmeta), out_dir / int8[PIPELINE])
     return qmeta
 
 
@@ -192,7 +268,7 @@ def convert_to_ort(bundle: Path, names: list[str], target_platform: str, log=_lo
             raise ModelError(f"ORT-format conversion failed: {(r.stderr or r.stdout).strip().splitlines()[-1][:300]}")
         written = []
         for n in names:
-            ort_name = n[: -len(".onnx")] + ".ort"
+            ort_name = artifacts.as_kind(n, artifacts.ORT)
             if not (t / ort_name).is_file():
                 raise ModelError(f"ORT-format conversion wrote no {ort_name}")
             shutil.copy2(t / ort_name, bundle / ort_name)
@@ -291,19 +367,19 @@ def _readme(name: str, profile: DeviceProfile, info: ModelInfo, models: dict, pr
         f"# hearkit bundle: {info.task} model for {profile.name}",
         "",
         f"{profile.description}. Made by `hearkit package` with the `{profile.name}` profile",
-        f"(int8 recipe: {models.get('pipeline.int8.onnx', {}).get('quantization', {}).get('recipe', 'none')}).",
+        f"(int8 recipe: {models.get(file_name(PIPELINE, INT8), {}).get('quantization', {}).get('recipe', 'none')}).",
         "",
         "## Run it",
         "",
         "```sh",
         f'pip install "hearkit"     # or see devices/{profile.name}/setup.sh',
-        "hearkit package --verify " + name + "     # every file against manifest.json",
+        "hearkit package --verify " + name + f"     # every file against {MANIFEST}",
         run.format(b=name) + f"     # runs {preferred} after checking its sha256",
         f"hearkit bench {name} --device {profile.name}",
         "```",
         "",
-        "From Python: `hearkit.bundle.resolve_model(\"" + name + "\", device=\"" + profile.name + "\")` gives the",
-        "verified model path; a file whose sha256 differs from manifest.json is refused.",
+        "From Python: `hearkit.artifacts.resolve(\"" + name + "\", prefer=\"" + profile.prefer + "\")` gives the",
+        f"verified path of the model this profile runs; a file whose sha256 differs from {MANIFEST} is refused.",
         "",
         "## Files",
         "",
@@ -314,7 +390,7 @@ def _readme(name: str, profile: DeviceProfile, info: ModelInfo, models: dict, pr
         lines.append(f"| `{n}` | {m['what']} |")
     lines += [
         f"| `{OPS_CONFIG}` | typed operator list of the `.ort` models, for `--include_ops_by_config` of an onnxruntime minimal build |",
-        f"| `{C_HEADER}`, `{C_SOURCE}` | `{preferred.replace('.onnx', '.ort')}` as a byte array, labels/vocabulary, front-end constants |",
+        f"| `{C_HEADER}`, `{C_SOURCE}` | `{artifacts.as_kind(preferred, artifacts.ORT)}` as a byte array, labels/vocabulary, front-end constants |",
         f"| `{MANIFEST}` | sha256 and size of every file, model metadata, parity report |",
         "",
         "Input: float32 waveform (batch, samples) at "
@@ -354,9 +430,7 @@ def package(
     t0 = time.perf_counter()
     profile = load_profile(device)
     src = Path(export_dir)
-    for need in ("pipeline.onnx", "model.onnx", "frontend.onnx"):
-        if not (src / need).is_file():
-            raise ModelError(f"{src}: not an export folder (no {need}); make one with `hearkit export`")
+    artifacts.check_export(src)
     final = Path(bundle_dir)
     old = check_bundle_output(final, src, force)
     # Everything is written into a fresh sibling folder first and moved into place at the
@@ -430,49 +504,52 @@ def _move_into_place(tmp: Path, final: Path, old: dict | None, new: dict) -> lis
 def _write_bundle(src: Path, out: Path, name: str, profile: DeviceProfile, data, calibration_clips: int, ort: bool,
                   c_source: bool, log) -> dict:
     """Write every bundle file into the empty folder ``out``; ``name`` is the bundle's final folder name."""
-    info = read_model_info(src / "pipeline.onnx")
+    info = read_model_info(src / file_name(PIPELINE))
 
     # fp32: copied as exported (same bytes, same names)
-    for n in ("frontend.onnx", "model.onnx", "pipeline.onnx"):
+    for n in artifacts.EXPORT_GRAPHS:
         shutil.copy2(src / n, out / n)
     # int8 with the device's recipe
     recipe = device_recipe(profile)
     found = find_variant(src, recipe)
     if found is not None and found[0] is not None:
+        int8 = artifacts.variant_files(INT8)
         log(f"package: reusing {found[1].name} (same settings as the {profile.name} recipe {recipe.name})")
-        shutil.copy2(found[0], out / "model.int8.onnx")
-        shutil.copy2(found[1], out / "pipeline.int8.onnx")
+        shutil.copy2(found[0], out / int8[MODEL])
+        shutil.copy2(found[1], out / int8[PIPELINE])
     else:
         quantize_for_device(src, out, recipe, data=data, clips=calibration_clips, log=log)
     # fp16 for providers that run it (TensorRT converts fp32 itself, so only copied when exported)
-    if profile.fp16 and (src / "pipeline.fp16.onnx").is_file():
-        for n in ("model.fp16.onnx", "pipeline.fp16.onnx"):
+    fp16 = artifacts.variant_files(artifacts.FP16)
+    if profile.fp16 and (src / fp16[PIPELINE]).is_file():
+        for n in fp16.values():
             if (src / n).is_file():
                 shutil.copy2(src / n, out / n)
 
-    onnx_files = sorted(p.name for p in out.glob("*.onnx"))
+    onnx_files = sorted(p.name for p in out.glob(f"*.{artifacts.ONNX}"))
+    roles = {artifacts.FRONTEND: "log-mel front-end", MODEL: "network (log-mel in)", PIPELINE: "front-end + network (waveform in)"}
     models: dict[str, dict] = {}
     for n in onnx_files:
         mi = read_model_info(out / n)
-        variant = "int8" if ".int8." in n else "fp16" if ".fp16." in n else "fp32"
-        role = {"frontend": "log-mel front-end", "model": "network (log-mel in)", "pipeline": "front-end + network (waveform in)"}[n.split(".")[0]]
+        stem, variant, _ = artifacts.parse_name(n)  # only graphs copied or written above are here
         models[n] = {"variant": variant, "task": mi.task, "input": mi.input, "quantization": mi.quantization or {"format": "fp32"},
-                     "what": f"{role}, {variant}"}
+                     "what": f"{roles[stem]}, {variant}"}
     files = list(onnx_files)
-    pipelines = [n for n in onnx_files if n.startswith("pipeline.")]
+    pipelines = [n for n in onnx_files if artifacts.parse_name(n)[0] == PIPELINE]
     if ort:
         written = convert_to_ort(out, pipelines, profile.ort_target_platform, log=log)
         for n in written:
-            if n.endswith(".ort"):
-                models[n] = {**models[n[:-4] + ".onnx"], "what": models[n[:-4] + ".onnx"]["what"] + ", ORT format (Fixed, " + profile.ort_target_platform + ")"}
+            if n.endswith(f".{artifacts.ORT}"):
+                onnx_model = models[artifacts.as_kind(n, artifacts.ONNX)]
+                models[n] = {**onnx_model, "what": onnx_model["what"] + ", ORT format (Fixed, " + profile.ort_target_platform + ")"}
         files += written
-    preferred = model_name(profile.prefer)
+    preferred = file_name(PIPELINE, profile.prefer)
     if preferred not in onnx_files:
-        preferred = "pipeline.int8.onnx" if "pipeline.int8.onnx" in onnx_files else "pipeline.onnx"
+        preferred = file_name(PIPELINE, INT8) if file_name(PIPELINE, INT8) in onnx_files else file_name(PIPELINE)
     if c_source and ort:
-        files += write_c_sources(out, preferred[: -len(".onnx")] + ".ort", info, profile.name)
+        files += write_c_sources(out, artifacts.as_kind(preferred, artifacts.ORT), info, profile.name)
     parity = None
-    for rep in PARITY_REPORTS:
+    for rep in artifacts.PARITY_REPORTS:
         if (src / rep).is_file():
             shutil.copy2(src / rep, out / rep)
             files.append(rep)
@@ -481,8 +558,8 @@ def _write_bundle(src: Path, out: Path, name: str, profile: DeviceProfile, data,
             except json.JSONDecodeError:
                 parity = None
             break
-    (out / "README.md").write_text(_readme(name, profile, info, models, preferred))
-    files.append("README.md")
+    (out / BUNDLE_README).write_text(_readme(name, profile, info, models, preferred))
+    files.append(BUNDLE_README)
 
     from hearkit import __version__
 
@@ -504,5 +581,5 @@ def _write_bundle(src: Path, out: Path, name: str, profile: DeviceProfile, data,
         "parity": parity,
         "files": {n: {"sha256": sha256_file(out / n), "bytes": (out / n).stat().st_size} for n in sorted(set(files))},
     }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    artifacts.write_manifest(out, manifest)
     return manifest

@@ -10,7 +10,6 @@ lengths and batch sizes (the exporter can silently bake in the example length).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +21,8 @@ import onnx
 import torch
 
 from hearkit.errors import ModelError
-from hearkit.export.onnx_io import EXPORT_SUMMARY, save_model, set_metadata, sha256_file
+from hearkit import artifacts
+from hearkit.export.onnx_io import save_model, set_metadata, sha256_file
 from hearkit.metadata import ModelInfo
 
 FEATURES = "logmel"        # name of the log-mel tensor between front-end and network
@@ -328,16 +328,17 @@ def enforce_checks(checks: list[GraphCheck], atol: float, log, skip: Sequence[st
 def save_variant(out: Path, frontend: onnx.ModelProto, qnet: onnx.ModelProto, info: Callable[..., ModelInfo],
                  qmeta: dict, suffix: str, output_name: str) -> dict:
     """Save ``model.<suffix>.onnx`` and the fused ``pipeline.<suffix>.onnx`` (fp32 front-end); return the variant entry."""
-    save_with_info(qnet, info(input="logmel", quantization=qmeta), out / f"model.{suffix}.onnx")
+    names = artifacts.variant_files(suffix)
+    save_with_info(qnet, info(input="logmel", quantization=qmeta), out / names[artifacts.MODEL])
     qpipe = merge_frontend(frontend, qnet, FEATURES, output_name)
-    save_with_info(qpipe, info(quantization=qmeta), out / f"pipeline.{suffix}.onnx")
-    return {"recipe": qmeta.get("recipe"), "model": f"model.{suffix}.onnx", "pipeline": f"pipeline.{suffix}.onnx"}
+    save_with_info(qpipe, info(quantization=qmeta), out / names[artifacts.PIPELINE])
+    return {"recipe": qmeta.get("recipe"), **names}
 
 
 def write_summary(out: Path, summary: dict, started: float, log) -> dict:
     """Add every graph's size and sha256 and the export time to ``summary``; write ``export.json``."""
     summary["files"] = {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in sorted(out.glob("*.onnx"))}
     summary["export_seconds"] = round(time.perf_counter() - started, 2)
-    (out / EXPORT_SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    artifacts.write_export(out, summary)
     log(f"export: wrote {len(summary['files'])} models to {out} in {summary['export_seconds']} s")
     return summary

@@ -1,7 +1,8 @@
 """Quantization recipes (docs/design.md §5) and the step that applies them to a network graph.
 
-A recipe is data (a frozen dataclass in ``RECIPES``), so device profiles pick one
-by name. Only the network (log-mel in) is quantized; the front-end stays fp32 in
+A recipe is data: a ``hearkit.devices.QuantRecipe`` (the type a device profile's
+``[quantization]`` table loads into) registered by name in ``RECIPES``, so device
+profiles and ``--recipe NAME`` pick from the same list. Only the network (log-mel in) is quantized; the front-end stays fp32 in
 every recipe (int8 gave ±inf log-mel, fp16 errors up to 0.9 in quiet bins) and is
 merged back afterwards by the caller.
 
@@ -18,88 +19,48 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
 
+from hearkit.devices import QuantRecipe
 from hearkit.errors import ConfigError, ModelError
 
 CALIBRATION_BATCH = 16  # feature windows per calibration batch
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """How to quantize a network graph.
-
-    Attributes:
-        name: registry key, also written to the model metadata.
-        format: ``qdq`` (QuantizeLinear/DequantizeLinear pairs, fused by ORT) |
-            ``qoperator`` (QLinearConv etc.) | ``fp16`` (half-precision weights and math).
-        activation_type: ``int8`` | ``uint8`` (static recipes; None for fp16).
-        weight_type: ``int8`` | ``uint8`` (static recipes; None for fp16).
-        per_channel: one scale per output channel of conv/linear weights.
-        reduce_range: 7-bit weights, avoiding the saturation of U8S8 on AVX2 without VNNI.
-        symmetric_activations: zero point 0 for activations (TensorRT needs it).
-        symmetric_weights: zero point 0 for weights.
-        calibration: ``minmax`` | ``entropy`` | ``percentile``.
-        op_types: ONNX op types to quantize; others stay fp32 (Default: None = onnxruntime's
-            full list, which also quantizes Add, pooling, Reshape... between convolutions).
-        float_stem: keep a one-input-channel convolution (the stem over the log-mel plane), its
-            Relu and the ops before it in fp32 (Default: True). onnxruntime's fast int8 conv
-            kernels need input channels in multiples of 4; a 1-channel int8 conv falls back to a
-            generic im2col path, measured 87-92 us vs 33-36 us fp32 for the DS-CNN-S stem.
-        why: the hardware reason, one line.
-    """
-
-    name: str
-    format: str
-    activation_type: str | None = "int8"
-    weight_type: str | None = "int8"
-    per_channel: bool = True
-    reduce_range: bool = False
-    symmetric_activations: bool = False
-    symmetric_weights: bool = True
-    calibration: str = "minmax"
-    op_types: tuple[str, ...] | None = None
-    float_stem: bool = True
-    why: str = ""
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @property
-    def static(self) -> bool:
-        return self.format in ("qdq", "qoperator")
-
-
-RECIPES: dict[str, Recipe] = {
+RECIPES: dict[str, QuantRecipe] = {
     r.name: r
     for r in (
-        Recipe(
-            "qdq-s8s8-perchannel", "qdq", "int8", "int8", per_channel=True, calibration="percentile",
+        QuantRecipe(
+            name="qdq-s8s8-perchannel", format="qdq", activation_type="int8", weight_type="int8", per_channel=True,
+            calibration="percentile",
             why="default for CNNs: S8S8 QDQ is the int8 format x86 VNNI and ARM dot-product kernels run; "
                 "percentile calibration (99.999 %) kept more top-1 decisions than min/max on BC-ResNet (97.8 vs 96.8 %)",
         ),
-        Recipe(
-            "qdq-u8u8", "qdq", "uint8", "uint8", per_channel=True, symmetric_weights=False,
+        QuantRecipe(
+            name="qdq-u8u8", format="qdq", activation_type="uint8", weight_type="uint8", per_channel=True,
+            symmetric_weights=False,
             why="x86 AVX2 without VNNI: U8S8 can saturate in the 16-bit intermediate; U8U8 cannot",
         ),
-        Recipe(
-            "qdq-u8s8-reduce-range", "qdq", "uint8", "int8", per_channel=True, reduce_range=True,
+        QuantRecipe(
+            name="qdq-u8s8-reduce-range", format="qdq", activation_type="uint8", weight_type="int8", per_channel=True,
+            reduce_range=True,
             why="x86 AVX2 without VNNI: 7-bit weights keep U8S8 from saturating",
         ),
-        Recipe(
-            "qdq-symmetric", "qdq", "int8", "int8", per_channel=True, symmetric_activations=True,
+        QuantRecipe(
+            name="qdq-symmetric", format="qdq", activation_type="int8", weight_type="int8", per_channel=True,
+            symmetric_activations=True,
             why="TensorRT (Jetson): needs symmetric QDQ, zero point 0; slower on CPU, its own artifact",
         ),
-        Recipe(
-            "qoperator-u8s8", "qoperator", "uint8", "int8", per_channel=True,
+        QuantRecipe(
+            name="qoperator-u8s8", format="qoperator", activation_type="uint8", weight_type="int8", per_channel=True,
             why="older runtimes without QDQ fusion; 2.5x slower than QDQ on x86 here, for comparison only",
         ),
-        Recipe(
-            "fp16", "fp16", None, None, per_channel=False, symmetric_weights=False,
+        QuantRecipe(
+            name="fp16", format="fp16", activation_type=None, weight_type=None, per_channel=False,
+            symmetric_weights=False,
             why="GPUs (CUDA, TensorRT fp16): half the size, tensor-core math; no CPU speed-up",
         ),
     )
@@ -109,7 +70,7 @@ DEFAULT_RECIPE = "qdq-s8s8-perchannel"
 ALIASES = {"int8": DEFAULT_RECIPE, "fp16": "fp16"}
 
 
-def get_recipe(name: str) -> Recipe:
+def get_recipe(name: str) -> QuantRecipe:
     """A recipe by name or alias (``int8``, ``fp16``); ConfigError listing the choices otherwise."""
     key = ALIASES.get(name, name)
     if key not in RECIPES:
@@ -154,7 +115,7 @@ class _FeatureReader:
 def quantize_network(
     model_path: str | os.PathLike,
     out_path: str | os.PathLike,
-    recipe: Recipe | str,
+    recipe: QuantRecipe | str,
     features: np.ndarray | None = None,
 ) -> onnx.ModelProto:
     """Quantize a network graph (features in) with a recipe; return the quantized model (also saved).
@@ -162,7 +123,7 @@ def quantize_network(
     Args:
         model_path: the fp32 network ``.onnx`` (input: log-mel features).
         out_path: where to write the quantized network.
-        recipe: a ``Recipe`` or its name/alias.
+        recipe: a ``QuantRecipe`` or its name/alias.
         features: calibration inputs (n, frames, n_mels) float32, needed by static recipes.
     """
     from onnxruntime.quantization import (
@@ -276,7 +237,7 @@ def _mean_to_global_pool(graph: onnx.GraphProto) -> int:
 
 
 def _stem_nodes(graph: onnx.GraphProto) -> list[str]:
-    """Names of the nodes to keep fp32 for ``Recipe.float_stem``.
+    """Names of the nodes to keep fp32 for ``QuantRecipe.float_stem``.
 
     Every ungrouped Conv with one input channel, the Relu right after it, and the
     nodes between the graph input and it (input BatchNorm, Unsqueeze, Transpose):
@@ -333,9 +294,10 @@ def _toposort(graph: onnx.GraphProto) -> None:
     graph.node.extend(copies)
 
 
-def recipe_metadata(r: Recipe, calibration_clips: int | None = None) -> dict:
-    """The ``hearkit.quantization`` entry of a model made with ``r``."""
-    d = {"recipe": r.name, **{k: v for k, v in r.to_dict().items() if k not in ("name", "why") and v is not None}}
+def recipe_metadata(r: QuantRecipe, calibration_clips: int | None = None) -> dict:
+    """The ``hearkit.quantization`` entry of a model made with ``r``: its name, settings, op types and stem choice."""
+    fields = dataclasses.asdict(r)
+    d = {"recipe": r.name, **{k: fields[k] for k in (*QuantRecipe.SETTINGS, "op_types", "float_stem") if fields[k] is not None}}
     if calibration_clips is not None and r.static:
         d["calibration_clips"] = int(calibration_clips)
     return d

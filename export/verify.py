@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hearkit import artifacts
+from hearkit.artifacts import read_export
 from hearkit.errors import ConfigError, ModelError
 
 LATENCY_RUNS = 50        # timed inferences per model (after warm-up), median reported
@@ -45,17 +47,6 @@ class Thresholds:
     quant_max_accuracy_drop: float = 0.01
 
 
-def read_export(out_dir: str | os.PathLike) -> dict:
-    """The ``export.json`` of an export directory (ModelError when missing or invalid)."""
-    p = Path(out_dir) / "export.json"
-    if not p.is_file():
-        raise ModelError(f"{out_dir}: no export.json here; is this a directory written by `hearkit export`?")
-    try:
-        return json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise ModelError(f"{p}: not valid JSON ({e})") from e
-
-
 def load_export_checkpoint(summary: dict, checkpoint: str | os.PathLike | None = None) -> dict:
     """The checkpoint an export came from, checked against the recorded sha256."""
     from hearkit.export.onnx_io import sha256_file
@@ -63,7 +54,7 @@ def load_export_checkpoint(summary: dict, checkpoint: str | os.PathLike | None =
 
     path = Path(checkpoint or summary.get("checkpoint", ""))
     if not path.is_file():
-        raise ModelError(f"checkpoint {path} recorded in export.json is not there; pass --checkpoint PATH")
+        raise ModelError(f"checkpoint {path} recorded in {artifacts.EXPORT_SUMMARY} is not there; pass --checkpoint PATH")
     sha = sha256_file(path)
     if summary.get("checkpoint_sha256") and sha != summary["checkpoint_sha256"]:
         raise ModelError(
@@ -184,10 +175,10 @@ def verify_classifier(
     # front-end parity on real audio
     from hearkit.export.quantize import compute_features
 
-    feats_onnx = compute_features(out / "frontend.onnx", wav)
+    feats_onnx = compute_features(out / artifacts.file_name(artifacts.FRONTEND), wav)
     fe_err = float(np.abs(feats_onnx.astype(np.float64) - feats_torch).max())
 
-    variants = {"fp32": {"pipeline": "pipeline.onnx", "recipe": "fp32"}}
+    variants = {artifacts.FP32: {"pipeline": artifacts.file_name(artifacts.PIPELINE), "recipe": "fp32"}}
     for suffix, v in (summary.get("variants") or {}).items():
         variants[suffix] = {"pipeline": v["pipeline"], "recipe": v["recipe"]}
     results: dict[str, dict] = {
@@ -248,8 +239,8 @@ def verify_classifier(
         "checks": checks,
         "passed": all(c["passed"] for c in checks),
     }
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "report.md").write_text(report_markdown(report))
+    (out / artifacts.REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
+    (out / artifacts.REPORT_MD).write_text(report_markdown(report))
     return report
 
 

@@ -25,9 +25,9 @@ import numpy as np
 import torch
 
 from hearkit.asr_metrics import wer_cer
+from hearkit import artifacts
+from hearkit.artifacts import REPORT_JSON, REPORT_MD
 from hearkit.errors import ConfigError, ModelError
-
-REPORT_JSON, REPORT_MD = "report.json", "report.md"
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,8 @@ def verify_ctc(
     """
     from hearkit.audio import load_audio
     from hearkit.export.ctc import WaveformCTC, load_ctc
-    from hearkit.export.verify import load_export_checkpoint, read_export
+    from hearkit.artifacts import read_export
+    from hearkit.export.verify import load_export_checkpoint
     from hearkit.manifest import read_dataset
     from hearkit.metadata import make_session
 
@@ -117,7 +118,7 @@ def verify_ctc(
     if m.dropped:
         log(f"verify: {m.report()}")
 
-    variants = {"fp32": {"pipeline": "pipeline.onnx", "recipe": "fp32"}}
+    variants = {artifacts.FP32: {"pipeline": artifacts.file_name(artifacts.PIPELINE), "recipe": "fp32"}}
     for suffix, v in (summary.get("variants") or {}).items():
         variants[suffix] = {"pipeline": v["pipeline"], "recipe": v["recipe"]}
     sessions = {k: make_session(out / v["pipeline"], threads=1) for k, v in variants.items()}
@@ -191,7 +192,7 @@ def verify_ctc(
     }
     (out / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
     (out / REPORT_MD).write_text(report_markdown(report))
-    (out / "verify_transcripts.tsv").write_text(
+    (out / artifacts.VERIFY_TRANSCRIPTS).write_text(
         "reference\t" + "\t".join(hyps) + "\n"
         + "".join(r + "\t" + "\t".join(hyps[k][i] for k in hyps) + "\n" for i, r in enumerate(refs)))
     return report

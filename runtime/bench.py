@@ -18,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from hearkit import artifacts
 from hearkit.cli import LazyGroup
 from hearkit.commands.options import config_from_options, frontend_options
 
@@ -110,14 +111,7 @@ def export_variants(d) -> list[tuple[str, Path, Path | None]]:
     ``tag`` is ``fp32`` for ``pipeline.onnx`` and the suffix otherwise (``int8``,
     ``fp16``, ...); ``network`` is the matching ``model*.onnx`` or None.
     """
-
-    d = Path(d)
-    out = []
-    for p in sorted(d.glob("pipeline*.onnx"), key=lambda p: (p.name != "pipeline.onnx", p.name)):
-        tag = p.name[len("pipeline"):-len(".onnx")].lstrip(".") or "fp32"
-        net = d / p.name.replace("pipeline", "model")
-        out.append((tag, p, net if net.is_file() else None))
-    return out
+    return artifacts.list_variants(d)
 
 
 def export_checkpoint(d) -> tuple[dict | None, str]:
@@ -133,12 +127,12 @@ def export_checkpoint(d) -> tuple[dict | None, str]:
 
     if find_spec("torch") is None:
         return None, 'torch not installed (pip install "hearkit[train]")'
-    if not (Path(d) / "export.json").is_file():
-        return None, "no export.json (checkpoint unknown)"
-    from hearkit.export.verify import load_export_checkpoint, read_export
+    if not artifacts.summary_path(d).is_file():
+        return None, f"no {artifacts.EXPORT_SUMMARY} (checkpoint unknown)"
+    from hearkit.export.verify import load_export_checkpoint
 
     try:
-        return load_export_checkpoint(read_export(d)), ""
+        return load_export_checkpoint(artifacts.read_export(d)), ""
     except ModelError as e:
         return None, str(e)
 

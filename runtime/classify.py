@@ -31,38 +31,10 @@ from hearkit.errors import ConfigError, ModelError
 from hearkit.frontend import logmel
 from hearkit.metadata import ModelInfo
 
-# Files an export directory holds, in the order a runtime prefers them (int8 is
-# the fastest on CPUs with int8 dot products; fp32 is the fallback).
-PREFERRED_MODELS = ("pipeline.int8.onnx", "pipeline.onnx", "pipeline.fp16.onnx")
 DEFAULT_HOP_SECONDS = 0.1      # seconds between two spotting decisions
 DEFAULT_THRESHOLD = 0.6        # smoothed posterior needed to report a keyword
 DEFAULT_SMOOTHING = 3          # decisions averaged (posterior smoothing window, in hops)
 DEFAULT_REFRACTORY = 1.0       # seconds after a detection during which no other fires
-
-
-def resolve_model(path: str | os.PathLike, prefer: tuple[str, ...] = PREFERRED_MODELS) -> Path:
-    """A model file from a path that is either a file or an export directory.
-
-    Args:
-        path: an ``.onnx``/``.ort`` file, or a directory written by ``hearkit export``.
-        prefer: file names to look for in a directory, first match wins.
-    """
-    p = Path(path)
-    from hearkit.bundle import is_bundle, resolve_model as resolve_bundled
-
-    if is_bundle(p) or (p.is_file() and is_bundle(p.parent)):
-        # a `hearkit package` bundle: the chosen file is checked against manifest.json first
-        first = next((n for n in prefer if n.startswith("pipeline.")), "pipeline.int8.onnx")
-        variant = "fp32" if first == "pipeline.onnx" else first.split(".")[1]
-        return resolve_bundled(p, prefer=variant if variant in ("int8", "fp32", "fp16") else "int8")
-    if p.is_dir():
-        for name in prefer:
-            if (p / name).is_file():
-                return p / name
-        raise ModelError(f"{p}: no model in this directory (looked for {', '.join(prefer)})")
-    if not p.exists():
-        raise ModelError(f"{p}: no such model file or export directory")
-    return p
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -129,7 +101,7 @@ class OnnxScorer:
     """
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None, spinning: bool | None = None, device=None):
-        from hearkit.devices import open_model
+        from hearkit.sessions import open_model
 
         self.path, self.session = open_model(path, device, threads=threads, spinning=spinning)
         self.info: ModelInfo = ModelInfo.from_props(dict(self.session.get_modelmeta().custom_metadata_map), source=os.fspath(self.path))

@@ -23,24 +23,30 @@ Schema (all keys required unless marked optional)::
                    int8, engine_cache, timing_cache (bool), cache_dir, max_workspace_mb
     [why]          "section.key" = "one line" for every key of the sections above
 
+Sessions made from a profile (provider lists, TensorRT options, warnings) are
+``hearkit.sessions``; this module is the schema only and imports no onnxruntime.
+
 Example:
     >>> p = load_profile("raspberry-pi-5")
-    >>> sess = p.session("bundle/pipeline.int8.onnx")
+    >>> p.prefer, p.quantization.activation_type
+    ('int8', 'int8')
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10 has no tomllib; the runtime's deps keep it optional
     tomllib = None
 
+from hearkit.artifacts import VARIANTS
 from hearkit.errors import ConfigError
 
 PROVIDERS = (
@@ -54,7 +60,7 @@ PROVIDERS = (
 )
 ARCHES = ("aarch64", "x86_64")
 OPTIMIZATIONS = ("all", "extended", "basic", "none")
-PREFERS = ("int8", "fp32", "fp16")
+PREFERS = VARIANTS  # the model variants a profile may prefer (hearkit.artifacts)
 QUANT_FORMATS = ("qdq",)
 QUANT_TYPES = ("int8", "uint8")
 CALIBRATIONS = ("minmax", "entropy", "percentile")
@@ -64,45 +70,68 @@ ORT_PLATFORMS = ("arm", "amd64")
 TRT_SHAPES = ("fixed", "profile")
 MB = 1 << 20  # bytes per MiB
 
-# Files a model variant may have in an export or bundle directory, by preference.
-VARIANT_FILES = {
-    "int8": ("pipeline.int8.onnx", "pipeline.int8.ort"),
-    "fp32": ("pipeline.onnx", "pipeline.ort"),
-    "fp16": ("pipeline.fp16.onnx", "pipeline.fp16.ort"),
-}
-
-
-class DeviceWarning(UserWarning):
-    """A device profile asked for something this machine cannot give (provider missing, CPU fallback)."""
-
 
 @dataclass(frozen=True)
 class QuantRecipe:
-    """Static quantization settings handed to the export's quantizer (docs/design.md §5).
+    """How to quantize a network graph (docs/design.md §5): a profile's ``[quantization]`` and the export's recipes.
+
+    The settings (``format`` ... ``calibration``) are what a profile fixes and what
+    decides whether two recipes make the same model; ``op_types`` and ``float_stem``
+    are export choices a profile leaves at their defaults, ``name`` and ``why`` label it.
 
     Attributes:
         format: ``qdq`` (QuantizeLinear/DequantizeLinear pairs; the fast int8 path of ORT's
-            CPU provider and what TensorRT consumes).
-        activation_type: ``int8`` | ``uint8``.
-        weight_type: ``int8`` | ``uint8``.
-        per_channel: per-output-channel weight scales.
-        reduce_range: 7-bit weights (x86 AVX2 without VNNI saturation workaround).
+            CPU provider and what TensorRT consumes, the only format a profile takes) |
+            ``qoperator`` (QLinearConv etc.) | ``fp16`` (half-precision weights and math).
+        activation_type: ``int8`` | ``uint8`` (static recipes; None for fp16).
+        weight_type: ``int8`` | ``uint8`` (static recipes; None for fp16).
+        per_channel: one scale per output channel of conv/linear weights.
+        reduce_range: 7-bit weights, avoiding the saturation of U8S8 on AVX2 without VNNI.
         symmetric_activations: zero point 0 for activations (TensorRT needs it).
         symmetric_weights: zero point 0 for weights.
         calibration: ``minmax`` | ``entropy`` | ``percentile``.
+        op_types: ONNX op types to quantize; others stay fp32 (Default: None = onnxruntime's
+            full list, which also quantizes Add, pooling, Reshape... between convolutions).
+        float_stem: keep a one-input-channel convolution (the stem over the log-mel plane), its
+            Relu and the ops before it in fp32 (Default: True). onnxruntime's fast int8 conv
+            kernels need input channels in multiples of 4; a 1-channel int8 conv falls back to a
+            generic im2col path, measured 87-92 us vs 33-36 us fp32 for the DS-CNN-S stem.
+        name: registry key of the export's recipes, also written to the model metadata
+            (Default: "" for a profile's settings; ``hearkit.export.package.device_recipe`` names it).
+        why: the hardware reason, one line (Default: "").
     """
 
+    # the keys of a profile's [quantization] table, in the order models record them
+    SETTINGS: ClassVar[tuple[str, ...]] = (
+        "format", "activation_type", "weight_type", "per_channel", "reduce_range",
+        "symmetric_activations", "symmetric_weights", "calibration",
+    )
+
     format: str = "qdq"
-    activation_type: str = "int8"
-    weight_type: str = "int8"
+    activation_type: str | None = "int8"
+    weight_type: str | None = "int8"
     per_channel: bool = True
     reduce_range: bool = False
     symmetric_activations: bool = False
     symmetric_weights: bool = True
     calibration: str = "minmax"
+    op_types: tuple[str, ...] | None = None
+    float_stem: bool = True
+    name: str = ""
+    why: str = ""
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        """The settings only (:attr:`SETTINGS`), as a profile's ``[quantization]`` table holds them."""
+        return {k: getattr(self, k) for k in self.SETTINGS}
+
+    def matches(self, quantization: Mapping) -> bool:
+        """True when a model's ``hearkit.quantization`` metadata records these settings (empty: False)."""
+        return bool(quantization) and all(quantization.get(k) == getattr(self, k) for k in self.SETTINGS)
+
+    @property
+    def static(self) -> bool:
+        """Calibrated int8 (``qdq`` / ``qoperator``), as opposed to ``fp16``."""
+        return self.format in ("qdq", "qoperator")
 
 
 @dataclass(frozen=True)
@@ -189,242 +218,11 @@ class DeviceProfile:
             f"runs {self.prefer}{extra}, int8 recipe {recipe}"
         )
 
-    def variant_files(self) -> tuple[str, ...]:
-        """Model file names to look for in a bundle, preferred variant first, then the others."""
-        order = [self.prefer] + [v for v in ("int8", "fp32", "fp16") if v != self.prefer]
-        return tuple(name for v in order for name in VARIANT_FILES[v])
-
-    def provider_list(self, model_path: str | os.PathLike | None = None, available: list[str] | None = None) -> list:
-        """The ``providers`` argument for ``InferenceSession``: names with their options.
-
-        Providers this onnxruntime lacks are dropped with one :class:`DeviceWarning`
-        each (once per process); CPU is always last.
-
-        Args:
-            model_path: the model, read for its input name and window length when
-                TensorRT needs shape profiles (Default: None, no profile shapes).
-            available: override of ``onnxruntime.get_available_providers()`` (tests).
-        """
-        if available is None:
-            import onnxruntime as ort
-
-            available = ort.get_available_providers()
-        out: list = []
-        for p in self.providers:
-            if p not in available:
-                if p != "CPUExecutionProvider":
-                    _warn_once(
-                        ("missing", self.name, p),
-                        f"device profile '{self.name}' asks for {p}, but this onnxruntime does not have it "
-                        f"(available: {', '.join(available)}); running without it. "
-                        + _INSTALL_HINT.get(p, ""),
-                    )
-                continue
-            if p == "TensorrtExecutionProvider":
-                out.append((p, self._tensorrt_options(model_path)))
-            elif p == "CUDAExecutionProvider":
-                out.append((p, {"device_id": 0}))
-            else:
-                out.append(p)
-        if "CPUExecutionProvider" not in out:
-            out.append("CPUExecutionProvider")
-        return out
-
-    def _tensorrt_options(self, model_path) -> dict:
-        t = self.tensorrt or TensorRTOptions()
-        cache = os.path.expanduser(t.cache_dir)
-        opts: dict = {
-            "trt_fp16_enable": bool(self.fp16),
-            "trt_int8_enable": bool(t.int8),
-            "trt_max_workspace_size": int(t.max_workspace_mb) * MB,
-            "trt_engine_cache_enable": bool(t.engine_cache),
-            "trt_timing_cache_enable": bool(t.timing_cache),
-        }
-        if t.engine_cache or t.timing_cache:
-            os.makedirs(cache, exist_ok=True)
-            opts["trt_engine_cache_path"] = cache
-            opts["trt_timing_cache_path"] = cache
-        if model_path is not None:
-            opts.update(trt_shape_profile(model_path, t))
-        return opts
-
-    def session(
-        self,
-        path: str | os.PathLike,
-        spinning: bool | None = None,
-        threads: int | None = None,
-        warn_fallback: bool = True,
-    ):
-        """An ``InferenceSession`` for ``path`` configured by this profile.
-
-        Warns once (:class:`DeviceWarning`) when a provider is missing, when
-        onnxruntime registered fewer providers than asked (e.g. TensorRT failed to
-        start), and when nodes fall back to the CPU provider.
-
-        Args:
-            path: model file (.onnx or .ort).
-            spinning: override the profile's spinning (``hearkit stream`` passes False).
-            threads: override the profile's intra-op threads.
-            warn_fallback: check node placement (needs onnxruntime >= 1.23; skipped before).
-        """
-        from hearkit.metadata import make_session
-
-        providers = self.provider_list(path)
-        names = [p if isinstance(p, str) else p[0] for p in providers]
-        accel = [n for n in names if n != "CPUExecutionProvider"]
-        config = {"session.record_ep_graph_assignment_info": "1"} if accel and warn_fallback else None
-        sess = make_session(
-            path,
-            threads=self.threads if threads is None else threads,
-            spinning=self.spinning if spinning is None else spinning,
-            providers=providers,
-            optimization=self.graph_optimization,
-            config=config,
-        )
-        got = sess.get_providers()
-        for n in accel:
-            if n not in got:
-                _warn_once(
-                    ("failed", self.name, n),
-                    f"device profile '{self.name}': {n} is installed but did not start for {os.fspath(path)} "
-                    f"(registered: {', '.join(got)}); everything runs on the remaining providers. "
-                    "Call onnxruntime.set_default_logger_severity(0) before loading to see onnxruntime's reason.",
-                )
-        if accel and warn_fallback:
-            _check_fallback(sess, self.name, accel, os.fspath(path))
-        return sess
-
-
-def open_model(
-    path: str | os.PathLike,
-    device: str | os.PathLike | DeviceProfile | None = None,
-    *,
-    prefer: str = "int8",
-    threads: int | None = None,
-    spinning: bool | None = None,
-    providers: list | None = None,
-):
-    """The model file to run and its ``InferenceSession``, configured by a device profile when one is given.
-
-    The one place where the runtime classes (``Classifier``, ``KeywordSpotter``,
-    ``Transcriber``) turn "a path and maybe a device" into a session, so a
-    profile's choices apply the same way everywhere.
-
-    Args:
-        path: a model file, an export folder or a bundle (``hearkit.bundle.resolve_model``:
-            a bundled file's sha256 is checked against the manifest first).
-        device: profile name, ``profile.toml`` path or ``DeviceProfile`` (Default: None:
-            CPU provider, hearkit's session defaults). Its ``prefer`` picks the variant
-            in a folder; its providers (in order), threads, optimisation level and
-            spinning configure the session, with a warning once per missing provider.
-        prefer: variant taken first from a folder when no device is given (Default: int8).
-        threads: intra-op threads (Default: the profile's, or 1 without one).
-        spinning: override spinning; periodic streaming passes False (docs/design.md §6)
-            (Default: the profile's, or on without one).
-        providers: execution providers when no device is given (Default: CPU).
-
-    Returns:
-        (model path, session).
-
-    Raises:
-        ConfigError: unknown device (the message lists the known ones), or both
-            ``device`` and ``providers`` given.
-        ModelError: nothing to run at ``path`` (``BundleError`` for a file that differs from its manifest).
-    """
-    from hearkit.bundle import resolve_model
-    from hearkit.metadata import make_session
-
-    profile = None if device is None else load_profile(device)
-    if profile is not None and providers is not None:
-        raise ConfigError(f"give a device profile or explicit providers, not both (profile '{profile.name}' lists its own providers)")
-    file = resolve_model(path, prefer=prefer, device=profile)
-    if profile is not None:
-        return file, profile.session(file, spinning=spinning, threads=threads)
-    sess = make_session(
-        file,
-        threads=1 if threads is None else threads,
-        spinning=True if spinning is None else spinning,
-        providers=providers,
-    )
-    return file, sess
-
-
-_INSTALL_HINT = {
-    "TensorrtExecutionProvider": "On a Jetson install NVIDIA's onnxruntime-gpu for your JetPack (devices/jetson-orin/setup.sh).",
-    "CUDAExecutionProvider": "On a Jetson install NVIDIA's onnxruntime-gpu for your JetPack (devices/jetson-orin/setup.sh); on a PC, onnxruntime-gpu.",
-}
-_WARNED: set = set()
-
-
-def _warn_once(key: tuple, message: str) -> None:
-    """Emit a DeviceWarning the first time ``key`` is seen in this process."""
-    if key in _WARNED:
-        return
-    _WARNED.add(key)
-    warnings.warn(message, DeviceWarning, stacklevel=3)
-
-
-def _check_fallback(sess, profile: str, accel: list[str], path: str) -> None:
-    """Warn once when nodes were assigned to the CPU provider although accelerators were asked for."""
-    get = getattr(sess, "get_provider_graph_assignment_info", None)
-    if get is None:  # onnxruntime < 1.23 cannot tell; ORT's own log still says it
-        return
-    try:
-        info = get()
-    except Exception:  # recording was not enabled or the build lacks it
-        return
-    on_cpu: list[str] = []
-    total = 0
-    for sub in info:
-        nodes = list(sub.get_nodes()) if hasattr(sub, "get_nodes") else []
-        total += len(nodes)
-        if getattr(sub, "ep_name", "") == "CPUExecutionProvider":
-            on_cpu += [getattr(n, "op_type", "?") for n in nodes]
-    if on_cpu:
-        ops = sorted(set(on_cpu))
-        _warn_once(
-            ("fallback", profile, path),
-            f"device profile '{profile}': {len(on_cpu)} of {total} nodes of {path} run on CPUExecutionProvider, "
-            f"not on {' / '.join(accel)} (op types: {', '.join(ops[:12])}{' ...' if len(ops) > 12 else ''}).",
-        )
-
-
-def trt_shape_profile(model_path: str | os.PathLike, t: TensorRTOptions) -> dict:
-    """TensorRT ``trt_profile_{min,opt,max}_shapes`` for a hearkit waveform model.
-
-    ``fixed`` uses the model's window (``hearkit.window_samples``) for all three;
-    ``profile`` uses the seconds of ``t`` at the model's sample rate. Models whose
-    input is not a (batch, samples) waveform get no profile (TensorRT then
-    infers shapes itself).
-    """
-    from hearkit.metadata import read_model_info
-
-    import onnxruntime as ort
-
-    info = read_model_info(model_path)
-    if info.input != "waveform":
-        return {}
-    sess = ort.InferenceSession(os.fspath(model_path), providers=["CPUExecutionProvider"])
-    inp = sess.get_inputs()[0]
-    if len(inp.shape) != 2:
-        return {}
-    sr = info.frontend.sample_rate
-    if t.shapes == "fixed" and info.window_samples:
-        lo = opt = hi = int(info.window_samples)
-    else:
-        lo, opt, hi = (max(1, round(s * sr)) for s in (t.min_seconds, t.opt_seconds, t.max_seconds))
-    name = inp.name
-    return {
-        "trt_profile_min_shapes": f"{name}:1x{lo}",
-        "trt_profile_opt_shapes": f"{name}:1x{opt}",
-        "trt_profile_max_shapes": f"{name}:1x{hi}",
-    }
-
 
 # -- loading -------------------------------------------------------------------
 
 _SESSION_KEYS = ("providers", "threads", "spinning", "graph_optimization", "prefer", "fp16")
-_QUANT_KEYS = tuple(QuantRecipe.__dataclass_fields__)
+_QUANT_KEYS = QuantRecipe.SETTINGS
 _FRONTEND_KEYS = ("backend", "precision")
 _PACKAGE_KEYS = ("ort_target_platform",)
 _TRT_KEYS = tuple(TensorRTOptions.__dataclass_fields__)

@@ -177,7 +177,8 @@ class Transcriber:
         spinning: bool | None = None,
         device=None,
     ):
-        from hearkit.devices import open_model
+        from hearkit.artifacts import INT8, PIPELINE, file_name
+        from hearkit.sessions import open_model
 
         # a file, an export folder (int8 pipeline first, or the device's variant) or a verified bundle
         path, self.session = open_model(path, device, prefer="int8", threads=threads, spinning=spinning, providers=providers)
@@ -190,7 +191,7 @@ class Transcriber:
         if self.info.input != "waveform":
             raise ModelError(
                 f"{self.path}: takes '{self.info.input}' input; transcription needs the waveform-input pipeline "
-                "(pipeline.onnx or pipeline.int8.onnx, front-end included)"
+                f"({file_name(PIPELINE)} or {file_name(PIPELINE, INT8)}, front-end included)"
             )
         inputs = [i.name for i in self.session.get_inputs()]
         outputs = [o.name for o in self.session.get_outputs()]

@@ -123,18 +123,18 @@ def _inputs(shared: Path | None, tmp: Path) -> dict[str, Path]:
 
 
 # Runs inside the emulator with the staged, torch-free hearkit: verifies each bundled
-# file through hearkit.bundle, runs it with 1 thread, greedy-decodes CTC outputs.
+# file through hearkit.artifacts, runs it with 1 thread, greedy-decodes CTC outputs.
 GUEST = textwrap.dedent(
     """
     import json, platform, sys
     import numpy as np, onnxruntime as ort
-    from hearkit.bundle import resolve_model
+    from hearkit.artifacts import resolve
     from hearkit.metadata import make_session, read_model_info
     from hearkit.ctc import greedy_tokens
     jobs = json.load(open(sys.argv[1]))
     out = {"machine": platform.machine(), "onnxruntime": ort.__version__}
     for job in jobs:
-        path = resolve_model(job["model"])            # sha256 against manifest.json
+        path = resolve(job["model"])            # sha256 against manifest.json
         sess = make_session(path, threads=1)
         x = np.load(job["input"])
         y = sess.run(None, {sess.get_inputs()[0].name: x})[0]

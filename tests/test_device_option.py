@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from hearkit import devices as hd
+from hearkit import sessions as hs
 from hearkit.cli import main
 
 torch = pytest.importorskip("torch", reason="building the test checkpoint needs hearkit[train]")
@@ -37,7 +38,7 @@ def invoke(*args):
 @pytest.fixture(autouse=True)
 def fresh_warnings(monkeypatch):
     """Each test sees the device warnings anew (they are emitted once per process)."""
-    monkeypatch.setattr(hd, "_WARNED", set())
+    monkeypatch.setattr(hs, "_WARNED", set())
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +106,7 @@ def test_export_quantizes_with_the_device_recipe(device, kws, vnni_export, tmp_p
     summary = json.loads((out / "export.json").read_text())
     assert summary["device"] == device
     assert summary["variants"] == {"int8": {"recipe": recipe.name, "model": "model.int8.onnx", "pipeline": "pipeline.int8.onnx"}}
-    from hearkit.bundle import sha256_file
+    from hearkit.artifacts import sha256_file
 
     assert summary["files"]["pipeline.int8.onnx"]["sha256"] == sha256_file(out / "pipeline.int8.onnx")
     # `hearkit package --device` for the same device reuses it instead of quantizing again
@@ -140,7 +141,7 @@ def test_runtime_classes_take_the_profile(vnni_export):
     assert _threads_spinning_level(kws.scorer.session) == (1, "0", full)
     assert Classifier(vnni_export, device="x86-vnni", threads=3).scorer.session.get_session_options().intra_op_num_threads == 3
     # jetson prefers fp32 (TensorRT builds its own reduced precision) and uses the extended level
-    with pytest.warns(hd.DeviceWarning):
+    with pytest.warns(hs.DeviceWarning):
         jet = Classifier(vnni_export, device="jetson-orin")
     assert jet.path.name == "pipeline.onnx"
     assert _threads_spinning_level(jet.scorer.session) == (2, "0", ext)
@@ -154,7 +155,7 @@ def test_open_model_refuses_device_with_providers(vnni_export):
     from hearkit.errors import ConfigError
 
     with pytest.raises(ConfigError, match="not both"):
-        hd.open_model(vnni_export, "x86-vnni", providers=["CPUExecutionProvider"])
+        hs.open_model(vnni_export, "x86-vnni", providers=["CPUExecutionProvider"])
 
 
 # -- CLI --------------------------------------------------------------------------
@@ -233,7 +234,7 @@ def test_jetson_on_cpu_warns_once_and_runs(command, kws, vnni_export, ctc_dir):
         warnings.simplefilter("always")
         r = invoke(command, model, clip, *extra, "--device", "jetson-orin")
     assert r.exit_code == 0, r.output
-    msgs = [str(w.message) for w in got if issubclass(w.category, hd.DeviceWarning)]
+    msgs = [str(w.message) for w in got if issubclass(w.category, hs.DeviceWarning)]
     assert len(msgs) == 2, msgs  # one for TensorRT, one for CUDA, none repeated
     assert "asks for TensorrtExecutionProvider" in msgs[0] and "asks for CUDAExecutionProvider" in msgs[1]
     assert all("running without it" in m and "onnxruntime-gpu" in m for m in msgs)

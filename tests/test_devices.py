@@ -14,7 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from hearkit import devices as hd
-from hearkit.bundle import BundleError, load_manifest, resolve_model, verify_bundle
+from hearkit import sessions as hs
+from hearkit.artifacts import BundleError, load_manifest, resolve, verify_bundle
 from hearkit.cli import main
 from hearkit.errors import ConfigError, ModelError
 
@@ -93,22 +94,22 @@ def test_profile_from_a_path_and_unknown_names(tmp_path):
 
 
 def test_missing_provider_warns_once(monkeypatch):
-    monkeypatch.setattr(hd, "_WARNED", set())
+    monkeypatch.setattr(hs, "_WARNED", set())
     jet = hd.load_profile("jetson-orin")
-    with pytest.warns(hd.DeviceWarning, match="asks for TensorrtExecutionProvider.*onnxruntime-gpu"):
-        got = jet.provider_list(available=["CPUExecutionProvider"])
+    with pytest.warns(hs.DeviceWarning, match="asks for TensorrtExecutionProvider.*onnxruntime-gpu"):
+        got = hs.provider_list(jet, available=["CPUExecutionProvider"])
     assert got == ["CPUExecutionProvider"]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a second warning would raise
-        assert jet.provider_list(available=["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+        assert hs.provider_list(jet, available=["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
 
 
 def test_cpu_profiles_do_not_warn(monkeypatch):
-    monkeypatch.setattr(hd, "_WARNED", set())
+    monkeypatch.setattr(hs, "_WARNED", set())
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for name in ("raspberry-pi-4", "x86-avx2"):
-            assert hd.load_profile(name).provider_list() == ["CPUExecutionProvider"]
+            assert hs.provider_list(hd.load_profile(name)) == ["CPUExecutionProvider"]
 
 
 def test_cli_devices_lists_and_shows():
@@ -184,6 +185,8 @@ def test_every_profile_packages_with_its_recipe(bundles):
         assert expected <= set(m["files"]), (name, expected - set(m["files"]))
         assert m["metadata"]["hearkit.task"] == "classify" and json.loads(m["metadata"]["hearkit.labels"]) == ["a", "b", "c"]
         assert "--include_ops_by_config" in (b / "README.md").read_text()
+        # the Python line of the README names the one resolver, with this profile's variant
+        assert f'hearkit.artifacts.resolve("{name}", prefer="{prof.prefer}")' in (b / "README.md").read_text()
     # the fp32 pipeline is the export's, byte for byte
     a = load_manifest(bundles["x86-vnni"])["files"]["pipeline.onnx"]["sha256"]
     assert a == load_manifest(bundles["raspberry-pi-4"])["files"]["pipeline.onnx"]["sha256"]
@@ -208,12 +211,12 @@ def test_ort_models_give_the_onnx_outputs(bundles):
     assert "/tmp" not in ops.split("\n", 3)[1]
 
 
-def test_resolve_model_prefers_and_verifies(bundles, tmp_path):
+def test_resolve_prefers_and_verifies(bundles, tmp_path):
     b = bundles["raspberry-pi-5"]
-    assert resolve_model(b).name == "pipeline.int8.onnx"
-    assert resolve_model(b, prefer="fp32").name == "pipeline.onnx"
-    assert resolve_model(b, kind="ort").name == "pipeline.int8.ort"
-    assert resolve_model(bundles["jetson-orin"], device="jetson-orin").name == "pipeline.onnx"
+    assert resolve(b).name == "pipeline.int8.onnx"
+    assert resolve(b, prefer="fp32").name == "pipeline.onnx"
+    assert resolve(b, kind="ort").name == "pipeline.int8.ort"
+    assert hs.model_file(bundles["jetson-orin"], "jetson-orin").name == "pipeline.onnx"
     # a bundle whose model was changed is refused, naming the file
     bad = tmp_path / "bad"
     shutil.copytree(b, bad)
@@ -221,19 +224,19 @@ def test_resolve_model_prefers_and_verifies(bundles, tmp_path):
     data[-10] ^= 0xFF
     (bad / "pipeline.int8.onnx").write_bytes(bytes(data))
     with pytest.raises(BundleError, match=r"pipeline\.int8\.onnx: sha256 .* does not match manifest\.json"):
-        resolve_model(bad)
+        resolve(bad)
     with pytest.raises(BundleError, match=r"pipeline\.int8\.onnx"):
-        resolve_model(bad / "pipeline.int8.onnx")
-    assert resolve_model(bad, prefer="fp32").name == "pipeline.onnx"  # untouched files still run
+        resolve(bad / "pipeline.int8.onnx")
+    assert resolve(bad, prefer="fp32").name == "pipeline.onnx"  # untouched files still run
     with pytest.raises(BundleError, match="pipeline.int8.onnx"):
         verify_bundle(bad)
     # an extra file not in the manifest is not run
     shutil.copy(b / "pipeline.onnx", bad / "other.onnx")
     with pytest.raises(BundleError, match="not listed"):
-        resolve_model(bad / "other.onnx")
+        resolve(bad / "other.onnx")
     (bad / "pipeline.ort").unlink()
     with pytest.raises(BundleError, match="missing from the bundle"):
-        resolve_model(bad, prefer="fp32", kind="ort")
+        resolve(bad, prefer="fp32", kind="ort")
 
 
 def test_cli_package_and_verify(kws_export, bundles, tmp_path):
@@ -330,11 +333,11 @@ def test_c_sources_compile(bundles, tmp_path):
 
 def test_tensorrt_options_from_profile_and_model(bundles, tmp_path, monkeypatch):
     """No GPU here: the TensorRT provider options are built as they would be on a Jetson."""
-    monkeypatch.setattr(hd, "_WARNED", set())
+    monkeypatch.setattr(hs, "_WARNED", set())
     jet = hd.load_profile("jetson-orin")
     jet = hd.DeviceProfile(**{**jet.__dict__, "tensorrt": hd.TensorRTOptions(**{**jet.tensorrt.__dict__, "cache_dir": str(tmp_path / "trt")})})
-    got = jet.provider_list(bundles["jetson-orin"] / "pipeline.onnx",
-                            available=["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
+    got = hs.provider_list(jet, bundles["jetson-orin"] / "pipeline.onnx",
+                           available=["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
     (name, opts), cuda, cpu = got
     assert name == "TensorrtExecutionProvider" and cuda[0] == "CUDAExecutionProvider" and cpu == "CPUExecutionProvider"
     assert opts["trt_fp16_enable"] and not opts["trt_int8_enable"]
@@ -342,11 +345,11 @@ def test_tensorrt_options_from_profile_and_model(bundles, tmp_path, monkeypatch)
     assert (opts["trt_profile_min_shapes"], opts["trt_profile_opt_shapes"], opts["trt_profile_max_shapes"]) == (
         "waveform:1x8000", "waveform:1x16000", "waveform:1x480000")
     fixed = hd.TensorRTOptions(shapes="fixed")
-    assert hd.trt_shape_profile(bundles["jetson-orin"] / "pipeline.onnx", fixed)["trt_profile_max_shapes"] == "waveform:1x16000"
+    assert hs.trt_shape_profile(bundles["jetson-orin"] / "pipeline.onnx", fixed)["trt_profile_max_shapes"] == "waveform:1x16000"
 
 
 def test_profile_session_runs_a_bundle(bundles):
-    sess = hd.load_profile("raspberry-pi-5").session(resolve_model(bundles["raspberry-pi-5"]))
+    sess = hs.profile_session(hd.load_profile("raspberry-pi-5"), resolve(bundles["raspberry-pi-5"]))
     y = sess.run(None, {"waveform": np.zeros((2, SAMPLE_RATE), np.float32)})[0]
     assert y.shape == (2, 3) and np.isfinite(y).all()
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hearkit import artifacts
+
 SAMPLE_RATE = 16000  # Hz
 CLIP_SECONDS = 1.0  # keyword window
 KEYWORDS = ("yes", "no", "up", "down", "stop", "go")
@@ -229,8 +231,8 @@ def run_demo(cfg: DemoConfig = DemoConfig()) -> dict:
         "detections": [{"label": d.label, "time": round(d.time, 2), "score": round(float(d.score), 3)} for d in detections],
         "total_seconds": round(time.perf_counter() - t_start, 1),
         "files": {
-            "model": str(out / "export" / "pipeline.int8.onnx"),
-            "report": str(out / "export" / "report.md"),
+            "model": str(out / "export" / artifacts.file_name(artifacts.PIPELINE, artifacts.INT8)),
+            "report": str(out / "export" / artifacts.REPORT_MD),
             "timeline": str(out / "timeline.png"),
             "confusion": str(Path(run) / "confusion.png"),
         },

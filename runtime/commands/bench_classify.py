@@ -84,8 +84,8 @@ def _torch_fns(d: Path):
         return None, why
     import importlib
 
+    from hearkit.artifacts import read_export
     from hearkit.export.classify import WaveformClassifier, load_classifier
-    from hearkit.export.verify import read_export
 
     summary = read_export(d)
     torch = importlib.import_module("torch")  # measured only; hearkit's runtime does not need it

@@ -29,9 +29,9 @@ KiB = 1024
 _FOOTPRINT_HEARKIT = PEAK_RSS_SNIPPET + """
 import json, sys, time
 t0 = time.perf_counter()
-from hearkit.bundle import resolve_model
+from hearkit.artifacts import resolve
 from hearkit.classify import Classifier
-path = resolve_model(sys.argv[1], prefer=sys.argv[2])
+path = resolve(sys.argv[1], prefer=sys.argv[2])
 clf = Classifier(path)
 p = clf.classify(sys.argv[3]) if sys.argv[3] != "-" else clf.classify(__import__("numpy").zeros(clf.window_samples, "float32"))
 print(json.dumps({"rss_kb": peak_kb(), "inner_s": time.perf_counter() - t0, "label": p.label, "model": str(path)}))
@@ -52,18 +52,18 @@ def _percentile(values: list[float], q: float) -> float:
 
 def candidates(path: Path, prefer: str) -> list[Path]:
     """The model files to measure: the verified variants of a bundle or export folder, or the file itself."""
-    from hearkit.bundle import is_bundle, model_name, resolve_model, variant_order
+    from hearkit.artifacts import KINDS, PIPELINE, file_name, is_bundle, load_manifest, resolve, variant_order
 
     if path.is_file():
-        return [resolve_model(path)]
+        return [resolve(path)]
     out = []
-    for kind in ("onnx", "ort"):
+    for kind in KINDS:
         for v in variant_order(prefer):
-            name = model_name(v, kind)
-            if (path / name).is_file() or (is_bundle(path) and name in json.loads((path / "manifest.json").read_text())["files"]):
-                out.append(resolve_model(path / name))
+            name = file_name(PIPELINE, v, kind)
+            if (path / name).is_file() or (is_bundle(path) and name in load_manifest(path)["files"]):
+                out.append(resolve(path / name))
     if not out:
-        out.append(resolve_model(path, prefer=prefer))
+        out.append(resolve(path, prefer=prefer))
     return out
 
 
@@ -72,6 +72,7 @@ def bench_one(path: Path, profile, repeat: int, seconds: float | None) -> dict:
     import numpy as np
 
     from hearkit.metadata import make_session, read_model_info
+    from hearkit.sessions import profile_session
 
     info = read_model_info(path)
     sr = info.frontend.sample_rate
@@ -84,7 +85,7 @@ def bench_one(path: Path, profile, repeat: int, seconds: float | None) -> dict:
 
     def load():
         if profile is not None:
-            return profile.session(path)
+            return profile_session(profile, path)
         return make_session(path, threads=1)
 
     loads = []

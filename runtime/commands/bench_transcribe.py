@@ -27,6 +27,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from hearkit import artifacts
 from hearkit.bench import PEAK_RSS_SNIPPET, export_checkpoint, export_variants, time_interleaved
 from hearkit.errors import ModelError
 
@@ -105,7 +106,7 @@ def torch_transcriber(export_dir, fp32_model):
         return None, str(e)
     tr = Transcriber(fp32_model, threads=1)
     if list(ckpt["vocab"]) != list(tr.vocab) or cfg != tr.info.frontend:
-        return None, f"checkpoint in export.json does not match {Path(fp32_model).name} (vocabulary or front-end differ)"
+        return None, f"checkpoint in {artifacts.EXPORT_SUMMARY} does not match {Path(fp32_model).name} (vocabulary or front-end differ)"
     tr.session = _TorchSession(WaveformCTC(net, cfg), torch)
     return tr, ""
 
@@ -203,16 +204,16 @@ def bench_transcribe(model_dir, audio, seconds, repeat, memory, as_json):
     if x.size == 0:
         raise ModelError(f"{source}: no samples to transcribe")
     audio_s = x.size / sr
-    fp32 = dict(variants).get("fp32")
+    fp32 = dict(variants).get(artifacts.FP32)
 
     # name -> (Transcriber or None, model file or "", note)
     contenders: dict = {}
     if fp32 is None:
-        contenders["torch eager"] = (None, "", "needs pipeline.onnx (fp32) for the transcriber's settings")
+        contenders["torch eager"] = (None, "", f"needs {artifacts.file_name(artifacts.PIPELINE)} (fp32) for the transcriber's settings")
     else:
         tr, why = torch_transcriber(d, fp32)
-        ck = (json.loads((d / "export.json").read_text()).get("checkpoint", "") if (d / "export.json").is_file() else "")
-        contenders["torch eager"] = (tr, ck, why or "checkpoint from export.json, torch front-end + network")
+        ck = artifacts.read_export(d).get("checkpoint", "") if artifacts.summary_path(d).is_file() else ""
+        contenders["torch eager"] = (tr, ck, why or f"checkpoint from {artifacts.EXPORT_SUMMARY}, torch front-end + network")
     for tag, pipe in variants:
         contenders[f"onnx {tag}"] = (Transcriber(pipe, threads=1), str(pipe), f"{pipe.name}, onnxruntime")
     for name, (tr, _, note) in contenders.items():

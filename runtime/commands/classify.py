@@ -36,16 +36,16 @@ def _load(spec: str):
 
 
 def _task(model, device=None) -> tuple[str, Path]:
+    """(metadata task, model file) of MODEL: the device's preferred variant (Default: int8) of a folder or bundle.
+
+    Pipelines (waveform in) come first; a folder without any falls back to the
+    network alone (``model*.onnx``, log-mel in), which the runners also take.
+    """
+    from hearkit.artifacts import MODEL, PIPELINE
     from hearkit.metadata import read_model_info
+    from hearkit.sessions import model_file
 
-    if device is not None:  # the profile's preferred variant (int8 / fp32 / fp16)
-        from hearkit.bundle import resolve_model
-
-        path = resolve_model(model, device=device)
-    else:
-        from hearkit.classify import resolve_model
-
-        path = resolve_model(model, prefer=("pipeline.int8.onnx", "pipeline.onnx", "pipeline.fp16.onnx", "model.onnx"))
+    path = model_file(model, device, stems=(PIPELINE, MODEL))
     return read_model_info(path).task, path
 
 

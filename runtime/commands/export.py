@@ -79,63 +79,18 @@ def export(checkpoint, out_dir, quantize, recipe, calibration_clips, data, fmt, 
         from hearkit.export.quantize import get_recipe
 
         variants += (get_recipe(recipe).name,)
-    dev_recipe = None
-    if profile is not None and "int8" in variants:
-        from hearkit.export.package import device_recipe
-        from hearkit.export.quantize import RECIPES
+    if profile is not None:  # the device's recipe makes the int8 variant
+        from hearkit.export.package import plan_device_variants
 
-        dev_recipe = device_recipe(profile)
-        variants = tuple(v for v in variants if v not in ("int8", dev_recipe.name))
-        if dev_recipe.name in RECIPES:  # the exporter makes it (with its calibration); renamed to int8 below
-            variants += (dev_recipe.name,)
+        variants, dev_recipe = plan_device_variants(variants, profile)
     summary = _load(EXPORTERS[task])(
         checkpoint, out_dir, quantize=variants, calibration_clips=calibration_clips, data=data, fmt=fmt, ckpt=ckpt
     )
     if profile is not None:
-        summary = _device_variant(out_dir, summary, profile, dev_recipe, data, calibration_clips)
+        from hearkit.export.package import make_device_variant
+
+        summary = make_device_variant(out_dir, summary, profile, dev_recipe, data, calibration_clips)
     click.echo(json.dumps({"output": out_dir, "files": sorted(summary["files"]), "checks": summary["checks"]}))
-
-
-def _device_variant(out_dir, summary: dict, profile, recipe, data, clips: int) -> dict:
-    """Make the device recipe's variant the export's int8 one and record the device in export.json.
-
-    The int8 file names are what the runtime and ``hearkit package`` look for
-    (``hearkit run out/kws --device NAME`` runs it; ``package`` reuses it). A
-    registered recipe was quantized by the exporter under its own name and is
-    renamed here; a recipe that matches no registered one (e.g. the Pi 4's U8S8
-    without reduce-range) is quantized as ``hearkit package`` does it.
-    """
-    import os
-    from pathlib import Path
-
-    from hearkit.export.package import EXPORT_SUMMARY
-
-    out = Path(out_dir)
-    if recipe is not None:
-        from hearkit.export.quantize import RECIPES
-
-        variants = summary.setdefault("variants", {})
-        if recipe.name in RECIPES:
-            suffix = next(k for k, v in variants.items() if v.get("recipe") == recipe.name)
-            v = variants.pop(suffix)
-            for kind in ("model", "pipeline"):
-                name = f"{kind}.int8.onnx"
-                if v[kind] != name:
-                    os.replace(out / v[kind], out / name)
-                    summary["files"][name] = summary["files"].pop(v[kind])
-        else:
-            from hearkit.bundle import sha256_file
-            from hearkit.export.package import quantize_for_device
-
-            # CTC checkpoints record their training manifest, not a data folder
-            src = data or (summary.get("train_config") or {}).get("train_manifest")
-            quantize_for_device(out, out, recipe, data=src, clips=clips)
-            for name in ("model.int8.onnx", "pipeline.int8.onnx"):
-                summary["files"][name] = {"bytes": (out / name).stat().st_size, "sha256": sha256_file(out / name)}
-        variants["int8"] = {"recipe": recipe.name, "model": "model.int8.onnx", "pipeline": "pipeline.int8.onnx"}
-    summary["device"] = profile.name
-    (out / EXPORT_SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
 
 
 def _list(ctx, value):
@@ -174,7 +129,8 @@ def verify(out_dir, data, fmt, split, checkpoint, max_clips, manifest, latency_r
 
     Exit code 1 when a threshold fails. Needs hearkit[train] (it runs torch)."""
     require("torch", "train")
-    from hearkit.export.verify import Thresholds, read_export
+    from hearkit.artifacts import REPORT_MD, read_export
+    from hearkit.export.verify import Thresholds
 
     summary = read_export(out_dir)
     task = summary.get("task")
@@ -190,7 +146,7 @@ def verify(out_dir, data, fmt, split, checkpoint, max_clips, manifest, latency_r
                                     checkpoint=checkpoint, max_clips=max_clips, latency_runs=latency_runs, **extra)
     from pathlib import Path
 
-    click.echo((Path(out_dir) / "report.md").read_text())
+    click.echo((Path(out_dir) / REPORT_MD).read_text())
     if not report["passed"]:
         failed = [c["check"] for c in report["checks"] if not c["passed"]]
         click.echo(f"verify FAILED: {'; '.join(failed)}", err=True)

@@ -25,10 +25,10 @@ def package(out_dir, device, bundle_dir, data, calibration_clips, no_ort, force,
       hearkit run bundles/kws-pi5 clip.wav
     """
     if verify:
-        from hearkit.bundle import verify_bundle
+        from hearkit.artifacts import MANIFEST, verify_bundle
 
         m = verify_bundle(out_dir)
-        click.echo(f"{out_dir}: {len(m['files'])} files match manifest.json (device {m.get('device')}, hearkit {m.get('hearkit_version')})")
+        click.echo(f"{out_dir}: {len(m['files'])} files match {MANIFEST} (device {m.get('device')}, hearkit {m.get('hearkit_version')})")
         return
     if device is None or bundle_dir is None:
         raise click.UsageError("give --device NAME and -o BUNDLE_DIR (or --verify to check a bundle)")
