@@ -372,7 +372,7 @@ def _readme(name: str, profile: DeviceProfile, info: ModelInfo, models: dict, pr
         "## Run it",
         "",
         "```sh",
-        f'pip install "hearkit"     # or see devices/{profile.name}/setup.sh',
+        f'pip install "hearkit"     # or, in a hearkit checkout: devices/setup.sh {profile.name}',
         "hearkit package --verify " + name + f"     # every file against {MANIFEST}",
         run.format(b=name) + f"     # runs {preferred} after checking its sha256",
         f"hearkit bench {name} --device {profile.name}",

@@ -32,8 +32,8 @@ class DeviceWarning(UserWarning):
 
 
 _INSTALL_HINT = {
-    "TensorrtExecutionProvider": "On a Jetson install NVIDIA's onnxruntime-gpu for your JetPack (devices/jetson-orin/setup.sh).",
-    "CUDAExecutionProvider": "On a Jetson install NVIDIA's onnxruntime-gpu for your JetPack (devices/jetson-orin/setup.sh); on a PC, onnxruntime-gpu.",
+    "TensorrtExecutionProvider": "On a Jetson install NVIDIA's onnxruntime-gpu for your JetPack (devices/setup.sh jetson-orin, in a hearkit checkout).",
+    "CUDAExecutionProvider": "On a Jetson install NVIDIA's onnxruntime-gpu for your JetPack (devices/setup.sh jetson-orin, in a hearkit checkout); on a PC, onnxruntime-gpu.",
 }
 _WARNED: set = set()
 
