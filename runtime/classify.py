@@ -333,13 +333,18 @@ class KeywordSpotter:
     its smoothed posterior reaches its threshold outside the refractory period.
     The same audio in any chunking gives the same detections.
 
+    A model calibrated with ``hearkit calibrate`` carries its thresholds, hop, smoothing and
+    refractory period in its metadata (``hearkit.detector``): they are the defaults here, so a
+    device runs the operating point that was measured. Arguments given override them.
+
     Args:
         path: a classification model file or export directory.
-        hop_seconds: time between decisions (Default: 0.1).
-        thresholds: a float for every keyword, or {label: threshold} (others use ``default_threshold``).
+        hop_seconds: time between decisions (Default: the model's calibrated hop, else 0.1).
+        thresholds: a float for every keyword, or {label: threshold} (others use ``default_threshold``)
+            (Default: the model's calibrated thresholds, else ``default_threshold``).
         default_threshold: threshold of keywords not in a ``thresholds`` dict (Default: 0.6).
-        smoothing: decisions averaged (Default: 3).
-        refractory_seconds: quiet time after a detection (Default: 1.0).
+        smoothing: decisions averaged (Default: the model's calibrated value, else 3).
+        refractory_seconds: quiet time after a detection (Default: the model's calibrated value, else 1.0).
         record: keep (time, smoothed posteriors) of every decision in ``history`` (for plots).
         scorer: optional callable (batch, window_samples) -> logits replacing the ONNX session
             (the torch path, or tests); needs ``labels``, ``sample_rate`` and ``window_samples`` then.
@@ -350,10 +355,10 @@ class KeywordSpotter:
     def __init__(
         self,
         path: str | os.PathLike | None = None,
-        hop_seconds: float = DEFAULT_HOP_SECONDS,
+        hop_seconds: float | None = None,
         thresholds: float | Mapping[str, float] | None = None,
-        smoothing: int = DEFAULT_SMOOTHING,
-        refractory_seconds: float = DEFAULT_REFRACTORY,
+        smoothing: int | None = None,
+        refractory_seconds: float | None = None,
         record: bool = False,
         scorer: Callable[[np.ndarray], np.ndarray] | None = None,
         labels: list[str] | None = None,
@@ -371,8 +376,20 @@ class KeywordSpotter:
             labels = list(onnx_scorer.info.labels)
             sample_rate = onnx_scorer.info.frontend.sample_rate
             window_samples = int(onnx_scorer.info.window_samples)
+            calibrated = dict(onnx_scorer.info.detector)
         elif labels is None or sample_rate is None or window_samples is None:
             raise ConfigError("a custom scorer needs labels, sample_rate and window_samples")
+        else:
+            calibrated = {}
+        self.calibrated = calibrated
+        if hop_seconds is None:
+            hop_seconds = calibrated.get("hop_seconds", DEFAULT_HOP_SECONDS)
+        if smoothing is None:
+            smoothing = calibrated.get("smoothing", DEFAULT_SMOOTHING)
+        if refractory_seconds is None:
+            refractory_seconds = calibrated.get("refractory_seconds", DEFAULT_REFRACTORY)
+        if thresholds is None and calibrated.get("thresholds"):
+            thresholds = calibrated["thresholds"]
         self.scorer = scorer
         self.labels = list(labels)
         self.sample_rate = int(sample_rate)

@@ -88,7 +88,7 @@ def contains_phrase(text: str, phrase: str) -> bool:
     return bool(p) and any(t[i : i + len(p)] == p for i in range(len(t) - len(p) + 1))
 
 
-def _audio_files(folder: Path) -> list[Path]:
+def audio_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
                   and not p.name.startswith("."))
 
@@ -110,7 +110,7 @@ def transcribed_files(source: str | os.PathLike) -> list[tuple[Path, str | None]
     if not src.is_dir():
         raise ConfigError(f"{src}: no such folder or manifest")
     out = []
-    for p in _audio_files(src):
+    for p in audio_files(src):
         rel = p.relative_to(src).parts
         folder = rel[-2] if len(rel) > 1 else None
         if folder is None or folder in BACKGROUND_FOLDERS:
@@ -410,7 +410,7 @@ def evaluate_detector(
     phrases = [lab for lab in labels if not (lab.startswith("_") and lab.endswith("_"))]
     pos_files = positive_files(positives, phrases)
     neg_files, left_out = negative_files(negatives, phrases)
-    noise_files = [p for d in noise for p in _audio_files(Path(d))]
+    noise_files = [p for d in noise for p in audio_files(Path(d))]
     if noise and not noise_files:
         raise ConfigError(f"--noise {', '.join(map(str, noise))}: no audio files")
     sr = spotter.sample_rate

@@ -33,6 +33,8 @@ K_CKPT_SHA = "checkpoint_sha256" # hex sha256 of the checkpoint the model came f
 K_METRICS = "metrics"            # JSON object of training metrics
 K_MODEL = "model"                # JSON object: architecture name and hyper-parameters
 K_VERSION = "hearkit_version"    # version of hearkit that wrote the file
+K_DETECTOR = "detector"          # JSON object (classify, optional): calibrated spotting settings, see DETECTOR_KEYS
+DETECTOR_KEYS = ("thresholds", "hop_seconds", "smoothing", "refractory_seconds", "calibration")
 
 TASKS = ("classify", "ctc", "frontend")
 INPUTS = ("waveform", "logmel")
@@ -55,6 +57,7 @@ class ModelInfo:
     checkpoint_sha256: str | None = None
     metrics: dict = field(default_factory=dict)
     model: dict = field(default_factory=dict)
+    detector: dict = field(default_factory=dict)
     source: str = "<model>"
 
     def to_props(self) -> dict[str, str]:
@@ -72,6 +75,8 @@ class ModelInfo:
             props[K_LABELS] = json.dumps(list(self.labels))
             if self.window_samples is not None:
                 props[K_WINDOW] = str(int(self.window_samples))
+            if self.detector:
+                props[K_DETECTOR] = json.dumps(self.detector, sort_keys=True)
         if self.task == "ctc":
             props[K_VOCAB] = json.dumps(list(self.vocab))
             props[K_BLANK] = str(int(self.blank))
@@ -139,6 +144,7 @@ class ModelInfo:
                 raise ModelError(f"{source}: metadata key '{PREFIX}{K_LABELS}' must be a non-empty list of strings")
             kw["labels"] = tuple(labels)
             kw["window_samples"] = as_int(K_WINDOW, required=False)
+            kw["detector"] = _detector(as_json(K_DETECTOR, dict, default={}) if K_DETECTOR in p else {}, labels, source)
         elif task == "ctc":
             vocab = as_json(K_VOCAB, list)
             if not vocab or not all(isinstance(x, str) for x in vocab):
@@ -159,6 +165,27 @@ class ModelInfo:
             source=source,
             **kw,
         )
+
+
+def _detector(d: dict, labels: list[str], source: str) -> dict:
+    """Validate the calibrated spotting settings of a classifier (``hearkit calibrate`` writes them)."""
+    key = f"{source}: metadata key '{PREFIX}{K_DETECTOR}'"
+    unknown = sorted(set(d) - set(DETECTOR_KEYS))
+    if unknown:
+        raise ModelError(f"{key} has unknown fields {unknown}; allowed: {list(DETECTOR_KEYS)}")
+    th = d.get("thresholds", {})
+    if not isinstance(th, dict) or not all(k in labels for k in th):
+        raise ModelError(f"{key}: 'thresholds' must map model labels {labels} to numbers")
+    for k, v in th.items():
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= v <= 1.0:
+            raise ModelError(f"{key}: threshold of {k!r} must be a number in [0, 1], got {v!r}")
+    checks = {"hop_seconds": (float, 1e-3, 10.0), "smoothing": (int, 1, 100), "refractory_seconds": (float, 0.0, 60.0)}
+    for name, (kind, lo, hi) in checks.items():
+        if name in d:
+            v = d[name]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind is int and v != int(v)) or not lo <= v <= hi:
+                raise ModelError(f"{key}: {name!r} must be a {kind.__name__} in [{lo:g}, {hi:g}], got {v!r}")
+    return d
 
 
 def read_props(path: str | os.PathLike) -> dict[str, str]:

@@ -105,12 +105,15 @@ def _pcm_chunks(stream, samples: int):
 @click.command("stream")
 @click.argument("model", type=click.Path(exists=True))
 @click.argument("audio", type=click.Path(allow_dash=True))
-@click.option("--hop", "hop_seconds", type=float, default=0.1, show_default=True, help="Seconds between decisions.")
+@click.option("--hop", "hop_seconds", type=float, default=None,
+              help="Seconds between decisions (Default: the model's calibrated hop, else 0.1).")
 @click.option("--threshold", "thresholds", multiple=True, metavar="[LABEL=]VALUE",
-              help="Smoothed-posterior threshold, for all keywords or one label (repeatable). Default 0.6.")
-@click.option("--smoothing", type=click.IntRange(min=1), default=3, show_default=True, help="Decisions averaged.")
-@click.option("--refractory", "refractory_seconds", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="Seconds after a detection during which nothing else fires.")
+              help="Smoothed-posterior threshold, for all keywords or one label (repeatable). "
+                   "Default: the model's calibrated thresholds (`hearkit calibrate`), else 0.6.")
+@click.option("--smoothing", type=click.IntRange(min=1), default=None,
+              help="Decisions averaged (Default: the model's calibrated value, else 3).")
+@click.option("--refractory", "refractory_seconds", type=click.FloatRange(min=0), default=None,
+              help="Seconds after a detection during which nothing else fires (Default: calibrated, else 1.0).")
 @click.option("--chunk", "chunk_seconds", type=click.FloatRange(min=0.001), default=0.1, show_default=True,
               help="Seconds of audio read per step.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write scores over time with detections as PNG.")
@@ -137,7 +140,7 @@ def stream(model, audio, hop_seconds, thresholds, smoothing, refractory_seconds,
             default = v
     from hearkit.classify import DEFAULT_THRESHOLD
 
-    kws = KeywordSpotter(model, hop_seconds=hop_seconds, thresholds=th, smoothing=smoothing,
+    kws = KeywordSpotter(model, hop_seconds=hop_seconds, thresholds=th or default, smoothing=smoothing,
                          refractory_seconds=refractory_seconds, record=plot is not None,
                          default_threshold=DEFAULT_THRESHOLD if default is None else default, device=profile)
     sr = kws.sample_rate

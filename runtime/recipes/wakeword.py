@@ -328,9 +328,9 @@ def _cut_windows(files: list[Path], count: int, n: int, rng: np.random.Generator
 
 
 def _noise_clips(folders: Sequence[str], count: int, n: int, rng: np.random.Generator) -> list[np.ndarray]:
-    from hearkit.detector_eval import _audio_files
+    from hearkit.detector_eval import audio_files
 
-    files = [p for d in folders for p in _audio_files(Path(d))]
+    files = [p for d in folders for p in audio_files(Path(d))]
     if folders and not files:
         raise ConfigError(f"--noise {', '.join(folders)}: no audio files")
     if files:

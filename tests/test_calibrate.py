@@ -1,0 +1,103 @@
+"""hearkit calibrate: thresholds measured on negatives land in the model's metadata and the spotter uses them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def kws(tmp_path_factory) -> tuple[Path, Path]:
+    """An fp32 export of an untrained cnn4-s with two keywords, and a folder of negative audio."""
+    torch = pytest.importorskip("torch", reason="building the test model needs hearkit[train]")
+    from hearkit.export.classify import export_classifier
+    from hearkit.frontend import FrontendConfig
+    from hearkit.training.checkpoint import save_checkpoint
+    from hearkit.training.models import build_model
+
+    tmp = tmp_path_factory.mktemp("cal")
+    torch.manual_seed(0)
+    cfg = FrontendConfig()
+    labels = ["_silence_", "go", "stop"]
+    net = build_model("cnn4-s", len(labels), cfg.n_mels)
+    save_checkpoint({"task": "classify", "model": net.config(), "frontend": cfg.to_dict(), "labels": labels,
+                     "window_samples": SR, "state_dict": net.state_dict(), "metrics": {}, "train_config": {}},
+                    tmp / "kws.pt")
+    export_classifier(tmp / "kws.pt", tmp / "export", quantize=(), log=lambda m: None)
+    neg = tmp / "neg" / "left"
+    neg.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    t = np.arange(2 * SR) / SR
+    for i in range(40):  # 80 s of tones and noise
+        x = 0.2 * np.sin(2 * np.pi * (150 + 40 * i) * t) * (t % 0.7 < 0.35) + 0.05 * rng.standard_normal(t.size)
+        sf.write(neg / f"n{i}.wav", x.astype(np.float32), SR)
+    return tmp / "export", tmp / "neg"
+
+
+def test_calibrate_writes_thresholds_the_spotter_uses(kws):
+    from hearkit.classify import KeywordSpotter
+    from hearkit.detector_eval import audio_files
+    from hearkit.export.calibrate import calibrate
+    from hearkit.metadata import read_model_info
+
+    export, neg = kws
+    hours = 80 / 3600
+    target = 2 / hours  # two false alarms in the 80 s
+    res = calibrate(export, [neg], fa_per_hour=target, hop_seconds=0.2, smoothing=2, refractory_seconds=0.5)
+    th = res["pipeline.onnx"]["thresholds"]
+    assert set(th) == {"go", "stop"} and all(0.0 <= v <= 1.0 for v in th.values())
+    for name in ("pipeline.onnx", "model.onnx"):
+        det = read_model_info(export / name).detector
+        assert det["thresholds"] == th and det["hop_seconds"] == 0.2 and det["smoothing"] == 2
+        assert det["calibration"]["target_fa_per_hour"] == pytest.approx(target, rel=1e-12)
+    spot = KeywordSpotter(export)
+    assert spot.hop_samples == int(0.2 * SR) and spot.logic.smoothing == 2 and spot.logic.refractory_seconds == 0.5
+    assert spot.logic.thresholds == th
+    assert KeywordSpotter(export, thresholds=0.9).logic.default_threshold == 0.9  # an argument still wins
+    # each label alone, at its threshold, keeps the target on the negatives it was measured on
+    for label, v in th.items():
+        s = KeywordSpotter(export, thresholds={label: v, **{o: 2.0 for o in th if o != label}})
+        fired = [d for f in audio_files(neg) for d in s.accept_waveform(sf.read(f, dtype="float32")[0])]
+        fired += s.flush()
+        assert len(fired) <= 2, (label, v, fired)
+    assert json.loads((export / "export.json").read_text())["calibration"]["target_fa_per_hour"] == pytest.approx(target)
+
+
+def test_calibrate_refuses_what_it_cannot_do(kws, tmp_path):
+    from hearkit.errors import ConfigError
+    from hearkit.export.calibrate import calibrate, threshold_for_negatives
+
+    export, neg = kws
+    with pytest.raises(ConfigError, match="fa-per-hour"):
+        calibrate(export, [neg], fa_per_hour=0)
+    with pytest.raises(ConfigError, match="negatives"):
+        calibrate(export, [], fa_per_hour=1)
+    # the top range that keeps the target, never an isolated dip below it
+    assert threshold_for_negatives([0.5, 9.0, 3.0, 1.0, 0.0], [0.1, 0.3, 0.5, 0.7, 0.9], 1.0) == 0.7
+    assert threshold_for_negatives([5.0, 4.0], [0.2, 0.8], 1.0) == 0.8  # none keeps it: the highest
+
+
+@pytest.mark.parametrize("detector, match", [
+    ({"thresholds": {"nope": 0.5}}, "map model labels"),
+    ({"thresholds": {"go": 1.5}}, r"in \[0, 1\]"),
+    ({"thresholds": {"go": True}}, r"in \[0, 1\]"),
+    ({"smoothing": 0}, "smoothing"),
+    ({"hop_seconds": -1}, "hop_seconds"),
+    ({"refractory_seconds": 1e9}, "refractory_seconds"),
+    ({"colour": "red"}, "unknown fields"),
+])
+def test_hostile_detector_metadata_is_refused(detector, match):
+    from hearkit.errors import ModelError
+    from hearkit.frontend import FrontendConfig
+    from hearkit.metadata import ModelInfo
+
+    props = ModelInfo("classify", "waveform", FrontendConfig(), labels=("_silence_", "go"), window_samples=SR).to_props()
+    props["hearkit.detector"] = json.dumps(detector)
+    with pytest.raises(ModelError, match=match):
+        ModelInfo.from_props(props, source="m.onnx")
