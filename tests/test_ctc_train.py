@@ -32,10 +32,13 @@ def _one_thread():
     [("ctc-conv-s", 0.5e6, 1.0e6), ("ctc-conv-m", 1.0e6, 2.0e6), ("ctc-conv-l", 2.0e6, 5.0e6), ("ctc-crnn", 0.5e6, 2.0e6)],
 )
 def test_model_shapes_and_params(name, lo, hi):
-    from hearkit.training.ctc_models import build_model, count_params, model_config
+    from hearkit.training.ctc_models import build_model, count_parameters, model_config, model_from_config
 
-    m = build_model(model_config(name), N_MELS, len(VOCAB)).eval()
-    assert lo <= count_params(m) <= hi
+    m = build_model(name, N_MELS, len(VOCAB)).eval()
+    assert lo <= count_parameters(m) <= hi
+    # a preset name and its config dict (a checkpoint's "model") build the same network
+    for same in (build_model(model_config(name), N_MELS, len(VOCAB)), model_from_config(model_config(name), N_MELS, len(VOCAB))):
+        assert same.state_dict().keys() == m.state_dict().keys() and count_parameters(same) == count_parameters(m)
     for frames in (1, 7, 98, 301):
         with torch.no_grad():
             y = m(torch.randn(2, frames, N_MELS))
@@ -81,17 +84,21 @@ def _tone_corpus(root, n=8, seed=0):
     return root / "manifest.jsonl"
 
 
+# speed_range=None: the default before it became the README recipe's (0.9, 1.1)
+OLD_DEFAULTS = dict(speed_range=None)
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    """Two epochs of ctc-conv-s on 8 short synthetic utterances (about 10 s on one core)."""
+    """Two epochs of ctc-conv-s on 8 short synthetic utterances (about 10 s on one core); metrics.json's content."""
     from hearkit.training.train_ctc import CTCTrainConfig, train_ctc
 
     tmp = tmp_path_factory.mktemp("ctc")
     m = _tone_corpus(tmp / "data")
-    cfg = CTCTrainConfig(model="ctc-conv-s", epochs=2, batch_seconds=8, max_batch=4, lr=3e-3, seed=0, average_last=2,
-                         vtlp=(0.9, 1.1), lowpass_prob=0.5, gain_db=(-18.0, 6.0))
-    best = train_ctc(m, m, tmp / "run", cfg, log=lambda *_: None)
-    return tmp, m, best
+    cfg = CTCTrainConfig(m, m, str(tmp / "run"), model="ctc-conv-s", epochs=2, batch_seconds=8, max_batch=4, lr=3e-3,
+                         seed=0, average_last=2, vtlp=(0.9, 1.1), lowpass_prob=0.5, gain_db=(-18.0, 6.0), **OLD_DEFAULTS)
+    assert train_ctc(cfg, log=lambda *_: None) == tmp / "run"
+    return tmp, m, json.loads((tmp / "run" / "metrics.json").read_text())
 
 
 def test_tiny_training_run_writes_run_dir(tiny_run):
@@ -99,7 +106,7 @@ def test_tiny_training_run_writes_run_dir(tiny_run):
 
     tmp, m, best = tiny_run
     run = tmp / "run"
-    for f in ("best.pt", "last.pt", "history.jsonl", "config.json", "val_hyps.txt"):
+    for f in ("best.pt", "last.pt", "history.jsonl", "config.json", "val_hyps.txt", "metrics.json"):
         assert (run / f).is_file(), f
     hist = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in hist] == [1, 2]
@@ -111,7 +118,8 @@ def test_tiny_training_run_writes_run_dir(tiny_run):
     assert ck["train_config"]["val_manifest"].endswith("manifest.jsonl")
     assert ck["train_config"]["vtlp"] == [0.9, 1.1] and ck["train_config"]["lowpass_prob"] == 0.5
     assert ck["train_config"]["gain_db"] == [-18.0, 6.0]
-    assert 0.0 <= best["val_wer"] and best["epoch"] in (1, 2)
+    assert 0.0 <= best["best_val_wer"] and best["best_epoch"] in (1, 2)
+    assert ck["best"]["epoch"] == best["best_epoch"] and [h["epoch"] for h in best["history"]] == [1, 2]
 
 
 def test_average_last_writes_mean_weights_with_recomputed_batchnorm(tiny_run):
@@ -124,6 +132,7 @@ def test_average_last_writes_mean_weights_with_recomputed_batchnorm(tiny_run):
     run = tmp / "run"
     avg = load_checkpoint(run / "averaged.pt")
     assert avg["metrics"]["averaged_epochs"] == [1, 2] and best["averaged"]["averaged_epochs"] == [1, 2]
+    assert "rng" not in avg and "scheduler" not in avg  # a model to export, not a run to resume
     assert "optimizer" not in avg and avg["task"] == "ctc" and avg["vocab"] == list(VOCAB)
     e1, e2 = (load_checkpoint(run / "average" / f"epoch00{e}.pt")["state_dict"] for e in (1, 2))
     last = load_checkpoint(run / "last.pt")["state_dict"]
@@ -162,9 +171,9 @@ def test_resume_continues_from_last_epoch(tiny_run, tmp_path):
     shutil.copytree(tmp / "run", run)
     lines = []
     # --average-last given at resume wins over the saved one (2); 1 = the last epoch, BatchNorm recomputed
-    train_ctc(m, m, run, CTCTrainConfig(epochs=3, batch_seconds=8, max_batch=4, average_last=1), resume=True,
-              log=lines.append)
-    assert any("resumed" in s and "epoch 2" in s for s in lines)
+    train_ctc(CTCTrainConfig(m, m, str(run), epochs=3, batch_seconds=8, max_batch=4, average_last=1, resume=True,
+                             **OLD_DEFAULTS), log=lines.append)
+    assert any("resuming" in s and "at epoch 3, step 0" in s for s in lines)  # 2 epochs were done
     ck = load_checkpoint(run / "last.pt")
     assert ck["epoch"] == 3
     assert load_checkpoint(run / "averaged.pt")["metrics"]["averaged_epochs"] == [3]
@@ -279,8 +288,8 @@ def test_init_fine_tunes_from_another_checkpoint(tiny_run, tmp_path):
     src = load_checkpoint(tmp / "run" / "last.pt")
     lines = []
     # lr tiny: the weights must start from the source checkpoint and barely move
-    train_ctc(m, m, tmp_path / "ft", CTCTrainConfig(model="ctc-crnn", epochs=1, batch_seconds=8, max_batch=4, lr=1e-9),
-              init=tmp / "run" / "last.pt", log=lines.append)
+    train_ctc(CTCTrainConfig(m, m, str(tmp_path / "ft"), model="ctc-crnn", epochs=1, batch_seconds=8, max_batch=4,
+                             lr=1e-9, init=str(tmp / "run" / "last.pt"), **OLD_DEFAULTS), log=lines.append)
     ft = load_checkpoint(tmp_path / "ft" / "last.pt")
     assert ft["model"] == src["model"]  # the source's architecture wins over --model
     assert ft["train_config"]["init"].endswith("last.pt")
@@ -307,9 +316,10 @@ def test_yesno_trains_to_low_wer(shared_data, tmp_path):
     test = set(np.random.default_rng(0).permutation(len(lines))[:10].tolist())
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(d) + "\n" for i, d in enumerate(lines) if i not in test))
     (tmp_path / "test.jsonl").write_text("".join(json.dumps(d) + "\n" for i, d in enumerate(lines) if i in test))
-    cfg = CTCTrainConfig(model="ctc-conv-s", epochs=25, batch_seconds=10, max_batch=4)
     # validation on the training set: the test utterances must not choose the checkpoint
-    train_ctc(tmp_path / "train.jsonl", tmp_path / "train.jsonl", tmp_path / "run", cfg, log=lambda *_: None)
+    cfg = CTCTrainConfig(str(tmp_path / "train.jsonl"), str(tmp_path / "train.jsonl"), str(tmp_path / "run"),
+                         model="ctc-conv-s", epochs=25, batch_seconds=10, max_batch=4, **OLD_DEFAULTS)
+    train_ctc(cfg, log=lambda *_: None)
     export_ctc(tmp_path / "run" / "last.pt", tmp_path / "exp", check_seconds=(3.7,), log=lambda *_: None)
     for f in ("pipeline.onnx", "pipeline.int8.onnx"):
         r = eval_ctc(tmp_path / "exp" / f, tmp_path / "test.jsonl", progress=False)
@@ -319,7 +329,7 @@ def test_yesno_trains_to_low_wer(shared_data, tmp_path):
 
 def test_speed_perturbation_changes_length_and_pitch():
     """CTC speed perturbation keeps every word: the utterance gets shorter or longer, pitch moves with it."""
-    from hearkit.training.train_ctc import change_speed
+    from hearkit.training.augment import change_speed
 
     sr, f0 = 16000, 440.0
     x = np.sin(2 * np.pi * f0 * np.arange(sr) / sr).astype(np.float32)
