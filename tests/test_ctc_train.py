@@ -48,6 +48,13 @@ def test_model_shapes_and_params(name, lo, hi):
         np.testing.assert_allclose(y.exp().sum(-1).numpy(), 1.0, atol=1e-5)
 
 
+def test_cli_model_choices_are_the_zoo():
+    from hearkit.commands.train_ctc import MODELS as CLI_MODELS  # repeated there to keep --help free of torch
+    from hearkit.training.ctc_models import MODELS
+
+    assert CLI_MODELS == MODELS
+
+
 def test_model_config_errors():
     from hearkit.errors import ConfigError
     from hearkit.training.ctc_models import build_model, model_config
@@ -405,3 +412,87 @@ def test_eval_of_a_checkpoint_says_to_export_it_first(tiny_run, tmp_path):
     junk.write_bytes(b"\x00not a model")
     r = CliRunner().invoke(main, ["eval", str(junk), "--manifest", str(m)])
     assert r.exit_code == 2 and "not a model onnxruntime can load" in r.output
+
+
+# The README's first connected-words training command, option for option (its 13.1 % stage).
+README_FIRST_CTC = ["--speed", "0.9,1.1", "--epochs", "60"]
+
+
+def test_defaults_are_the_readme_connected_words_command(tmp_path, monkeypatch):
+    """`hearkit train ctc --manifest T --val-manifest V -o R` builds the README's first command, and CTCTrainConfig()'s."""
+    import hearkit.training.train_ctc as tc
+    from click.testing import CliRunner
+
+    from hearkit.cli import main
+
+    seen = []
+
+    def fake_train(cfg, log=None):
+        seen.append(cfg)
+        Path(cfg.out).mkdir(parents=True, exist_ok=True)
+        (Path(cfg.out) / "metrics.json").write_text(json.dumps({"best_epoch": 1, "best_val_wer": 0.5, "best_val_cer": 0.2}))
+        return Path(cfg.out)
+
+    monkeypatch.setattr(tc, "train_ctc", fake_train)
+    m, run = str(Path(__file__)), str(tmp_path / "run")  # any existing file passes click's check; nothing is read
+    for extra in ([], README_FIRST_CTC, ["--speed", "off"]):
+        r = CliRunner().invoke(main, ["train", "ctc", "--manifest", m, "--val-manifest", m, *extra, "-o", run])
+        assert r.exit_code == 0, r.output
+        assert "best: epoch 1, val WER 50.00 %" in r.stdout
+    assert seen[0] == seen[1] == tc.CTCTrainConfig(m, m, run)
+    assert (seen[0].epochs, seen[0].speed_range, seen[0].model) == (60, (0.9, 1.1), "ctc-conv-s")
+    assert seen[2].speed_range is None
+
+
+def test_cli_log_is_plain_lines_and_quiet_keeps_the_result(tmp_path):
+    from click.testing import CliRunner
+
+    from hearkit.cli import main
+
+    m = _tone_corpus(tmp_path / "data")
+    base = ["train", "ctc", "--manifest", str(m), "--val-manifest", str(m), "--epochs", "2", "--batch-seconds", "4",
+            "--max-batch", "2", "--speed", "off"]
+    r = CliRunner().invoke(main, [*base, "-o", str(tmp_path / "run")])
+    assert r.exit_code == 0, r.output
+    lines = r.stderr.splitlines()
+    assert "\r" not in r.stderr  # CliRunner's stderr is no terminal: lines, not a bar
+    assert sum(s.startswith("hearkit: epoch ") for s in lines) == 2
+    assert 1 <= sum(s.startswith("training: step") for s in lines) <= 12
+    assert len(lines) <= 2 + 12 + 8  # + manifests, model, sizes, result
+    assert r.stdout.startswith("best: epoch ")
+    r = CliRunner().invoke(main, [*base, "--quiet", "-o", str(tmp_path / "q")])
+    assert r.exit_code == 0 and r.stderr == "" and r.stdout.startswith("best: epoch ")
+    r = CliRunner().invoke(main, [*base, "--no-progress", "-o", str(tmp_path / "np")])
+    assert r.exit_code == 0 and "training: step" not in r.stderr and "hearkit: epoch 2/2" in r.stderr
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_resumed_run_equals_the_uninterrupted_one(tmp_path):
+    """Stopped after epoch 1 and resumed, a run ends with the weights of one that ran through: optimizer,
+    schedule and both random streams (augmentation, dropout) continue where they stopped."""
+    from hearkit.training.checkpoint import load_checkpoint
+    from hearkit.training.train_ctc import CTCTrainConfig, train_ctc
+
+    m = _tone_corpus(tmp_path / "data")
+    kw = dict(model="ctc-conv-s", epochs=2, batch_seconds=4, max_batch=2, seed=5, speed_range=(0.9, 1.1), vtlp=(0.9, 1.1),
+              gain_db=(-6.0, 6.0), progress=False)
+    train_ctc(CTCTrainConfig(m, m, str(tmp_path / "through"), **kw), log=lambda *_: None)
+
+    def stop_after_epoch_1(line):
+        if line.startswith("epoch 1/2"):
+            raise _Stop  # after last.pt of epoch 1 is written: what a kill at the epoch boundary leaves
+
+    with pytest.raises(_Stop):
+        train_ctc(CTCTrainConfig(m, m, str(tmp_path / "resumed"), **kw), log=stop_after_epoch_1)
+    assert load_checkpoint(tmp_path / "resumed" / "last.pt")["epoch"] == 1
+    train_ctc(CTCTrainConfig(m, m, str(tmp_path / "resumed"), resume=True, **kw), log=lambda *_: None)
+    a, b = (load_checkpoint(tmp_path / d / "last.pt") for d in ("through", "resumed"))
+    assert a["step"] == b["step"] and a["epoch"] == b["epoch"] == 2
+    for k, v in a["state_dict"].items():
+        assert torch.equal(v, b["state_dict"][k]), k  # exactly: one thread, the same operations in the same order
+    hist = [json.loads(x) for x in (tmp_path / "resumed" / "history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in hist] == [1, 2]
+    assert hist[1]["val_wer"] == json.loads((tmp_path / "through" / "history.jsonl").read_text().splitlines()[1])["val_wer"]
