@@ -32,36 +32,16 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
 from hearkit.errors import ConfigError
+from hearkit.text import ALPHABET, normalize_words
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 LOG10_ZERO = -99.0  # ARPA's "probability zero" (SRILM writes -99 for <s>)
 DISCOUNT_RANGE = (0.1, 0.9)  # clip of the absolute discount; 1.0 would zero singletons
 MAX_ORDER = 6
-# The characters CTC models in hearkit emit: lower-case a-z, apostrophe, space.
-DEFAULT_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyz'")
-_HYPHENS = re.compile(r"[-\u2010-\u2015]")
-
-
-def normalize_text(line: str, alphabet: frozenset[str] | None = DEFAULT_ALPHABET) -> tuple[list[str], Counter]:
-    """Lower-case, hyphens to spaces, drop characters outside ``alphabet``; return (words, dropped counts).
-
-    Args:
-        line: one sentence.
-        alphabet: characters kept inside words (Default: a-z and apostrophe);
-            None keeps everything and only splits on whitespace.
-
-    Returns:
-        The words, and a Counter of the characters removed (never dropped silently:
-        callers report it).
-    """
-    if alphabet is None:
-        return line.split(), Counter()
-    s = _HYPHENS.sub(" ", line.lower())
-    dropped = Counter(c for c in s if c not in alphabet and not c.isspace())
-    s = "".join(c if (c in alphabet or c.isspace()) else "" for c in s)
-    # apostrophes only inside or at the end of words, as the data manifests have them
-    words = [w.lstrip("'") for w in s.split()]
-    return [w for w in words if w], dropped
+# The characters of hearkit CTC models (the output vocabulary without the blank): a-z,
+# apostrophe and the space between words. Text is normalised exactly as the training
+# manifests are (hearkit.text), so the LM holds the words the model spells.
+DEFAULT_ALPHABET = frozenset(ALPHABET)
 
 
 def _fmt(x: float) -> str:
@@ -161,7 +141,13 @@ class NGramLM:
     def build_from_text(
         cls, lines: Iterable[str], order: int = 3, alphabet: frozenset[str] | None = DEFAULT_ALPHABET
     ) -> tuple["NGramLM", Counter]:
-        """Build from raw text lines (one sentence each), normalised by ``normalize_text``.
+        """Build from raw text lines (one sentence each), normalised by ``hearkit.text.normalize_words``.
+
+        Args:
+            lines: one sentence per line.
+            order: n-gram order (Default: 3).
+            alphabet: characters kept (Default: ``DEFAULT_ALPHABET``, the model's); None keeps the
+                text as it is and only splits on whitespace.
 
         Returns:
             The model and a Counter of the characters that normalisation removed.
@@ -169,8 +155,7 @@ class NGramLM:
         dropped: Counter = Counter()
         sents = []
         for line in lines:
-            words, d = normalize_text(line, alphabet)
-            dropped.update(d)
+            words = line.split() if alphabet is None else normalize_words(line, dropped, alphabet)
             if words:
                 sents.append(words)
         return cls.build(sents, order), dropped

@@ -1,9 +1,10 @@
 """Speech datasets as lists of (audio, text): NeMo JSONL manifests and LibriSpeech folders.
 
 Torch-free, so ``hearkit eval --manifest`` runs on a device. Text is
-normalised to the CTC alphabet (lower-case a-z, apostrophe, space); every
-character outside it is counted and reported in ``Manifest.dropped``, never
-dropped silently.
+normalised to the CTC alphabet by ``hearkit.text.normalize_text`` (lower-case
+a-z, apostrophe, space; the same normaliser the word LM uses); every character
+outside it is counted and reported in ``Manifest.dropped``, never dropped
+silently.
 
 NeMo manifest: one JSON object per line,
 ``{"audio_filepath": "a.flac", "duration": 1.23, "text": "hello world"}``,
@@ -17,25 +18,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hearkit.errors import ConfigError, HearkitError
+from hearkit.errors import HearkitError
 
-# The CTC alphabet: index 0 is the blank, then space, apostrophe and a-z.
-BLANK = "<blank>"
-ALPHABET = " '" + "abcdefghijklmnopqrstuvwxyz"
-VOCAB: tuple[str, ...] = (BLANK,) + tuple(ALPHABET)
-BLANK_ID = 0
+# The alphabet and the normaliser live in hearkit.text (shared with training and the LM);
+# they are re-exported here, where readers of manifests have always found them.
+from hearkit.text import ALPHABET, BLANK, BLANK_ID, VOCAB, decode_ids, encode, normalize_text
 
-_SPACES = re.compile(r"\s+")
-# Characters that separate words: mapped to a space (counted separately, not as dropped).
-_SEPARATORS = set("-_/\t\n\r\u2013\u2014")  # hyphen, underscore, slash, en and em dash
-# Typographic apostrophes mapped to the ASCII one.
-_APOSTROPHES = {"\u2019": "'", "\u2018": "'", "`": "'", "\u02bc": "'"}
+__all__ = ["ALPHABET", "BLANK", "BLANK_ID", "VOCAB", "Manifest", "ManifestError", "Utterance", "decode_ids", "encode",
+           "normalize_text", "read_dataset", "read_librispeech", "read_manifest", "write_manifest"]
 
 
 class ManifestError(HearkitError):
@@ -85,48 +79,6 @@ class Manifest:
             chars = ", ".join(f"{c!r}x{n}" for c, n in self.dropped.most_common(20))
             line += f"; {sum(self.dropped.values())} characters outside the alphabet dropped: {chars}"
         return line
-
-
-def normalize_text(text: str, dropped: Counter | None = None) -> str:
-    """Lower-case, fold accents, keep a-z, apostrophe and single spaces.
-
-    Hyphens, underscores and slashes become spaces. Any other character
-    outside the alphabet is removed and counted in ``dropped`` (when given).
-
-    Args:
-        text: raw transcript.
-        dropped: a Counter updated with each removed character.
-
-    Returns:
-        The normalised text (may be empty).
-    """
-    out = []
-    for ch in unicodedata.normalize("NFKD", text.lower()):
-        ch = _APOSTROPHES.get(ch, ch)
-        if ch in ALPHABET:
-            out.append(ch)
-        elif ch.isspace() or ch in _SEPARATORS:
-            out.append(" ")
-        elif unicodedata.combining(ch):
-            continue  # accent of a folded letter (é -> e + U+0301): not content
-        else:
-            if dropped is not None:
-                dropped[ch] += 1
-    s = _SPACES.sub(" ", "".join(out)).strip()
-    return s
-
-
-def encode(text: str) -> list[int]:
-    """Normalised text -> label ids (no blank). Raises on a character outside the alphabet."""
-    try:
-        return [VOCAB.index(c) for c in text]
-    except ValueError as e:
-        raise ConfigError(f"text {text!r} has characters outside the alphabet {ALPHABET!r}; normalise it first") from e
-
-
-def decode_ids(ids) -> str:
-    """Label ids (no blanks) -> text."""
-    return "".join(VOCAB[i] for i in ids if i != BLANK_ID)
 
 
 def read_manifest(path: str | os.PathLike) -> Manifest:

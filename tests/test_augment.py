@@ -11,6 +11,7 @@ from hearkit.errors import ConfigError  # noqa: E402
 from hearkit.training.augment import (  # noqa: E402
     AugmentConfig,
     NoiseBank,
+    add_noise,
     augment_examples,
     augment_waveform,
     band_limit,
@@ -164,3 +165,51 @@ def test_config_validation():
         AugmentConfig(snr_db=(10, 0))
     with pytest.raises(ConfigError, match="noise_prob"):
         AugmentConfig(noise_prob=2)
+
+
+def test_add_noise_white_reaches_the_snr_on_the_picked_share(signals):
+    """The CTC trainer's mode (no bank): white noise scaled to the clip's power; unpicked clips untouched."""
+    x = torch.from_numpy(np.stack([signals.chirp(SR, SR, amp=a) for a in (0.5, 0.05, 0.9, 0.2)]))
+    y = add_noise(x, 1.0, (20.0, 20.0), _gen(1))
+    achieved = 10 * torch.log10(x.square().mean(1) / (y - x).square().mean(1))
+    # the scale assumes unit noise power; 16000 Gaussian samples have it within ~1 % (0.05 dB)
+    assert torch.allclose(achieved, torch.full((4,), 20.0), atol=0.3)
+    assert torch.equal(add_noise(x, 0.0, (20.0, 20.0), _gen(1)), x)
+    half = add_noise(x.repeat(16, 1), 0.5, (10.0, 30.0), _gen(2))
+    touched = (half != x.repeat(16, 1)).any(dim=1)
+    assert 16 <= int(touched.sum()) <= 48  # about half of 64 (binomial, p = 0.5: outside is < 1e-4)
+
+
+def test_speed_perturb_of_utterances_changes_their_lengths_with_the_same_draws():
+    waves = [np.zeros(n, np.float32) for n in (16000, 8000, 12345)]
+    out = speed_perturb(waves, (0.8, 1.2), _gen(7), keep_length=False)
+    r = 0.8 + 0.4 * torch.rand(3, generator=_gen(7))  # the factors drawn, one per utterance
+    assert [len(y) for y in out] == [max(1, int(round(n / float(f)))) for n, f in zip((16000, 8000, 12345), r)]
+    assert all(y.dtype == np.float32 for y in out)
+
+
+def test_random_gain_clip_keeps_16_bit_range():
+    x = torch.full((4, 100), 0.5)
+    y = random_gain(x, (20.0, 20.0), _gen(), clip=True)
+    assert torch.equal(y, torch.ones(4, 100))
+    assert float(random_gain(x, (20.0, 20.0), _gen()).max()) == pytest.approx(5.0, rel=1e-6)  # unclipped: 10x
+
+
+def test_spec_augment_with_lengths_masks_inside_each_utterance():
+    """The CTC trainer's masks: per utterance, time masks up to a fraction of its own length, batch-mean fill."""
+    feats = torch.randn(3, 100, 40) + 5.0
+    lengths = torch.tensor([100, 50, 20])
+    cfg = AugmentConfig(freq_masks=0, time_masks=2, time_mask_fraction=0.1, mask_value="batch-mean")
+    out = spec_augment(feats, cfg, _gen(3), lengths=lengths)
+    fill = feats.mean()
+    masked = (out == fill).all(dim=2)  # (batch, frames) fully masked frames
+    assert bool(masked.any())
+    for j, n in enumerate(lengths.tolist()):
+        assert not masked[j, n:].any()  # never past the utterance's end
+        assert int(masked[j].sum()) <= 2 * max(1, int(0.1 * n))  # two masks of at most 10 % each
+    changed = out != feats
+    assert torch.allclose(out[changed], fill.expand_as(out)[changed], atol=0)
+    with pytest.raises(ConfigError, match="lengths"):
+        spec_augment(feats, cfg, _gen(3))
+    with pytest.raises(ConfigError, match="mask_value"):
+        AugmentConfig(mask_value="median")

@@ -46,8 +46,12 @@ def tiny_ckpt(sc, tmp_path_factory) -> Path:
 
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("kws_run")
+    from hearkit.training.augment import AugmentConfig
+
+    # the augmentation defaults before they became the Speech Commands recipe's, as this was measured with
     train_classifier(TrainConfig(data=str(sc), out=str(out), model="dscnn-s", epochs=2, max_clips=96,
-                                 batch_size=16, num_threads=1, progress=False))
+                                 batch_size=16, num_threads=1, progress=False,
+                                 augment=AugmentConfig(snr_db=(0.0, 20.0), gain_db=(-6.0, 6.0))))
     assert (out / "best.pt").is_file()
     return out / "best.pt"
 

@@ -97,3 +97,9 @@ def test_onnx_export_dynamic(name, tmp_path):
 @pytest.mark.parametrize("name", sorted(set(MODELS) - set(FAST)))
 def test_onnx_export_dynamic_slow(name, tmp_path):
     _export_and_compare(name, tmp_path)
+
+
+def test_cli_model_choices_are_the_zoo():
+    from hearkit.commands.train_classify import MODEL_NAMES  # repeated there to keep --help free of torch
+
+    assert set(MODEL_NAMES) == set(MODELS)

@@ -32,10 +32,13 @@ def _one_thread():
     [("ctc-conv-s", 0.5e6, 1.0e6), ("ctc-conv-m", 1.0e6, 2.0e6), ("ctc-conv-l", 2.0e6, 5.0e6), ("ctc-crnn", 0.5e6, 2.0e6)],
 )
 def test_model_shapes_and_params(name, lo, hi):
-    from hearkit.training.ctc_models import build_model, count_params, model_config
+    from hearkit.training.ctc_models import build_model, count_parameters, model_config, model_from_config
 
-    m = build_model(model_config(name), N_MELS, len(VOCAB)).eval()
-    assert lo <= count_params(m) <= hi
+    m = build_model(name, N_MELS, len(VOCAB)).eval()
+    assert lo <= count_parameters(m) <= hi
+    # a preset name and its config dict (a checkpoint's "model") build the same network
+    for same in (build_model(model_config(name), N_MELS, len(VOCAB)), model_from_config(model_config(name), N_MELS, len(VOCAB))):
+        assert same.state_dict().keys() == m.state_dict().keys() and count_parameters(same) == count_parameters(m)
     for frames in (1, 7, 98, 301):
         with torch.no_grad():
             y = m(torch.randn(2, frames, N_MELS))
@@ -43,6 +46,13 @@ def test_model_shapes_and_params(name, lo, hi):
         assert y.shape[1] == -(-frames // m.subsampling)  # ceil(frames / subsampling)
         # log-probs: each frame's probabilities sum to 1 (float32 rounding over 29 terms)
         np.testing.assert_allclose(y.exp().sum(-1).numpy(), 1.0, atol=1e-5)
+
+
+def test_cli_model_choices_are_the_zoo():
+    from hearkit.commands.train_ctc import MODELS as CLI_MODELS  # repeated there to keep --help free of torch
+    from hearkit.training.ctc_models import MODELS
+
+    assert CLI_MODELS == MODELS
 
 
 def test_model_config_errors():
@@ -81,17 +91,21 @@ def _tone_corpus(root, n=8, seed=0):
     return root / "manifest.jsonl"
 
 
+# speed_range=None: the default before it became the README recipe's (0.9, 1.1)
+OLD_DEFAULTS = dict(speed_range=None)
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    """Two epochs of ctc-conv-s on 8 short synthetic utterances (about 10 s on one core)."""
+    """Two epochs of ctc-conv-s on 8 short synthetic utterances (about 10 s on one core); metrics.json's content."""
     from hearkit.training.train_ctc import CTCTrainConfig, train_ctc
 
     tmp = tmp_path_factory.mktemp("ctc")
     m = _tone_corpus(tmp / "data")
-    cfg = CTCTrainConfig(model="ctc-conv-s", epochs=2, batch_seconds=8, max_batch=4, lr=3e-3, seed=0, average_last=2,
-                         vtlp=(0.9, 1.1), lowpass_prob=0.5, gain_db=(-18.0, 6.0))
-    best = train_ctc(m, m, tmp / "run", cfg, log=lambda *_: None)
-    return tmp, m, best
+    cfg = CTCTrainConfig(m, m, str(tmp / "run"), model="ctc-conv-s", epochs=2, batch_seconds=8, max_batch=4, lr=3e-3,
+                         seed=0, average_last=2, vtlp=(0.9, 1.1), lowpass_prob=0.5, gain_db=(-18.0, 6.0), **OLD_DEFAULTS)
+    assert train_ctc(cfg, log=lambda *_: None) == tmp / "run"
+    return tmp, m, json.loads((tmp / "run" / "metrics.json").read_text())
 
 
 def test_tiny_training_run_writes_run_dir(tiny_run):
@@ -99,7 +113,7 @@ def test_tiny_training_run_writes_run_dir(tiny_run):
 
     tmp, m, best = tiny_run
     run = tmp / "run"
-    for f in ("best.pt", "last.pt", "history.jsonl", "config.json", "val_hyps.txt"):
+    for f in ("best.pt", "last.pt", "history.jsonl", "config.json", "val_hyps.txt", "metrics.json"):
         assert (run / f).is_file(), f
     hist = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in hist] == [1, 2]
@@ -111,7 +125,8 @@ def test_tiny_training_run_writes_run_dir(tiny_run):
     assert ck["train_config"]["val_manifest"].endswith("manifest.jsonl")
     assert ck["train_config"]["vtlp"] == [0.9, 1.1] and ck["train_config"]["lowpass_prob"] == 0.5
     assert ck["train_config"]["gain_db"] == [-18.0, 6.0]
-    assert 0.0 <= best["val_wer"] and best["epoch"] in (1, 2)
+    assert 0.0 <= best["best_val_wer"] and best["best_epoch"] in (1, 2)
+    assert ck["best"]["epoch"] == best["best_epoch"] and [h["epoch"] for h in best["history"]] == [1, 2]
 
 
 def test_average_last_writes_mean_weights_with_recomputed_batchnorm(tiny_run):
@@ -124,6 +139,7 @@ def test_average_last_writes_mean_weights_with_recomputed_batchnorm(tiny_run):
     run = tmp / "run"
     avg = load_checkpoint(run / "averaged.pt")
     assert avg["metrics"]["averaged_epochs"] == [1, 2] and best["averaged"]["averaged_epochs"] == [1, 2]
+    assert "rng" not in avg and "scheduler" not in avg  # a model to export, not a run to resume
     assert "optimizer" not in avg and avg["task"] == "ctc" and avg["vocab"] == list(VOCAB)
     e1, e2 = (load_checkpoint(run / "average" / f"epoch00{e}.pt")["state_dict"] for e in (1, 2))
     last = load_checkpoint(run / "last.pt")["state_dict"]
@@ -162,9 +178,9 @@ def test_resume_continues_from_last_epoch(tiny_run, tmp_path):
     shutil.copytree(tmp / "run", run)
     lines = []
     # --average-last given at resume wins over the saved one (2); 1 = the last epoch, BatchNorm recomputed
-    train_ctc(m, m, run, CTCTrainConfig(epochs=3, batch_seconds=8, max_batch=4, average_last=1), resume=True,
-              log=lines.append)
-    assert any("resumed" in s and "epoch 2" in s for s in lines)
+    train_ctc(CTCTrainConfig(m, m, str(run), epochs=3, batch_seconds=8, max_batch=4, average_last=1, resume=True,
+                             **OLD_DEFAULTS), log=lines.append)
+    assert any("resuming" in s and "at epoch 3, step 0" in s for s in lines)  # 2 epochs were done
     ck = load_checkpoint(run / "last.pt")
     assert ck["epoch"] == 3
     assert load_checkpoint(run / "averaged.pt")["metrics"]["averaged_epochs"] == [3]
@@ -279,8 +295,8 @@ def test_init_fine_tunes_from_another_checkpoint(tiny_run, tmp_path):
     src = load_checkpoint(tmp / "run" / "last.pt")
     lines = []
     # lr tiny: the weights must start from the source checkpoint and barely move
-    train_ctc(m, m, tmp_path / "ft", CTCTrainConfig(model="ctc-crnn", epochs=1, batch_seconds=8, max_batch=4, lr=1e-9),
-              init=tmp / "run" / "last.pt", log=lines.append)
+    train_ctc(CTCTrainConfig(m, m, str(tmp_path / "ft"), model="ctc-crnn", epochs=1, batch_seconds=8, max_batch=4,
+                             lr=1e-9, init=str(tmp / "run" / "last.pt"), **OLD_DEFAULTS), log=lines.append)
     ft = load_checkpoint(tmp_path / "ft" / "last.pt")
     assert ft["model"] == src["model"]  # the source's architecture wins over --model
     assert ft["train_config"]["init"].endswith("last.pt")
@@ -307,9 +323,10 @@ def test_yesno_trains_to_low_wer(shared_data, tmp_path):
     test = set(np.random.default_rng(0).permutation(len(lines))[:10].tolist())
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(d) + "\n" for i, d in enumerate(lines) if i not in test))
     (tmp_path / "test.jsonl").write_text("".join(json.dumps(d) + "\n" for i, d in enumerate(lines) if i in test))
-    cfg = CTCTrainConfig(model="ctc-conv-s", epochs=25, batch_seconds=10, max_batch=4)
     # validation on the training set: the test utterances must not choose the checkpoint
-    train_ctc(tmp_path / "train.jsonl", tmp_path / "train.jsonl", tmp_path / "run", cfg, log=lambda *_: None)
+    cfg = CTCTrainConfig(str(tmp_path / "train.jsonl"), str(tmp_path / "train.jsonl"), str(tmp_path / "run"),
+                         model="ctc-conv-s", epochs=25, batch_seconds=10, max_batch=4, **OLD_DEFAULTS)
+    train_ctc(cfg, log=lambda *_: None)
     export_ctc(tmp_path / "run" / "last.pt", tmp_path / "exp", check_seconds=(3.7,), log=lambda *_: None)
     for f in ("pipeline.onnx", "pipeline.int8.onnx"):
         r = eval_ctc(tmp_path / "exp" / f, tmp_path / "test.jsonl", progress=False)
@@ -319,7 +336,7 @@ def test_yesno_trains_to_low_wer(shared_data, tmp_path):
 
 def test_speed_perturbation_changes_length_and_pitch():
     """CTC speed perturbation keeps every word: the utterance gets shorter or longer, pitch moves with it."""
-    from hearkit.training.train_ctc import change_speed
+    from hearkit.training.augment import change_speed
 
     sr, f0 = 16000, 440.0
     x = np.sin(2 * np.pi * f0 * np.arange(sr) / sr).astype(np.float32)
@@ -395,3 +412,87 @@ def test_eval_of_a_checkpoint_says_to_export_it_first(tiny_run, tmp_path):
     junk.write_bytes(b"\x00not a model")
     r = CliRunner().invoke(main, ["eval", str(junk), "--manifest", str(m)])
     assert r.exit_code == 2 and "not a model onnxruntime can load" in r.output
+
+
+# The README's first connected-words training command, option for option (its 13.1 % stage).
+README_FIRST_CTC = ["--speed", "0.9,1.1", "--epochs", "60"]
+
+
+def test_defaults_are_the_readme_connected_words_command(tmp_path, monkeypatch):
+    """`hearkit train ctc --manifest T --val-manifest V -o R` builds the README's first command, and CTCTrainConfig()'s."""
+    import hearkit.training.train_ctc as tc
+    from click.testing import CliRunner
+
+    from hearkit.cli import main
+
+    seen = []
+
+    def fake_train(cfg, log=None):
+        seen.append(cfg)
+        Path(cfg.out).mkdir(parents=True, exist_ok=True)
+        (Path(cfg.out) / "metrics.json").write_text(json.dumps({"best_epoch": 1, "best_val_wer": 0.5, "best_val_cer": 0.2}))
+        return Path(cfg.out)
+
+    monkeypatch.setattr(tc, "train_ctc", fake_train)
+    m, run = str(Path(__file__)), str(tmp_path / "run")  # any existing file passes click's check; nothing is read
+    for extra in ([], README_FIRST_CTC, ["--speed", "off"]):
+        r = CliRunner().invoke(main, ["train", "ctc", "--manifest", m, "--val-manifest", m, *extra, "-o", run])
+        assert r.exit_code == 0, r.output
+        assert "best: epoch 1, val WER 50.00 %" in r.stdout
+    assert seen[0] == seen[1] == tc.CTCTrainConfig(m, m, run)
+    assert (seen[0].epochs, seen[0].speed_range, seen[0].model) == (60, (0.9, 1.1), "ctc-conv-s")
+    assert seen[2].speed_range is None
+
+
+def test_cli_log_is_plain_lines_and_quiet_keeps_the_result(tmp_path):
+    from click.testing import CliRunner
+
+    from hearkit.cli import main
+
+    m = _tone_corpus(tmp_path / "data")
+    base = ["train", "ctc", "--manifest", str(m), "--val-manifest", str(m), "--epochs", "2", "--batch-seconds", "4",
+            "--max-batch", "2", "--speed", "off"]
+    r = CliRunner().invoke(main, [*base, "-o", str(tmp_path / "run")])
+    assert r.exit_code == 0, r.output
+    lines = r.stderr.splitlines()
+    assert "\r" not in r.stderr  # CliRunner's stderr is no terminal: lines, not a bar
+    assert sum(s.startswith("hearkit: epoch ") for s in lines) == 2
+    assert 1 <= sum(s.startswith("training: step") for s in lines) <= 12
+    assert len(lines) <= 2 + 12 + 8  # + manifests, model, sizes, result
+    assert r.stdout.startswith("best: epoch ")
+    r = CliRunner().invoke(main, [*base, "--quiet", "-o", str(tmp_path / "q")])
+    assert r.exit_code == 0 and r.stderr == "" and r.stdout.startswith("best: epoch ")
+    r = CliRunner().invoke(main, [*base, "--no-progress", "-o", str(tmp_path / "np")])
+    assert r.exit_code == 0 and "training: step" not in r.stderr and "hearkit: epoch 2/2" in r.stderr
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_resumed_run_equals_the_uninterrupted_one(tmp_path):
+    """Stopped after epoch 1 and resumed, a run ends with the weights of one that ran through: optimizer,
+    schedule and both random streams (augmentation, dropout) continue where they stopped."""
+    from hearkit.training.checkpoint import load_checkpoint
+    from hearkit.training.train_ctc import CTCTrainConfig, train_ctc
+
+    m = _tone_corpus(tmp_path / "data")
+    kw = dict(model="ctc-conv-s", epochs=2, batch_seconds=4, max_batch=2, seed=5, speed_range=(0.9, 1.1), vtlp=(0.9, 1.1),
+              gain_db=(-6.0, 6.0), progress=False)
+    train_ctc(CTCTrainConfig(m, m, str(tmp_path / "through"), **kw), log=lambda *_: None)
+
+    def stop_after_epoch_1(line):
+        if line.startswith("epoch 1/2"):
+            raise _Stop  # after last.pt of epoch 1 is written: what a kill at the epoch boundary leaves
+
+    with pytest.raises(_Stop):
+        train_ctc(CTCTrainConfig(m, m, str(tmp_path / "resumed"), **kw), log=stop_after_epoch_1)
+    assert load_checkpoint(tmp_path / "resumed" / "last.pt")["epoch"] == 1
+    train_ctc(CTCTrainConfig(m, m, str(tmp_path / "resumed"), resume=True, **kw), log=lambda *_: None)
+    a, b = (load_checkpoint(tmp_path / d / "last.pt") for d in ("through", "resumed"))
+    assert a["step"] == b["step"] and a["epoch"] == b["epoch"] == 2
+    for k, v in a["state_dict"].items():
+        assert torch.equal(v, b["state_dict"][k]), k  # exactly: one thread, the same operations in the same order
+    hist = [json.loads(x) for x in (tmp_path / "resumed" / "history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in hist] == [1, 2]
+    assert hist[1]["val_wer"] == json.loads((tmp_path / "through" / "history.jsonl").read_text().splitlines()[1])["val_wer"]

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import pytest
 from click.testing import CliRunner
 
 from hearkit.cli import main
 from hearkit.errors import ConfigError
-from hearkit.lm import BOS, EOS, UNK, NGramLM, normalize_text
+from hearkit.lm import BOS, DEFAULT_ALPHABET, EOS, UNK, NGramLM
+from hearkit.text import normalize_words
 
 SUM_TOL = 1e-6  # per the spec; ARPA stores 7 decimals of log10 (relative error ~1.2e-7 per term)
 
@@ -24,7 +26,7 @@ the king's printer was old
 
 
 def corpus_sentences():
-    return [normalize_text(line)[0] for line in CORPUS.splitlines() if line.strip()]
+    return [normalize_words(line) for line in CORPUS.splitlines() if line.strip()]
 
 
 def all_words(lm):
@@ -92,8 +94,9 @@ def test_kneser_ney_continuation_counts():
     assert lm.log10_prob(("san",), "francisco") > math.log10(0.8)
 
 
-def test_normalize_text_reports_dropped():
-    words, dropped = normalize_text("Well-known: it's 42 debtors' rooms!")
+def test_normalize_words_reports_dropped():
+    dropped = Counter()
+    words = normalize_words("Well-known: it's 42 debtors' rooms!", dropped)
     assert words == ["well", "known", "it's", "debtors'", "rooms"]
     assert dropped == {":": 1, "4": 1, "2": 1, "!": 1}
 
@@ -128,3 +131,21 @@ def test_cli_lm_build_and_score(tmp_path):
     assert CliRunner().invoke(main, ["lm", "--help"]).exit_code == 0
     r = CliRunner().invoke(main, ["lm", "build", str(tmp_path / "none.txt"), "-o", str(out)])
     assert r.exit_code == 2
+
+
+def test_lm_and_manifest_normalise_text_alike():
+    """The LM must hold the words the model emits: the manifests' normalisation (accents folded, ’ -> ')."""
+    from hearkit.manifest import normalize_text as manifest_text
+
+    line = "Café — don’t"
+    assert manifest_text(line) == "cafe don't"
+    lm, dropped = NGramLM.build_from_text([line], order=1)
+    assert lm.vocab - {BOS, EOS, UNK} == set(manifest_text(line).split()) == {"cafe", "don't"}
+    assert not dropped  # nothing of it lies outside the alphabet once normalised
+
+
+def test_lm_alphabet_is_the_model_vocabulary_without_blank():
+    from hearkit.manifest import BLANK_ID, VOCAB
+
+    assert DEFAULT_ALPHABET == frozenset(VOCAB) - {VOCAB[BLANK_ID]}
+    assert len(VOCAB) == len(DEFAULT_ALPHABET) + 1  # no token twice

@@ -21,6 +21,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from hearkit.cli import main as cli  # noqa: E402
 from hearkit.errors import ConfigError  # noqa: E402
+from hearkit.training.augment import AugmentConfig  # noqa: E402
 from hearkit.training.checkpoint import load_checkpoint  # noqa: E402
 from hearkit.training.models import model_from_config  # noqa: E402
 from hearkit.training.train_classify import TrainConfig, train_classifier  # noqa: E402
@@ -32,6 +33,10 @@ SPEAKERS = [f"{i:08x}" for i in range(10)]
 VAL_SPEAKERS = SPEAKERS[:2]
 RUN_FILES = {"best.pt", "last.pt", "config.json", "metrics.json", "confusion.png"}
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+# The defaults these tests were written against, before the defaults became the README's
+# Speech Commands recipe (cnn4-s, batches of 32, SNR 5-20 dB, gain -12..6 dB).
+OLD_DEFAULTS = ["--model", "dscnn-s", "--batch-size", "64", "--snr", "0,20", "--gain-db=-6,6"]
+OLD_AUGMENT = AugmentConfig(snr_db=(0.0, 20.0), gain_db=(-6.0, 6.0))
 
 
 @pytest.fixture(scope="module")
@@ -53,14 +58,15 @@ def tones(tmp_path_factory) -> Path:
 
 
 def _args(data, out, *extra):
-    return ["classify", "--data", str(data), "--window-seconds", str(CLIP_S), "--threads", "1", "--no-progress",
-            "--no-noise", "-o", str(out), *extra]
+    # later options win in click, so `extra` may override OLD_DEFAULTS
+    return ["classify", "--data", str(data), *OLD_DEFAULTS, "--window-seconds", str(CLIP_S), "--threads", "1",
+            "--no-progress", "--no-noise", "-o", str(out), *extra]
 
 
 def test_tiny_run_writes_run_dir(tones, tmp_path):
     out = tmp_path / "run"
-    cfg = TrainConfig(data=str(tones), out=str(out), epochs=2, batch_size=8, window_seconds=CLIP_S, num_threads=1,
-                      progress=False, lr=1e-2)
+    cfg = TrainConfig(data=str(tones), out=str(out), model="dscnn-s", epochs=2, batch_size=8, window_seconds=CLIP_S,
+                      num_threads=1, progress=False, lr=1e-2, augment=OLD_AUGMENT)
     assert train_classifier(cfg) == out
     assert RUN_FILES <= {p.name for p in out.iterdir()}
     m = json.loads((out / "metrics.json").read_text())
@@ -139,3 +145,60 @@ def test_cli_help_and_bad_file(tones, tmp_path):
     assert r.exit_code == 0, r.output
     m = json.loads((tmp_path / "run2" / "metrics.json").read_text())
     assert [Path(s["path"]).name for s in m["skipped_files"]] == ["ffffffff_nohash_9.wav"]
+
+
+# The README's Speech Commands recipe, option for option (its 91.1 % row).
+README_SPEECH_COMMANDS = ["--model", "cnn4-s", "--epochs", "30", "--batch-size", "32", "--lr", "3e-3", "--snr", "5,20",
+                          "--gain-db=-12,6"]
+
+
+def test_defaults_are_the_readme_speech_commands_recipe(tones, tmp_path, monkeypatch):
+    """`hearkit train classify --data D -o R` builds the same config as the README's command, and as TrainConfig()."""
+    import hearkit.training.train_classify as tc
+
+    seen = []
+
+    def fake_train(cfg, log=None):
+        seen.append(cfg)
+        out = Path(cfg.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps({"model": cfg.model, "parameters": 1, "best_val_acc": 0.5,
+                                                      "best_epoch": 1}))
+        return out
+
+    monkeypatch.setattr(tc, "train_classifier", fake_train)
+    run = str(tmp_path / "run")
+    for extra in ([], README_SPEECH_COMMANDS):
+        r = CliRunner().invoke(cli, ["train", "classify", "--data", str(tones), *extra, "-o", run])
+        assert r.exit_code == 0, r.output
+    assert seen[0] == seen[1] == TrainConfig(data=str(tones), out=run)
+    assert (seen[0].model, seen[0].batch_size, seen[0].augment.snr_db, seen[0].augment.gain_db) == \
+        ("cnn4-s", 32, (5.0, 20.0), (-12.0, 6.0))
+
+
+def test_redirected_log_has_plain_lines_only(tones, tmp_path):
+    """stderr to a file: no \\r, one line per epoch, progress in about ten lines however many steps."""
+    out, log = tmp_path / "run", tmp_path / "train.log"
+    cmd = [sys.executable, "-m", "hearkit.training", "classify", "--data", str(tones), "--window-seconds", str(CLIP_S),
+           "--threads", "1", "--no-noise", "--epochs", "3", "--batch-size", "2", "-o", str(out)]  # 12 steps per epoch
+    with open(log, "w") as f:
+        r = subprocess.run(cmd, env=ENV, stdout=subprocess.PIPE, stderr=f, text=True, timeout=180)
+    text = log.read_text()
+    assert r.returncode == 0, text[-2000:]
+    assert "\r" not in text
+    lines = text.splitlines()
+    assert 1 <= sum("training: step" in s for s in lines) <= 12  # 36 steps: the first, then every 10 %
+    assert sum(s.startswith("hearkit: epoch ") for s in lines) == 3
+    assert sum("loading clips" in s for s in lines) <= 2 * 12  # training and validation clips, every 10 %
+    assert len(lines) <= 12 + 3 + 2 * 12 + 5  # + dataset, model and result lines
+    r = subprocess.run([*cmd[:-2], "--no-progress", "-o", str(tmp_path / "run2")], env=ENV, capture_output=True,
+                       text=True, timeout=180)
+    assert r.returncode == 0 and "training: step" not in r.stderr and "loading clips" not in r.stderr
+    assert sum(s.startswith("hearkit: epoch ") for s in r.stderr.splitlines()) == 3
+
+
+def test_quiet_prints_the_result_only(tones, tmp_path):
+    r = CliRunner().invoke(cli, ["train", *_args(tones, tmp_path / "run", "--epochs", "1", "--quiet")])
+    assert r.exit_code == 0, r.output
+    assert r.stderr == ""  # no dataset, model, progress or epoch lines, and nothing to warn about
+    assert "best validation accuracy" in r.stdout and r.stdout.count("\n") == 1

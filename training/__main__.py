@@ -1,4 +1,4 @@
-"""``python -m hearkit.training classify ...``: the ``hearkit train`` group, for torchrun.
+"""``python -m hearkit.training classify|ctc ...``: the ``hearkit train`` group, for torchrun.
 
     torchrun --nproc-per-node 2 -m hearkit.training classify --data DIR -o RUN_DIR
 """

@@ -32,7 +32,8 @@ import numpy as np
 
 from hearkit.audio import load_audio
 from hearkit.errors import ConfigError
-from hearkit.manifest import Utterance, normalize_text, write_manifest
+from hearkit.manifest import Utterance, write_manifest
+from hearkit.text import normalize_text
 
 SAMPLE_RATE = 16000  # Hz, every utterance is written at this rate
 AUDIO_EXTS = (".flac", ".wav", ".ogg", ".mp3")

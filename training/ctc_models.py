@@ -207,15 +207,25 @@ class CRNNCTC(nn.Module):
         return torch.log_softmax(self.classifier(x), dim=-1)
 
 
+# -- the zoo's helpers: the same names as hearkit.training.models -------------------------
+MODELS = tuple(PRESETS)  # the preset names
+
+
 def model_config(name: str, **overrides) -> dict:
-    """The constructor kwargs of a preset (plus ``name``), with overrides applied."""
+    """The constructor kwargs of a preset (plus ``name``), with overrides applied: a checkpoint's ``model`` entry."""
     if name not in PRESETS:
         raise ConfigError(f"unknown CTC model {name!r}; available: {sorted(PRESETS)}")
     return {"name": name, **PRESETS[name], **overrides}
 
 
-def build_model(cfg: dict, n_mels: int, vocab_size: int) -> nn.Module:
-    """Build the network a ``model_config`` (stored in checkpoints as ``ckpt['model']``) describes."""
+def model_from_config(cfg: dict, n_mels: int, vocab_size: int) -> nn.Module:
+    """Rebuild the network a ``model_config`` (a checkpoint's ``model`` entry) describes.
+
+    Args:
+        cfg: ``{"name": ..., **constructor_kwargs}``.
+        n_mels: input bands (the checkpoint's front-end ``n_mels``).
+        vocab_size: outputs per frame, the blank included (``len(ckpt["vocab"])``).
+    """
     kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items() if k != "name"}
     arch = kw.get("arch", "conv")
     if arch == "conv":
@@ -225,5 +235,20 @@ def build_model(cfg: dict, n_mels: int, vocab_size: int) -> nn.Module:
     raise ConfigError(f"unknown CTC architecture {arch!r} in model config {cfg}")
 
 
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+def build_model(name: str | dict, n_mels: int, vocab_size: int, **overrides) -> nn.Module:
+    """Build a preset: ``model_from_config(model_config(name, **overrides), n_mels, vocab_size)``.
+
+    Args:
+        name: a preset of ``PRESETS``; a config dict is accepted too (as ``model_from_config``),
+            which is how callers written before ``model_from_config`` rebuild checkpoints.
+        n_mels: input bands.
+        vocab_size: outputs per frame, the blank included.
+        **overrides: constructor kwargs that replace the preset's (e.g. ``rnn="lstm"``).
+    """
+    cfg = {**name, **overrides} if isinstance(name, dict) else model_config(name, **overrides)
+    return model_from_config(cfg, n_mels, vocab_size)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 from hearkit.audio import load_audio
 from hearkit.datasets import Example
 from hearkit.errors import AudioError, ConfigError
+from hearkit.progress import Progress
 
 BAD_FILE_POLICIES = ("skip", "fail")
 
@@ -50,7 +51,7 @@ def load_clips(
         sample_rate: model rate in Hz.
         on_bad_file: ``fail`` raises the first ``AudioError`` (it names the file);
             ``skip`` leaves the file out and reports it on stderr (Default: fail).
-        progress: show a tqdm bar on stderr.
+        progress: show progress on stderr (a bar on a terminal, a line per 10 % otherwise).
 
     Returns:
         ``(clips, kept, bad)``: the decoded clips, the indices into ``examples``
@@ -58,13 +59,12 @@ def load_clips(
     """
     if on_bad_file not in BAD_FILE_POLICIES:
         raise ConfigError(f"on_bad_file must be one of {list(BAD_FILE_POLICIES)}, got {on_bad_file!r}")
-    it = examples
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(examples, desc="loading clips", unit="clip", leave=False, file=sys.stderr)
+    # a bar on a terminal, a line per 10 % in a log (hearkit.progress)
+    bar = Progress(len(examples), "loading clips", unit="clip") if progress else None
     clips, kept, bad = [], [], []
-    for i, e in enumerate(it):
+    for i, e in enumerate(examples):
+        if bar is not None:
+            bar.update(1)
         try:
             x, _ = load_audio(e.path, sample_rate)
         except AudioError as err:
@@ -75,6 +75,8 @@ def load_clips(
             continue
         clips.append(x)
         kept.append(i)
+    if bar is not None:
+        bar.close()
     return clips, kept, bad
 
 
@@ -93,7 +95,7 @@ class ClipDataset(Dataset):
         on_bad_file: ``skip`` | ``fail`` (Default: fail).
         random_crop: random crop of long clips instead of the centre (Default: False).
         seed: seed of the crop positions.
-        progress: tqdm bar while decoding.
+        progress: progress on stderr while decoding.
     """
 
     def __init__(

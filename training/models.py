@@ -328,6 +328,11 @@ def build_model(name: str, n_labels: int, n_mels: int, **kw) -> nn.Module:
         raise ConfigError(f"bad hyper-parameters for model {name!r}: {e}") from e
 
 
+def model_config(name: str, n_labels: int, n_mels: int, **kw) -> dict:
+    """A checkpoint's ``model`` entry for a registered model: ``{"name": ..., **hyper_parameters}``."""
+    return build_model(name, n_labels, n_mels, **kw).config()
+
+
 def model_from_config(cfg: dict) -> nn.Module:
     """Rebuild a model from a checkpoint's ``model`` dict (``{"name": ..., **hparams}``)."""
     cfg = dict(cfg)

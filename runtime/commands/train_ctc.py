@@ -1,10 +1,27 @@
-"""``hearkit train ctc``: train a CTC speech recogniser (needs hearkit[train]; torch imported inside)."""
+"""``hearkit train ctc``: train a CTC speech recogniser (needs hearkit[train]; torch imported inside).
+
+With no options beyond the manifests and ``-o`` it runs the README's first connected-words
+command (ctc-conv-s, 60 epochs, ``--speed 0.9,1.1``); the defaults here repeat those of
+``CTCTrainConfig`` so that ``--help`` needs no torch (tests/test_ctc_train.py checks they agree).
+"""
 
 from __future__ import annotations
 
 import click
 
-MODELS = ("ctc-conv-s", "ctc-conv-m", "ctc-conv-l", "ctc-crnn")
+MODELS = ("ctc-conv-s", "ctc-conv-m", "ctc-conv-l", "ctc-crnn")  # hearkit.training.ctc_models.MODELS
+OFF = ("off", "none")  # values that switch a LOW,HIGH augmentation off
+
+
+def _range_or_off(text: str | None, what: str, positive: bool = False):
+    from hearkit.commands.options import parse_range
+
+    if text is None or text.strip().lower() in OFF:
+        return None
+    lo_hi = parse_range(text, what)
+    if positive and lo_hi[0] <= 0:
+        raise click.BadParameter(f"{what} factors must be positive, got {text!r}")
+    return lo_hi
 
 
 @click.command("ctc")
@@ -13,14 +30,14 @@ MODELS = ("ctc-conv-s", "ctc-conv-m", "ctc-conv-l", "ctc-crnn")
 @click.option("--val-manifest", required=True, type=click.Path(exists=True), help="Validation set (same forms).")
 @click.option("--model", type=click.Choice(MODELS), default="ctc-conv-s", show_default=True)
 @click.option("--rnn", type=click.Choice(["gru", "lstm"]), default=None, help="RNN kind of ctc-crnn (default: gru).")
-@click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=60, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=3e-3, show_default=True, help="Peak one-cycle learning rate.")
 @click.option("--batch-seconds", type=click.FloatRange(min=1), default=32.0, show_default=True, help="Audio per batch (length-bucketed); small data wants many steps.")
 @click.option("--max-batch", type=click.IntRange(min=1), default=16, show_default=True, help="Utterances per batch at most.")
 @click.option("--clip", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, help="Gradient-norm clip.")
 @click.option("--noise-prob", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="Share of utterances with added noise.")
-@click.option("--speed", default=None,
-              help="Speed perturbation LOW,HIGH per utterance (e.g. 0.9,1.1; the utterance changes length; default: off).")
+@click.option("--speed", default="0.9,1.1", show_default=True,
+              help="Speed perturbation LOW,HIGH per utterance (the utterance changes length), or 'off'.")
 @click.option("--vtlp", default=None,
               help="Vocal tract length perturbation LOW,HIGH per utterance (e.g. 0.9,1.1): formants move, "
                    "timing is kept (default: off).")
@@ -40,42 +57,54 @@ MODELS = ("ctc-conv-s", "ctc-conv-m", "ctc-conv-l", "ctc-crnn")
                    "BatchNorm statistics recomputed on the training set (0: off).")
 @click.option("--init", "init", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Start from the weights of another CTC checkpoint (fine-tuning); its model and front-end are used.")
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=50, show_default=True,
+              help="Also save last.pt every N steps inside an epoch (0 = at epoch ends only).")
+@click.option("--no-progress", is_flag=True, help="No progress (a bar on a terminal, a line per ~10 % of the run in a log).")
+@click.option("-q", "--quiet", is_flag=True, help="Warnings and the result only: no progress, no line per epoch.")
 @click.option("--resume", is_flag=True, help="Continue from RUN_DIR/last.pt (model, optimizer, schedule, epoch).")
 @click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run folder.")
 def ctc(train_manifest, val_manifest, model, rnn, epochs, lr, batch_seconds, max_batch, clip, noise_prob, speed,
-        vtlp, lowpass_prob, lowpass_hz, gain_db, n_mels, threads, seed, average_last, init, resume, run_dir):
+        vtlp, lowpass_prob, lowpass_hz, gain_db, n_mels, threads, seed, average_last, init, checkpoint_every,
+        no_progress, quiet, resume, run_dir):
     """Train a CTC model (character vocabulary + blank) with greedy WER/CER on validation every epoch.
 
     \b
-    Example:
+    RUN_DIR gets best.pt, last.pt, history.jsonl, metrics.json, curves.png, config.json.
+    Several processes: torchrun --nproc-per-node 2 -m hearkit.training ctc ...
+
+    \b
+    Example (the README's connected words; the defaults are its first training command):
       hearkit data concat --words ../shared/data/speech_commands ../shared/data/fsdd --hours 2 -o words-train
       hearkit data concat --words ../shared/data/speech_commands ../shared/data/fsdd --hours 0.25 --split val -o words-val
-      hearkit train ctc --manifest words-train --val-manifest words-val --speed 0.9,1.1 --epochs 60 -o runs/words
+      hearkit train ctc --manifest words-train --val-manifest words-val -o runs/words
     """
-    from hearkit.commands.options import parse_range
+    import json
+    import os
+    from pathlib import Path
+
     from hearkit.errors import require
 
-    speed_range = parse_range(speed, "--speed") if speed else None
-    if speed_range and speed_range[0] <= 0:
-        raise click.BadParameter(f"--speed factors must be positive, got {speed!r}")
-    vtlp_range = parse_range(vtlp, "--vtlp") if vtlp else None
-    if vtlp_range and vtlp_range[0] <= 0:
-        raise click.BadParameter(f"--vtlp factors must be positive, got {vtlp!r}")
-    gain_range = parse_range(gain_db, "--gain-db") if gain_db else None
+    speed_range = _range_or_off(speed, "--speed", positive=True)
+    vtlp_range = _range_or_off(vtlp, "--vtlp", positive=True)
+    gain_range = _range_or_off(gain_db, "--gain-db")
 
     require("torch", "train")
-    require("tqdm", "train")
     from hearkit.training.train_ctc import CTCTrainConfig, train_ctc
 
-    cfg = CTCTrainConfig(model=model, rnn=rnn, epochs=epochs, lr=lr, batch_seconds=batch_seconds, max_batch=max_batch,
-                         clip=clip, noise_prob=noise_prob, speed_range=speed_range, n_mels=n_mels, threads=threads, seed=seed,
+    cfg = CTCTrainConfig(train_manifest=train_manifest, val_manifest=val_manifest, out=run_dir, model=model, rnn=rnn,
+                         epochs=epochs, lr=lr, batch_seconds=batch_seconds, max_batch=max_batch, clip=clip,
+                         noise_prob=noise_prob, speed_range=speed_range, n_mels=n_mels, num_threads=threads, seed=seed,
                          average_last=average_last, vtlp=vtlp_range, lowpass_prob=lowpass_prob, lowpass_hz=lowpass_hz,
-                         gain_db=gain_range)
-    best = train_ctc(train_manifest, val_manifest, run_dir, cfg, resume=resume, log=click.echo, init=init)
-    if best:
-        click.echo(f"best: epoch {best['epoch']}, val WER {100 * best['val_wer']:.2f} %, CER {100 * best['val_cer']:.2f} % "
-                   f"-> {run_dir}/best.pt")
-    if best and "averaged" in best:
-        a = best["averaged"]
+                         gain_db=gain_range, init=init, resume=resume, checkpoint_every=checkpoint_every,
+                         progress=not no_progress, quiet=quiet)
+    out = Path(train_ctc(cfg))
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    m = json.loads((out / "metrics.json").read_text())
+    if m.get("best_epoch") is not None:
+        click.echo(f"best: epoch {m['best_epoch']}, val WER {100 * m['best_val_wer']:.2f} %, "
+                   f"CER {100 * m['best_val_cer']:.2f} % -> {out}/best.pt")
+    a = m.get("averaged")
+    if a:
         click.echo(f"averaged: epochs {a['averaged_epochs'][0]}-{a['averaged_epochs'][-1]}, val WER "
-                   f"{100 * a['val_wer']:.2f} %, CER {100 * a['val_cer']:.2f} % -> {run_dir}/averaged.pt")
+                   f"{100 * a['val_wer']:.2f} %, CER {100 * a['val_cer']:.2f} % -> {out}/averaged.pt")

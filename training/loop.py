@@ -1,0 +1,353 @@
+"""The training-loop skeleton both trainers share (``train_classify``, ``train_ctc``).
+
+A trainer owns its data, network, step and evaluation; this module owns the rest,
+so the two behave alike:
+
+- ``Dist``: one process, or one rank of several under ``torchrun`` (DDP with gloo on
+  CPU). Every rank trains on its share of each epoch; only rank 0 evaluates, logs
+  and writes.
+- ``make_scheduler`` / ``restore_scheduler``: one-cycle (or cosine with a linear
+  warm-up) over the planned steps; a resumed run that plans more or fewer epochs
+  gets a schedule over the new total, continued at the step it stopped at.
+- ``RunLog``: lines for people, ``hearkit: ...`` on stderr (or any callable);
+  ``quiet`` keeps warnings only.
+- ``TrainProgress``: a tqdm bar per epoch on a terminal; in a redirected log one plain
+  line per ~10 % of the run instead (no ``\\r``), beside the trainer's line per epoch.
+- ``open_run`` / ``LoopState`` / ``loop_checkpoint`` / ``resume_loop``: the run folder's
+  ``last.pt`` (atomic, every ``checkpoint_every`` steps and at each epoch end, with
+  optimizer, schedule, RNG states and history) and what ``resume`` continues from.
+- ``fit``: the epoch and step loop that ties them together.
+
+A checkpoint is the trainer's part (task, model, front-end, labels or vocabulary,
+weights, metrics, train_config) plus ``loop_checkpoint``'s part; both load with
+``hearkit.training.checkpoint.load_checkpoint``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hearkit.errors import ConfigError
+from hearkit.progress import Progress, StatusLine, is_terminal
+from hearkit.training.checkpoint import load_checkpoint
+
+LAST = "last.pt"  # the latest state, what resume continues from
+BEST = "best.pt"  # the epoch with the best validation metric
+SCHEDULES = ("onecycle", "cosine")
+PROGRESS_EVERY_PCT = 10.0  # a redirected log gets a progress line per this share of the run
+
+
+# -- processes ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Dist:
+    """This process's place among the training processes.
+
+    Attributes:
+        rank: 0-based index (``RANK``; Default: 0).
+        world: number of processes (``WORLD_SIZE``; Default: 1).
+    """
+
+    rank: int = 0
+    world: int = 1
+
+    @classmethod
+    def setup(cls) -> "Dist":
+        """Read torchrun's environment; with several processes join a gloo process group."""
+        d = cls(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))
+        if d.world > 1 and not torch.distributed.is_initialized():
+            torch.distributed.init_process_group("gloo")
+        return d
+
+    @property
+    def main(self) -> bool:
+        """Rank 0: the process that evaluates, logs and writes."""
+        return self.rank == 0
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The module to train: DDP over ``model`` with several processes, else ``model``."""
+        return torch.nn.parallel.DistributedDataParallel(model) if self.world > 1 else model
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            torch.distributed.barrier()
+
+    def close(self) -> None:
+        """Wait for every rank, then leave the process group."""
+        if self.world > 1 and torch.distributed.is_initialized():
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
+
+
+# -- lines for people ---------------------------------------------------------------------
+def _stderr(msg: str) -> None:
+    print(f"hearkit: {msg}", file=sys.stderr, flush=True)
+
+
+class RunLog:
+    """Where a trainer's lines go: rank 0 only; ``quiet`` keeps warnings.
+
+    Args:
+        main: this is rank 0 (the others say nothing) (Default: True).
+        quiet: drop information lines, keep warnings (Default: False).
+        sink: callable taking one line (Default: None = ``hearkit: LINE`` on stderr).
+    """
+
+    def __init__(self, main: bool = True, quiet: bool = False, sink: Callable[[str], Any] | None = None):
+        self.main, self.quiet = main, quiet
+        self.sink = sink or _stderr
+
+    def __call__(self, msg: str) -> None:
+        """An information line (dataset sizes, model, one per epoch)."""
+        if self.main and not self.quiet:
+            self.sink(msg)
+
+    def warn(self, msg: str) -> None:
+        """A line that stays with ``quiet``."""
+        if self.main:
+            self.sink(f"warning: {msg}")
+
+
+class TrainProgress:
+    """Progress of the steps of a run.
+
+    On a terminal a tqdm bar per epoch (removed when the epoch ends, the trainer's epoch
+    line stays). Otherwise, e.g. stderr redirected to a log, a ``StatusLine`` over the
+    whole run: ``training: step 1200/15000 (8 %), epoch 5/60, loss 2.301``, one line per
+    ``every_pct`` of the run, however many epochs it has.
+
+    Args:
+        enabled: False shows nothing (``--no-progress``, ``--quiet``, ranks other than 0).
+        epochs: epochs of the run.
+        total_steps: steps of the whole run.
+        done_steps: steps done before (a resumed run).
+        stream: Default: sys.stderr.
+        every_pct: Default: ``PROGRESS_EVERY_PCT``.
+    """
+
+    def __init__(self, enabled: bool, epochs: int, total_steps: int, done_steps: int = 0, stream=None,
+                 every_pct: float = PROGRESS_EVERY_PCT):
+        self.enabled = enabled
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = is_terminal(self.stream)
+        self.epochs, self.total, self.done = epochs, max(1, int(total_steps)), int(done_steps)
+        self._bar: Progress | None = None
+        self._line = StatusLine(self.stream, every_pct) if enabled and not self.tty else None
+        self._epoch = 0
+
+    def start_epoch(self, epoch: int, steps: int, first: int = 0) -> None:
+        """Epoch ``epoch`` (0-based) of ``steps`` steps begins at step ``first``."""
+        self._epoch = epoch
+        if self.enabled and self.tty:
+            self._bar = Progress(steps, f"epoch {epoch + 1}/{self.epochs}", initial=first, stream=self.stream,
+                                 mininterval=1.0)
+
+    def step(self, **stats) -> None:
+        """One step done; ``stats`` are the running statistics to show (e.g. ``loss=2.3``)."""
+        self.done += 1
+        if self._bar is not None:
+            self._bar.update(1, **stats)
+        elif self._line is not None:
+            pct = 100.0 * self.done / self.total
+            text = f"training: step {self.done}/{self.total} ({pct:.0f} %), epoch {self._epoch + 1}/{self.epochs}"
+            text += "".join(f", {k} {v:.3f}" if isinstance(v, float) else f", {k} {v}" for k, v in stats.items())
+            self._line.show(text, pct)
+
+    def end_epoch(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def close(self) -> None:
+        self.end_epoch()
+        if self._line is not None:
+            self._line.close()
+
+
+# -- schedule -----------------------------------------------------------------------------
+def make_scheduler(opt: torch.optim.Optimizer, kind: str, lr: float, total_steps: int, warmup_fraction: float,
+                   last_step: int = -1):
+    """The learning-rate schedule of a run, stepped once per optimizer step.
+
+    Args:
+        opt: the optimizer.
+        kind: ``onecycle`` (torch's OneCycleLR, cosine annealing) | ``cosine`` (linear
+            warm-up, then a cosine to 0).
+        lr: peak learning rate.
+        total_steps: planned optimizer steps (at least 2 are planned).
+        warmup_fraction: share of the steps spent warming up.
+        last_step: the last step already taken, -1 for a fresh schedule; with another
+            value the optimizer's param groups must carry the schedule's ``initial_lr``
+            (a loaded optimizer state does).
+    """
+    total = max(int(total_steps), 2)
+    if kind == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=warmup_fraction,
+                                                   anneal_strategy="cos", last_epoch=last_step)
+    if kind != "cosine":
+        raise ConfigError(f"schedule must be one of {list(SCHEDULES)}, got {kind!r}")
+    warm = max(1, int(warmup_fraction * total))
+
+    def f(step):
+        if step < warm:
+            return (step + 1) / warm
+        p = min(1.0, (step - warm) / max(1, total - warm))
+        return 0.5 * (1 + math.cos(math.pi * p))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, f, last_epoch=last_step)
+
+
+def restore_scheduler(sched, ckpt: dict, opt, kind: str, lr: float, total_steps: int, warmup_fraction: float):
+    """The schedule of a resumed run: the saved one if it planned the same steps, else a new one continued.
+
+    Call after loading the optimizer state. Returns the scheduler to use.
+    """
+    planned = max(int(total_steps), 2)
+    saved = ckpt.get("planned_steps") or ckpt["scheduler"].get("total_steps")  # older checkpoints: OneCycleLR's own
+    if saved is None or int(saved) == planned:
+        sched.load_state_dict(ckpt["scheduler"])
+        return sched
+    # more (or fewer) epochs than planned: the schedule over the new total, continued at the step reached
+    step = int(ckpt["step"])
+    return make_scheduler(opt, kind, lr, max(planned, step + 1), warmup_fraction, last_step=step - 1)
+
+
+# -- run folder and resume ----------------------------------------------------------------
+def open_run(out: str | os.PathLike, resume: bool, log: RunLog) -> dict | None:
+    """The checkpoint to resume from, or None for a new run.
+
+    A folder that holds a run (``last.pt``) is not overwritten without ``resume``; with
+    ``resume`` and no ``last.pt`` yet (killed before the first save) the run starts anew.
+    """
+    last = Path(out) / LAST
+    if last.exists() and not resume:
+        raise ConfigError(f"{out} already holds a run ({LAST}); pass --resume to continue it or choose another directory")
+    if resume and last.exists():
+        return load_checkpoint(last)
+    if resume:
+        log(f"--resume: {last} does not exist yet; starting a new run")
+    return None
+
+
+@dataclass
+class LoopState:
+    """Where a run stands; saved in every ``last.pt``.
+
+    Attributes:
+        epoch: epochs finished (during an epoch: its 0-based index).
+        step_in_epoch: steps of the current epoch done (mid-epoch checkpoints; 0 at epoch ends).
+        step: optimizer steps in all.
+        history: one dict per finished epoch (the trainer's rows).
+        best: the trainer's record of its best epoch (None before the first).
+    """
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    step: int = 0
+    history: list[dict] = field(default_factory=list)
+    best: dict | None = None
+
+
+def loop_checkpoint(state: LoopState, opt, sched, gen: torch.Generator, planned_steps: int) -> dict:
+    """The loop's part of a checkpoint: optimizer, schedule, position, RNG states, history."""
+    return {
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "planned_steps": max(int(planned_steps), 2),
+        "epoch": int(state.epoch),
+        "step_in_epoch": int(state.step_in_epoch),
+        "step": int(state.step),
+        "rng": {"torch": torch.get_rng_state(), "augment": gen.get_state()},
+        "history": list(state.history),
+        "best": state.best,
+    }
+
+
+def resume_loop(ckpt: dict, model, opt, gen: torch.Generator, dist: Dist, reseed: Callable[[LoopState], int]) -> LoopState:
+    """Load weights, optimizer and RNG states of ``ckpt``; the loop state to continue from.
+
+    One process continues its random streams where they stopped (``rng`` of the
+    checkpoint), so a resumed run draws what the uninterrupted one would have. With
+    several ranks only rank 0's stream was saved, and a checkpoint without ``rng`` has
+    none: ``gen`` is then seeded with ``reseed(state)``. The scheduler is restored apart
+    (``restore_scheduler``), after this.
+    """
+    model.load_state_dict(ckpt["state_dict"])
+    opt.load_state_dict(ckpt["optimizer"])
+    history = ckpt.get("history")
+    if history is None and "history_json" in ckpt:  # CTC checkpoints before the shared loop
+        import json
+
+        history = json.loads(ckpt["history_json"])
+    state = LoopState(int(ckpt["epoch"]), int(ckpt.get("step_in_epoch", 0)), int(ckpt["step"]), list(history or []),
+                      ckpt.get("best"))
+    rng = ckpt.get("rng")
+    if rng is not None and dist.world == 1:
+        torch.set_rng_state(rng["torch"])
+        gen.set_state(rng["augment"])
+    else:
+        if rng is not None:
+            torch.set_rng_state(rng["torch"])
+        gen.manual_seed(reseed(state))
+    return state
+
+
+# -- the loop -----------------------------------------------------------------------------
+def fit(
+    state: LoopState,
+    epochs: int,
+    begin_epoch: Callable[[int], Sequence],
+    train_step: Callable[[Any], dict],
+    end_epoch: Callable[[int, float], None],
+    save_last: Callable[[], None],
+    dist: Dist,
+    progress: TrainProgress,
+    checkpoint_every: int = 0,
+) -> LoopState:
+    """Run epochs ``state.epoch`` .. ``epochs - 1``, from step ``state.step_in_epoch`` of the first.
+
+    Args:
+        state: where to start; updated in place (the callbacks read it).
+        epochs: epochs of the run.
+        begin_epoch: ``(epoch) -> batches``: this rank's batches of the 0-based epoch, in order
+            (the same list on a resumed run, so the steps already done are skipped); the
+            trainer resets its running statistics here.
+        train_step: ``(batch) -> stats``: one optimizer step (forward, backward, optimizer
+            and scheduler step); returns what the progress display shows (e.g. ``{"loss": 2.3}``).
+        end_epoch: ``(epoch, started)``, rank 0, after ``state.epoch`` moved on: evaluate,
+            append the history row, save ``best.pt`` and ``last.pt``, log the epoch line;
+            ``started`` is the epoch's ``time.time()`` at its start.
+        save_last: rank 0: write ``last.pt`` from the current state (mid-epoch checkpoints).
+        dist: the processes; every rank waits for rank 0 after each epoch.
+        progress: the step display.
+        checkpoint_every: also call ``save_last`` every this many steps inside an epoch
+            (0: at epoch ends only).
+    """
+    for epoch in range(state.epoch, epochs):
+        started = time.time()
+        batches = begin_epoch(epoch)
+        first = state.step_in_epoch
+        progress.start_epoch(epoch, len(batches), first)
+        for i in range(first, len(batches)):
+            stats = train_step(batches[i])
+            state.step += 1
+            progress.step(**stats)
+            if checkpoint_every and (i + 1) % checkpoint_every == 0 and i + 1 < len(batches):
+                state.step_in_epoch = i + 1
+                if dist.main:
+                    save_last()
+        progress.end_epoch()
+        state.epoch, state.step_in_epoch = epoch + 1, 0
+        if dist.main:
+            end_epoch(epoch, started)
+        dist.barrier()
+    progress.close()
+    return state
