@@ -325,6 +325,85 @@ class SlidingWindow:
         return out
 
 
+class StreamingScorer:
+    """Scores of the last window every hop, with each log-mel frame computed once.
+
+    A full-window scorer recomputes the front-end of the whole window at every hop (ten
+    times per second for a 1-s window at a 100 ms hop). Here the export's fp32 front-end
+    graph runs on the new hop only (plus the samples its first new frame reaches back to),
+    the frames of the window are kept in a ring, and the log-mel-input
+    network runs on them. The windows and frames are those of ``SlidingWindow`` (a window
+    of zeros at the start), so the scores equal the waveform-in pipeline's within float
+    rounding. It needs ``center=False`` and window and hop in whole frames.
+
+    Args:
+        path: an export folder or bundle (it holds ``frontend.onnx`` and the network).
+        window: samples per window; hop: samples between windows.
+        device, threads: as for :class:`OnnxScorer` (the front-end runs on the CPU provider).
+    """
+
+    def __init__(self, path: str | os.PathLike, window: int, hop: int, device=None, threads: int | None = None):
+        from hearkit import artifacts
+        from hearkit.frontend_onnx import OnnxFrontend
+        from hearkit.sessions import open_model
+
+        self.path, self.session = open_model(path, device, threads=threads, spinning=False, stems=(artifacts.MODEL,))
+        self.info = ModelInfo.from_props(dict(self.session.get_modelmeta().custom_metadata_map), source=os.fspath(self.path))
+        if self.info.task != "classify" or self.info.input != "logmel":
+            raise ModelError(f"{self.path}: the streaming scorer needs the log-mel-input classification network")
+        fe = self.info.frontend
+        if not self.can_stream(fe, window, hop):
+            raise ConfigError(f"streaming features need center=False and window/hop in whole frames of {fe.hop_length} samples")
+        fe_path = artifacts.resolve(path, prefer=artifacts.FP32, stems=(artifacts.FRONTEND,))
+        self.frontend = OnnxFrontend(fe_path, threads=1)
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
+        self.window, self.hop = int(window), int(hop)
+        self.n_frames = fe.num_frames(self.window)
+        # the window's frames end up to hop_length - 1 samples before its end; the next hop's first
+        # new frame starts where the window's frames would continue: this far before the window's end
+        self.carry = self.window - fe.hop_length * self.n_frames
+        self.reset()
+
+    @staticmethod
+    def can_stream(fe, window: int, hop: int) -> bool:
+        """True when frames of every window are frames of the stream (no centring, frame-aligned hops)."""
+        return (not fe.center and window % fe.hop_length == 0 and hop % fe.hop_length == 0
+                and window >= fe.n_fft)
+
+    def reset(self) -> None:
+        """A stream that begins with a window of zeros, as ``SlidingWindow`` does."""
+        zeros = np.zeros((1, self.window), np.float32)
+        self._frames = self.frontend(zeros)[0][-self.n_frames :].copy()  # (n_frames, n_mels)
+        self._tail = np.zeros(self.carry, np.float32)
+        self._pending = np.zeros(0, np.float32)
+        self.samples_seen = 0
+
+    def push(self, chunk: np.ndarray) -> list[tuple[np.ndarray, int]]:
+        """Add samples; return (logits (labels,), end position in samples) for each completed hop."""
+        chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
+        buf = np.concatenate([self._pending, chunk]) if self._pending.size else chunk
+        out = []
+        pos = 0
+        while buf.size - pos >= self.hop:
+            seg = np.concatenate([self._tail, buf[pos : pos + self.hop]])
+            new = self.frontend(seg[None])[0]  # hop / hop_length frames
+            k = len(new)
+            self._frames = np.concatenate([self._frames[k:], new]) if k < self.n_frames else new[-self.n_frames :]
+            self._tail = seg[-self.carry :] if self.carry else seg[:0]
+            pos += self.hop
+            self.samples_seen += self.hop
+            logits = self.session.run([self.output_name], {self.input_name: self._frames[None]})[0][0]
+            out.append((logits, self.samples_seen))
+        self._pending = buf[pos:].copy()
+        return out
+
+    @property
+    def samples_received(self) -> int:
+        """Samples fed since the last reset, the ones of an unfinished hop included."""
+        return self.samples_seen + self._pending.size
+
+
 class KeywordSpotter:
     """Detect keywords in a stream fed in chunks of any size.
 
@@ -350,6 +429,9 @@ class KeywordSpotter:
             (the torch path, or tests); needs ``labels``, ``sample_rate`` and ``window_samples`` then.
         device: device profile name, path or ``DeviceProfile`` for the ONNX session
             (Default: None, CPU with 1 thread). Spinning stays off whatever the profile says.
+        streaming: compute each log-mel frame once (:class:`StreamingScorer`) instead of the
+            whole window at every hop (Default: None = when ``path`` is an export folder or
+            bundle whose front-end allows it; the scores are the same within float rounding).
     """
 
     def __init__(
@@ -366,7 +448,11 @@ class KeywordSpotter:
         window_samples: int | None = None,
         default_threshold: float = DEFAULT_THRESHOLD,
         device=None,
+        streaming: bool | None = None,
     ):
+        if streaming and (scorer is not None or path is None or not Path(path).is_dir()):
+            raise ConfigError("streaming=True needs an export folder or bundle (its front-end and network graphs)")
+        onnx_scorer = None
         if scorer is None:
             if path is None:
                 raise ConfigError("KeywordSpotter needs a model path (or a scorer with labels, sample_rate, window_samples)")
@@ -408,12 +494,23 @@ class KeywordSpotter:
             th_map, default = {}, float(thresholds)
         self.logic = DetectionLogic(self.labels, th_map, default, int(smoothing), float(refractory_seconds))
         self.window = SlidingWindow(self.window_samples, hop)
+        self.streamer: StreamingScorer | None = None
+        if (streaming is not False and onnx_scorer is not None and Path(path).is_dir()
+                and StreamingScorer.can_stream(onnx_scorer.info.frontend, self.window_samples, hop)):
+            self.streamer = StreamingScorer(path, self.window_samples, hop, device=device)
         self.record = record
         self.history: list[tuple[float, np.ndarray]] = []
+
+    @property
+    def samples_seen(self) -> int:
+        """Samples fed since the last reset."""
+        return self.streamer.samples_received if self.streamer is not None else self.window.samples_seen
 
     def reset(self) -> None:
         """Forget all audio and detections; times restart at 0."""
         self.window.reset()
+        if self.streamer is not None:
+            self.streamer.reset()
         self.logic.reset()
         self.history = []
 
@@ -423,8 +520,12 @@ class KeywordSpotter:
         if chunk.dtype.kind in "iu":
             chunk = check_waveform(chunk)
         found = []
-        for win, end in self.window.push(chunk):
-            probs = softmax(self.scorer(win[None])[0])
+        if self.streamer is not None:
+            scored = ((logits, end) for logits, end in self.streamer.push(chunk))
+        else:
+            scored = ((self.scorer(win[None])[0], end) for win, end in self.window.push(chunk))
+        for logits, end in scored:
+            probs = softmax(logits)
             t = end / self.sample_rate
             smoothed, det = self.logic.update(probs, t)
             if self.record:
@@ -440,7 +541,7 @@ class KeywordSpotter:
         Detections it adds carry at most the stream's real end as their time (the
         padding is not audio). Call ``reset()`` before feeding a new stream.
         """
-        end = self.window.samples_seen / self.sample_rate
+        end = self.samples_seen / self.sample_rate
         found = self.accept_waveform(np.zeros(self.window_samples // 2, np.float32))
         return [dataclasses.replace(d, time=min(d.time, end)) for d in found]
 

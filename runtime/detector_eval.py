@@ -246,7 +246,7 @@ def record_stream(spotter, blocks: Iterable) -> StreamScores:
             utts.append(utt)
         spotter.accept_waveform(block)
         n_blocks += 1
-    seconds = spotter.window.samples_seen / spotter.sample_rate
+    seconds = spotter.samples_seen / spotter.sample_rate
     spotter.flush()
     hist = spotter.history
     times = np.array([t for t, _ in hist], np.float64)

@@ -220,6 +220,7 @@ def open_model(
     threads: int | None = None,
     spinning: bool | None = None,
     providers: list | None = None,
+    stems: Sequence[str] = (artifacts.PIPELINE,),
 ):
     """The model file to run and its ``InferenceSession``, configured by a device profile when one is given.
 
@@ -239,6 +240,7 @@ def open_model(
         spinning: override spinning; periodic streaming passes False (docs/design.md §6)
             (Default: the profile's, or on without one).
         providers: execution providers when no device is given (Default: CPU).
+        stems: graphs looked for in a folder, in order (Default: the waveform-in pipeline).
 
     Returns:
         (model path, session).
@@ -253,7 +255,7 @@ def open_model(
     profile = None if device is None else load_profile(device)
     if profile is not None and providers is not None:
         raise ConfigError(f"give a device profile or explicit providers, not both (profile '{profile.name}' lists its own providers)")
-    file = model_file(path, profile, prefer=prefer)
+    file = model_file(path, profile, prefer=prefer, stems=stems)
     if profile is not None:
         return file, profile_session(profile, file, spinning=spinning, threads=threads)
     sess = make_session(

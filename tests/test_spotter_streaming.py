@@ -1,0 +1,58 @@
+"""KeywordSpotter's streaming scorer (each log-mel frame once) equals the full-window pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory):
+    torch = pytest.importorskip("torch", reason="building the test model needs hearkit[train]")
+    from hearkit.export.classify import export_classifier
+    from hearkit.frontend import FrontendConfig
+    from hearkit.training.checkpoint import save_checkpoint
+    from hearkit.training.models import build_model
+
+    tmp = tmp_path_factory.mktemp("stream")
+    torch.manual_seed(1)
+    cfg = FrontendConfig(n_fft=400, hop_length=160)  # window - frames * hop is not n_fft - hop here: 16000 = 98 * 160 + 320
+    labels = ["_silence_", "go", "stop"]
+    net = build_model("cnn4-s", len(labels), cfg.n_mels)
+    save_checkpoint({"task": "classify", "model": net.config(), "frontend": cfg.to_dict(), "labels": labels,
+                     "window_samples": SR, "state_dict": net.state_dict(), "metrics": {}, "train_config": {}}, tmp / "k.pt")
+    export_classifier(tmp / "k.pt", tmp / "export", quantize=(), log=lambda m: None)
+    return tmp / "export"
+
+
+@pytest.mark.parametrize("chunk", [1, 333, 1600, 4801, 10**9])
+def test_streaming_scores_equal_full_window(export, chunk):
+    """Same decisions at the same times; smoothed scores within 1e-5 (the same graphs, frames cut at other places)."""
+    from hearkit.classify import KeywordSpotter
+
+    rng = np.random.default_rng(0)
+    t = np.arange(6 * SR) / SR
+    x = (0.3 * np.sin(2 * np.pi * 440 * t) * (t % 1.3 < 0.4) + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
+    full = KeywordSpotter(export, record=True, streaming=False, thresholds=0.34, refractory_seconds=0.2)
+    inc = KeywordSpotter(export, record=True, thresholds=0.34, refractory_seconds=0.2)
+    assert inc.streamer is not None and full.streamer is None
+    d_full = full.accept_waveform(x) + full.flush()
+    d_inc = [d for i in range(0, len(x), chunk) for d in inc.accept_waveform(x[i : i + chunk])] + inc.flush()
+    assert [h[0] for h in inc.history] == [h[0] for h in full.history]
+    np.testing.assert_allclose(np.stack([h[1] for h in inc.history]), np.stack([h[1] for h in full.history]), rtol=0, atol=1e-5)
+    assert [(d.label, d.time) for d in d_inc] == [(d.label, d.time) for d in d_full]
+    assert inc.samples_seen == full.samples_seen
+    inc.reset()
+    assert inc.samples_seen == 0
+    assert [(d.label, d.time) for d in inc.accept_waveform(x) + inc.flush()] == [(d.label, d.time) for d in d_full]
+
+
+def test_streaming_needs_a_folder(export):
+    from hearkit.classify import KeywordSpotter
+    from hearkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="export folder or bundle"):
+        KeywordSpotter(export / "pipeline.onnx", streaming=True)
+    assert KeywordSpotter(export / "pipeline.onnx").streamer is None  # a single file: the full-window pipeline
