@@ -19,6 +19,7 @@ from hearkit.errors import HearkitError
 # name -> "module:attribute". Keep alphabetical; one line per command.
 COMMANDS: dict[str, str] = {
     "bench": "hearkit.bench:bench",
+    "calibrate": "hearkit.commands.calibrate:calibrate",
     "data": "hearkit.commands.data:data",
     "demo": "hearkit.commands.demo:demo",
     "devices": "hearkit.commands.devices:devices",

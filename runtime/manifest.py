@@ -161,3 +161,29 @@ def write_manifest(utterances, path: str | os.PathLike) -> Path:
             f.write(json.dumps(d) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def join_manifests(sources, out: str | os.PathLike, force: bool = False) -> tuple[Path, Manifest]:
+    """Join manifests (files, or folders holding ``manifest.jsonl``) into one; return (written path, joined).
+
+    Audio paths stay valid wherever the result is written (relative to it when inside its
+    folder, else absolute). ``out`` ending in ``.jsonl``/``.json`` is the file itself, any
+    other path a folder that gets ``manifest.jsonl``.
+
+    Raises:
+        ManifestError: a source cannot be read, or the output exists and ``force`` is not set.
+    """
+    out = Path(out)
+    target = out if out.suffix in (".jsonl", ".json") else out / "manifest.jsonl"
+    if target.exists() and not force:
+        raise ManifestError(f"{target} exists; choose another output or pass --force to replace it")
+    sources = list(sources)
+    if not sources:
+        raise ManifestError("give at least one manifest to join")
+    joined = Manifest(source=str(target))
+    for src in sources:
+        m = read_dataset(src)
+        joined.utterances.extend(m.utterances)
+        joined.dropped.update(m.dropped)
+    write_manifest(joined.utterances, target)
+    return target, joined

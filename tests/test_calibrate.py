@@ -101,3 +101,17 @@ def test_hostile_detector_metadata_is_refused(detector, match):
     props["hearkit.detector"] = json.dumps(detector)
     with pytest.raises(ModelError, match=match):
         ModelInfo.from_props(props, source="m.onnx")
+
+
+def test_cli_calibrate(kws):
+    from click.testing import CliRunner
+
+    from hearkit.cli import main
+
+    export, neg = kws
+    r = CliRunner().invoke(main, ["calibrate", str(export), "--negatives", str(neg), "--fa-per-hour", "90", "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output[r.output.index("{"):])
+    assert set(res["pipeline.onnx"]["thresholds"]) == {"go", "stop"}
+    r = CliRunner().invoke(main, ["calibrate", str(export), "--negatives", str(neg), "--fa-per-hour", "0"])
+    assert r.exit_code == 2 and "--fa-per-hour" in r.output

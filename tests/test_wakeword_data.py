@@ -120,3 +120,40 @@ def test_build_set_layout_split_by_voice_and_refusals(tmp_path):
     with pytest.raises(ConfigError, match="wakeword.json"):
         build_wakeword_set(cfg, other, force=True)
     assert (other / "notes.txt").read_text() == "keep"
+
+
+@needs_espeak
+def test_cli_data_wakeword(tmp_path):
+    from click.testing import CliRunner
+
+    from hearkit.cli import main
+
+    out = tmp_path / "ww"
+    args = ["data", "wakeword", "hey robot", "-o", str(out), "--voices", "4", "--near-misses", "2", "--other-words", "2",
+            "--negative-windows", "0", "--reverb", "0"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert "hey_robot 4" in r.output and (out / "hey_robot").is_dir() and (out / "validation_list.txt").is_file()
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 2 and "--force" in r.output
+
+
+def test_cli_data_join(tmp_path):
+    """Joined manifests keep every utterance and their audio paths resolve from the new place."""
+    from click.testing import CliRunner
+
+    from hearkit.cli import main
+    from hearkit.manifest import read_manifest
+
+    for name in ("a", "b"):
+        d = tmp_path / name
+        d.mkdir()
+        sf.write(d / "x.wav", np.zeros(1600, np.float32), 16000)
+        (d / "manifest.jsonl").write_text(json.dumps({"audio_filepath": "x.wav", "duration": 0.1, "text": f"word {name}"}) + "\n")
+    r = CliRunner().invoke(main, ["data", "join", str(tmp_path / "a"), str(tmp_path / "b" / "manifest.jsonl"), "-o", str(tmp_path / "j")])
+    assert r.exit_code == 0, r.output
+    m = read_manifest(tmp_path / "j" / "manifest.jsonl")
+    assert [u.text for u in m] == ["word a", "word b"]
+    assert [u.audio for u in m] == [str(tmp_path / n / "x.wav") for n in ("a", "b")]
+    r = CliRunner().invoke(main, ["data", "join", str(tmp_path / "a"), "-o", str(tmp_path / "j")])
+    assert r.exit_code == 2 and "--force" in r.output

@@ -23,7 +23,66 @@ def _progress(label):
 
 @click.group()
 def data():
-    """Build speech datasets for `hearkit train ctc`."""
+    """Build datasets: connected words and sentences for `hearkit train ctc`, wake-word sets for `train classify`."""
+
+
+@data.command()
+@click.argument("manifests", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("-o", "--out", "out", required=True, type=click.Path(),
+              help="Output: a .jsonl file, or a folder that gets manifest.jsonl.")
+@click.option("--force", is_flag=True, help="Replace an existing output manifest.")
+def join(manifests, out, force):
+    """Join MANIFESTS (files, or folders holding manifest.jsonl) into one; audio paths stay valid.
+
+    \b
+    Example:
+      hearkit data join data/words-train4 data/words-train4b -o data/words-train8
+    """
+    from hearkit.manifest import join_manifests
+
+    path, m = join_manifests(manifests, out, force=force)
+    click.echo(f"{path}: {len(m)} utterances, {m.hours:.3f} h from {len(manifests)} manifests")
+
+
+@data.command()
+@click.argument("phrases", nargs=-1, required=True)
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder (new or empty).")
+@click.option("--voices", type=click.IntRange(min=4, max=100000), default=800, show_default=True,
+              help="Synthetic speakers per phrase (engines x voices x rate, pitch, warp).")
+@click.option("--negatives", "negatives", multiple=True, type=click.Path(exists=True),
+              help="Real audio (folder or manifest) to cut negative windows from; clips whose transcript holds a phrase "
+                   "are left out, and so are clips a validation_list.txt names. Repeatable.")
+@click.option("--negative-windows", type=click.IntRange(min=0, max=10**6), default=4000, show_default=True,
+              help="Windows cut from --negatives.")
+@click.option("--noise", "noise", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Noise recordings for _silence_ and _background_noise_ (Default: generated noise). Repeatable.")
+@click.option("--near-misses", type=click.IntRange(min=0, max=10**6), default=800, show_default=True,
+              help="Partial-phrase and phonetic near-miss clips per phrase.")
+@click.option("--other-words", type=click.IntRange(min=0, max=10**6), default=1500, show_default=True,
+              help="Clips of other words and word sequences.")
+@click.option("--reverb", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="Share of clips in a simulated room.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--force", is_flag=True, help="Replace a set this command wrote before.")
+def wakeword(phrases, out_dir, voices, negatives, negative_windows, noise, near_misses, other_words, reverb, seed, force):
+    """A keyword set for PHRASES from their text alone, in the layout `hearkit train classify` reads.
+
+    Positives: every installed synthesiser (espeak-ng, flite, festival) as many speakers; negatives:
+    partial phrases, phonetic near-misses, other words, and windows of your real recordings.
+
+    \b
+    Example:
+      hearkit data wakeword "hey computer" --negatives ../shared/data/speech_commands -o data/hey-computer
+      hearkit train classify --data data/hey-computer -o runs/hey-computer
+    """
+    from hearkit.recipes.wakeword import WakewordConfig, build_wakeword_set
+
+    cfg = WakewordConfig(phrases=tuple(phrases), voices=voices, negatives=tuple(negatives), negative_windows=negative_windows,
+                         noise=tuple(noise), near_misses=near_misses, other_words=other_words, reverb=reverb, seed=seed)
+    s = build_wakeword_set(cfg, out_dir, force=force, log=lambda m: click.echo(m, err=True))
+    c = s["clips"]
+    click.echo(f"{out_dir}: " + ", ".join(f"{lab} {c[lab]}" for lab in s["labels"])
+               + f", _unknown_ {c['_unknown_']}, _silence_ {c['_silence_']} clips of {s['window_seconds']:g} s; "
+               f"{s['validation_clips']} for validation ({s['voices']['validation']} of {s['voices']['total']} voices)")
 
 
 @data.command()
