@@ -157,3 +157,19 @@ def test_cli_data_join(tmp_path):
     assert [u.audio for u in m] == [str(tmp_path / n / "x.wav") for n in ("a", "b")]
     r = CliRunner().invoke(main, ["data", "join", str(tmp_path / "a"), "-o", str(tmp_path / "j")])
     assert r.exit_code == 2 and "--force" in r.output
+
+
+def test_negative_windows_straddle_recordings_as_a_stream_does(tmp_path):
+    """Half the windows hold one recording; the other half, cut from the recordings back to back, mostly hold two."""
+    from hearkit.recipes.wakeword import _cut_windows
+
+    files = []
+    for i in range(60):
+        p = tmp_path / f"{i}.wav"
+        sf.write(p, np.full(8000 + 400 * i, (i + 1) / 100, np.float32), 16000)  # each file one constant level
+        files.append(p)
+    w = _cut_windows(files, 30, 16000, np.random.default_rng(0))
+    sources = [len(set(np.round(x[np.abs(x) > 0], 3))) for _, x in w]
+    assert len(w) == 30 and all(x.shape == (16000,) for _, x in w)
+    assert all(s == 1 for s in sources[:15])
+    assert sum(s >= 2 for s in sources[15:]) >= 8

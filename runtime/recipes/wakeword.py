@@ -64,6 +64,7 @@ REVERB_RT60_S = (0.15, 0.9)          # reverberation time of a simulated room
 ROOM_M = ((3.0, 10.0), (2.5, 8.0), (2.4, 3.5))  # room length, width, height ranges
 MAX_ORDER = 17                       # image-source order: the early reflections; the rest decays below it
 BANDLIMIT_HZ = (3400.0, 7000.0)      # cut-off of a band-limited (cheap microphone, phone line) clip
+STREAM_SHARE = 0.5                 # share of real negative windows cut across recordings played back to back
 LEXICON_SAMPLE = 20000              # dictionary words searched for phonetic near-misses
 WINDOW_MARGIN_S = 0.3               # automatic window: a typical utterance of the phrases plus this
 BACKGROUND_LEVEL_DBFS = -60.0        # floor of noise under every clip, so none is digital silence
@@ -300,30 +301,50 @@ def realise(word: np.ndarray, n: int, rng: np.random.Generator, reverb: float, b
     return np.clip(out, -1.0, 1.0)
 
 
-def _cut_windows(files: list[Path], count: int, n: int, rng: np.random.Generator) -> list[tuple[Path, np.ndarray]]:
-    """``count`` windows of n samples from real recordings: random offsets, spread over the files."""
+def _cut_windows(files: list[Path], count: int, n: int, rng: np.random.Generator,
+                 stream_share: float = STREAM_SHARE) -> list[tuple[Path, np.ndarray]]:
+    """``count`` windows of n samples from real recordings.
+
+    ``1 - stream_share`` of them hold one recording each (a random part of a long one, or a
+    short one at a random place); the rest are cut at random offsets from the recordings
+    played back to back in a random order, as a spotter sees them in a stream: most of
+    those hold the end of one recording and the start of the next.
+    """
     from hearkit.audio import load_audio
 
     if not files or count == 0:
         return []
-    order = rng.permutation(len(files))
-    per = max(1, int(np.ceil(count / len(files))))
-    out = []
-    for i in order:
-        x = load_audio(files[i], SAMPLE_RATE)[0]
+    n_stream = int(round(count * stream_share))
+    order = [files[i] for i in rng.permutation(len(files))]
+    out: list[tuple[Path, np.ndarray]] = []
+    for f in order:
+        if len(out) >= count - n_stream:
+            break
+        x = load_audio(f, SAMPLE_RATE)[0]
         if np.sqrt(np.mean(x.astype(np.float64) ** 2)) < 1e-5:
             continue
-        for _ in range(per if len(x) > n else 1):
-            if len(x) > n:
-                s = int(rng.integers(0, len(x) - n + 1))
-                w = x[s : s + n]
-            else:
-                w = np.zeros(n, np.float32)
-                s = int(rng.integers(0, n - len(x) + 1))
-                w[s : s + len(x)] = x
-            out.append((files[i], w))
-            if len(out) >= count:
-                return out
+        w = np.zeros(n, np.float32)
+        if len(x) > n:
+            s = int(rng.integers(0, len(x) - n + 1))
+            w[:] = x[s : s + n]
+        else:
+            s = int(rng.integers(0, n - len(x) + 1))
+            w[s : s + len(x)] = x
+        out.append((f, w))
+    if n_stream:
+        # window starts: a Poisson process (mean gap one window) over the files played back to back
+        gaps = rng.exponential(float(n), size=n_stream).astype(int)
+        buf, pos, start, k = np.zeros(0, np.float32), 0, int(gaps[0]), 0  # buf[0] is stream sample `pos`
+        for f in (order[i] for i in rng.permutation(len(order))):
+            buf = np.concatenate([buf, load_audio(f, SAMPLE_RATE)[0]])
+            while k < n_stream and start - pos + n <= len(buf):
+                out.append((f, buf[start - pos : start - pos + n].copy()))
+                k += 1
+                start += n + int(gaps[k]) if k < n_stream else 0
+            if k >= n_stream:
+                break
+            drop = min(len(buf), max(0, start - pos))  # audio before the next window's start is not needed
+            buf, pos = buf[drop:], pos + drop
     return out
 
 
