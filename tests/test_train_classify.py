@@ -202,3 +202,28 @@ def test_quiet_prints_the_result_only(tones, tmp_path):
     assert r.exit_code == 0, r.output
     assert r.stderr == ""  # no dataset, model, progress or epoch lines, and nothing to warn about
     assert "best validation accuracy" in r.stdout and r.stdout.count("\n") == 1
+
+
+def test_init_fine_tunes_from_a_checkpoint(tones, tmp_path):
+    """--init starts from the checkpoint's weights with its model, front-end and window, whatever the options say."""
+    first = tmp_path / "a"
+    cfg = TrainConfig(data=str(tones), out=str(first), model="dscnn-s", epochs=1, batch_size=8, window_seconds=CLIP_S,
+                      num_threads=1, progress=False, augment=OLD_AUGMENT)
+    train_classifier(cfg)
+    a = load_checkpoint(first / "best.pt")
+    out = tmp_path / "b"
+    r = CliRunner().invoke(cli, ["train", *_args(tones, out, "--epochs", "1", "--model", "cnn4-s", "--n-mels", "32",
+                                                   "--lr", "1e-9", "--init", str(first / "best.pt"))])
+    assert r.exit_code == 0, r.output
+    b = load_checkpoint(out / "best.pt")
+    assert b["model"] == a["model"] and b["frontend"] == a["frontend"] and b["window_samples"] == a["window_samples"]
+    for k, v in a["state_dict"].items():  # lr 1e-9 for one epoch: the weights barely move (BatchNorm statistics do)
+        if "running" not in k and v.dtype.is_floating_point:
+            torch.testing.assert_close(b["state_dict"][k], v, atol=1e-5, rtol=0)
+    other = tmp_path / "other"
+    for lab in ("x", "y"):
+        (other / lab).mkdir(parents=True)
+        for i in range(4):
+            sf.write(other / lab / f"s{i}_nohash_0.wav", np.zeros(int(CLIP_S * SR), np.float32), SR)
+    r = CliRunner().invoke(cli, ["train", *_args(other, tmp_path / "c", "--epochs", "1", "--init", str(first / "best.pt"))])
+    assert r.exit_code == 2 and "--init" in r.output and "labels" in r.output

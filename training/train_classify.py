@@ -78,6 +78,9 @@ class TrainConfig:
         dropout: model dropout, None keeps the architecture's default.
         on_bad_file: ``fail`` | ``skip`` unreadable clips (Default: fail).
         resume: continue from ``out/last.pt`` (Default: False).
+        init: start from the weights of another classifier checkpoint over the same labels: its
+            architecture, front-end and window are kept (fine-tuning, e.g. a hard-negative stage
+            on a set with more negatives) (Default: None).
         checkpoint_every: also save ``last.pt`` every this many steps inside an epoch (Default: 50; 0 = epoch ends only).
         max_clips: use at most this many clips per split, evenly spread (tests, quick looks) (Default: None).
         num_threads: torch intra-op threads (Default: None = torch's choice).
@@ -106,6 +109,7 @@ class TrainConfig:
     dropout: float | None = None
     on_bad_file: str = "fail"
     resume: bool = False
+    init: str | None = None
     checkpoint_every: int = 50
     max_clips: int | None = None
     num_threads: int | None = None
@@ -205,6 +209,17 @@ def train_classifier(config: TrainConfig, log: Callable[[str], object] | None = 
     labels = list(index.labels)
     fe = cfg.frontend
     window = int(round((cfg.window_seconds or default_window_seconds(index)) * fe.sample_rate))
+    init_ckpt = None
+    if ck is not None and cfg.init is not None:  # a resumed fine-tuning run: the front-end and window it started with
+        fe = FrontendConfig.from_dict(ck["frontend"])
+        window = int(ck["window_samples"])
+    if cfg.init is not None and ck is None:
+        init_ckpt = load_checkpoint(cfg.init)
+        if init_ckpt.get("task") != "classify" or list(init_ckpt.get("labels", [])) != labels:
+            raise ConfigError(f"--init {cfg.init}: not a classifier over this dataset's labels {labels} "
+                              f"(it has {init_ckpt.get('labels')})")
+        fe = FrontendConfig.from_dict(init_ckpt["frontend"])
+        window = int(init_ckpt["window_samples"])
     if fe.num_frames(window) < 1:
         raise ConfigError(f"a window of {window} samples gives no front-end frame (n_fft {fe.n_fft}); use a longer --window-seconds")
     train_ex = _spread(index.split("train"), cfg.max_clips)
@@ -231,10 +246,19 @@ def train_classifier(config: TrainConfig, log: Callable[[str], object] | None = 
 
     torch.manual_seed(cfg.seed)
     kw = {} if cfg.dropout is None else {"dropout": cfg.dropout}
-    model = build_model(cfg.model, len(labels), fe.n_mels, **kw)
+    model_name = (init_ckpt or ck or {}).get("model", {}).get("name", cfg.model) if cfg.init else cfg.model
+    if init_ckpt is not None:
+        model = model_from_config(init_ckpt["model"])
+        model.load_state_dict(init_ckpt["state_dict"])
+        say(f"initialised from {cfg.init} ({init_ckpt['model'].get('name')}, val acc "
+            f"{init_ckpt.get('metrics', {}).get('val_acc', float('nan')):.4f})")
+    elif ck is not None and cfg.init is not None:
+        model = model_from_config(ck["model"])
+    else:
+        model = build_model(cfg.model, len(labels), fe.n_mels, **kw)
     logmel = LogMel(fe)
     n_params = count_parameters(model)
-    say(f"model {cfg.model}: {n_params:,} parameters")
+    say(f"model {model_name}: {n_params:,} parameters")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     per_rank = len(train_ds) // dist.world
     steps_per_epoch = max(1, math.ceil(per_rank / cfg.batch_size))
@@ -244,8 +268,8 @@ def train_classifier(config: TrainConfig, log: Callable[[str], object] | None = 
 
     state = LoopState(best={"val_acc": -1.0, "epoch": -1})
     if ck is not None:
-        if ck["model"]["name"] != cfg.model or ck.get("labels") != labels:
-            raise ConfigError(f"{out / LAST} is a {ck['model']['name']} run over labels {ck.get('labels')}; it cannot resume as {cfg.model} over {labels}")
+        if ck["model"]["name"] != model_name or ck.get("labels") != labels:
+            raise ConfigError(f"{out / LAST} is a {ck['model']['name']} run over labels {ck.get('labels')}; it cannot resume as {model_name} over {labels}")
         # with several ranks each has its own stream and rank 0's was saved: a fresh one per rank and step
         state = resume_loop(ck, model, opt, gen, dist, lambda st: cfg.seed * 1000 + dist.rank + 7919 * (st.step + 1))
         state.best = dict(state.best or {"val_acc": -1.0, "epoch": -1})
@@ -267,7 +291,7 @@ def train_classifier(config: TrainConfig, log: Callable[[str], object] | None = 
         return {
             "task": "classify",
             "model": model.config(),
-            "frontend": cfg.frontend.to_dict(),
+            "frontend": fe.to_dict(),
             "labels": list(labels),
             "window_samples": int(window),
             "state_dict": model.state_dict(),
@@ -349,7 +373,7 @@ def _finish(out, model, logmel, val_ds, test_ds, labels, history, best, n_params
     vt = val_ds.targets.numpy()
     rep = classification_report(vt, predict(best_model, logmel, val_ds).argmax(1), labels)
     metrics = {
-        "model": cfg.model,
+        "model": best_model.config()["name"],
         "parameters": n_params,
         "labels": labels,
         "best_epoch": best["epoch"],
@@ -364,5 +388,5 @@ def _finish(out, model, logmel, val_ds, test_ds, labels, history, best, n_params
         metrics["test"] = classification_report(test_ds.targets.numpy(), predict(best_model, logmel, test_ds).argmax(1), labels)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     plot_confusion(rep["confusion"], labels, out / "confusion.png",
-                   f"{cfg.model} — validation accuracy {rep['accuracy']:.1%} (epoch {best['epoch']})")
+                   f"{best_model.config()['name']} — validation accuracy {rep['accuracy']:.1%} (epoch {best['epoch']})")
     say(f"best validation accuracy {best['val_acc']:.4f} at epoch {best['epoch']}; wrote {out}")

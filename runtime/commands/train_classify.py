@@ -60,6 +60,9 @@ MODEL_NAMES = ("dscnn-s", "dscnn-m", "dscnn-l", *(f"bcresnet-{t}" for t in range
 @click.option("--no-progress", is_flag=True, help="No progress (a bar on a terminal, a line per ~10 % of the run in a log).")
 @click.option("-q", "--quiet", is_flag=True, help="Warnings and the result only: no progress, no line per epoch.")
 @click.option("--resume", is_flag=True, help="Continue the run in RUN_DIR from last.pt.")
+@click.option("--init", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Start from the weights of a classifier checkpoint over the same labels (its model, front-end and "
+                   "window are kept): fine-tuning, e.g. a hard-negative stage.")
 @click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run folder (RUN_DIR).")
 def classify(**kw):
     """Train a keyword or sound classifier on a labelled dataset.
@@ -97,7 +100,7 @@ def classify(**kw):
         batch_size=kw["batch_size"], lr=kw["lr"], weight_decay=kw["weight_decay"], schedule=kw["schedule"],
         label_smoothing=kw["label_smoothing"], seed=kw["seed"], noise_dir=kw["noise_dir"], val_fold=kw["val_fold"],
         test_fold=kw["test_fold"], keywords=keywords, window_seconds=kw["window_seconds"], frontend=fe, augment=aug,
-        dropout=kw["dropout"], on_bad_file=kw["on_bad_file"], resume=kw["resume"], checkpoint_every=kw["checkpoint_every"],
+        dropout=kw["dropout"], on_bad_file=kw["on_bad_file"], resume=kw["resume"], init=kw["init"], checkpoint_every=kw["checkpoint_every"],
         max_clips=kw["max_clips"], num_threads=kw["threads"], progress=not kw["no_progress"], quiet=kw["quiet"],
     )
     out = train_classifier(cfg)
