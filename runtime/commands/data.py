@@ -45,6 +45,30 @@ def join(manifests, out, force):
 
 
 @data.command()
+@click.argument("model", type=click.Path(exists=True))
+@click.argument("set_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--negatives", multiple=True, required=True, type=click.Path(exists=True),
+              help="Audio without the phrases (folder or manifest), streamed back to back. Repeatable.")
+@click.option("--windows", type=click.IntRange(min=1, max=10**6), default=2000, show_default=True, help="Most windows to add.")
+@click.option("--min-score", type=click.FloatRange(0, 1), default=0.2, show_default=True,
+              help="Lowest keyword probability worth adding.")
+def mine(model, set_dir, negatives, windows, min_score):
+    """Add the negative windows MODEL scores highest to SET_DIR/_unknown_ (a `data wakeword` set), for a
+    fine-tuning stage aimed at false alarms per hour.
+
+    \b
+    Example:
+      hearkit data mine runs/ww/export data/ww --negatives ../shared/data/speech_commands
+      hearkit train classify --data data/ww --init runs/ww/best.pt --lr 1e-3 --epochs 10 -o runs/ww-hard
+    """
+    from hearkit.recipes.wakeword import mine_hard_negatives
+
+    s = mine_hard_negatives(model, negatives, set_dir, windows=windows, min_score=min_score,
+                            log=lambda m: click.echo(m, err=True))
+    click.echo(f"{set_dir}/_unknown_: {s['added']} hard negatives added from {s['hours']:.2f} h of negatives")
+
+
+@data.command()
 @click.argument("phrases", nargs=-1, required=True)
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder (new or empty).")
 @click.option("--voices", type=click.IntRange(min=4, max=100000), default=800, show_default=True,

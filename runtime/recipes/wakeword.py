@@ -512,3 +512,96 @@ def _held_out(sources: Sequence[str]) -> set[str]:
             if d.is_dir() and f.is_file():
                 held |= {str((d / ln.strip()).resolve()) for ln in f.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()}
     return held
+
+
+def mine_hard_negatives(
+    model: str | os.PathLike,
+    negatives: Sequence[str | os.PathLike],
+    set_dir: str | os.PathLike,
+    windows: int = 2000,
+    min_score: float = 0.2,
+    hop_seconds: float = 0.1,
+    batch: int = 64,
+    log: Callable[[str], None] = lambda m: None,
+) -> dict:
+    """Add the negative windows a keyword model scores highest to ``set_dir/_unknown_`` (training only).
+
+    The negatives are streamed back to back, as in :mod:`hearkit.detector_eval`, and every
+    hop's window is scored; windows whose best keyword probability reaches ``min_score``
+    are kept, one per second (the peak), and the ``windows`` highest of them are written.
+    These are what the model would fire on: a fine-tuning stage on them (``train classify
+    --init``) aims at false alarms per hour rather than at clip accuracy.
+
+    Args:
+        model: an export folder, bundle or classification ONNX file.
+        negatives: folders or manifests (clips whose transcript holds a phrase, or that a
+            ``validation_list.txt`` names, are left out).
+        set_dir: a set written by ``hearkit data wakeword`` (its labels must be the model's).
+        windows: most windows to add (Default: 2000).
+        min_score: lowest keyword probability worth adding (Default: 0.2).
+        hop_seconds: time between scored windows (Default: 0.1).
+        batch: windows scored per ONNX call (Default: 64).
+
+    Returns:
+        a summary: windows added, scored, hours streamed, score quantiles.
+    """
+    import soundfile as sf
+
+    from hearkit.classify import OnnxScorer, SlidingWindow, is_background_label, softmax
+    from hearkit.detector_eval import negative_files, negative_stream
+
+    root = Path(set_dir)
+    if not (root / "wakeword.json").is_file():
+        raise ConfigError(f"{root}: not a set `hearkit data wakeword` wrote (no wakeword.json)")
+    scorer = OnnxScorer(model)
+    labels = list(scorer.info.labels)
+    if sorted(json.loads((root / "wakeword.json").read_text())["labels"]) != sorted(
+            lab for lab in labels if not is_background_label(lab)):
+        raise ConfigError(f"{model}: its labels {labels} are not the set's phrases")
+    phrases = [lab for lab in labels if not is_background_label(lab)]
+    kw = np.array([labels.index(p) for p in phrases])
+    sr, n = scorer.info.frontend.sample_rate, int(scorer.info.window_samples)
+    files, left_out = negative_files(list(negatives), [p.replace("_", " ") for p in phrases])
+    held = _held_out([str(s) for s in negatives])
+    files = [f for f in files if str(Path(f).resolve()) not in held]
+    win = SlidingWindow(n, int(round(hop_seconds * sr)))
+    cands: list[tuple[float, int, np.ndarray]] = []  # (score, end sample, window)
+    pending: list[tuple[np.ndarray, int]] = []
+    scored = 0
+
+    def flush_batch():
+        nonlocal scored
+        if not pending:
+            return
+        x = np.stack([w for w, _ in pending])
+        p = softmax(scorer(x))[:, kw].max(axis=1)
+        scored += len(pending)
+        for (w, end), s in zip(pending, p):
+            if s >= min_score:
+                if cands and end - cands[-1][1] < sr and s <= cands[-1][0]:
+                    continue  # one per second: keep the peak
+                if cands and end - cands[-1][1] < sr:
+                    cands.pop()
+                cands.append((float(s), end, w))
+        pending.clear()
+
+    for block in negative_stream(files, sr):
+        for w, end in win.push(block):
+            pending.append((w, end))
+            if len(pending) >= batch:
+                flush_batch()
+    flush_batch()
+    cands.sort(key=lambda c: -c[0])
+    keep = cands[:windows]
+    dest = root / "_unknown_"
+    for i, (s, end, w) in enumerate(keep):
+        sf.write(dest / f"hard{end:x}_nohash_{i}.flac", w, sr, subtype="PCM_16")
+    hours = win.samples_seen / sr / 3600
+    summary = {"added": len(keep), "candidates": len(cands), "scored_windows": scored, "hours": round(hours, 3),
+               "files": len(files), "left_out": left_out,
+               "score_quantiles": [float(q) for q in np.quantile([c[0] for c in keep], [0, 0.5, 1])] if keep else []}
+    info = json.loads((root / "wakeword.json").read_text())
+    info.setdefault("hard_negatives", []).append({"model": str(model), **summary})
+    (root / "wakeword.json").write_text(json.dumps(info, indent=2) + "\n")
+    log(f"data mine: {len(keep)} hard negatives (of {len(cands)} windows scoring >= {min_score}) from {hours:.2f} h -> {dest}")
+    return summary
