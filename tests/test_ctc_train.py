@@ -209,8 +209,7 @@ def test_export_conv_at_several_lengths(tiny_run, tmp_path):
 
 
 def test_verify_ctc_report(tiny_run, tmp_path):
-    from hearkit.export.ctc import export_ctc
-    from hearkit.export.verify_ctc import verify_ctc
+    from hearkit.export.ctc import export_ctc, verify_ctc
 
     tmp, m, _ = tiny_run
     out = tmp_path / "exp"
