@@ -1,75 +1,65 @@
-"""Export a classification checkpoint: front-end, network, fused pipeline, quantized variants.
+"""The ``classify`` task: keyword and sound classifiers (log-mel CNN, logits out).
 
-``export_classifier(checkpoint, out_dir)`` writes, all single-file ONNX with
-``hearkit.*`` metadata (docs/design.md §3):
+What the export and verify skeletons (``hearkit.export.exporter``,
+``hearkit.export.verify``) ask of it, in ``ClassifyTask``:
 
-    frontend.onnx            waveform (batch, samples) -> logmel (batch, frames, n_mels), fp32
-    model.onnx               logmel -> logits (batch, n_labels), fp32
-    pipeline.onnx            waveform -> logits (front-end + network fused)
-    model.int8.onnx          the network, static QDQ S8S8 per-channel (default int8 recipe)
-    pipeline.int8.onnx       fp32 front-end + int8 network
-    model.fp16.onnx, pipeline.fp16.onnx   with --quantize fp16
-    export.json              what was written, checks against torch, calibration, sizes
+- checkpoint: ``labels`` and ``window_samples`` beside the model and front-end config;
+  both travel into every ONNX file (``hearkit.labels``, ``hearkit.window_samples``);
+- network: dynamo exporter, ``logmel`` (batch, frames, n_mels) -> ``logits`` (batch, labels);
+  the front-end graph and the pipeline are checked against torch at 0.37, 1 and 2.3 s
+  (the front-end's difference is recorded, not enforced);
+- calibration: training clips spread evenly over the labels, cut to the model's window;
+- verify: on a dataset split (``--data``, ``--split``): logits error and top-1 agreement
+  of fp32 ONNX with torch, top-1 agreement and accuracy drop of each quantized variant,
+  latency of one clip; ``ClassifyThresholds`` are the limits;
+- runtime: ``hearkit.Classifier``.
 
-Every graph is checked against torch at several batch sizes and lengths before
-anything is reported as done.
+Torch-free on import (torch and the export steps load inside the methods), so the
+CLI lists these options on a device without torch.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import numpy as np
-import torch
 
 from hearkit import artifacts
-from hearkit.errors import ConfigError, ModelError
-from hearkit.export.onnx_io import sha256_file
-from hearkit.export.pipeline import (
-    FEATURES,
-    check_feature_graph,
-    check_waveform_graphs,
-    enforce_checks,
-    export_network,
-    merge_frontend,
-    save_variant,
-    save_with_info,
-    scalar_metrics,
-    torch_fn,
-    write_summary,
-    WaveformModel,
-)
-from hearkit.export.quantize import DEFAULT_RECIPE, compute_features, get_recipe, quantize_network, recipe_metadata
+from hearkit.errors import ConfigError
+from hearkit.export.task import Calibration, CliOption, Evaluation, Task, check_checkpoint, reference_alias
 from hearkit.frontend import FrontendConfig
-from hearkit.metadata import ModelInfo
 
+OUTPUT = "logits"                # the network's and pipeline's output tensor
 DEFAULT_CALIBRATION_CLIPS = 300  # training clips used to calibrate static quantization
-FP32_CHECK_ATOL = 1e-3           # export fails when an fp32 graph is further than this from torch
+FP32_CHECK_ATOL = 1e-3           # export fails when an fp32 graph is further than this from torch (logits)
+CHECK_SECONDS = (0.37, 1.0, 2.3)  # waveform lengths (s) the graphs are checked at: shorter, equal to and longer than 1 s
+CHECK_FRAMES = (37, 98, 230)     # log-mel frames the network is checked at (98: 1 s at a 10 ms hop)
+VERIFY_BATCH = 64                # clips per torch / onnxruntime call in verify
+SPLITS = ("val", "test", "train", "all")
+DATA_DIR = click.Path(exists=True, file_okay=False)
 
 
-def artifact_suffix(recipe_name: str) -> str:
-    """File-name tag of a quantized variant: ``int8`` for the default recipe, else the recipe name."""
-    return "int8" if recipe_name == DEFAULT_RECIPE else recipe_name
+@dataclass(frozen=True)
+class ClassifyThresholds:
+    """Pass/fail limits of ``hearkit verify`` for a classification export."""
+
+    fp32_logits_atol: float = 1e-3         # logits: max |ONNX fp32 - torch| over every clip and label
+    fp32_top1_agreement: float = 1.0       # fraction of clips where fp32 ONNX and torch pick the same label
+    quant_top1_agreement: float = 0.99     # the same, for each quantized variant against torch
+    quant_max_accuracy_drop: float = 0.01  # fraction (0.01 = 1 point): accuracy of a quantized variant below fp32 ONNX's
 
 
-def load_classifier(ckpt: dict) -> tuple[torch.nn.Module, FrontendConfig]:
+def load_classifier(ckpt: dict):
     """Rebuild the network (eval mode) and its front-end config from a checkpoint dict."""
     from hearkit.training.models import model_from_config
 
-    if ckpt.get("task") != "classify":
-        raise ModelError(f"checkpoint task is {ckpt.get('task')!r}, expected 'classify'")
-    for key in ("labels", "window_samples"):
-        if key not in ckpt:
-            raise ModelError(f"classification checkpoint lacks '{key}'")
+    check_checkpoint(ckpt, "classify", ("labels", "window_samples"), "classification")
     net = model_from_config(ckpt["model"])
     net.load_state_dict(ckpt["state_dict"])
     return net.eval(), FrontendConfig.from_dict(ckpt["frontend"])
-
-
-WaveformClassifier = WaveformModel  # the classification reference (name kept for callers)
 
 
 def fit_window(x: np.ndarray, window_samples: int) -> np.ndarray:
@@ -108,9 +98,7 @@ def calibration_examples(ckpt: dict, data: str | os.PathLike | None, fmt: str | 
         raise ConfigError("no calibration data: the checkpoint records no data folder; pass --data DIR")
     if not Path(root).is_dir():
         raise ConfigError(f"calibration data folder {root} does not exist; pass --data DIR")
-    kw = {}
-    kw = dataset_options(tc, fmt, data)
-    idx = index_dataset(root, fmt or (tc.get("format") if data is None else None), **kw)
+    idx = index_dataset(root, fmt or (tc.get("format") if data is None else None), **dataset_options(tc, fmt, data))
     train = idx.split("train") or idx.split("all")
     by_label: dict[str, list] = {}
     for e in train:
@@ -126,6 +114,27 @@ def calibration_examples(ckpt: dict, data: str | os.PathLike | None, fmt: str | 
     return picked, str(root)
 
 
+def eval_examples(summary: dict, data, fmt, split: str, max_clips: int | None):
+    """``(examples, data folder, format)`` of the split to verify on, labels checked against the model's."""
+    from hearkit.datasets import index_dataset
+
+    tc = summary.get("train_config") or {}
+    root = data or tc.get("data")
+    if not root:
+        raise ConfigError("no evaluation data: pass --data DIR")
+    idx = index_dataset(root, fmt or (tc.get("format") if data is None else None), **dataset_options(tc, fmt, data))
+    labels = summary["labels"]
+    missing = sorted(set(idx.labels) - set(labels))
+    if missing:
+        raise ConfigError(f"{root}: labels {missing} are not among the model's labels {labels}")
+    ex = idx.split(split)
+    if not ex:
+        raise ConfigError(f"{root}: the '{split}' split is empty; choose another with --split")
+    if max_clips and len(ex) > max_clips:
+        ex = [ex[i] for i in np.linspace(0, len(ex) - 1, max_clips).round().astype(int)]
+    return ex, str(root), idx.format
+
+
 def load_windows(paths, sample_rate: int, window_samples: int) -> np.ndarray:
     """(n, window_samples) float32 of audio files (resampled, padded/cropped); unreadable files fail loudly."""
     from hearkit.audio import load_audio
@@ -133,105 +142,173 @@ def load_windows(paths, sample_rate: int, window_samples: int) -> np.ndarray:
     return np.stack([fit_window(load_audio(p, sample_rate)[0], window_samples) for p in paths]).astype(np.float32)
 
 
-def export_classifier(
-    checkpoint: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    quantize: tuple[str, ...] = ("int8",),
-    calibration_clips: int = DEFAULT_CALIBRATION_CLIPS,
-    data: str | os.PathLike | None = None,
-    fmt: str | None = None,
-    ckpt: dict | None = None,
-    log=None,
-) -> dict:
-    """Export a classification checkpoint to ``out_dir``; return the ``export.json`` summary.
+class ClassifyTask(Task):
+    """Classification: labels and a fixed window in, logits out, accuracy as the metric."""
 
-    Args:
-        checkpoint: ``best.pt`` written by ``hearkit train classify``.
-        out_dir: output folder (created).
-        quantize: variants to add: ``int8`` (default recipe), ``fp16`` or any recipe name;
-            empty or ``("none",)`` for fp32 only.
-        calibration_clips: training clips for static calibration (Default: 300).
-        data: calibration data folder (Default: the checkpoint's training data).
-        fmt: dataset format of ``data`` (Default: detected).
-        ckpt: the already loaded checkpoint dict (skips loading it again).
-        log: callable taking a progress line (Default: stderr).
-    """
-    from hearkit.export.frontend import build_frontend_graph
-    from hearkit.training.checkpoint import load_checkpoint
-
-    log = log or (lambda m: print(m, file=sys.stderr, flush=True))
-    t0 = time.perf_counter()
-    checkpoint = Path(checkpoint).resolve()
-    ckpt = ckpt if ckpt is not None else load_checkpoint(checkpoint)
-    net, cfg = load_classifier(ckpt)
-    labels = [str(x) for x in ckpt["labels"]]
-    window = int(ckpt["window_samples"])
-    sha = sha256_file(checkpoint)
-    metrics = scalar_metrics(ckpt)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    fe_file, net_file, pipe_file = (artifacts.file_name(s) for s in (artifacts.FRONTEND, artifacts.MODEL, artifacts.PIPELINE))
-    recipes = [get_recipe(q) for q in quantize if q != "none"]
-
-    def info(**kw) -> ModelInfo:
-        base = dict(task="classify", input="waveform", frontend=cfg, labels=tuple(labels), window_samples=window,
-                    checkpoint_sha256=sha, metrics=metrics, model=dict(ckpt["model"]),
-                    quantization={"format": "fp32"})
-        base.update(kw)
-        return ModelInfo(**base)
-
-    log(f"export: front-end graph (n_fft {cfg.n_fft}, hop {cfg.hop_length}, {cfg.n_mels} mels)")
-    fe = build_frontend_graph(cfg, backend="onnx-conv")
-    save_with_info(fe, info(task="frontend"), out / fe_file)
-    log(f"export: network {ckpt['model'].get('name')} ({len(labels)} labels)")
-    frames = max(cfg.num_frames(window), 8)
-    model = export_network(net, cfg.n_mels, example_frames=frames, output_name="logits")
-    save_with_info(model, info(input="logmel"), out / net_file)
-    pipe = merge_frontend(fe, model, FEATURES, "logits")
-    save_with_info(pipe, info(), out / pipe_file)
-
-    log("export: checking graphs against torch at several batch sizes and lengths")
-    from hearkit.training.frontend import LogMel
-
-    ref_pipe = WaveformClassifier(net, cfg).eval()
-    checks = check_waveform_graphs(
-        {fe_file: out / fe_file, pipe_file: out / pipe_file},
-        {fe_file: torch_fn(LogMel(cfg)), pipe_file: torch_fn(ref_pipe)},
-        cfg.sample_rate,
+    name = "classify"
+    output = OUTPUT
+    thresholds = ClassifyThresholds
+    unit = "clips"
+    calibration_clips = DEFAULT_CALIBRATION_CLIPS
+    fp32_check_atol = FP32_CHECK_ATOL
+    checked_graphs = (artifacts.FRONTEND, artifacts.PIPELINE)
+    check_seconds = CHECK_SECONDS
+    check_frames = CHECK_FRAMES
+    data_option = "data"
+    export_options = (
+        CliOption("--data", "data", "calibration data folder (default: the one recorded in the checkpoint)", DATA_DIR),
+        CliOption("--format", "fmt", "dataset format of --data (default: detected)", str),
+        CliOption("--calibration-clips", "calibration_clips", "training clips used to calibrate static int8",
+                  click.IntRange(min=1), DEFAULT_CALIBRATION_CLIPS),
     )
-    checks.append(check_feature_graph(net_file, out / net_file, torch_fn(net), cfg.n_mels))
-    # the front-end's own parity is the front-end tests' business (float32 log floor, docs/design.md §4)
-    enforce_checks(checks, FP32_CHECK_ATOL, log, skip=(fe_file,))
+    verify_options = (
+        CliOption("--data", "data", "evaluation data folder (default: the checkpoint's training data)", DATA_DIR),
+        CliOption("--format", "fmt", "dataset format (default: detected)", str),
+        CliOption("--split", "split", "the split to verify on", click.Choice(SPLITS), "val"),
+        CliOption("--fp32-atol", "fp32_logits_atol", "max |fp32 logits - torch logits|", threshold=True),
+        CliOption("--fp32-agreement", "fp32_top1_agreement", "min fp32 top-1 agreement with torch", threshold=True),
+        CliOption("--quant-agreement", "quant_top1_agreement", "min quantized top-1 agreement with torch", threshold=True),
+        CliOption("--quant-max-drop", "quant_max_accuracy_drop", "max quantized accuracy drop vs fp32, in points",
+                  threshold=True, scale=0.01),
+    )
 
-    variants = {}
-    calib = None
-    for r in recipes:
-        suffix = artifact_suffix(r.name)
-        feats = None
-        if r.static:
-            if calib is None:
-                examples, root = calibration_examples(ckpt, data, fmt, calibration_clips)
-                log(f"export: calibration features of {len(examples)} training clips from {root} (exported front-end)")
-                wav = load_windows([e.path for e in examples], cfg.sample_rate, window)
-                calib = {"features": compute_features(out / fe_file, wav), "clips": len(examples), "data": root}
-            feats = calib["features"]
-        log(f"export: quantizing the network with recipe {r.name} ({r.why})")
-        qmeta = recipe_metadata(r, calib["clips"] if (calib and r.static) else None)
-        qnet = quantize_network(out / net_file, out / artifacts.file_name(artifacts.MODEL, suffix), r, feats)
-        variants[suffix] = save_variant(out, fe, qnet, info, qmeta, suffix, "logits")
+    def load(self, ckpt):
+        return load_classifier(ckpt)
 
-    summary = {
-        "task": "classify",
-        "checkpoint": str(checkpoint),
-        "checkpoint_sha256": sha,
-        "model": dict(ckpt["model"]),
-        "labels": labels,
-        "window_samples": window,
-        "frontend": cfg.to_dict(),
-        "metrics": metrics,
-        "train_config": ckpt.get("train_config") or {},
-        "checks": [c.to_dict() for c in checks],
-        "variants": variants,
-        "calibration": None if calib is None else {"clips": calib["clips"], "data": calib["data"], "split": "train"},
-    }
-    return write_summary(out, summary, t0, log)
+    def model_info(self, ckpt, net):
+        return {"labels": tuple(str(x) for x in ckpt["labels"]), "window_samples": int(ckpt["window_samples"])}
+
+    def summary(self, ckpt, net):
+        return {"labels": [str(x) for x in ckpt["labels"]], "window_samples": int(ckpt["window_samples"])}
+
+    def export_network(self, net, cfg, ckpt, log):
+        from hearkit.export.pipeline import export_network
+
+        log(f"export: network {ckpt['model'].get('name')} ({len(ckpt['labels'])} labels)")
+        frames = max(cfg.num_frames(int(ckpt["window_samples"])), 8)
+        return export_network(net, cfg.n_mels, example_frames=frames, output_name=OUTPUT), "dynamo"
+
+    def calibration(self, ckpt, checkpoint, count, log, data=None, fmt=None):
+        examples, root = calibration_examples(ckpt, data, fmt, count)
+        log(f"export: calibration features of {len(examples)} training clips from {root} (exported front-end)")
+        cfg = FrontendConfig.from_dict(ckpt["frontend"])
+        return Calibration(load_windows([e.path for e in examples], cfg.sample_rate, int(ckpt["window_samples"])),
+                           len(examples), root)
+
+    def evaluate(self, out, summary, net, cfg, variants, *, max_clips, latency_runs, log, data=None, fmt=None,
+                 split=None):
+        import torch
+
+        from hearkit.export.quantize import compute_features
+        from hearkit.export.verify import onnx_latency_ms, torch_latency_ms
+        from hearkit.training.frontend import LogMel
+
+        split = split or "val"
+        labels = list(summary["labels"])
+        window = int(summary["window_samples"])
+        examples, root, data_format = eval_examples(summary, data, fmt, split, max_clips)
+        log(f"verify: {len(examples)} clips of split '{split}' from {root}")
+        wav = load_windows([e.path for e in examples], cfg.sample_rate, window)
+        y = np.array([labels.index(e.label) for e in examples])
+
+        ref, fe = self.reference(net, cfg), LogMel(cfg)
+        batches = [torch.from_numpy(wav[i : i + VERIFY_BATCH]) for i in range(0, len(wav), VERIFY_BATCH)]
+        with torch.inference_mode():
+            feats_torch = np.concatenate([fe(b).numpy() for b in batches])
+            logits_torch = np.concatenate([ref(b).numpy() for b in batches])
+        top_torch = logits_torch.argmax(1)
+        # front-end parity on real audio
+        feats_onnx = compute_features(out / artifacts.file_name(artifacts.FRONTEND), wav)
+        fe_err = float(np.abs(feats_onnx.astype(np.float64) - feats_torch).max())
+
+        ckpt_file = Path(summary.get("checkpoint", ""))
+        results: dict[str, dict] = {
+            "torch": {"accuracy": float((top_torch == y).mean()), "bytes": ckpt_file.stat().st_size if ckpt_file.is_file() else None}
+        }
+        for name, v in variants.items():
+            path, net_path = out / v["pipeline"], out / v["model"]
+            log(f"verify: running {v['pipeline']}")
+            logits = self.runner(path).logits(list(wav), batch_size=VERIFY_BATCH)
+            top = logits.argmax(1)
+            results[name] = {
+                "file": v["pipeline"],
+                "recipe": v["recipe"],
+                "bytes": path.stat().st_size,
+                "network_bytes": net_path.stat().st_size if net_path.is_file() else None,
+                "accuracy": float((top == y).mean()),
+                "top1_agreement_with_torch": float((top == top_torch).mean()),
+                "logits_max_abs_err": float(np.abs(logits.astype(np.float64) - logits_torch).max()),
+            }
+        if latency_runs:
+            log(f"verify: latency, one {window / cfg.sample_rate:g}-s clip, 1 thread, median of {latency_runs}")
+            results["torch"]["latency_ms"] = torch_latency_ms(ref, window, latency_runs)
+            for name, v in variants.items():
+                results[name]["latency_ms"] = onnx_latency_ms(out / v["pipeline"], window, latency_runs)
+            for name in variants:
+                results[name]["speedup_vs_fp32"] = results[artifacts.FP32]["latency_ms"] / results[name]["latency_ms"]
+        fields = {"data": root, "format": data_format, "split": split, "clips": len(examples),
+                  "frontend_max_abs_err": fe_err}
+        return Evaluation(fields, results)
+
+    def checks(self, results, th):
+        from hearkit.export.verify import limit_check
+
+        fp = results[artifacts.FP32]
+        rows = [
+            limit_check("fp32 logits max |onnx - torch|", fp["logits_max_abs_err"], th.fp32_logits_atol),
+            limit_check("fp32 top-1 agreement with torch", fp["top1_agreement_with_torch"], th.fp32_top1_agreement,
+                        at_least=True),
+        ]
+        for name, r in results.items():
+            if name in ("torch", artifacts.FP32):
+                continue
+            rows.append(limit_check(f"{name} top-1 agreement with torch", r["top1_agreement_with_torch"],
+                                    th.quant_top1_agreement, at_least=True))
+            rows.append(limit_check(f"{name} accuracy drop vs fp32 (points)", fp["accuracy"] - r["accuracy"],
+                                    th.quant_max_accuracy_drop, points=True))
+        return rows
+
+    def report_markdown(self, r):
+        from hearkit.export.verify import fmt, kib, report_markdown, results_table
+
+        table = results_table(r["results"], [
+            ("file", lambda v: v.get("file", "checkpoint") if v.get("bytes") else "–"),
+            ("size (KiB)", kib),
+            ("accuracy", lambda v: fmt(v["accuracy"], True)),
+            ("top-1 agreement with torch", lambda v: fmt(v.get("top1_agreement_with_torch"), True)),
+            ("logits max err", lambda v: fmt(v.get("logits_max_abs_err"))),
+            ("latency (ms, 1 thread)", lambda v: fmt(v.get("latency_ms"))),
+        ])
+        slower = [k for k, v in r["results"].items()
+                  if k not in ("torch", artifacts.FP32) and v.get("recipe") != "fp16" and v.get("speedup_vs_fp32", 1) < 1]
+        notes = [f"Note: {', '.join(slower)} ran slower than fp32 on this machine. For a model this small the "
+                 "quantize/dequantize steps and int8 kernels that lose to fp32 (onnxruntime's int8 depthwise "
+                 "convolutions, single-channel stems) can outweigh the int8 matrix work; where int8 gains nothing, "
+                 "ship fp32 (docs/design.md §5: benchmark against fp32, keep the faster; `hearkit bench classify`)."
+                 ] if slower else []
+        about = [
+            f"- data: `{r['data']}` ({r['format']}), split **{r['split']}**, {r['clips']} clips",
+            f"- front-end max |onnx − torch| on these clips: {r['frontend_max_abs_err']:.3g} (log-mel)",
+        ]
+        return report_markdown(r, "", about, table, notes)
+
+    def runner(self, path, **kwargs):
+        from hearkit.classify import Classifier
+
+        return Classifier(path, **kwargs)
+
+
+def export_classifier(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, **kwargs) -> dict:
+    """``hearkit.export.exporter.export`` of a classification checkpoint (``quantize``, ``calibration_clips``,
+    ``data``, ``fmt``, ``ckpt``, ``log``: see there); returns the ``export.json`` summary."""
+    return ClassifyTask().export(checkpoint, out_dir, **kwargs)
+
+
+def verify_classifier(out_dir: str | os.PathLike, **kwargs) -> dict:
+    """``hearkit.export.verify.verify`` of a classification export (``data``, ``fmt``, ``split``, ``thresholds``,
+    ``checkpoint``, ``max_clips``, ``latency_runs``, ``log``: see there); returns the report."""
+    return ClassifyTask().verify(out_dir, **kwargs)
+
+
+# the torch reference under its old name (benchmarks import it); it loads torch, so only on demand
+__getattr__ = reference_alias("WaveformClassifier")

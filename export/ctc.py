@@ -1,87 +1,87 @@
-"""Export a CTC checkpoint: front-end, network, fused pipeline, quantized variants.
+"""The ``ctc`` task: speech recognisers (CTC encoder, log-probs out).
 
-``export_ctc(checkpoint, out_dir)`` writes (single-file ONNX, ``hearkit.*`` metadata
-with ``task=ctc``, ``vocab``, ``blank``, ``subsampling``):
+What the export and verify skeletons (``hearkit.export.exporter``,
+``hearkit.export.verify``) ask of it, in ``CTCTask``:
 
-    frontend.onnx        waveform (batch, samples) -> logmel (batch, frames, n_mels), fp32
-    model.onnx           logmel -> log_probs (batch, out_frames, vocab), fp32
-    pipeline.onnx        waveform -> log_probs (front-end + network fused)
-    model.int8.onnx, pipeline.int8.onnx
-                         ctc-conv: static QDQ S8S8 per-channel (Conv/BN/ReLU only), calibrated
-                         on training utterances through the exported front-end.
-                         ctc-crnn: dynamic quantization of the LSTM and MatMul/Gemm weights
-                         (ORT never quantizes GRU, and LSTM only dynamically, docs/design.md §5).
-    export.json          files, checks against torch, calibration
+- checkpoint: ``vocab`` and ``blank`` beside the model and front-end config; with the
+  network's subsampling they travel into every ONNX file (``hearkit.vocab``,
+  ``hearkit.blank``, ``hearkit.subsampling``);
+- network: ``logmel`` -> ``log_probs`` (batch, out_frames, vocab). ``ctc-conv`` uses the
+  dynamo exporter; ``ctc-crnn`` the TorchScript exporter (``dynamo=False``), because
+  dynamo fails on bidirectional/multi-layer RNNs with a dynamic time axis or silently
+  bakes in the example length (docs/design.md §6). The pipeline is checked against
+  torch at 0.5 s, 3.7 s and 30 s and at batch 1 and 3;
+- quantization: ctc-conv takes the static recipes (Conv/BN/ReLU only), calibrated on
+  training utterances cut into windows; ctc-crnn's ``int8`` is dynamic quantization of
+  the LSTM and MatMul/Gemm weights (ORT never quantizes GRU, and LSTM only
+  dynamically, docs/design.md §5);
+- verify: each utterance of a manifest, whole, at batch 1 (the runtime's case):
+  log-prob error and greedy-transcript agreement of fp32 ONNX with torch, and the CER
+  increase of each quantized variant; ``CTCThresholds`` are the limits;
+- runtime: ``hearkit.Transcriber``.
 
-Exporters: ``ctc-conv`` uses the dynamo exporter (C's ``export_network``); ``ctc-crnn``
-uses the TorchScript exporter (``dynamo=False``), because dynamo fails on
-bidirectional/multi-layer RNNs with a dynamic time axis or silently bakes in the
-example length (docs/design.md §6). Every graph is checked against torch at 0.5 s, 3.7 s
-and 30 s and at batch 1 and 3 before the export counts as done.
+Torch-free on import (torch, onnx and the export steps load inside the methods),
+so the CLI lists these options on a device without torch.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import numpy as np
-import onnx
-import torch
 
 from hearkit import artifacts
 from hearkit.errors import ConfigError, ModelError
-from hearkit.export.onnx_io import sha256_file
-from hearkit.export.pipeline import (
-    FEATURES,
-    check_feature_graph,
-    check_waveform_graphs,
-    enforce_checks,
-    export_network,
-    merge_frontend,
-    save_variant,
-    save_with_info,
-    scalar_metrics,
-    torch_fn,
-    write_summary,
-    WaveformModel,
-)
+from hearkit.export.task import Calibration, CliOption, Evaluation, Quantizer, Task, check_checkpoint, reference_alias
 from hearkit.frontend import FrontendConfig
-from hearkit.metadata import ModelInfo
 
 OUTPUT = "log_probs"
-CHECK_SECONDS = (0.5, 3.7, 30.0)  # lengths every CTC graph is checked at (the issue's; 30 s catches baked lengths)
-CHECK_BATCHES = (1, 3)
+CHECK_SECONDS = (0.5, 3.7, 30.0)  # lengths every CTC graph is checked at (30 s catches baked-in lengths)
+CHECK_FRAMES = (48, 371, 3001)    # log-mel frames the network is checked at (the same lengths at a 10 ms hop)
 FP32_CHECK_ATOL = 2e-3  # log-probs of confident frames reach -40; float32 error there is ~1e-5 relative
-CALIBRATION_UTTERANCES = 200  # training utterances used to calibrate static quantization
+# training utterances used to calibrate static quantization: what `hearkit export` has always
+# used (its --calibration-clips default), with which docs/recipes measured the int8 figures
+CALIBRATION_UTTERANCES = 300
 CALIBRATION_SECONDS = 3.0  # calibration utterances are cut into windows of this length (one array shape)
 OPSET_TORCHSCRIPT = 17  # TorchScript exporter opset for the RNN model
+EXAMPLE_FRAMES = 300    # frames of the example input the network is exported with (3 s)
+RNN_INT8_OPS = ["LSTM", "MatMul", "Gemm"]  # what the RNN's dynamic int8 quantizes
 
 
-def load_ctc(ckpt: dict) -> tuple[torch.nn.Module, FrontendConfig]:
+@dataclass(frozen=True)
+class CTCThresholds:
+    """Pass/fail limits of ``hearkit verify`` for a CTC export."""
+
+    # log-probs (natural log): max |ONNX fp32 - torch| over every frame and token; unlikely tokens
+    # reach -40 and long utterances sum many float32 roundings
+    fp32_logprob_atol: float = 5e-3
+    fp32_transcript_agreement: float = 0.99  # fraction of utterances whose fp32 greedy transcript equals torch's
+    quant_max_cer_increase: float = 0.005    # fraction (0.005 = 0.5 point): CER of a quantized variant above fp32's
+
+
+def load_ctc(ckpt: dict):
     """Rebuild the CTC network (eval mode) and its front-end config from a checkpoint dict."""
     from hearkit.training.ctc_models import build_model
 
-    if ckpt.get("task") != "ctc":
-        raise ModelError(f"checkpoint task is {ckpt.get('task')!r}, expected 'ctc'")
-    for key in ("vocab", "blank"):
-        if key not in ckpt:
-            raise ModelError(f"CTC checkpoint lacks '{key}'")
+    check_checkpoint(ckpt, "ctc", ("vocab", "blank"), "CTC")
     cfg = FrontendConfig.from_dict(ckpt["frontend"])
     net = build_model(dict(ckpt["model"]), cfg.n_mels, len(ckpt["vocab"]))
     net.load_state_dict(ckpt["state_dict"])
     return net.eval(), cfg
 
 
-WaveformCTC = WaveformModel  # the CTC reference (name kept for callers)
-
-
-def export_rnn_network(net: torch.nn.Module, n_mels: int, example_frames: int = 300) -> onnx.ModelProto:
+def export_rnn_network(net, n_mels: int, example_frames: int = EXAMPLE_FRAMES):
     """Export an RNN network with the TorchScript exporter (``dynamo=False``), batch and time dynamic."""
+    import onnx
+    import torch
+
+    from hearkit.export.pipeline import FEATURES
+
     net = net.eval()
     x = torch.randn(2, example_frames, n_mels, generator=torch.Generator().manual_seed(0))
     with tempfile.TemporaryDirectory(prefix="hearkit-rnn-") as tmp:
@@ -97,15 +97,16 @@ def export_rnn_network(net: torch.nn.Module, n_mels: int, example_frames: int = 
         return onnx.load(str(p))
 
 
-def quantize_rnn_dynamic(model_path, out_path) -> onnx.ModelProto:
+def quantize_rnn_dynamic(model_path, out_path):
     """Dynamic int8 for the RNN model: LSTM (DynamicQuantizeLSTM) and MatMul/Gemm weights; convs stay fp32.
 
     Convolutions are left out on purpose: dynamic ConvInteger is 10-14x slower
     than fp32 (docs/design.md §5). GRU stays fp32 (ORT has no quantized GRU).
     """
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(os.fspath(model_path), os.fspath(out_path), op_types_to_quantize=["LSTM", "MatMul", "Gemm"],
+    quantize_dynamic(os.fspath(model_path), os.fspath(out_path), op_types_to_quantize=RNN_INT8_OPS,
                      per_channel=False, weight_type=QuantType.QInt8)
     return onnx.load(os.fspath(out_path))
 
@@ -126,138 +127,235 @@ def calibration_windows(manifest, sample_rate: int, utterances: int = CALIBRATIO
     return audio[: k * n].reshape(k, n).astype(np.float32), len(pick)
 
 
-def export_ctc(
-    checkpoint: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    quantize: tuple[str, ...] = ("int8",),
-    calibration_utterances: int = CALIBRATION_UTTERANCES,
-    manifest: str | os.PathLike | None = None,
-    ckpt: dict | None = None,
-    check_seconds=CHECK_SECONDS,
-    log=None,
-    calibration_clips: int | None = None,
-    data: str | os.PathLike | None = None,
-    **_ignored,
-) -> dict:
-    """Export a CTC checkpoint to ``out_dir``; return the ``export.json`` summary.
+def greedy_text(log_probs: np.ndarray, vocab, blank: int) -> str:
+    """Best path of (frames, vocab) log-probs with the runtime's own greedy decoder (``hearkit.ctc``)."""
+    from hearkit.ctc import greedy_decode
 
-    Args:
-        checkpoint: ``best.pt`` written by ``hearkit train ctc``.
-        out_dir: output folder (created).
-        quantize: variants: ``int8`` (static QDQ for ctc-conv, dynamic LSTM/MatMul for ctc-crnn),
-            ``fp16`` or a static recipe name; empty or ``("none",)`` for fp32 only.
-        calibration_utterances: training utterances for static calibration (Default: 200).
-        manifest: calibration manifest (Default: the checkpoint's training manifest).
-        ckpt: the already loaded checkpoint dict.
-        check_seconds: lengths the graphs are checked at (Default: 0.5, 3.7, 30 s).
-        log: callable taking a progress line (Default: stderr).
-        calibration_clips, data: aliases of ``calibration_utterances`` and ``manifest`` used by the
-            generic ``hearkit export`` command (``--calibration-clips``, ``--data``).
-    """
-    from hearkit.export.frontend import build_frontend_graph
-    from hearkit.export.quantize import get_recipe, quantize_network, recipe_metadata, compute_features
-    from hearkit.training.checkpoint import load_checkpoint
+    return greedy_decode(np.asarray(log_probs), vocab, blank).text
 
-    log = log or (lambda m: print(m, file=sys.stderr, flush=True))
-    manifest = manifest or data
-    calibration_utterances = calibration_clips or calibration_utterances
-    t0 = time.perf_counter()
-    checkpoint = Path(checkpoint).resolve()
-    ckpt = ckpt if ckpt is not None else load_checkpoint(checkpoint)
-    net, cfg = load_ctc(ckpt)
-    vocab = [str(v) for v in ckpt["vocab"]]
-    blank = int(ckpt["blank"])
-    sub = int(getattr(net, "subsampling", ckpt.get("subsampling", 1)))
-    arch = ckpt["model"].get("arch", "conv")
-    sha = sha256_file(checkpoint)
-    metrics = scalar_metrics(ckpt)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    fe_file, net_file, pipe_file = (artifacts.file_name(s) for s in (artifacts.FRONTEND, artifacts.MODEL, artifacts.PIPELINE))
 
-    def info(**kw) -> ModelInfo:
-        base = dict(task="ctc", input="waveform", frontend=cfg, vocab=tuple(vocab), blank=blank, subsampling=sub,
-                    checkpoint_sha256=sha, metrics=metrics, model=dict(ckpt["model"]), quantization={"format": "fp32"})
-        base.update(kw)
-        return ModelInfo(**base)
-
-    log(f"export: front-end graph (n_fft {cfg.n_fft}, hop {cfg.hop_length}, {cfg.n_mels} mels)")
-    fe = build_frontend_graph(cfg, backend="onnx-conv")
-    save_with_info(fe, info(task="frontend"), out / fe_file)
-    exporter = "torchscript (dynamo=False)" if arch == "crnn" else "dynamo"
-    log(f"export: network {ckpt['model'].get('name')} ({len(vocab)} outputs, subsampling {sub}) with the {exporter} exporter")
-    if arch == "crnn":
-        model = export_rnn_network(net, cfg.n_mels)
-    else:
-        model = export_network(net, cfg.n_mels, example_frames=300, output_name=OUTPUT, time_axis_out=1)
-    save_with_info(model, info(input="logmel"), out / net_file)
-    pipe = merge_frontend(fe, model, FEATURES, OUTPUT)
-    save_with_info(pipe, info(), out / pipe_file)
-
-    log(f"export: checking graphs against torch at {list(check_seconds)} s, batch {list(CHECK_BATCHES)}")
-    checks = check_waveform_graphs(
-        {pipe_file: out / pipe_file},
-        {pipe_file: torch_fn(WaveformCTC(net, cfg))},
-        cfg.sample_rate, seconds=check_seconds, batches=CHECK_BATCHES,
-    )
-    checks.append(check_feature_graph(net_file, out / net_file, torch_fn(net), cfg.n_mels,
-                                      frames=(48, 371, 3001)))
-    enforce_checks(checks, FP32_CHECK_ATOL, log)
-
-    variants, calib = {}, None
-    for q in quantize:
-        if q == "none":
-            continue
-        suffix = "int8" if q == "int8" else q
-        if arch == "crnn" and q == "int8":
-            log("export: int8 for ctc-crnn = dynamic quantization of LSTM and MatMul/Gemm (convs and GRU stay fp32)")
-            qnet = quantize_rnn_dynamic(out / net_file, out / artifacts.file_name(artifacts.MODEL, suffix))
-            qmeta = {"recipe": "dynamic-rnn", "format": "dynamic", "weight_type": "int8",
-                     "op_types": ["LSTM", "MatMul", "Gemm"]}
-        else:
-            r = get_recipe(q)
-            feats = None
-            if r.static:
-                if calib is None:
-                    src = manifest or (ckpt.get("train_config") or {}).get("train_manifest") or _train_manifest(checkpoint)
-                    if not src:
-                        raise ConfigError("no calibration data: pass --manifest TRAIN.jsonl")
-                    wav, n_utt = calibration_windows(src, cfg.sample_rate, calibration_utterances)
-                    log(f"export: calibration features of {n_utt} training utterances ({len(wav)} windows "
-                        f"of {CALIBRATION_SECONDS} s) from {src} through the exported front-end")
-                    calib = {"features": compute_features(out / fe_file, wav), "utterances": n_utt, "data": str(src)}
-                feats = calib["features"]
-            log(f"export: quantizing the network with recipe {r.name} ({r.why})")
-            qmeta = recipe_metadata(r, calib["utterances"] if (calib and r.static) else None)
-            qnet = quantize_network(out / net_file, out / artifacts.file_name(artifacts.MODEL, suffix), r, feats)
-        variants[suffix] = save_variant(out, fe, qnet, info, qmeta, suffix, OUTPUT)
-
-    summary = {
-        "task": "ctc",
-        "checkpoint": str(checkpoint),
-        "checkpoint_sha256": sha,
-        "model": dict(ckpt["model"]),
-        "exporter": exporter,
-        "vocab": vocab,
-        "blank": blank,
-        "subsampling": sub,
-        "frontend": cfg.to_dict(),
-        "metrics": metrics,
-        "train_config": ckpt.get("train_config") or {},
-        "checks": [c.to_dict() for c in checks],
-        "check_atol": FP32_CHECK_ATOL,
-        "variants": variants,
-        "calibration": None if calib is None else {"utterances": calib["utterances"], "data": calib["data"], "split": "train"},
-    }
-    return write_summary(out, summary, t0, log)
+def _run_config(checkpoint: Path | str) -> dict:
+    """The run folder's config.json beside a checkpoint (written by ``hearkit train ctc``), or {}."""
+    p = Path(checkpoint).parent / "config.json"
+    if p.is_file():
+        try:
+            return json.loads(p.read_text())
+        except json.JSONDecodeError:
+            return {}
+    return {}
 
 
 def _train_manifest(checkpoint: Path) -> str | None:
-    """The training manifest named in the run folder's config.json (written by ``hearkit train ctc``)."""
-    p = checkpoint.parent / "config.json"
-    if p.is_file():
-        try:
-            return json.loads(p.read_text()).get("train_manifest")
-        except json.JSONDecodeError:
+    """The training manifest named in the run folder's config.json."""
+    return _run_config(checkpoint).get("train_manifest")
+
+
+def _default_manifest(summary: dict) -> str:
+    """The validation manifest recorded at training (checkpoint, else the run folder's config.json)."""
+    m = (summary.get("train_config") or {}).get("val_manifest") or _run_config(summary.get("checkpoint") or "").get("val_manifest")
+    if not m:
+        raise ConfigError("no evaluation data: the checkpoint records no validation manifest; pass --manifest M")
+    return m
+
+
+MANIFEST = click.Path(exists=True)
+DATA_DIR = click.Path(exists=True, file_okay=False)
+
+
+class CTCTask(Task):
+    """Speech recognition: a vocabulary and a blank in, log-probs out, CER/WER as the metric."""
+
+    name = "ctc"
+    output = OUTPUT
+    thresholds = CTCThresholds
+    unit = "utterances"
+    calibration_clips = CALIBRATION_UTTERANCES
+    fp32_check_atol = FP32_CHECK_ATOL
+    checked_graphs = (artifacts.PIPELINE,)
+    check_seconds = CHECK_SECONDS
+    check_frames = CHECK_FRAMES
+    data_option = "manifest"
+    export_options = (
+        CliOption("--manifest", "manifest", "JSONL manifest (or LibriSpeech folder) to calibrate on "
+                  "(default: the training manifest)", MANIFEST),
+        CliOption("--data", "data", "a folder holding manifest.jsonl, or a LibriSpeech folder (as --manifest)", DATA_DIR),
+        CliOption("--calibration-clips", "calibration_clips", "training utterances used to calibrate static int8",
+                  click.IntRange(min=1), CALIBRATION_UTTERANCES),
+    )
+    verify_options = (
+        CliOption("--manifest", "manifest", "JSONL manifest (or LibriSpeech folder) to verify on "
+                  "(default: the validation manifest of training)", MANIFEST),
+        CliOption("--data", "data", "a folder holding manifest.jsonl, or a LibriSpeech folder (as --manifest)", DATA_DIR),
+        CliOption("--fp32-atol", "fp32_logprob_atol", "max |fp32 log-probs - torch log-probs|", threshold=True),
+        CliOption("--fp32-agreement", "fp32_transcript_agreement",
+                  "min fraction of fp32 greedy transcripts identical to torch's", threshold=True),
+        CliOption("--quant-max-drop", "quant_max_cer_increase", "max CER increase of a quantized variant vs fp32, in points",
+                  threshold=True, scale=0.01),
+    )
+
+    def load(self, ckpt):
+        return load_ctc(ckpt)
+
+    @staticmethod
+    def _subsampling(ckpt, net) -> int:
+        return int(getattr(net, "subsampling", ckpt.get("subsampling", 1)))
+
+    def model_info(self, ckpt, net):
+        return {"vocab": tuple(str(v) for v in ckpt["vocab"]), "blank": int(ckpt["blank"]),
+                "subsampling": self._subsampling(ckpt, net)}
+
+    def summary(self, ckpt, net):
+        return {"vocab": [str(v) for v in ckpt["vocab"]], "blank": int(ckpt["blank"]),
+                "subsampling": self._subsampling(ckpt, net)}
+
+    @staticmethod
+    def _is_rnn(ckpt) -> bool:
+        return ckpt["model"].get("arch", "conv") == "crnn"
+
+    def export_network(self, net, cfg, ckpt, log):
+        from hearkit.export.pipeline import export_network
+
+        exporter = "torchscript (dynamo=False)" if self._is_rnn(ckpt) else "dynamo"
+        log(f"export: network {ckpt['model'].get('name')} ({len(ckpt['vocab'])} outputs, subsampling "
+            f"{self._subsampling(ckpt, net)}) with the {exporter} exporter")
+        if self._is_rnn(ckpt):
+            return export_rnn_network(net, cfg.n_mels), exporter
+        return export_network(net, cfg.n_mels, example_frames=EXAMPLE_FRAMES, output_name=OUTPUT, time_axis_out=1), exporter
+
+    def calibration(self, ckpt, checkpoint, count, log, manifest=None, data=None):
+        src = manifest or data or (ckpt.get("train_config") or {}).get("train_manifest") or _train_manifest(checkpoint)
+        if not src:
+            raise ConfigError("no calibration data: pass --manifest TRAIN.jsonl")
+        cfg = FrontendConfig.from_dict(ckpt["frontend"])
+        wav, n_utt = calibration_windows(src, cfg.sample_rate, count)
+        log(f"export: calibration features of {n_utt} training utterances ({len(wav)} windows "
+            f"of {CALIBRATION_SECONDS} s) from {src} through the exported front-end")
+        return Calibration(wav, n_utt, str(src))
+
+    def quantizer(self, ckpt, variant):
+        if not (self._is_rnn(ckpt) and variant == artifacts.INT8):
             return None
-    return None
+        return Quantizer(
+            "export: int8 for ctc-crnn = dynamic quantization of LSTM and MatMul/Gemm (convs and GRU stay fp32)",
+            {"recipe": "dynamic-rnn", "format": "dynamic", "weight_type": "int8", "op_types": list(RNN_INT8_OPS)},
+            quantize_rnn_dynamic,
+        )
+
+    def evaluate(self, out, summary, net, cfg, variants, *, max_clips, latency_runs, log, manifest=None, data=None):
+        import time
+
+        import torch
+
+        from hearkit.asr_metrics import wer_cer
+        from hearkit.audio import load_audio
+        from hearkit.manifest import read_dataset
+
+        vocab, blank = list(summary["vocab"]), int(summary["blank"])
+        src = manifest or data or _default_manifest(summary)
+        m = read_dataset(src)
+        utts = m.utterances
+        if max_clips and max_clips < len(utts):
+            utts = [utts[i] for i in np.linspace(0, len(utts) - 1, max_clips).round().astype(int)]
+        log(f"verify: {len(utts)} utterances from {src}")
+        if m.dropped:
+            log(f"verify: {m.report()}")
+
+        # the runtime's runner opens each pipeline (metadata checked); whole utterances go through its session
+        sessions = {k: self.runner(out / v["pipeline"], threads=1).session for k, v in variants.items()}
+        ref = self.reference(net, cfg)
+        prev = torch.get_num_threads()
+        torch.set_num_threads(1)
+        hyps = {k: [] for k in ["torch", *variants]}
+        secs = {k: 0.0 for k in hyps}
+        max_err = {k: 0.0 for k in variants}
+        audio_s = 0.0
+        try:
+            for u in utts:
+                x, _ = load_audio(u.audio, cfg.sample_rate)
+                if len(x) < cfg.n_fft:
+                    x = np.pad(x, (0, cfg.n_fft - len(x)))
+                audio_s += len(x) / cfg.sample_rate
+                t = time.perf_counter()
+                with torch.inference_mode():
+                    lp_t = ref(torch.from_numpy(x)[None]).numpy()[0]
+                secs["torch"] += time.perf_counter() - t
+                hyps["torch"].append(greedy_text(lp_t, vocab, blank))
+                for k, s in sessions.items():
+                    t = time.perf_counter()
+                    lp = s.run(None, {s.get_inputs()[0].name: x[None]})[0][0]
+                    secs[k] += time.perf_counter() - t
+                    if lp.shape != lp_t.shape:
+                        raise ModelError(f"{variants[k]['pipeline']}: output {lp.shape} != torch {lp_t.shape} for {u.audio}")
+                    max_err[k] = max(max_err[k], float(np.abs(lp.astype(np.float64) - lp_t).max()))
+                    hyps[k].append(greedy_text(lp, vocab, blank))
+        finally:
+            torch.set_num_threads(prev)
+        refs = [u.text for u in utts]
+        results = {}
+        for k in hyps:
+            wer, cer = wer_cer(refs, hyps[k])
+            r = {"wer": wer, "cer": cer}
+            if latency_runs:  # the real-time factor of the runs above: no extra timed runs
+                r["rtf_1thread"] = secs[k] / max(audio_s, 1e-9)
+            if k != "torch":
+                path = out / variants[k]["pipeline"]
+                r.update(file=variants[k]["pipeline"], recipe=variants[k]["recipe"], bytes=path.stat().st_size,
+                         logprob_max_abs_err=max_err[k],
+                         transcript_agreement_with_torch=float(np.mean([a == b for a, b in zip(hyps[k], hyps["torch"])])))
+            results[k] = r
+        transcripts = ("reference\t" + "\t".join(hyps) + "\n"
+                       + "".join(r + "\t" + "\t".join(hyps[k][i] for k in hyps) + "\n" for i, r in enumerate(refs)))
+        fields = {"manifest": str(src), "utterances": len(utts), "audio_seconds": round(audio_s, 2)}
+        return Evaluation(fields, results, {artifacts.VERIFY_TRANSCRIPTS: transcripts})
+
+    def checks(self, results, th):
+        from hearkit.export.verify import limit_check
+
+        fp = results[artifacts.FP32]
+        rows = [
+            limit_check("fp32 log-probs max abs difference, ONNX vs torch", fp["logprob_max_abs_err"], th.fp32_logprob_atol),
+            limit_check("fp32 greedy transcripts identical to torch", fp["transcript_agreement_with_torch"],
+                        th.fp32_transcript_agreement, at_least=True),
+        ]
+        for k, r in results.items():
+            if k not in ("torch", artifacts.FP32):
+                rows.append(limit_check(f"{k} CER minus fp32 CER (points)", r["cer"] - fp["cer"], th.quant_max_cer_increase,
+                                        points=True))
+        return rows
+
+    def report_markdown(self, r):
+        from hearkit.export.verify import fmt, kib, report_markdown, results_table
+
+        table = results_table(r["results"], [
+            ("file", lambda v: v.get("file", "checkpoint")),
+            ("size (KiB)", kib),
+            ("WER", lambda v: fmt(v["wer"], True)),
+            ("CER", lambda v: fmt(v["cer"], True)),
+            ("transcripts = torch", lambda v: fmt(v.get("transcript_agreement_with_torch"), True)),
+            ("log-prob max err", lambda v: fmt(v.get("logprob_max_abs_err"))),
+            ("RTF (1 thread)", lambda v: f"{v['rtf_1thread']:.4f}" if "rtf_1thread" in v else "–"),
+        ])
+        about = [f"- data: `{r['manifest']}`, {r['utterances']} utterances, {r['audio_seconds']:.1f} s of audio"]
+        return report_markdown(r, " (ctc)", about, table)
+
+    def runner(self, path, **kwargs):
+        from hearkit.transcribe import Transcriber
+
+        return Transcriber(path, **kwargs)
+
+
+def export_ctc(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, calibration_utterances: int | None = None,
+               **kwargs) -> dict:
+    """``hearkit.export.exporter.export`` of a CTC checkpoint (``quantize``, ``manifest``, ``ckpt``, ``check_seconds``,
+    ``log``: see there; ``calibration_utterances`` is its ``calibration_clips``); returns the ``export.json`` summary."""
+    return CTCTask().export(checkpoint, out_dir, calibration_clips=calibration_utterances, **kwargs)
+
+
+def verify_ctc(out_dir: str | os.PathLike, max_utterances: int | None = None, **kwargs) -> dict:
+    """``hearkit.export.verify.verify`` of a CTC export (``manifest``, ``thresholds``, ``checkpoint``, ``latency_runs``,
+    ``log``: see there; ``max_utterances`` is its ``max_clips``); returns the report."""
+    return CTCTask().verify(out_dir, max_clips=max_utterances, **kwargs)
+
+
+# the torch reference under its old name (benchmarks import it); it loads torch, so only on demand
+__getattr__ = reference_alias("WaveformCTC")

@@ -1,8 +1,8 @@
 """Generic export steps shared by every task: network to ONNX, front-end + network
 merged into one pipeline graph, metadata, and checks against torch.
 
-Task-agnostic on purpose: ``hearkit.export.classify`` (logits) and the CTC export
-(log-probs) both call these. The pitfalls they guard against are docs/design.md §6:
+Task-agnostic on purpose: the one export skeleton (``hearkit.export.exporter``)
+calls these for every task, whatever its output (logits, log-probs). The pitfalls they guard against are docs/design.md §6:
 ``external_data=False`` (one self-contained file), an example batch >= 2 with
 dynamic batch and time axes, and a check of every graph at several input
 lengths and batch sizes (the exporter can silently bake in the example length).

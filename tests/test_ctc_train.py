@@ -225,8 +225,7 @@ def test_export_conv_at_several_lengths(tiny_run, tmp_path):
 
 
 def test_verify_ctc_report(tiny_run, tmp_path):
-    from hearkit.export.ctc import export_ctc
-    from hearkit.export.verify_ctc import verify_ctc
+    from hearkit.export.ctc import export_ctc, verify_ctc
 
     tmp, m, _ = tiny_run
     out = tmp_path / "exp"
@@ -240,6 +239,40 @@ def test_verify_ctc_report(tiny_run, tmp_path):
     names = [c["check"] for c in r["checks"]]
     assert any("int8 CER" in n for n in names)
     assert r["passed"] == all(c["passed"] for c in r["checks"])
+
+
+def test_verify_cli_applies_its_thresholds_to_ctc_exports(tiny_run, tmp_path):
+    """`hearkit verify OUT --manifest M --fp32-atol X --quant-max-drop Y` judges a CTC export by X and Y.
+
+    The bug of issue 12: the command built classification thresholds, which the CTC
+    verifier dropped, so these flags changed nothing for CTC exports.
+    """
+    from click.testing import CliRunner
+
+    from hearkit.cli import main
+    from hearkit.export.ctc import export_ctc
+
+    tmp, m, _ = tiny_run
+    out = tmp_path / "exp"
+    export_ctc(tmp / "run" / "best.pt", out, quantize=("int8",), manifest=m, check_seconds=(0.5,), log=lambda *_: None)
+
+    def verify(*flags):
+        r = CliRunner().invoke(main, ["verify", str(out), "--manifest", str(m), "--latency-runs", "0", *map(str, flags)])
+        return r, json.loads((out / "report.json").read_text())
+
+    # so loose that nothing can fail; the limits are recorded as typed (--quant-max-drop in points)
+    r, rep = verify("--fp32-atol", 100, "--fp32-agreement", 0, "--quant-max-drop", 1e4)
+    assert rep["thresholds"] == pytest.approx(  # tolerance: points -> fraction is one float multiplication
+        {"fp32_logprob_atol": 100.0, "fp32_transcript_agreement": 0.0, "quant_max_cer_increase": 100.0}, rel=1e-12)
+    assert r.exit_code == 0 and rep["passed"], r.output
+    # so strict that the fp32 check must fail: float32 ONNX and torch never agree to 1e-30 on every log-prob
+    r, rep = verify("--fp32-atol", 1e-30, "--quant-max-drop", 1e4)
+    assert rep["thresholds"]["fp32_logprob_atol"] == 1e-30
+    assert r.exit_code == 1 and rep["passed"] is False
+    assert [c["check"] for c in rep["checks"] if not c["passed"]] == ["fp32 log-probs max abs difference, ONNX vs torch"]
+    # a threshold only classification has is refused, not dropped
+    r = CliRunner().invoke(main, ["verify", str(out), "--manifest", str(m), "--quant-agreement", "0.5"])
+    assert r.exit_code == 2 and "--quant-agreement does not apply to ctc exports" in r.output, r.output
 
 
 @pytest.mark.parametrize("rnn", ["gru", "lstm"])
