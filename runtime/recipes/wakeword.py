@@ -317,25 +317,30 @@ def _cut_windows(files: list[Path], count: int, n: int, rng: np.random.Generator
     n_stream = int(round(count * stream_share))
     order = [files[i] for i in rng.permutation(len(files))]
     out: list[tuple[Path, np.ndarray]] = []
+    per = max(1, int(np.ceil((count - n_stream) / len(files))))  # several parts of a long file when files are few
     for f in order:
         if len(out) >= count - n_stream:
             break
         x = load_audio(f, SAMPLE_RATE)[0]
         if np.sqrt(np.mean(x.astype(np.float64) ** 2)) < 1e-5:
             continue
-        w = np.zeros(n, np.float32)
-        if len(x) > n:
-            s = int(rng.integers(0, len(x) - n + 1))
-            w[:] = x[s : s + n]
-        else:
-            s = int(rng.integers(0, n - len(x) + 1))
-            w[s : s + len(x)] = x
-        out.append((f, w))
+        for _ in range(per if len(x) > n else 1):
+            w = np.zeros(n, np.float32)
+            if len(x) > n:
+                s = int(rng.integers(0, len(x) - n + 1))
+                w[:] = x[s : s + n]
+            else:
+                s = int(rng.integers(0, n - len(x) + 1))
+                w[s : s + len(x)] = x
+            out.append((f, w))
+            if len(out) >= count - n_stream:
+                break
     if n_stream:
         # window starts: a Poisson process (mean gap one window) over the files played back to back
         gaps = rng.exponential(float(n), size=n_stream).astype(int)
         buf, pos, start, k = np.zeros(0, np.float32), 0, int(gaps[0]), 0  # buf[0] is stream sample `pos`
-        for f in (order[i] for i in rng.permutation(len(order))):
+        laps = max(1, int(np.ceil(2 * n_stream * n / max(1, len(order) * n))))  # play the files again when they are few
+        for f in (order[i] for _ in range(laps) for i in rng.permutation(len(order))):
             buf = np.concatenate([buf, load_audio(f, SAMPLE_RATE)[0]])
             while k < n_stream and start - pos + n <= len(buf):
                 out.append((f, buf[start - pos : start - pos + n].copy()))
