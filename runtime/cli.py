@@ -18,7 +18,7 @@ from hearkit.errors import HearkitError
 
 # name -> "module:attribute". Keep alphabetical; one line per command.
 COMMANDS: dict[str, str] = {
-    "bench": "hearkit.bench:bench",
+    "bench": "hearkit.commands.bench:bench",
     "data": "hearkit.commands.data:data",
     "demo": "hearkit.commands.demo:demo",
     "devices": "hearkit.commands.devices:devices",
