@@ -78,28 +78,16 @@ THIRD_PARTY = ("torchvision is not installed", "Removing initializer", "is depre
 
 
 @pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory) -> tuple[Path, Path]:
-    """An untrained DS-CNN-S checkpoint and a folder-per-label set of tones to calibrate on."""
-    torch = pytest.importorskip("torch", reason="building the test model needs hearkit[train]")
-    pytest.importorskip("onnx", reason="export needs hearkit[train]")
-    from hearkit.frontend import FrontendConfig
-    from hearkit.training.checkpoint import save_checkpoint
-    from hearkit.training.models import build_model
-
+def calibration_set(tmp_path_factory) -> Path:
+    """A folder-per-label set of tones (labels a, b, c) to calibrate on."""
     tmp = tmp_path_factory.mktemp("chatter")
-    torch.manual_seed(0)
-    cfg = FrontendConfig()
-    net = build_model("dscnn-s", 3, cfg.n_mels)
-    save_checkpoint({"task": "classify", "model": net.config(), "frontend": cfg.to_dict(), "labels": ["a", "b", "c"],
-                     "window_samples": SAMPLE_RATE, "state_dict": net.state_dict(), "metrics": {}, "train_config": {}},
-                    tmp / "kws.pt")
     rng = np.random.default_rng(0)
     t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
     for i, label in enumerate("abc" * 3):
-        (tmp / "data" / label).mkdir(parents=True, exist_ok=True)
+        (tmp / label).mkdir(exist_ok=True)
         tone = 0.3 * np.sin(2 * np.pi * 200 * (i + 1) * t) + 0.05 * rng.standard_normal(t.size)
-        sf.write(tmp / "data" / label / f"{i}.wav", tone.astype(np.float32), SAMPLE_RATE)
-    return tmp / "kws.pt", tmp / "data"
+        sf.write(tmp / label / f"{i}.wav", tone.astype(np.float32), SAMPLE_RATE)
+    return tmp
 
 
 def _export(ckpt: Path, data: Path, out: Path, *flags: str) -> subprocess.CompletedProcess:
@@ -111,8 +99,9 @@ def _export(ckpt: Path, data: Path, out: Path, *flags: str) -> subprocess.Comple
     return r
 
 
-def test_export_hides_chatter_unless_verbose(tiny_checkpoint, tmp_path):
-    ckpt, data = tiny_checkpoint
+def test_export_hides_chatter_unless_verbose(untrained_classifier, calibration_set, tmp_path):
+    pytest.importorskip("onnx", reason="export needs hearkit[train] (onnx)")
+    ckpt, data = untrained_classifier, calibration_set
     default = _export(ckpt, data, tmp_path / "default").stderr
     verbose = _export(ckpt, data, tmp_path / "verbose", "--verbose").stderr
     assert CALIBRATOR in verbose and CALIBRATOR not in default
