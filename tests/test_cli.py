@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from hearkit.cli import NORMAL, QUIET, VERBOSE, main, output_level
+from hearkit.cli import NORMAL, VERBOSE, main, output_level
 from hearkit.errors import HearkitWarning
 
 ROOT = Path(__file__).resolve().parents[1]

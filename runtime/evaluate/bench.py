@@ -267,8 +267,8 @@ def bench_one(path: Path, profile=None, repeat: int = 50, seconds: float | None 
     loads = time_calls({"load": load}, rounds=3, warmup=0)["load"]
     sess = sessions[-1]
     name = sess.get_inputs()[0].name
-    # warm-up 1: allocations, first-run kernels
-    lat = time_calls({"run": lambda: sess.run(None, {name: x})}, rounds=repeat)["run"]
+    # one untimed run first (time_calls' warm-up): allocations, first-run kernels
+    lat = time_calls({"run": lambda: sess.run(None, {name: x})}, rounds=repeat, warmup=1)["run"]
     audio_s = n / sr
     p50 = lat.percentile(50)
     return {
