@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
+import logging
 import os
-import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,6 +27,29 @@ import onnx
 
 from hearkit.devices import QuantRecipe
 from hearkit.errors import ConfigError, ModelError
+
+# The histogram calibrators print their progress; it goes here at DEBUG (shown by `hearkit --verbose`).
+CALIBRATOR_LOG = logging.getLogger("hearkit.export.calibrator")
+
+
+class _LogLines(io.TextIOBase):
+    """A text stream that sends each complete line to ``log`` at DEBUG (for ``redirect_stdout``)."""
+
+    def __init__(self, log: logging.Logger):
+        self.log, self._part = log, ""
+
+    def write(self, text: str) -> int:
+        lines = (self._part + text).split("\n")
+        self._part = lines.pop()
+        for line in lines:
+            if line.strip():
+                self.log.debug(line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._part.strip():
+            self.log.debug(self._part)
+        self._part = ""
 
 CALIBRATION_BATCH = 16  # feature windows per calibration batch
 
@@ -176,7 +200,7 @@ def quantize_network(
         exclude = _stem_nodes(prepared.graph) if r.float_stem else []
         try:
             # the histogram calibrators print progress to stdout; keep stdout for the command's own output
-            with contextlib.redirect_stdout(sys.stderr):
+            with contextlib.redirect_stdout(_LogLines(CALIBRATOR_LOG)) as lines:
                 _quantize_static(
                     os.fspath(pre),
                     os.fspath(out_path),
@@ -195,6 +219,7 @@ def quantize_network(
                         "WeightSymmetric": r.symmetric_weights,
                     },
                 )
+                lines.flush()
         except Exception as e:
             raise ModelError(f"quantization with recipe {r.name} failed: {str(e).splitlines()[0][:300]}") from e
     return onnx.load(os.fspath(out_path))

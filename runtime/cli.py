@@ -4,21 +4,30 @@ Each subcommand lives in its own module and is imported only when it runs (or
 when ``--help`` lists it), so ``hearkit --help`` and ``hearkit run`` start on a
 device that has no torch. Modules named here must not import torch or onnx at
 module level. Every ``HearkitError`` becomes one line on stderr and exit code 2.
+
+What reaches stderr is chosen here, at the edge (``output_level``): by default
+third-party chatter that means nothing to a user (torch exporter registrations,
+onnxruntime's initializer clean-ups, the quantizer's calibrator, deprecation
+warnings from inside the libraries) is hidden and hearkit's own messages stay;
+``--verbose`` shows it all, ``--quiet`` keeps only results (stdout) and errors.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import logging
+import os
 import sys
 import warnings
 
 import click
 
-from hearkit.errors import HearkitError
+from hearkit.errors import HearkitError, HearkitWarning
 
 # name -> "module:attribute". Keep alphabetical; one line per command.
 COMMANDS: dict[str, str] = {
-    "bench": "hearkit.bench:bench",
+    "bench": "hearkit.commands.bench:bench",
     "calibrate": "hearkit.commands.calibrate:calibrate",
     "data": "hearkit.commands.data:data",
     "demo": "hearkit.commands.demo:demo",
@@ -68,9 +77,71 @@ class UserError(click.ClickException):
     exit_code = 2
 
 
+QUIET, NORMAL, VERBOSE = "quiet", "normal", "verbose"
+ORT_WARNING, ORT_ERROR = 2, 3  # onnxruntime log severities (2, warnings, is its default)
+# Loggers that carry hearkit's own details (the calibrator's progress, see hearkit.export.quantize):
+# shown with --verbose only.
+HEARKIT_LOGGER = "hearkit"
+
+
+@contextlib.contextmanager
+def output_level(level: str = NORMAL):
+    """What a command prints besides its results, restored on exit.
+
+    Args:
+        level: ``normal`` (Default): third-party Python warnings, third-party log
+            records up to WARNING and onnxruntime's warnings are hidden; hearkit's
+            own warnings (``HearkitWarning``) and messages stay.
+            ``verbose``: everything, hearkit's debug logs (the calibrator's output) included.
+            ``quiet``: stderr is dropped as well, so only results (stdout) and errors remain.
+    """
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(warnings.catch_warnings())
+        # Warnings meant for people (a missing execution provider, nodes on CPU) read as
+        # one line on the command line, not as "file:line: UserWarning" plus a source line.
+        old_format = warnings.formatwarning
+        warnings.formatwarning = _one_line_warning
+        stack.callback(setattr, warnings, "formatwarning", old_format)
+        old_disable = logging.root.manager.disable
+        stack.callback(logging.disable, old_disable)
+        if level == VERBOSE:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            log = logging.getLogger(HEARKIT_LOGGER)
+            old_log_level = log.level
+            log.addHandler(handler)
+            log.setLevel(logging.DEBUG)
+            stack.callback(log.setLevel, old_log_level)
+            stack.callback(log.removeHandler, handler)
+        else:
+            # torch's exporter logs its registrations at WARNING (torchvision::nms ...) and the
+            # quantizer logs through the root logger; records at ERROR and above still show
+            warnings.simplefilter("ignore")
+            warnings.simplefilter("default", HearkitWarning)
+            logging.disable(logging.WARNING)
+            _set_ort_severity(ORT_ERROR)  # "Removing initializer ...": clean-ups of graphs hearkit wrote
+            stack.callback(_set_ort_severity, ORT_WARNING)
+        if level == QUIET:
+            devnull = stack.enter_context(open(os.devnull, "w"))
+            stack.enter_context(contextlib.redirect_stderr(devnull))
+        yield
+
+
+def _set_ort_severity(severity: int) -> None:
+    try:
+        import onnxruntime as ort
+    except ImportError:  # commands that need it say so themselves
+        return
+    ort.set_default_logger_severity(severity)
+
+
 @click.group(cls=LazyGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="hearkit")
-def main():
+@click.option("-v", "--verbose", is_flag=True, help="Also show third-party warnings and logs (torch exporter, "
+              "onnxruntime, the quantizer's calibrator).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only results and errors (no progress, notes or warnings).")
+@click.pass_context
+def main(ctx, verbose: bool, quiet: bool):
     """hearkit: train compact audio models, export them with their front-end to
     quantized ONNX, and run them on a Raspberry Pi, a Jetson or any CPU.
 
@@ -83,9 +154,9 @@ def main():
 
     Run `hearkit COMMAND --help` for the options of each command.
     """
-    # Warnings meant for people (a missing execution provider, nodes on CPU) read as
-    # one line on the command line, not as "file:line: UserWarning" plus a source line.
-    warnings.formatwarning = _one_line_warning
+    if verbose and quiet:
+        raise click.UsageError("--verbose and --quiet exclude each other")
+    ctx.with_resource(output_level(VERBOSE if verbose else QUIET if quiet else NORMAL))
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:

@@ -12,6 +12,10 @@ class HearkitError(Exception):
     """Base class of every error hearkit raises for bad input."""
 
 
+class HearkitWarning(UserWarning):
+    """Base class of the warnings hearkit gives people (the CLI shows these even when it hides third-party ones)."""
+
+
 class ConfigError(HearkitError, ValueError):
     """An invalid configuration value (front-end, training, device profile)."""
 

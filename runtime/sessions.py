@@ -24,10 +24,10 @@ from pathlib import Path
 
 from hearkit import artifacts
 from hearkit.devices import MB, DeviceProfile, TensorRTOptions, load_profile
-from hearkit.errors import ConfigError
+from hearkit.errors import ConfigError, HearkitWarning
 
 
-class DeviceWarning(UserWarning):
+class DeviceWarning(HearkitWarning):
     """A device profile asked for something this machine cannot give (provider missing, CPU fallback)."""
 
 

@@ -46,3 +46,24 @@ def silence(num_samples: int) -> np.ndarray:
 def signals() -> SimpleNamespace:
     """Seeded signal generators: ``noise(n, seed, amp)``, ``chirp(n, sr, f0, f1, amp)``, ``silence(n)``."""
     return SimpleNamespace(noise=noise, chirp=chirp, silence=silence)
+
+
+@pytest.fixture(scope="session")
+def untrained_classifier(tmp_path_factory) -> Path:
+    """A checkpoint of an untrained DS-CNN-S for labels a, b, c (1-s window, default front-end); needs torch.
+
+    Export, packaging and CLI tests need real-shaped weights, not trained ones.
+    """
+    torch = pytest.importorskip("torch", reason="building the test model needs hearkit[train]")
+    from hearkit.frontend import FrontendConfig
+    from hearkit.training.checkpoint import save_checkpoint
+    from hearkit.training.models import build_model
+
+    path = tmp_path_factory.mktemp("untrained") / "kws.pt"
+    torch.manual_seed(0)
+    cfg = FrontendConfig()
+    net = build_model("dscnn-s", 3, cfg.n_mels)
+    save_checkpoint({"task": "classify", "model": net.config(), "frontend": cfg.to_dict(), "labels": ["a", "b", "c"],
+                     "window_samples": cfg.sample_rate, "state_dict": net.state_dict(), "metrics": {},
+                     "train_config": {}}, path)
+    return path

@@ -185,7 +185,7 @@ def test_synth_espeak(tmp_path):
 
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng not installed (Debian package espeak-ng)")
-    from hearkit.training.ctc_data import build_synth
+    from hearkit.recipes.sentences import build_synth
 
     t = tmp_path / "t.txt"
     t.write_text("Hello world.\n\nTurn on 2 lights!\n")

@@ -345,7 +345,7 @@ def test_yesno_trains_to_low_wer(shared_data, tmp_path):
     Measured: WER 0.00 % (0 of 80 words) with last.pt after 25 epochs, fp32 and int8 alike.
     The limit leaves room for seed and thread differences.
     """
-    from hearkit.eval_ctc import eval_ctc
+    from hearkit.evaluate.ctc import eval_ctc
     from hearkit.export.ctc import export_ctc
     from hearkit.training.train_ctc import CTCTrainConfig, train_ctc
 
@@ -409,7 +409,7 @@ def test_connected_words_recipe(shared_data, tmp_path):
     from click.testing import CliRunner
 
     from hearkit.cli import main
-    from hearkit.eval_ctc import eval_ctc
+    from hearkit.evaluate.ctc import eval_ctc
 
     def run(*args):
         r = CliRunner().invoke(main, [str(a) for a in args])

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espea
 
 def test_synthesized_keyword_set_is_speaker_disjoint(tmp_path):
     from hearkit.datasets import index_dataset
-    from hearkit.training.demo import KEYWORDS, synthesize_keywords
+    from hearkit.recipes.demo import KEYWORDS, synthesize_keywords
 
     root = synthesize_keywords(tmp_path / "kw", seed=1, train_voices=4, val_voices=2, silence_clips=10)
     idx = index_dataset(root)
@@ -27,8 +27,32 @@ def test_synthesized_keyword_set_is_speaker_disjoint(tmp_path):
     assert sr == 16000 and len(x) == 16000 and 0.05 < np.abs(x).max() <= 1.0
 
 
+def test_demo_voices_are_the_measured_ones():
+    """Seed 0 draws the speakers the demo's figures were measured with (before synthesis moved to recipes.voices)."""
+    from hearkit.recipes.demo import demo_voices
+    from hearkit.recipes.voices import ESPEAK_WPM
+
+    got = [(v.engine, v.name, round(v.rate * ESPEAK_WPM), v.pitch, v.warp, v.gap_ms) for v in demo_voices(3, 0)]
+    assert got == [("espeak-ng", "en-gb-x-gbcwmd+anika", 173, 22, 1.0, 0),
+                   ("espeak-ng", "en-gb-scotland+linda", 182, 45, 1.0, 0),
+                   ("espeak-ng", "en-gb-x-gbcwmd+Mario", 181, 42, 1.0, 0)]
+
+
+def test_level_trim_keeps_the_margin_and_silence():
+    """trim_mode="level" (the demo's): near-silent ends cut to LEVEL_TRIM_KEEP samples; an all-quiet clip is kept whole."""
+    from hearkit.recipes.voices import LEVEL_TRIM_KEEP, TRIM_THRESHOLD, trim_level
+
+    x = np.zeros(3000, np.float32)
+    x[1000:1500] = 0.5
+    y = trim_level(x)
+    # KEEP samples before the first loud one, KEEP - 1 after the last (the measured trim's slice)
+    assert len(y) == 500 + 2 * LEVEL_TRIM_KEEP - 1 and np.abs(y).max() == 0.5
+    quiet = np.full(100, TRIM_THRESHOLD / 2, np.float32)
+    assert np.array_equal(trim_level(quiet), quiet)
+
+
 def test_sentence_truth_lies_inside_the_audio():
-    from hearkit.training.demo import KEYWORDS, synthesize_sentence
+    from hearkit.recipes.demo import KEYWORDS, synthesize_sentence
 
     wav, truth = synthesize_sentence(seed=3)
     assert len(truth) >= 4 and all(w in KEYWORDS for w, _ in truth)
@@ -41,7 +65,7 @@ def test_demo_end_to_end_small(tmp_path):
     from click.testing import CliRunner
 
     from hearkit.cli import main
-    from hearkit.training.demo import synthesize_keywords
+    from hearkit.recipes.demo import synthesize_keywords
 
     out = tmp_path / "demo"
     synthesize_keywords(out / "keywords", train_voices=6, val_voices=2, silence_clips=16)

@@ -129,24 +129,15 @@ def test_cli_devices_lists_and_shows():
 
 
 @pytest.fixture(scope="module")
-def kws_export(tmp_path_factory) -> tuple[Path, Path]:
+def kws_export(untrained_classifier, tmp_path_factory) -> tuple[Path, Path]:
     """An fp32 export of an untrained DS-CNN-S and a folder of calibration audio."""
-    torch = pytest.importorskip("torch", reason="building the test model needs hearkit[train]")
+    pytest.importorskip("onnx", reason="export needs hearkit[train] (onnx)")
     import soundfile as sf
 
     from hearkit.export.classify import export_classifier
-    from hearkit.frontend import FrontendConfig
-    from hearkit.training.checkpoint import save_checkpoint
-    from hearkit.training.models import build_model
 
     tmp = tmp_path_factory.mktemp("kws")
-    torch.manual_seed(0)
-    cfg = FrontendConfig()
-    net = build_model("dscnn-s", 3, cfg.n_mels)
-    save_checkpoint({"task": "classify", "model": net.config(), "frontend": cfg.to_dict(), "labels": ["a", "b", "c"],
-                     "window_samples": SAMPLE_RATE, "state_dict": net.state_dict(), "metrics": {}, "train_config": {}},
-                    tmp / "kws.pt")
-    export_classifier(tmp / "kws.pt", tmp / "export", quantize=(), log=lambda m: None)
+    export_classifier(untrained_classifier, tmp / "export", quantize=(), log=lambda m: None)
     calib = tmp / "calib"
     calib.mkdir()
     rng = np.random.default_rng(0)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from hearkit.errors import ConfigError
-from hearkit.features import compute_features
+from hearkit.export.features import compute_features
 from hearkit.frontend import FrontendConfig, logmel, mel_filterbank, window
 
 librosa = pytest.importorskip("librosa", reason="librosa is the parity oracle (pip install 'hearkit[dev]')")

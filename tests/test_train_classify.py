@@ -86,7 +86,7 @@ def test_tiny_run_writes_run_dir(tones, tmp_path):
 
 def test_resume_after_kill_mid_epoch(tones, tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "hearkit.training", *_args(tones, out, "--epochs", "2", "--batch-size", "2",
+    cmd = [sys.executable, "-m", "hearkit", "train", *_args(tones, out, "--epochs", "2", "--batch-size", "2",
                                                              "--checkpoint-every", "1")]
     p = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     killed_at = None
@@ -118,7 +118,7 @@ def test_resume_after_kill_mid_epoch(tones, tmp_path):
 def test_ddp_two_processes_only_rank0_writes(tones, tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "hearkit.training", *_args(tones, out, "--epochs", "1", "--batch-size", "4")]
+           "-m", "hearkit", "train", *_args(tones, out, "--epochs", "1", "--batch-size", "4")]
     r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     assert {p.name for p in out.iterdir()} == RUN_FILES  # no per-rank or temporary files

@@ -22,8 +22,8 @@ RUNNERS: dict[str, str] = {
 }
 # task -> "module:function(model, **options) -> report dict" (options: see `eval`)
 EVALUATORS: dict[str, str] = {
-    "classify": "hearkit.commands.classify:eval_classify",
-    "ctc": "hearkit.eval_ctc:eval_ctc",
+    "classify": "hearkit.evaluate.classify:eval_classify",
+    "ctc": "hearkit.evaluate.ctc:eval_ctc",
 }
 PCM_BYTES = 2  # raw stdin samples are 16-bit little-endian
 DEVICE_HELP = ("Device profile (see `hearkit devices`) or path to a profile.toml: its execution providers, "
@@ -162,46 +162,6 @@ def stream(model, audio, hop_seconds, thresholds, smoothing, refractory_seconds,
 
 
 # -- eval ----------------------------------------------------------------------------
-def eval_classify(model, data=None, fmt=None, split="val", val_fold=None, test_fold=None, confusion=None,
-                  batch_size: int = 32, **unused) -> dict:
-    """Accuracy and per-class report of a classification model on a dataset split."""
-    from hearkit.classify import Classifier, classification_report, plot_confusion
-    from hearkit.datasets import index_dataset
-
-    if unused.get("manifest"):
-        raise ConfigError("--manifest is for CTC models; a classification model takes --data DIR")
-    if not data:
-        raise ConfigError("eval of a classification model needs --data DIR")
-    clf = Classifier(model)
-    kw = {"val_fold": val_fold, "test_fold": test_fold} if (val_fold or test_fold) else {}
-    idx = index_dataset(data, fmt, **kw)
-    unknown = sorted(set(idx.labels) - set(clf.labels))
-    if unknown and "_unknown_" in clf.labels and idx.format == "speech-commands":
-        # a keyword model: words it was not trained on count as _unknown_, as in training
-        from hearkit.classify import is_background_label
-
-        idx = index_dataset(data, idx.format, keywords=[lab for lab in clf.labels if not is_background_label(lab)])
-        unknown = sorted(set(idx.labels) - set(clf.labels))
-    if unknown:
-        raise ConfigError(f"{data}: labels {unknown} are not among the model's labels {clf.labels}")
-    ex = idx.split(split)
-    if not ex:
-        raise ConfigError(f"{data}: the '{split}' split is empty; choose another with --split")
-    y = np.array([clf.labels.index(e.label) for e in ex])
-    logits = []
-    with click.progressbar(range(0, len(ex), batch_size), label=f"eval {len(ex)} clips", file=sys.stderr) as bar:
-        for i in bar:
-            logits.append(clf.logits([e.path for e in ex[i : i + batch_size]], batch_size=batch_size))
-    pred = np.concatenate(logits).argmax(1)
-    rep = classification_report(y, pred, clf.labels)
-    rep.update({"model": str(clf.path), "data": str(data), "format": idx.format, "split": split, "clips": len(ex),
-                "labels": clf.labels})
-    if confusion:
-        plot_confusion(rep["confusion"], clf.labels, confusion,
-                       title=f"{Path(clf.path).name} on {Path(data).name}/{split}: {100 * rep['accuracy']:.2f} %")
-    return rep
-
-
 @click.command("eval")
 @click.argument("model", type=click.Path(exists=True))
 @click.option("--data", type=click.Path(exists=True, file_okay=False), default=None, help="Labelled dataset folder.")

@@ -154,7 +154,7 @@ def concat(roots, more_roots, min_words, max_words, hours, split, noise_dirs, no
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False))
 def synth(text_file, voices, variants, per_sentence, seed, out_dir):
     """Sentences spoken by espeak-ng in many voices, rates and pitches (FLAC + manifest.jsonl)."""
-    from hearkit.training.ctc_data import DEFAULT_VARIANTS, DEFAULT_VOICES, build_synth
+    from hearkit.recipes.sentences import DEFAULT_VARIANTS, DEFAULT_VOICES, build_synth
 
     v = tuple(x.strip() for x in voices.split(",") if x.strip()) if voices else DEFAULT_VOICES
     va = tuple(x.strip() for x in variants.split(",")) if variants is not None else DEFAULT_VARIANTS

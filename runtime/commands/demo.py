@@ -25,7 +25,7 @@ def demo(out, data, model, epochs, seed):
     from hearkit.errors import require
 
     require("torch", "train")
-    from hearkit.training.demo import DemoConfig, run_demo
+    from hearkit.recipes.demo import DemoConfig, run_demo
 
     s = run_demo(DemoConfig(out=out, data=data, model=model, epochs=epochs, seed=seed))
     acc = s.get("accuracy") or {}

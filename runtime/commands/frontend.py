@@ -26,7 +26,7 @@ def features(audio: Path, output: Path, backend: str, **kw):
     import numpy as np
 
     from hearkit.audio import load_audio
-    from hearkit.features import compute_features
+    from hearkit.export.features import compute_features
 
     cfg = config_from_options(kw)
     x, _ = load_audio(audio, cfg.sample_rate)

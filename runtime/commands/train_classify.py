@@ -69,7 +69,7 @@ def classify(**kw):
 
     \b
     RUN_DIR gets best.pt, last.pt, config.json, metrics.json, confusion.png.
-    Several processes: torchrun --nproc-per-node 2 -m hearkit.training classify ...
+    Several processes: torchrun --nproc-per-node 2 -m hearkit train classify ...
 
     \b
     Examples:

@@ -14,7 +14,8 @@ audio by a factor moves formants and pitch together, as a longer or shorter voca
 does (the waveform counterpart of the trainer's VTLP), and changes the rate with them.
 
 Every synthesised clip is float32 mono at the rate asked for, with its leading and
-trailing silence cut.
+trailing silence cut. This module is the one caller of the engines: the wake-word sets,
+the demo's keyword set and ``hearkit data synth``'s sentences all speak through ``speak``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,11 +46,17 @@ FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
 FESTIVAL_VOICE_DIR = Path("/usr/share/festival/voices")
 DEBIAN_PACKAGES = {"espeak-ng": "espeak-ng", "flite": "flite",
                    "festival": "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"}
+ESPEAK_WPM = 170              # espeak-ng's speaking rate at Voice.rate 1, words per minute
 WARP_RANGE = (0.88, 1.14)      # resampling factor: about +-2 semitones of pitch, +-13 % formants
 RATE_RANGE = (0.8, 1.25)       # speaking-rate factor where the engine sets it
 SYNTH_TIMEOUT_S = 60           # one engine call
 TRIM_THRESHOLD = 1e-3          # a clip with no |sample| above this is silent
 TRIM_KEEP = 320                # samples of margin kept at each end (20 ms at 16 kHz)
+# trim_mode="level": cut only samples below TRIM_THRESHOLD, keeping this many samples of the engine's
+# rate (18 ms at espeak's 22.05 kHz). The demo's keyword set and `hearkit data synth` were
+# measured with this simpler trim, which keeps the breaths that trim_mode="extent" cuts.
+LEVEL_TRIM_KEEP = 400
+TRIM_MODES = ("extent", "level")
 
 
 class SynthError(HearkitError):
@@ -83,7 +91,8 @@ class Voice:
         return f"{self.engine.split('-')[0]}-{base}-r{self.rate:.2f}-p{self.pitch}-w{self.warp:.3f}-g{self.gap_ms}"
 
 
-def _binary(engine: str) -> str:
+def engine_binary(engine: str) -> str:
+    """Path of the engine's program; ``SynthError`` with the Debian package when it is missing."""
     exe = shutil.which({"espeak-ng": "espeak-ng", "flite": "flite", "festival": "text2wave"}[engine])
     if not exe:
         raise SynthError(f"{engine} is not installed: apt-get install {DEBIAN_PACKAGES[engine]}")
@@ -116,19 +125,35 @@ def _run(cmd: list[str], engine: str, stdin: str | None = None) -> None:
         raise SynthError(f"{engine} failed: {(r.stderr or r.stdout).strip()[:200]}")
 
 
-def speak(text: str, voice: Voice, sample_rate: int = 16000, phonemes: bool = False) -> np.ndarray:
-    """Synthesise ``text`` (or, with ``phonemes``, an espeak phoneme string) as float32 mono at ``sample_rate``."""
+def speak(text: str, voice: Voice, sample_rate: int = 16000, phonemes: bool = False,
+          trim_mode: str = "extent") -> np.ndarray:
+    """Synthesise ``text`` (or, with ``phonemes``, an espeak phoneme string) as float32 mono at ``sample_rate``.
+
+    Args:
+        text: what to say.
+        voice: the speaker (engine, voice, rate, pitch, warp, word gaps).
+        sample_rate: rate of the result in Hz (Default: 16000).
+        phonemes: ``text`` is an espeak phoneme string (espeak-ng only; Default: False).
+        trim_mode: ``"extent"`` cuts the audio quieter than the utterance (``trim``, Default);
+            ``"level"`` cuts only near-silent samples (``trim_level``), as the demo and
+            ``hearkit data synth`` were measured with.
+
+    Returns:
+        float32 (samples,) at ``sample_rate``.
+    """
     import soundfile as sf
 
     from hearkit.audio import resample
 
     if phonemes and voice.engine != "espeak-ng":
         raise SynthError("phoneme input needs espeak-ng")
-    exe = _binary(voice.engine)
+    if trim_mode not in TRIM_MODES:
+        raise SynthError(f"trim_mode must be one of {list(TRIM_MODES)}, got {trim_mode!r}")
+    exe = engine_binary(voice.engine)
     with tempfile.TemporaryDirectory(prefix="hearkit-tts-") as tmp:
         wav = os.path.join(tmp, "out.wav")
         if voice.engine == "espeak-ng":
-            words_per_min = int(round(170 * voice.rate))
+            words_per_min = int(round(ESPEAK_WPM * voice.rate))
             say = f"[[{text}]]" if phonemes else text
             _run([exe, "-w", wav, "-v", voice.name, "-s", str(words_per_min), "-p", str(int(voice.pitch)),
                   "-g", str(max(0, int(voice.gap_ms) // 10)), say], voice.engine)
@@ -141,7 +166,8 @@ def speak(text: str, voice: Voice, sample_rate: int = 16000, phonemes: bool = Fa
         else:
             raise SynthError(f"unknown engine {voice.engine!r}; allowed: {list(ENGINES)}")
         x, sr = sf.read(wav, dtype="float32", always_2d=True)
-    x = trim(x.mean(axis=1), sr)
+    x = x.mean(axis=1)
+    x = trim_level(x) if trim_mode == "level" else trim(x, sr)
     if x.size == 0:
         raise SynthError(f"{voice.engine} voice {voice.name} produced no audio for {text!r}")
     # warp: play the clip `warp` times faster, i.e. read it as if sampled at sr * warp
@@ -159,6 +185,40 @@ def trim(x: np.ndarray, sample_rate: int, keep: int = TRIM_KEEP) -> np.ndarray:
         return x[:0]
     a, b = utterance_extent(x, sample_rate)
     return x[max(0, a - keep) : b + keep]
+
+
+def trim_level(x: np.ndarray, threshold: float = TRIM_THRESHOLD, keep: int = LEVEL_TRIM_KEEP) -> np.ndarray:
+    """Cut leading/trailing samples below ``threshold``, keeping ``keep`` samples of margin (all kept if none is above)."""
+    idx = np.flatnonzero(np.abs(x) > threshold)
+    if idx.size == 0:
+        return x
+    return x[max(0, idx[0] - keep) : idx[-1] + keep]
+
+
+def espeak_voices(n: int, seed: int = 0, accents: Sequence[str] = ESPEAK_ACCENTS,
+                  variants: Sequence[str] = ESPEAK_VARIANTS, words_per_min: tuple[int, int] = (120, 210),
+                  pitch: tuple[int, int] = (20, 80)) -> list[Voice]:
+    """``n`` espeak-ng speakers: accent x variant x speed x pitch, reproducible from ``seed`` (no warp, no gaps).
+
+    The demo's keyword set draws its speakers here; a seed gives the same speakers as the
+    demo's figures were measured with, as long as ``accents`` and ``variants`` are the same.
+
+    Args:
+        n: speakers wanted (repeats possible).
+        seed: seed of a ``random.Random`` (Default: 0).
+        accents: espeak-ng voices to draw from (Default: ``ESPEAK_ACCENTS``).
+        variants: voice variants to draw from (Default: ``ESPEAK_VARIANTS``).
+        words_per_min: inclusive range of the speaking rate in words per minute (Default: 120..210).
+        pitch: inclusive range of espeak's pitch, 0..99 (Default: 20..80).
+    """
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        # draw order accent, variant, rate, pitch: changing it changes every seed's speakers
+        name = f"{rng.choice(accents)}+{rng.choice(variants)}"
+        wpm = rng.randint(*words_per_min)
+        out.append(Voice(engine="espeak-ng", name=name, rate=wpm / ESPEAK_WPM, pitch=rng.randint(*pitch)))
+    return out
 
 
 def random_voices(n: int, seed: int = 0, engines: dict[str, tuple[str, ...]] | None = None,
@@ -208,7 +268,7 @@ def phonemes(texts: list[str], accent: str = "en-us") -> list[str]:
     """espeak-ng's phoneme strings (its ``-x`` ASCII notation) of each text, in one call."""
     if not texts:
         return []
-    exe = _binary("espeak-ng")
+    exe = engine_binary("espeak-ng")
     r = subprocess.run([exe, "-q", "-x", "-v", accent, "--stdin"], input="".join(_clause(t) + ".\n" for t in texts),
                        capture_output=True, text=True, timeout=SYNTH_TIMEOUT_S * 5)
     if r.returncode != 0:

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from hearkit import artifacts
+from hearkit.recipes.voices import ESPEAK_ACCENTS, espeak_voices, speak
+from hearkit.recipes.wakeword import synthetic_noise
 
 SAMPLE_RATE = 16000  # Hz
 CLIP_SECONDS = 1.0  # keyword window
@@ -29,6 +31,10 @@ UNKNOWN_WORDS = ("cat", "dog", "bird", "house", "tree", "happy", "seven", "nine"
 TRAIN_VOICES = 110  # espeak voices per keyword for training
 VAL_VOICES = 25  # further voices for validation (speaker-disjoint)
 SILENCE_CLIPS = 240  # generated noise clips for `_silence_`
+# The demo's figures were measured with these seven accents; en-us-nyc joined the list later
+# and would change which speaker every seed draws.
+DEMO_ACCENTS = tuple(a for a in ESPEAK_ACCENTS if a != "en-us-nyc")
+TRIM_MODE = "level"  # the trim the demo was measured with (see hearkit.recipes.voices.LEVEL_TRIM_KEEP)
 
 
 @dataclass(frozen=True)
@@ -54,25 +60,13 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _noise(rng: np.random.Generator, n: int) -> np.ndarray:
-    """One of white, pink, brown noise or mains hum, at a random level."""
-    kind = rng.integers(4)
-    if kind == 0:
-        x = rng.standard_normal(n)
-    elif kind == 1:  # pink: 1/f power via spectral shaping
-        spec = np.fft.rfft(rng.standard_normal(n))
-        spec /= np.sqrt(np.maximum(np.arange(len(spec)), 1))
-        x = np.fft.irfft(spec, n)
-    elif kind == 2:  # brown: integrated white noise, high-passed by removing the drift
-        x = np.cumsum(rng.standard_normal(n))
-        x -= np.convolve(x, np.ones(801) / 801, mode="same")
-    else:
-        t = np.arange(n) / SAMPLE_RATE
-        f0 = rng.choice([50.0, 60.0])
-        x = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 6.3)) / k for k in range(1, 6))
-        x += 0.3 * rng.standard_normal(n)
-    x = x / (np.abs(x).max() + 1e-9)
-    return (x * 10 ** rng.uniform(-3.0, -0.7)).astype(np.float32)
+def demo_voices(n: int, seed: int) -> list:
+    """The demo's ``n`` espeak-ng speakers for ``seed`` (accents: ``DEMO_ACCENTS``)."""
+    return espeak_voices(n, seed=seed, accents=DEMO_ACCENTS)
+
+
+def _say_word(text: str, voice) -> np.ndarray:
+    return speak(text, voice, SAMPLE_RATE, trim_mode=TRIM_MODE)
 
 
 def _place(word: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -99,14 +93,12 @@ def synthesize_keywords(
     """
     import soundfile as sf
 
-    from hearkit.training.synth import random_voices, speak
-
     if (root / "validation_list.txt").is_file():
         _say(f"[demo] reusing the synthesized keyword set in {root}")
         return root
     rng = np.random.default_rng(seed)
     n = int(CLIP_SECONDS * SAMPLE_RATE)
-    voices = random_voices(train_voices + val_voices, seed=seed)
+    voices = demo_voices(train_voices + val_voices, seed)
     val_list = []
     total = len(KEYWORDS) * len(voices) + len(UNKNOWN_WORDS) * len(voices) // 5 + silence_clips
     done = 0
@@ -121,7 +113,7 @@ def synthesize_keywords(
         for folder, text, stem in items:
             path = root / folder / f"{stem}.flac"
             path.parent.mkdir(parents=True, exist_ok=True)
-            clip = _place(speak(text, voice, SAMPLE_RATE), rng, n) + _noise(rng, n) * 0.05
+            clip = _place(_say_word(text, voice), rng, n) + synthetic_noise(rng, n) * 0.05
             sf.write(path, np.clip(clip, -1, 1), SAMPLE_RATE)
             if is_val:
                 val_list.append(f"{folder}/{stem}.flac")
@@ -131,12 +123,12 @@ def synthesize_keywords(
     for i in range(silence_clips):
         path = root / "_silence_" / f"noise_{i:04d}.flac"
         path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(path, _noise(rng, n), SAMPLE_RATE)
+        sf.write(path, synthetic_noise(rng, n), SAMPLE_RATE)
         if i % 10 == 0:  # a share of the noise clips validates, like a speaker would
             val_list.append(f"_silence_/noise_{i:04d}.flac")
     (root / "_background_noise_").mkdir(exist_ok=True)
     for i in range(6):
-        sf.write(root / "_background_noise_" / f"generated_{i}.flac", _noise(rng, 30 * SAMPLE_RATE), SAMPLE_RATE)
+        sf.write(root / "_background_noise_" / f"generated_{i}.flac", synthetic_noise(rng, 30 * SAMPLE_RATE), SAMPLE_RATE)
     (root / "testing_list.txt").write_text("")
     (root / "validation_list.txt").write_text("\n".join(sorted(val_list)) + "\n")
     _say(f"[demo] synthesized {done + silence_clips} clips in {time.perf_counter() - t0:.0f} s -> {root}")
@@ -149,14 +141,12 @@ def synthesize_sentence(seed: int = 99) -> tuple[np.ndarray, list[tuple[str, flo
     Returns:
         (waveform at 16 kHz, [(keyword, centre time in s), ...]).
     """
-    from hearkit.training.synth import random_voices, speak
-
     rng = np.random.default_rng(seed)
     words = ["hello", "yes", "the", "house", "stop", "please", "go", "cat", "down", "no", "up", "thanks"]
-    voices = random_voices(len(words), seed=10_000 + seed)  # never among the training voices' seeds
+    voices = demo_voices(len(words), 10_000 + seed)  # never among the training voices' seeds
     parts, truth, t = [np.zeros(SAMPLE_RATE // 2, np.float32)], [], 0.5
     for w, v in zip(words, voices):
-        x = speak(w, v, SAMPLE_RATE)
+        x = _say_word(w, v)
         x = 0.6 * x / (np.abs(x).max() + 1e-9)
         if w in KEYWORDS:
             truth.append((w, t + len(x) / SAMPLE_RATE / 2))
@@ -164,7 +154,7 @@ def synthesize_sentence(seed: int = 99) -> tuple[np.ndarray, list[tuple[str, flo
         parts += [x, gap]
         t += (len(x) + len(gap)) / SAMPLE_RATE
     wav = np.concatenate(parts)
-    return wav + _noise(rng, len(wav)) * 0.03, truth
+    return wav + synthetic_noise(rng, len(wav)) * 0.03, truth
 
 
 def run_demo(cfg: DemoConfig = DemoConfig()) -> dict:

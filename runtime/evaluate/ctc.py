@@ -42,10 +42,9 @@ def eval_ctc(
         ``{"wer", "cer", "utterances", "audio_seconds", "rtf", "word_errors", "words", "char_errors",
         "chars", "dropped_characters", ...}``; rates are fractions.
     """
+    from hearkit.errors import ConfigError
     from hearkit.manifest import read_dataset
     from hearkit.transcribe import Transcriber
-
-    from hearkit.errors import ConfigError
 
     manifest = manifest or data
     if manifest is None:

@@ -2,8 +2,11 @@
 
 ``compute_features(x, cfg, backend)`` gives the same (frames, n_mels) float32
 features from the numpy reference, the torch module, or a freshly built ONNX
-graph. Only ``numpy`` works on a bare device; the others import torch / onnx
-inside the call (``hearkit[train]``), never at module level.
+graph, so the parity tests and ``hearkit features`` compare like with like. It
+sits in the export layer because two of its backends build graphs (export) and
+one runs the training module (training); ``numpy`` still works on a bare device,
+as torch and onnx are imported inside the call (``hearkit[train]``), never at
+module level.
 """
 
 from __future__ import annotations

@@ -1,0 +1,339 @@
+"""Device benchmarks, torch-free: the one timing helper, and load time, latency, RTF and peak RSS of a model.
+
+``time_calls`` is the timing helper every benchmark uses (these here, and the
+torch-vs-ONNX ones in ``hearkit.export.bench``): it times callables round-robin so
+that load from other processes hits every contender alike, and records wall and
+process-CPU time of every call. ``bench_model`` is ``hearkit bench MODEL_OR_BUNDLE``:
+every model variant found (int8 and fp32, ``.onnx`` and ``.ort``) measured in one
+run, plus the footprint of a fresh process that loads the bundle and classifies one
+clip, beside one that only runs ``import torch`` (a subprocess, skipped without torch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+REFERENCE_SECONDS = 10.0    # front-end figures are reported per 10 s of audio
+FOOTPRINT_RSS_MB = 80.0     # target peak RSS of a process that classifies one clip
+FOOTPRINT_SECONDS = 0.5     # target wall time of that process, start to exit
+CTC_SECONDS = 10.0          # audio per call for models without a fixed window (RTF base)
+DEFAULT_SIGNAL_SECONDS = 30.0  # generated benchmark signal when no audio is given
+STREAM_SECONDS = 30.0       # audio fed to a keyword spotter for its CPU share
+STREAM_CHUNK = 0.1          # seconds per accept_waveform call, as a microphone delivers them
+CHILD_TIMEOUT_S = 600       # one benchmark child process
+KiB = 1024
+
+# Source of `peak_kb()` for benchmark child processes: this process's peak RSS in KiB.
+# VmHWM, not ru_maxrss: on Linux ru_maxrss survives exec and so reports the *parent's*
+# peak when the parent was larger (the bench process itself, or pytest). ru_maxrss only
+# where /proc is absent (macOS, bytes).
+PEAK_RSS_SNIPPET = """
+def peak_kb():
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    import resource, sys
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r // 1024 if sys.platform == "darwin" else r
+"""
+
+# A process that does what a device does for one clip: verify the bundle, load, classify.
+_FOOTPRINT_HEARKIT = PEAK_RSS_SNIPPET + """
+import json, sys, time
+t0 = time.perf_counter()
+from hearkit.artifacts import resolve
+from hearkit.classify import Classifier
+path = resolve(sys.argv[1], prefer=sys.argv[2])
+clf = Classifier(path)
+p = clf.classify(sys.argv[3]) if sys.argv[3] != "-" else clf.classify(__import__("numpy").zeros(clf.window_samples, "float32"))
+print(json.dumps({"rss_kb": peak_kb(), "inner_s": time.perf_counter() - t0, "label": p.label, "model": str(path)}))
+"""
+_FOOTPRINT_TORCH = PEAK_RSS_SNIPPET + """
+import json, time
+t0 = time.perf_counter()
+__import__("torch")  # the thing measured: what importing torch alone costs
+print(json.dumps({"rss_kb": peak_kb(), "inner_s": time.perf_counter() - t0}))
+"""
+
+
+@dataclass
+class Timing:
+    """Wall and process-CPU seconds of every timed call of one contender.
+
+    The CPU time is the figure to trust on a shared machine: other processes
+    stretch wall time but not our own CPU time (at 1 thread they are equal on
+    an idle machine).
+    """
+
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        """Median wall seconds."""
+        return statistics.median(self.wall)
+
+    @property
+    def cpu_median(self) -> float:
+        """Median process-CPU seconds."""
+        return statistics.median(self.cpu)
+
+    def percentile(self, q: float) -> float:
+        """The ``q``-th percentile (0..100) of wall seconds (numpy's linear interpolation)."""
+        return float(np.percentile(np.asarray(self.wall), q))
+
+
+def time_calls(fns: dict[str, Callable[[], object]], rounds: int, per_round: int = 1,
+               warmup: int = 1) -> dict[str, Timing]:
+    """Time each ``fns[name]()`` in interleaved rounds; wall and CPU seconds of every call.
+
+    Every round runs every contender ``per_round`` times, so that a burst of load
+    from other processes hits all of them alike instead of whichever happened to
+    run then, and their ratios stay meaningful.
+
+    Args:
+        fns: name -> callable without arguments (its result is discarded).
+        rounds: timed rounds (at least 1).
+        per_round: timed calls of each contender per round (Default: 1).
+        warmup: untimed calls of each contender first (Default: 1; first runs allocate).
+
+    Returns:
+        name -> ``Timing`` with ``rounds * per_round`` calls each, in ``fns`` order.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    out = {name: Timing() for name in fns}
+    for _ in range(max(1, rounds)):
+        for name, fn in fns.items():
+            for _ in range(max(1, per_round)):
+                c0, t0 = time.process_time(), time.perf_counter()
+                fn()
+                out[name].wall.append(time.perf_counter() - t0)
+                out[name].cpu.append(time.process_time() - c0)
+    return out
+
+
+def run_child(code: str, *args: str, timeout: float = CHILD_TIMEOUT_S) -> dict:
+    """Run ``code`` in a fresh interpreter on 1 thread; its last JSON line plus ``wall_s``, or ``{"error": ...}``.
+
+    ``rss_kb`` in the child's JSON (from ``PEAK_RSS_SNIPPET``) comes back as ``rss_mb``.
+    """
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result: dict = {}
+
+    def child():
+        try:
+            result["r"] = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                                         env=env, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            result["r"] = None
+
+    wall = time_calls({"child": child}, rounds=1, warmup=0)["child"].median
+    r = result["r"]
+    if r is None:
+        return {"error": f"timed out after {timeout:g} s"}
+    lines = [s for s in r.stdout.splitlines() if s.startswith("{")]
+    if r.returncode != 0 or not lines:
+        tail = (r.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"exit {r.returncode}: {tail[:200]}"}
+    d = json.loads(lines[-1])
+    if "rss_kb" in d:
+        d["rss_mb"] = d.pop("rss_kb") / KiB
+    d["wall_s"] = wall
+    return d
+
+
+def bench_signal(sample_rate: int, seconds: float | None = None,
+                 audio: Sequence[str | os.PathLike] = ()) -> tuple[np.ndarray, str]:
+    """(samples at ``sample_rate``, description) of a benchmark signal.
+
+    Args:
+        sample_rate: rate of the result in Hz.
+        seconds: length; with ``audio``, the files are joined in order (round again when
+            they hold less) and cut to it (Default: all of ``audio``, or 30 s generated).
+        audio: audio files to use (Default: none: seeded white noise, 0.1 RMS).
+    """
+    from hearkit.audio import load_audio
+
+    files = [os.fspath(a) for a in audio]
+    if not files:
+        n = int(round((DEFAULT_SIGNAL_SECONDS if seconds is None else seconds) * sample_rate))
+        return (0.1 * np.random.default_rng(0).standard_normal(n)).astype(np.float32), "seeded white noise"
+    n = None if seconds is None else int(round(seconds * sample_rate))
+    parts, have, used = [], 0, 0
+    # every file once, or round again until `seconds` (load_audio refuses empty files, so this ends)
+    while used < len(files) or (n is not None and have < n):
+        x, _ = load_audio(files[used % len(files)], sample_rate)
+        parts.append(x)
+        have += x.size
+        used += 1
+        if n is not None and have >= n:
+            break
+    x = np.concatenate(parts)[:n]
+    return x, files[0] if used == 1 else f"{used} recordings joined ({Path(files[0]).name} ...)"
+
+
+def onnx_runner(path: str | os.PathLike, shape: tuple[int, ...], optimization: str = "all") -> Callable[[], object]:
+    """A callable that runs the model at ``path`` once on seeded noise of ``shape`` (1 thread)."""
+    from hearkit.metadata import make_session
+
+    s = make_session(path, threads=1, optimization=optimization)
+    name = s.get_inputs()[0].name
+    x = (0.1 * np.random.default_rng(0).standard_normal(shape)).astype(np.float32)
+    return lambda: s.run(None, {name: x})
+
+
+def stream_cpu_share(model: str | os.PathLike, seconds: float = STREAM_SECONDS, hop: float = 0.1) -> dict:
+    """Process CPU time / audio time of a KeywordSpotter fed ``seconds`` of noise in 100 ms chunks.
+
+    Returns:
+        ``{"cpu_share_percent", "wall_ms_per_hop"}``.
+    """
+    from hearkit.classify import KeywordSpotter
+
+    kws = KeywordSpotter(model, hop_seconds=hop)
+    sr = kws.sample_rate
+    x = (0.05 * np.random.default_rng(1).standard_normal(int(seconds * sr))).astype(np.float32)
+    n = int(STREAM_CHUNK * sr)
+    kws.accept_waveform(x[: 10 * n])  # warm-up: first runs allocate
+    kws.reset()
+
+    def feed():
+        for i in range(0, len(x), n):
+            kws.accept_waveform(x[i : i + n])
+
+    t = time_calls({"stream": feed}, rounds=1, warmup=0)["stream"]
+    return {"cpu_share_percent": 100 * t.cpu_median / seconds, "wall_ms_per_hop": 1e3 * t.median / (seconds / hop)}
+
+
+# -- hearkit bench MODEL_OR_BUNDLE ---------------------------------------------------
+def candidates(path: Path, prefer: str) -> list[Path]:
+    """The model files to measure: the verified variants of a bundle or export folder, or the file itself."""
+    from hearkit.artifacts import KINDS, PIPELINE, file_name, is_bundle, load_manifest, resolve, variant_order
+
+    if path.is_file():
+        return [resolve(path)]
+    out = []
+    for kind in KINDS:
+        for v in variant_order(prefer):
+            name = file_name(PIPELINE, v, kind)
+            if (path / name).is_file() or (is_bundle(path) and name in load_manifest(path)["files"]):
+                out.append(resolve(path / name))
+    if not out:
+        out.append(resolve(path, prefer=prefer))
+    return out
+
+
+def bench_one(path: Path, profile=None, repeat: int = 50, seconds: float | None = None) -> dict:
+    """Load time and latency percentiles of one model file with the profile's session settings.
+
+    Args:
+        path: a model file.
+        profile: a device profile (``hearkit.devices.load_profile``) or None (1 thread, CPU).
+        repeat: timed runs (Default: 50).
+        seconds: audio per call (Default: the model's window, or ``CTC_SECONDS`` without one).
+    """
+    from hearkit.metadata import make_session, read_model_info
+    from hearkit.sessions import profile_session
+
+    info = read_model_info(path)
+    sr = info.frontend.sample_rate
+    n = int(info.window_samples) if (info.window_samples and seconds is None) else int(round((seconds or CTC_SECONDS) * sr))
+    x = (0.1 * np.random.default_rng(0).standard_normal((1, n))).astype(np.float32)
+    if info.input == "logmel":
+        from hearkit.frontend import logmel
+
+        x = logmel(x, info.frontend).astype(np.float32)
+
+    sessions = []
+
+    def load():
+        sessions.append(profile_session(profile, path) if profile is not None else make_session(path, threads=1))
+
+    loads = time_calls({"load": load}, rounds=3, warmup=0)["load"]
+    sess = sessions[-1]
+    name = sess.get_inputs()[0].name
+    # one untimed run first (time_calls' warm-up): allocations, first-run kernels
+    lat = time_calls({"run": lambda: sess.run(None, {name: x})}, rounds=repeat, warmup=1)["run"]
+    audio_s = n / sr
+    p50 = lat.percentile(50)
+    return {
+        "model": path.name,
+        "task": info.task,
+        "quantization": (info.quantization or {}).get("recipe") or (info.quantization or {}).get("format", "fp32"),
+        "bytes": path.stat().st_size,
+        "load_ms": 1e3 * min(loads.wall),
+        "audio_s": audio_s,
+        "p50_ms": 1e3 * p50,
+        "p95_ms": 1e3 * lat.percentile(95),
+        "rtf": p50 / audio_s,
+        "providers": sess.get_providers(),
+    }
+
+
+def measure_footprint(path: Path, prefer: str, clip: str | None = None) -> dict:
+    """Peak RSS and wall time of a fresh process that classifies one clip, beside `import torch`."""
+    import importlib.util
+
+    out = {"hearkit": run_child(_FOOTPRINT_HEARKIT, str(path), prefer, clip or "-")}
+    if importlib.util.find_spec("torch") is not None:
+        out["import torch"] = run_child(_FOOTPRINT_TORCH)
+    else:
+        out["import torch"] = {"error": "torch not installed here"}
+    return out
+
+
+def bench_model(model: str | os.PathLike, profile=None, repeat: int = 50, seconds: float | None = None,
+                clip: str | None = None, footprint: bool = True) -> dict:
+    """Benchmark a model file, export folder or bundle: load, p50/p95 latency, RTF, size, peak RSS.
+
+    Args:
+        model: a model file, an export folder or a bundle.
+        profile: device profile: threads, providers, preferred variant (Default: None: 1 thread, CPU, int8 first).
+        repeat: timed runs per model (Default: 50).
+        seconds: audio per call (Default: the model's window, or ``CTC_SECONDS``).
+        clip: audio clip for the footprint run (Default: silence).
+        footprint: also measure a fresh process classifying one clip against `import torch`
+            (classification models; Default: True).
+
+    Returns:
+        ``{"hearkit", "onnxruntime", "device", "threads", "machine", "repeat", "models": [bench_one, ...],
+        "bench_process_peak_rss_mb"}``, plus ``footprint`` and ``footprint_targets`` when measured.
+    """
+    import resource
+
+    import onnxruntime as ort
+
+    from hearkit import __version__
+
+    prefer = profile.prefer if profile else "int8"
+    path = Path(model)
+    results = [bench_one(p, profile, repeat, seconds) for p in candidates(path, prefer)]
+    report = {
+        "hearkit": __version__,
+        "onnxruntime": ort.__version__,
+        "device": profile.name if profile else None,
+        "threads": profile.threads if profile else 1,
+        "machine": os.uname().machine,
+        "repeat": repeat,
+        "models": results,
+        "bench_process_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KiB,
+    }
+    if footprint and results and results[0]["task"] == "classify":
+        report["footprint"] = measure_footprint(path, prefer, clip)
+        report["footprint_targets"] = {"rss_mb": FOOTPRINT_RSS_MB, "wall_s": FOOTPRINT_SECONDS}
+    return report
