@@ -1,6 +1,6 @@
 """``hearkit calibrate``: per-label thresholds for a keyword export at a chosen rate of false alarms.
 
-The thresholds are measured with :mod:`hearkit.detector_eval` (the spotter streamed over
+The thresholds are measured with :mod:`hearkit.evaluate.detector` (the spotter streamed over
 negatives, and over positives when given) and written, with the hop, smoothing and
 refractory period they were measured at, into the ``hearkit.detector`` metadata of every
 classification graph of the export. :class:`~hearkit.classify.KeywordSpotter`, ``hearkit
@@ -76,7 +76,7 @@ def calibrate(
     import onnx
 
     from hearkit.classify import KeywordSpotter
-    from hearkit.detector_eval import (
+    from hearkit.evaluate.detector import (
         StreamScores,
         audio_files,
         det_curve,

@@ -42,7 +42,7 @@ def kws(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_calibrate_writes_thresholds_the_spotter_uses(kws):
     from hearkit.classify import KeywordSpotter
-    from hearkit.detector_eval import audio_files
+    from hearkit.evaluate.detector import audio_files
     from hearkit.export.calibrate import calibrate
     from hearkit.metadata import read_model_info
 
@@ -115,3 +115,26 @@ def test_cli_calibrate(kws):
     assert set(res["pipeline.onnx"]["thresholds"]) == {"go", "stop"}
     r = CliRunner().invoke(main, ["calibrate", str(export), "--negatives", str(neg), "--fa-per-hour", "0"])
     assert r.exit_code == 2 and "--fa-per-hour" in r.output
+
+
+def test_cli_eval_as_a_detector(kws, tmp_path):
+    from click.testing import CliRunner
+
+    from hearkit.cli import main
+
+    export, neg = kws
+    pos = tmp_path / "pos" / "stop"
+    pos.mkdir(parents=True)
+    rng = np.random.default_rng(2)
+    for i in range(6):
+        sf.write(pos / f"s{i}_nohash_0.wav", (0.2 * rng.standard_normal(12000)).astype(np.float32), SR)
+    png = tmp_path / "det.png"
+    r = CliRunner().invoke(main, ["eval", str(export), "--positives", str(tmp_path / "pos"), "--negatives", str(neg),
+                                  "--noise", str(neg / "left"), "--snr", "10", "--plot", str(png), "--json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output.strip().splitlines()[-1])
+    assert set(rep["phrases"]) == {"stop"} and rep["phrases"]["stop"]["curve"]["utterances"] == 6 and rep["snr_db"] == 10
+    assert [p["target_fa_per_hour"] for p in rep["phrases"]["stop"]["points"]] == [0.5, 1.0, 2.0]
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    r = CliRunner().invoke(main, ["eval", str(export), "--positives", str(tmp_path / "pos")])
+    assert r.exit_code == 2 and "--negatives" in r.output

@@ -178,15 +178,32 @@ def stream(model, audio, hop_seconds, thresholds, smoothing, refractory_seconds,
               help="CTC: word list (one per line); only these words are emitted.")
 @click.option("--lm", "lm_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="CTC: ARPA n-gram LM (see `hearkit lm build`).")
+@click.option("--positives", multiple=True, type=click.Path(exists=True),
+              help="Keyword detector: real recordings of the phrases (a folder per phrase, or a manifest). Repeatable.")
+@click.option("--negatives", multiple=True, type=click.Path(exists=True),
+              help="Keyword detector: audio streamed back to back as one long stream; clips whose transcript holds a "
+                   "phrase are left out and counted. Repeatable.")
+@click.option("--noise", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Keyword detector: noise mixed into the positive stream (needs --snr).")
+@click.option("--snr", "snr_db", type=click.FloatRange(-30, 60), default=None, help="Keyword detector: speech-to-noise ratio in dB.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Keyword detector: write the DET curves as PNG.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Keyword detector: order of positives, gaps, noise.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
-def eval_(model, data, fmt, split, val_fold, test_fold, manifest, confusion, beam, lexicon, lm_path, as_json):
-    """Evaluate MODEL (a .onnx file or export folder) on a dataset split.
+def eval_(model, data, fmt, split, val_fold, test_fold, manifest, confusion, beam, lexicon, lm_path,
+          positives, negatives, noise, snr_db, plot, seed, as_json):
+    """Evaluate MODEL (a .onnx file or export folder) on a dataset split, or as a streaming keyword detector.
 
     \b
     Classification: accuracy, per-class report, confusion PNG (--data DIR).
+    Keyword detector (--positives DIR --negatives DIR): the spotter streams them as a device
+      would; false-reject rate at 0.5, 1 and 2 false alarms per hour with 95 % intervals,
+      DET curves (--plot det.png). A hit is a detection of the right label between the
+      utterance's start and 0.5 s after its end; any other detection is a false alarm.
     CTC: WER and CER on a manifest (--manifest M), greedy or with the
     transcriber's beam search, lexicon and LM.
     """
+    if positives or negatives:
+        return _eval_detector(model, positives, negatives, noise, snr_db, plot, seed, as_json)
     task, path = _task(model)
     if task not in EVALUATORS:
         raise ModelError(f"{path}: `hearkit eval` has no evaluator for task {task!r}; supported: {sorted(EVALUATORS)}")
@@ -212,3 +229,24 @@ def eval_(model, data, fmt, split, val_fold, test_fold, manifest, confusion, bea
         click.echo(f"{lab:<16} {r['precision']:>9.3f} {r['recall']:>7.3f} {r['f1']:>6.3f} {r['support']:>8d}")
     if confusion:
         click.echo(f"wrote {confusion}", err=True)
+
+
+def _eval_detector(model, positives, negatives, noise, snr_db, plot, seed, as_json):
+    from hearkit.classify import KeywordSpotter
+    from hearkit.evaluate.detector import evaluate_detector, plot_det, summary_lines
+
+    if not positives or not negatives:
+        raise click.UsageError("a detector evaluation needs both --positives and --negatives")
+    if noise and snr_db is None:
+        raise click.UsageError("--noise needs --snr")
+    kws = KeywordSpotter(model)
+    rep = evaluate_detector(kws, positives, negatives, noise=noise, snr_db=snr_db, seed=seed,
+                            log=lambda m: click.echo(m, err=True))
+    if plot:
+        plot_det(rep, plot, title=f"{Path(str(model)).name}: DET")
+        click.echo(f"wrote {plot}", err=True)
+    if as_json:
+        click.echo(json.dumps(rep))
+        return
+    for line in summary_lines(rep):
+        click.echo(line)

@@ -179,7 +179,7 @@ def trim(x: np.ndarray, sample_rate: int, keep: int = TRIM_KEEP) -> np.ndarray:
 
     Engines end clips with breaths and low-level tails (flite's up to 0.5 s) that are no part of the word.
     """
-    from hearkit.detector_eval import utterance_extent
+    from hearkit.evaluate.detector import utterance_extent
 
     if not np.any(np.abs(x) > TRIM_THRESHOLD):
         return x[:0]

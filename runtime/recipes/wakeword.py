@@ -354,7 +354,7 @@ def _cut_windows(files: list[Path], count: int, n: int, rng: np.random.Generator
 
 
 def _noise_clips(folders: Sequence[str], count: int, n: int, rng: np.random.Generator) -> list[np.ndarray]:
-    from hearkit.detector_eval import audio_files
+    from hearkit.evaluate.detector import audio_files
 
     files = [p for d in folders for p in audio_files(Path(d))]
     if folders and not files:
@@ -374,7 +374,7 @@ def build_wakeword_set(cfg: WakewordConfig, out: str | os.PathLike, force: bool 
     """
     import soundfile as sf
 
-    from hearkit.detector_eval import negative_files
+    from hearkit.evaluate.detector import negative_files
     from hearkit.progress import StatusLine
     from hearkit.recipes.voices import SynthError, available_voices, random_voices, speak
 
@@ -531,7 +531,7 @@ def mine_hard_negatives(
 ) -> dict:
     """Add the negative windows a keyword model scores highest to ``set_dir/_unknown_`` (training only).
 
-    The negatives are streamed back to back, as in :mod:`hearkit.detector_eval`, and every
+    The negatives are streamed back to back, as in :mod:`hearkit.evaluate.detector`, and every
     hop's window is scored; windows whose best keyword probability reaches ``min_score``
     are kept, one per second (the peak), and the ``windows`` highest of them are written.
     These are what the model would fire on: a fine-tuning stage on them (``train classify
@@ -553,7 +553,7 @@ def mine_hard_negatives(
     import soundfile as sf
 
     from hearkit.classify import OnnxScorer, SlidingWindow, is_background_label, softmax
-    from hearkit.detector_eval import negative_files, negative_stream
+    from hearkit.evaluate.detector import negative_files, negative_stream
 
     root = Path(set_dir)
     if not (root / "wakeword.json").is_file():

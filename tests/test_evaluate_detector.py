@@ -1,4 +1,4 @@
-"""Detector evaluation (hearkit.detector_eval): streaming hits and false alarms, DET sweep, intervals."""
+"""Detector evaluation (hearkit.evaluate.detector): streaming hits and false alarms, DET sweep, intervals."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from hearkit.classify import DetectionLogic, KeywordSpotter
-from hearkit.detector_eval import (
+from hearkit.evaluate.detector import (
     Utterance,
     contains_phrase,
     detections,
