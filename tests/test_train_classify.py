@@ -179,7 +179,7 @@ def test_defaults_are_the_readme_speech_commands_recipe(tones, tmp_path, monkeyp
 def test_redirected_log_has_plain_lines_only(tones, tmp_path):
     """stderr to a file: no \\r, one line per epoch, progress in about ten lines however many steps."""
     out, log = tmp_path / "run", tmp_path / "train.log"
-    cmd = [sys.executable, "-m", "hearkit.training", "classify", "--data", str(tones), "--window-seconds", str(CLIP_S),
+    cmd = [sys.executable, "-m", "hearkit", "train", "classify", "--data", str(tones), "--window-seconds", str(CLIP_S),
            "--threads", "1", "--no-noise", "--epochs", "3", "--batch-size", "2", "-o", str(out)]  # 12 steps per epoch
     with open(log, "w") as f:
         r = subprocess.run(cmd, env=ENV, stdout=subprocess.PIPE, stderr=f, text=True, timeout=180)
