@@ -491,20 +491,9 @@ def _unroll(cell) -> list[Word]:
     return out
 
 
-def beam_search(
-    log_probs: np.ndarray,
-    vocab: Sequence[str],
-    blank: int,
-    beam: int = DEFAULT_BEAM,
-    lexicon: Lexicon | Iterable[str] | None = None,
-    lm=None,
-    alpha: float = DEFAULT_ALPHA,
-    beta: float | None = None,
-    token_min_logp: float = DEFAULT_TOKEN_MIN_LOGP,
-    frame_seconds: float = 1.0,
-) -> Transcript:
-    """Prefix beam search over one utterance; see ``BeamSearchDecoder`` for the arguments."""
-    d = BeamSearchDecoder(vocab, blank, beam, lexicon, lm, alpha, beta, token_min_logp, frame_seconds)
+def beam_search(log_probs: np.ndarray, vocab: Sequence[str], blank: int, **options) -> Transcript:
+    """Prefix beam search over one utterance; ``options`` are ``BeamSearchDecoder``'s (beam, lexicon, lm, ...)."""
+    d = BeamSearchDecoder(vocab, blank, **options)
     d.advance(log_probs)
     return d.finalize()
 

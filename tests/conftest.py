@@ -48,22 +48,59 @@ def signals() -> SimpleNamespace:
     return SimpleNamespace(noise=noise, chirp=chirp, silence=silence)
 
 
+def _untrained_checkpoint(path: Path, labels, model: str = "dscnn-s", frontend=None, seed: int = 0) -> Path:
+    import torch
+
+    from hearkit.frontend import FrontendConfig
+    from hearkit.training.checkpoint import save_checkpoint
+    from hearkit.training.models import build_model
+
+    torch.manual_seed(seed)
+    cfg = frontend or FrontendConfig()
+    net = build_model(model, len(labels), cfg.n_mels)
+    save_checkpoint({"task": "classify", "model": net.config(), "frontend": cfg.to_dict(), "labels": list(labels),
+                     "window_samples": cfg.sample_rate, "state_dict": net.state_dict(), "metrics": {},
+                     "train_config": {}}, path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def untrained_classifier(tmp_path_factory) -> Path:
     """A checkpoint of an untrained DS-CNN-S for labels a, b, c (1-s window, default front-end); needs torch.
 
     Export, packaging and CLI tests need real-shaped weights, not trained ones.
     """
-    torch = pytest.importorskip("torch", reason="building the test model needs hearkit[train]")
-    from hearkit.frontend import FrontendConfig
-    from hearkit.training.checkpoint import save_checkpoint
-    from hearkit.training.models import build_model
+    pytest.importorskip("torch", reason="building the test model needs hearkit[train]")
+    return _untrained_checkpoint(tmp_path_factory.mktemp("untrained") / "kws.pt", ["a", "b", "c"])
 
-    path = tmp_path_factory.mktemp("untrained") / "kws.pt"
-    torch.manual_seed(0)
-    cfg = FrontendConfig()
-    net = build_model("dscnn-s", 3, cfg.n_mels)
-    save_checkpoint({"task": "classify", "model": net.config(), "frontend": cfg.to_dict(), "labels": ["a", "b", "c"],
-                     "window_samples": cfg.sample_rate, "state_dict": net.state_dict(), "metrics": {},
-                     "train_config": {}}, path)
-    return path
+
+@pytest.fixture(scope="session")
+def make_classifier_export(tmp_path_factory):
+    """``make(labels, model="cnn4-s", frontend=None, seed=0)`` -> an fp32 export folder of an untrained classifier."""
+    pytest.importorskip("torch", reason="building the test model needs hearkit[train]")
+
+    def make(labels, model: str = "cnn4-s", frontend=None, seed: int = 0) -> Path:
+        from hearkit.export.classify import export_classifier
+
+        tmp = tmp_path_factory.mktemp("export")
+        ckpt = _untrained_checkpoint(tmp / "model.pt", labels, model, frontend, seed)
+        export_classifier(ckpt, tmp / "export", quantize=(), log=lambda m: None)
+        return tmp / "export"
+
+    return make
+
+
+def energy_scorer(windows: np.ndarray) -> np.ndarray:
+    """Logits for labels (_silence_, _unknown_, yes, no): 'yes' when a window's middle half is louder than its edges."""
+    n = windows.shape[1]
+    mid = windows[:, n // 4 : 3 * n // 4]
+    edges = np.concatenate([windows[:, : n // 4], windows[:, 3 * n // 4 :]], axis=1)
+    yes = 2 * (np.log(np.mean(mid**2, axis=1) + 1e-8) - np.log(np.mean(edges**2, axis=1) + 1e-8))
+    low = np.full_like(yes, -5.0)
+    return np.stack([np.zeros_like(yes), low, yes, low], axis=1)
+
+
+@pytest.fixture(scope="session")
+def scorers() -> SimpleNamespace:
+    """Toy scorers for the spotter logic: ``energy`` (labels _silence_, _unknown_, yes, no)."""
+    return SimpleNamespace(energy=energy_scorer)

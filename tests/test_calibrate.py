@@ -13,23 +13,10 @@ SR = 16000
 
 
 @pytest.fixture(scope="module")
-def kws(tmp_path_factory) -> tuple[Path, Path]:
+def kws(make_classifier_export, tmp_path_factory) -> tuple[Path, Path]:
     """An fp32 export of an untrained cnn4-s with two keywords, and a folder of negative audio."""
-    torch = pytest.importorskip("torch", reason="building the test model needs hearkit[train]")
-    from hearkit.export.classify import export_classifier
-    from hearkit.frontend import FrontendConfig
-    from hearkit.training.checkpoint import save_checkpoint
-    from hearkit.training.models import build_model
-
+    export = make_classifier_export(["_silence_", "go", "stop"])
     tmp = tmp_path_factory.mktemp("cal")
-    torch.manual_seed(0)
-    cfg = FrontendConfig()
-    labels = ["_silence_", "go", "stop"]
-    net = build_model("cnn4-s", len(labels), cfg.n_mels)
-    save_checkpoint({"task": "classify", "model": net.config(), "frontend": cfg.to_dict(), "labels": labels,
-                     "window_samples": SR, "state_dict": net.state_dict(), "metrics": {}, "train_config": {}},
-                    tmp / "kws.pt")
-    export_classifier(tmp / "kws.pt", tmp / "export", quantize=(), log=lambda m: None)
     neg = tmp / "neg" / "left"
     neg.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -37,7 +24,7 @@ def kws(tmp_path_factory) -> tuple[Path, Path]:
     for i in range(40):  # 80 s of tones and noise
         x = 0.2 * np.sin(2 * np.pi * (150 + 40 * i) * t) * (t % 0.7 < 0.35) + 0.05 * rng.standard_normal(t.size)
         sf.write(neg / f"n{i}.wav", x.astype(np.float32), SR)
-    return tmp / "export", tmp / "neg"
+    return export, tmp / "neg"
 
 
 def test_calibrate_writes_thresholds_the_spotter_uses(kws):

@@ -23,16 +23,6 @@ SR = 16000
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
 
 
-def energy_scorer(windows: np.ndarray) -> np.ndarray:
-    """Logits from energy: a window louder in its middle half than at its edges says 'yes'."""
-    n = windows.shape[1]
-    mid = windows[:, n // 4 : 3 * n // 4]
-    edges = np.concatenate([windows[:, : n // 4], windows[:, 3 * n // 4 :]], axis=1)
-    yes = 2 * (np.log(np.mean(mid**2, axis=1) + 1e-8) - np.log(np.mean(edges**2, axis=1) + 1e-8))
-    low = np.full_like(yes, -5.0)
-    return np.stack([np.zeros_like(yes), low, yes, low], axis=1)
-
-
 def bursts(signals, seconds=4.0):
     """Quiet noise with loud bursts at 0.7 s and 2.6 s."""
     x = signals.noise(int(seconds * SR), seed=3, amp=0.001)
@@ -42,8 +32,8 @@ def bursts(signals, seconds=4.0):
     return x
 
 
-def spot(x, chunk, **kw):
-    kws = KeywordSpotter(scorer=energy_scorer, labels=LABELS, sample_rate=SR, window_samples=SR, record=True, **kw)
+def spot(x, chunk, scorer, **kw):
+    kws = KeywordSpotter(scorer=scorer, labels=LABELS, sample_rate=SR, window_samples=SR, record=True, **kw)
     dets = []
     for i in range(0, len(x), chunk):
         dets += kws.accept_waveform(x[i : i + chunk])
@@ -51,11 +41,11 @@ def spot(x, chunk, **kw):
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 1601, 10**9])
-def test_spotter_same_detections_for_any_chunking(signals, chunk):
+def test_spotter_same_detections_for_any_chunking(signals, scorers, chunk):
     """Windows depend on the samples only, so detections and scores are bit-identical for any chunk size."""
     x = bursts(signals)
-    ref, ref_kws = spot(x, len(x), thresholds=0.6)
-    got, kws = spot(x, chunk, thresholds=0.6)
+    ref, ref_kws = spot(x, len(x), scorers.energy, thresholds=0.6)
+    got, kws = spot(x, chunk, scorers.energy, thresholds=0.6)
     assert ref, "the bursts must trigger detections, else this test proves nothing"
     assert got == ref
     assert len(kws.history) == len(ref_kws.history) == int(len(x) // (0.1 * SR))
@@ -64,9 +54,9 @@ def test_spotter_same_detections_for_any_chunking(signals, chunk):
         np.testing.assert_array_equal(s1, s2)  # exact: same window, same arithmetic
 
 
-def test_spotter_detects_bursts_once_with_refractory(signals):
+def test_spotter_detects_bursts_once_with_refractory(signals, scorers):
     x = bursts(signals)
-    dets, _ = spot(x, 1600, thresholds=0.6, refractory_seconds=1.0)
+    dets, _ = spot(x, 1600, scorers.energy, thresholds=0.6, refractory_seconds=1.0)
     times = [d.time for d in dets]
     # each burst fires once (refractory 1 s), near its position (window end within 1 s after the burst)
     assert len(dets) == 2, dets
@@ -74,7 +64,7 @@ def test_spotter_detects_bursts_once_with_refractory(signals):
     assert all(d.label == "yes" for d in dets)
     # without a refractory period a label still re-arms only once its score has fallen below
     # the threshold: never two detections without a decision below it in between
-    again, kws = spot(x, 1600, thresholds=0.6, refractory_seconds=0.0)
+    again, kws = spot(x, 1600, scorers.energy, thresholds=0.6, refractory_seconds=0.0)
     above = [s[2] >= 0.6 for _, s in kws.history]
     assert 2 <= len(again) < sum(above) / 2
     fired = [i for i, (t, _) in enumerate(kws.history) if t in {d.time for d in again}]
@@ -98,9 +88,9 @@ def test_detection_logic_fires_once_per_utterance():
     assert run([0.1] * 3 + [0.9] * 5 + [0.3] + [0.9] * 5, refractory=0.0, smoothing=3) == [pytest.approx(0.4)]
 
 
-def test_spotter_reset_restarts_time(signals):
+def test_spotter_reset_restarts_time(signals, scorers):
     x = bursts(signals)
-    kws = KeywordSpotter(scorer=energy_scorer, labels=LABELS, sample_rate=SR, window_samples=SR, thresholds=0.6)
+    kws = KeywordSpotter(scorer=scorers.energy, labels=LABELS, sample_rate=SR, window_samples=SR, thresholds=0.6)
     first = kws.accept_waveform(x)
     kws.reset()
     again = kws.accept_waveform(x)
@@ -128,15 +118,15 @@ def test_detection_logic_smoothing_averages_last_decisions():
     assert outs[2][1] is None
 
 
-def test_bad_spotter_settings_say_what_is_allowed():
+def test_bad_spotter_settings_say_what_is_allowed(scorers):
     with pytest.raises(ConfigError, match="unknown labels"):
         DetectionLogic(LABELS, thresholds={"maybe": 0.5})
     with pytest.raises(ConfigError, match="hop_seconds"):
-        KeywordSpotter(scorer=energy_scorer, labels=LABELS, sample_rate=SR, window_samples=SR, hop_seconds=2.0)
+        KeywordSpotter(scorer=scorers.energy, labels=LABELS, sample_rate=SR, window_samples=SR, hop_seconds=2.0)
     with pytest.raises(ConfigError, match="smoothing"):
         DetectionLogic(LABELS, smoothing=0)
     with pytest.raises(ConfigError):
-        KeywordSpotter(scorer=energy_scorer)
+        KeywordSpotter(scorer=scorers.energy)
 
 
 def test_sliding_window_positions():
@@ -154,11 +144,11 @@ def test_fit_window_and_softmax():
     np.testing.assert_allclose(p, [[0.5, 0.5, 0.0]], atol=1e-12)
 
 
-def test_flush_scores_a_burst_at_the_very_end(signals):
+def test_flush_scores_a_burst_at_the_very_end(signals, scorers):
     """A keyword in the last moments is only centred in a window after the stream ends: flush() scores it."""
     x = signals.noise(int(2.0 * SR), seed=5, amp=0.001)
     x[-3000:] += signals.noise(3000, seed=6, amp=0.5)
-    kws = KeywordSpotter(scorer=energy_scorer, labels=LABELS, sample_rate=SR, window_samples=SR, thresholds=0.6)
+    kws = KeywordSpotter(scorer=scorers.energy, labels=LABELS, sample_rate=SR, window_samples=SR, thresholds=0.6)
     # (the zero-filled first window can fire early on; what matters is the end)
     assert [d for d in kws.accept_waveform(x) if d.time > 1.5] == []
     dets = kws.flush()

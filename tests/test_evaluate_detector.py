@@ -93,16 +93,6 @@ def _burst(rng, loud=True):
     return x
 
 
-def energy_scorer(windows: np.ndarray) -> np.ndarray:
-    """'yes' when the window's middle half is louder than its edges (as in test_classify_runtime)."""
-    n = windows.shape[1]
-    mid = windows[:, n // 4 : 3 * n // 4]
-    edges = np.concatenate([windows[:, : n // 4], windows[:, 3 * n // 4 :]], axis=1)
-    yes = 2 * (np.log(np.mean(mid**2, axis=1) + 1e-8) - np.log(np.mean(edges**2, axis=1) + 1e-8))
-    low = np.full_like(yes, -5.0)
-    return np.stack([np.zeros_like(yes), low, yes, low], axis=1)
-
-
 @pytest.fixture()
 def folders(tmp_path):
     rng = np.random.default_rng(0)
@@ -131,10 +121,10 @@ def test_file_selection(folders):
     assert len(keep) == 31 and left == {"yes": 2, "no": 0}
 
 
-def test_evaluate_detector_end_to_end(folders, tmp_path):
+def test_evaluate_detector_end_to_end(folders, tmp_path, scorers):
     """Loud bursts between silent gaps are found; quiet negatives never fire at a threshold above their scores."""
     pos, neg = folders
-    kws = KeywordSpotter(scorer=energy_scorer, labels=LABELS, sample_rate=SR, window_samples=SR)
+    kws = KeywordSpotter(scorer=scorers.energy, labels=LABELS, sample_rate=SR, window_samples=SR)
     rep = evaluate_detector(kws, [pos], [neg], seed=1)
     yes = rep["phrases"]["yes"]
     assert set(rep["phrases"]) == {"yes"} and yes["curve"]["utterances"] == 12

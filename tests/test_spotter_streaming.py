@@ -9,22 +9,11 @@ SR = 16000
 
 
 @pytest.fixture(scope="module")
-def export(tmp_path_factory):
-    torch = pytest.importorskip("torch", reason="building the test model needs hearkit[train]")
-    from hearkit.export.classify import export_classifier
+def export(make_classifier_export):
     from hearkit.frontend import FrontendConfig
-    from hearkit.training.checkpoint import save_checkpoint
-    from hearkit.training.models import build_model
 
-    tmp = tmp_path_factory.mktemp("stream")
-    torch.manual_seed(1)
-    cfg = FrontendConfig(n_fft=400, hop_length=160)  # window - frames * hop is not n_fft - hop here: 16000 = 98 * 160 + 320
-    labels = ["_silence_", "go", "stop"]
-    net = build_model("cnn4-s", len(labels), cfg.n_mels)
-    save_checkpoint({"task": "classify", "model": net.config(), "frontend": cfg.to_dict(), "labels": labels,
-                     "window_samples": SR, "state_dict": net.state_dict(), "metrics": {}, "train_config": {}}, tmp / "k.pt")
-    export_classifier(tmp / "k.pt", tmp / "export", quantize=(), log=lambda m: None)
-    return tmp / "export"
+    # n_fft 400: the carry (window - frames * hop = 16000 - 98 * 160 = 320) is not n_fft - hop here
+    return make_classifier_export(["_silence_", "go", "stop"], frontend=FrontendConfig(n_fft=400, hop_length=160), seed=1)
 
 
 @pytest.mark.parametrize("chunk", [1, 333, 1600, 4801, 10**9])

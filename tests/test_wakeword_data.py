@@ -176,33 +176,22 @@ def test_negative_windows_straddle_recordings_as_a_stream_does(tmp_path):
 
 
 @needs_espeak
-def test_mine_adds_the_highest_scoring_negative_windows(tmp_path):
-    torch = pytest.importorskip("torch", reason="building the test model needs hearkit[train]")
+def test_mine_adds_the_highest_scoring_negative_windows(tmp_path, make_classifier_export):
     from click.testing import CliRunner
 
     from hearkit.cli import main
-    from hearkit.export.classify import export_classifier
-    from hearkit.frontend import FrontendConfig
-    from hearkit.training.checkpoint import save_checkpoint
-    from hearkit.training.models import build_model
 
     out = tmp_path / "set"
     build_wakeword_set(WakewordConfig(phrases=("stop",), voices=4, near_misses=1, other_words=1, negative_windows=0,
                                       silence=4, reverb=0.0, workers=2), out)
-    torch.manual_seed(0)
-    labels = ["_silence_", "_unknown_", "stop"]
-    net = build_model("cnn4-s", 3, 40)
-    save_checkpoint({"task": "classify", "model": net.config(), "frontend": FrontendConfig().to_dict(), "labels": labels,
-                     "window_samples": 16000, "state_dict": net.state_dict(), "metrics": {}, "train_config": {}},
-                    tmp_path / "m.pt")
-    export_classifier(tmp_path / "m.pt", tmp_path / "exp", quantize=(), log=lambda m: None)
+    export = make_classifier_export(["_silence_", "_unknown_", "stop"])
     neg = tmp_path / "neg" / "left"
     neg.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for i in range(5):
         sf.write(neg / f"n{i}.wav", (0.1 * rng.standard_normal(32000)).astype(np.float32), 16000)
     before = len(list((out / "_unknown_").iterdir()))
-    r = CliRunner().invoke(main, ["data", "mine", str(tmp_path / "exp"), str(out), "--negatives", str(tmp_path / "neg"),
+    r = CliRunner().invoke(main, ["data", "mine", str(export), str(out), "--negatives", str(tmp_path / "neg"),
                                   "--windows", "3", "--min-score", "0"])
     assert r.exit_code == 0, r.output
     hard = sorted((out / "_unknown_").glob("hard*"))
