@@ -76,3 +76,15 @@ def test_demo_end_to_end_small(tmp_path):
     for f in s["files"].values():
         assert (tmp_path / f).exists() or __import__("pathlib").Path(f).exists(), f
     assert s["keywords_in_sentence"] >= 4
+
+
+def test_sentence_scoring_counts_a_second_detection_as_a_false_alarm():
+    from hearkit.classify import Detection
+    from hearkit.recipes.demo import score_sentence
+
+    truth = [("yes", 2.0), ("stop", 5.0)]
+    dets = [Detection("yes", 2.1, 0.9), Detection("yes", 3.1, 0.8), Detection("stop", 4.7, 0.9), Detection("go", 8.0, 0.7)]
+    hits, false = score_sentence(truth, dets)
+    assert hits == truth
+    assert [(d.label, d.time) for d in false] == [("yes", 3.1), ("go", 8.0)]  # 3.1 s: the same 'yes' fired again
+    assert score_sentence(truth, [Detection("yes", 3.3, 0.9)]) == ([], [Detection("yes", 3.3, 0.9)])  # 1.3 s late
