@@ -515,10 +515,14 @@ class KeywordSpotter:
         self.history = []
 
     def accept_waveform(self, chunk: np.ndarray) -> list[Detection]:
-        """Add float32 samples at the model's rate (any length, 0 included); return new detections."""
+        """Add samples at the model's rate (any length, 0 included); return new detections.
+
+        ``chunk`` is 1-D or (samples, channels), as a sound card delivers it (channels are
+        averaged), float in [-1, 1] or integer PCM; NaN or infinite samples are refused.
+        """
         chunk = np.asarray(chunk)
-        if chunk.dtype.kind in "iu":
-            chunk = check_waveform(chunk)
+        if chunk.size:
+            chunk = check_waveform(chunk, "<stream chunk>")
         found = []
         if self.streamer is not None:
             scored = ((logits, end) for logits, end in self.streamer.push(chunk))

@@ -154,3 +154,16 @@ def test_flush_scores_a_burst_at_the_very_end(signals, scorers):
     dets = kws.flush()
     # the half window of padding is not audio: the detection is reported at the stream's end (2.0 s)
     assert [d.label for d in dets] == ["yes"] and dets[0].time == pytest.approx(2.0, abs=1e-9)
+
+
+def test_stereo_chunks_are_downmixed_not_flattened(signals, scorers):
+    """(samples, 2) chunks, as a sound card delivers them, give the detections of their mono mix."""
+    x = bursts(signals)
+    mono, _ = spot(x, 1600, scorers.energy, thresholds=0.6)
+    kws = KeywordSpotter(scorer=scorers.energy, labels=LABELS, sample_rate=SR, window_samples=SR, thresholds=0.6)
+    st = np.stack([x, x], axis=1)
+    got = [d for i in range(0, len(st), 1600) for d in kws.accept_waveform(st[i : i + 1600])]
+    assert [(d.label, d.time) for d in got] == [(d.label, d.time) for d in mono] and len(mono) == 2
+    assert kws.samples_seen == len(x)
+    with pytest.raises(Exception, match="NaN or infinite"):
+        kws.accept_waveform(np.array([0.0, np.nan], np.float32))
