@@ -25,6 +25,7 @@ BENCH_COMMANDS: dict[str, str] = {
     "frontend": "hearkit.commands.bench:bench_frontend",
     "model": "hearkit.commands.bench_model:bench_model",
     "transcribe": "hearkit.commands.bench_transcribe:bench_transcribe",
+    "wakeword": "hearkit.commands.bench_wakeword:bench_wakeword",
 }
 
 

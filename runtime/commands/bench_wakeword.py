@@ -1,6 +1,6 @@
 """``hearkit bench wakeword MODEL``: hearkit's keyword spotter and PocketSphinx on the same streams.
 
-Both engines hear the streams ``hearkit.detector_eval`` builds (positives between gaps,
+Both engines hear the streams ``hearkit.evaluate.detector`` builds (positives between gaps,
 optionally in noise at an SNR; negatives back to back) and are judged by the same rules;
 the table gives each one's false-reject rate at 0.5, 1 and 2 false alarms per hour with
 95 % intervals, and CPU seconds per hour of audio. PocketSphinx is the optional extra
@@ -13,7 +13,7 @@ import json
 
 import click
 
-from hearkit.pocketsphinx_kws import PERMISSIVE_THRESHOLD
+from hearkit.evaluate.pocketsphinx import PERMISSIVE_THRESHOLD
 
 
 @click.command("wakeword")
@@ -47,7 +47,7 @@ def bench_wakeword(model, positives, negatives, noise, snr_db, seed, kws_thresho
     if noise and snr_db is None:
         raise click.BadParameter("--noise needs --snr", param_hint="--snr")
     from hearkit.classify import KeywordSpotter
-    from hearkit.pocketsphinx_kws import compare_engines, comparison_lines, plot_det_engines
+    from hearkit.evaluate.pocketsphinx import compare_engines, comparison_lines, plot_det_engines
 
     if not no_pocketsphinx:
         from hearkit.errors import require

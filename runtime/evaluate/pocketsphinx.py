@@ -4,8 +4,8 @@ The wake-word engines people compare report misses at a fixed rate of false alar
 hour (docs/design.md §10); PocketSphinx is the open peer that every such table carries.
 This module runs its keyphrase search (the ``pocketsphinx`` package ships an English
 acoustic model and CMUdict, so nothing is downloaded) on exactly the streams
-:mod:`hearkit.detector_eval` builds for a hearkit model, and scores its detections with
-the same rules (:func:`~hearkit.detector_eval.match`: a hit is the first detection between
+:mod:`hearkit.evaluate.detector` builds for a hearkit model, and scores its detections with
+the same rules (:func:`~hearkit.evaluate.detector.match`: a hit is the first detection between
 an utterance's start and 0.5 s after its end; everything else is a false alarm).
 
 **One decode, then a score sweep.** PocketSphinx's knob is ``kws_threshold`` (a likelihood
@@ -20,7 +20,7 @@ once at ``PERMISSIVE_THRESHOLD``, each detection keeps its score, and the DET cu
 over the scores. Checked on real data (180 Speech Commands and FSDD positives at 10 dB SNR
 and 12 min of held-out negatives, ~6900 detections at 1e-40): decodes at 1e-30, 1e-20,
 1e-10, 1e-5 and 1e-2 gave exactly the cut detections (phrase, frames, score);
-``tests/test_pocketsphinx_kws.py`` repeats the check on synthetic speech. Picovoice's loop
+``tests/test_evaluate_pocketsphinx.py`` repeats the check on synthetic speech. Picovoice's loop
 instead restarts the utterance after every detection, which makes each threshold a decode of
 its own; on the same data, at 1e0..1e20 (where 0.5-2 FA/h lie) it hit within 2 of the 60
 utterances per phrase and fired within 3 false alarms of the continuous decode (at 1e-20 it
@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hearkit.detector_eval import (
+from hearkit.evaluate.detector import (
     FA_TARGETS,
     HIT_AFTER_END_S,
     Utterance,
@@ -100,7 +100,7 @@ class KeyphraseDetection:
 
 @dataclass
 class PeerStream:
-    """Detections of one streamed run (the counterpart of ``detector_eval.StreamScores``)."""
+    """Detections of one streamed run (the counterpart of ``hearkit.evaluate.detector.StreamScores``)."""
 
     detections: list[KeyphraseDetection]
     seconds: float
@@ -293,7 +293,7 @@ def evaluate_pocketsphinx(
     Args:
         phrases: labels to spot (``hey_computer`` spots "hey computer"); background labels are skipped.
         positives, negatives, noise, snr_db, targets, seed: as for
-            :func:`~hearkit.detector_eval.evaluate_detector`; the same seed gives the same streams.
+            :func:`~hearkit.evaluate.detector.evaluate_detector`; the same seed gives the same streams.
         kws_threshold: the one decode's threshold; the curve covers it and everything stricter
             (Default: ``PERMISSIVE_THRESHOLD``).
         log: progress callable (Default: silent).
@@ -387,7 +387,7 @@ def compare_engines(
     Each report carries ``cpu_seconds_per_hour`` of audio streamed: the spotter's
     ``accept_waveform``/``flush`` process CPU time, and PocketSphinx's ``process_raw``/``end_utt``.
     """
-    from hearkit.detector_eval import evaluate_detector
+    from hearkit.evaluate.detector import evaluate_detector
 
     timed = _TimedSpotter(spotter)
     rep = evaluate_detector(timed, positives, negatives, noise=noise, snr_db=snr_db, targets=targets, seed=seed, log=log)

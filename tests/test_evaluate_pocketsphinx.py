@@ -1,4 +1,4 @@
-"""The PocketSphinx peer (hearkit.pocketsphinx_kws, `hearkit bench wakeword`): spotting, the one-decode
+"""The PocketSphinx peer (hearkit.evaluate.pocketsphinx, `hearkit bench wakeword`): spotting, the one-decode
 score sweep, times, the report format and the side-by-side command.
 
 Tests that run PocketSphinx skip loudly without ``hearkit[peer]``; those that speak need espeak-ng.
@@ -17,7 +17,7 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from hearkit.audio import load_audio
-from hearkit.detector_eval import (
+from hearkit.evaluate.detector import (
     Utterance,
     envelope,
     evaluate_detector,
@@ -27,7 +27,7 @@ from hearkit.detector_eval import (
     positive_stream,
     summary_lines,
 )
-from hearkit.pocketsphinx_kws import (
+from hearkit.evaluate.pocketsphinx import (
     KeyphraseDetection,
     PeerStream,
     comparison_lines,
@@ -78,7 +78,7 @@ def test_spots_seven_at_a_permissive_threshold_and_not_at_a_strict_one(pocketsph
     espeak's "seven" scores about -930 in PocketSphinx's units here, so it passes 1e-50 (-1125)
     with a margin of ~190 and stays far under 1e-10 (-225).
     """
-    from hearkit.pocketsphinx_kws import KeyphraseSpotter, spot_stream
+    from hearkit.evaluate.pocketsphinx import KeyphraseSpotter, spot_stream
 
     folder = tmp_path / "seven"
     folder.mkdir()
@@ -98,7 +98,7 @@ def test_spots_seven_at_a_permissive_threshold_and_not_at_a_strict_one(pocketsph
 @pytest.mark.parametrize("strict", [1e-40, 1e-30, 1e-20])
 def test_one_permissive_decode_cut_at_a_score_equals_a_decode_at_the_stricter_threshold(pocketsphinx, spoken, strict):
     """Exact equality (phrase, frames, score, time) of every detection: the post-hoc sweep is no approximation."""
-    from hearkit.pocketsphinx_kws import KeyphraseSpotter, spot_stream
+    from hearkit.evaluate.pocketsphinx import KeyphraseSpotter, spot_stream
 
     x = _between_silences([spoken[w] for w in WORDS + WORDS[::-1]], gap_s=0.8)
     labels = ["seven", "stop", "yes"]
@@ -112,7 +112,7 @@ def test_one_permissive_decode_cut_at_a_score_equals_a_decode_at_the_stricter_th
 
 def test_same_audio_in_any_chunking_gives_the_same_detections(pocketsphinx, spoken):
     """PocketSphinx's live CMN moves per call; fixed internal chunks make the result independent of the blocks."""
-    from hearkit.pocketsphinx_kws import KeyphraseSpotter, spot_stream
+    from hearkit.evaluate.pocketsphinx import KeyphraseSpotter, spot_stream
 
     x = _between_silences([spoken[w] for w in WORDS], gap_s=0.6)
     sp = KeyphraseSpotter(["seven", "stop", "yes"], kws_threshold=1e-40)
@@ -126,7 +126,7 @@ def test_same_audio_in_any_chunking_gives_the_same_detections(pocketsphinx, spok
 def test_detection_time_is_when_the_hypothesis_shows_it(pocketsphinx, spoken):
     """Polled every 10 ms, hyp() first shows a detection at the frame the time formula gives (to one
     frame, 10 ms), or earlier when PocketSphinx later moved the detection to a better-scoring end."""
-    from hearkit.pocketsphinx_kws import REPORT_LAG_FRAMES, KeyphraseSpotter
+    from hearkit.evaluate.pocketsphinx import REPORT_LAG_FRAMES, KeyphraseSpotter
 
     x = _between_silences([spoken[w] for w in ("stop", "yes", "stop", "seven")], gap_s=1.0)
     pcm = np.round(x * 32767).astype(np.int16)
@@ -149,7 +149,7 @@ def test_detection_time_is_when_the_hypothesis_shows_it(pocketsphinx, spoken):
 
 def test_a_word_missing_from_the_dictionary_is_named(pocketsphinx):
     from hearkit.errors import ConfigError
-    from hearkit.pocketsphinx_kws import KeyphraseSpotter
+    from hearkit.evaluate.pocketsphinx import KeyphraseSpotter
 
     with pytest.raises(ConfigError, match="xqzvbn"):
         KeyphraseSpotter(["hey_xqzvbn"])
@@ -157,7 +157,7 @@ def test_a_word_missing_from_the_dictionary_is_named(pocketsphinx):
 
 def test_without_pocketsphinx_the_install_command_is_given(monkeypatch):
     from hearkit.errors import MissingDependencyError
-    from hearkit.pocketsphinx_kws import KeyphraseSpotter
+    from hearkit.evaluate.pocketsphinx import KeyphraseSpotter
 
     monkeypatch.setitem(sys.modules, "pocketsphinx", None)  # import fails as if not installed
     with pytest.raises(MissingDependencyError, match=r"hearkit\[peer\]"):
@@ -167,7 +167,7 @@ def test_without_pocketsphinx_the_install_command_is_given(monkeypatch):
 def test_module_imports_without_pocketsphinx_or_torch():
     """The module is torch-free and imports pocketsphinx only when it runs."""
     code = ("import sys; sys.modules['torch'] = None; sys.modules['pocketsphinx'] = None; "
-            "import hearkit.pocketsphinx_kws, hearkit.commands.bench_wakeword; print('ok')")
+            "import hearkit.evaluate.pocketsphinx, hearkit.commands.bench_wakeword; print('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
@@ -298,7 +298,7 @@ def folders(spoken, tmp_path_factory):
 
 
 def test_evaluate_pocketsphinx_report_is_what_summary_lines_and_plot_det_take(pocketsphinx, folders, tmp_path):
-    from hearkit.pocketsphinx_kws import THRESHOLD_UNIT, evaluate_pocketsphinx
+    from hearkit.evaluate.pocketsphinx import THRESHOLD_UNIT, evaluate_pocketsphinx
 
     rep = evaluate_pocketsphinx(["_silence_", "seven", "stop"], [folders / "pos"], [folders / "neg"],
                                 noise=[folders / "noise"], snr_db=10.0, seed=0)
