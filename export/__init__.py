@@ -1,0 +1,1 @@
+"""Export (torch, onnx): graphs, quantization, packaging, verification, calibration, torch-vs-ONNX benchmarks."""

@@ -1,0 +1,1 @@
+"""Training (torch): data, augmentation, models, the training loop and its two trainers."""
