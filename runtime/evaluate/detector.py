@@ -234,16 +234,23 @@ def negative_stream(files: Sequence[Path], sample_rate: int) -> Iterator[np.ndar
         yield load_audio(p, sample_rate)[0]
 
 
+def stream_blocks(blocks: Iterable, utterances: list[Utterance]) -> Iterator[np.ndarray]:
+    """The audio blocks of a stream (blocks, or (block, utterance) pairs as ``positive_stream`` yields);
+    the utterances placed in it are appended to ``utterances`` as they pass."""
+    for item in blocks:
+        block, utt = item if isinstance(item, tuple) else (item, None)
+        if utt is not None:
+            utterances.append(utt)
+        yield block
+
+
 def record_stream(spotter, blocks: Iterable) -> StreamScores:
     """Feed a spotter a stream (blocks, or (block, utterance) pairs); return its recorded smoothed scores."""
     spotter.reset()
     spotter.record = True
     utts: list[Utterance] = []
     n_blocks = 0
-    for item in blocks:
-        block, utt = item if isinstance(item, tuple) else (item, None)
-        if utt is not None:
-            utts.append(utt)
+    for block in stream_blocks(blocks, utts):
         spotter.accept_waveform(block)
         n_blocks += 1
     seconds = spotter.samples_seen / spotter.sample_rate
@@ -332,15 +339,25 @@ def det_curve(pos: StreamScores, neg: StreamScores, label: int, name: str, refra
     utts = [u for u in pos.utterances if u.label == name]
     s_all = np.concatenate([pos.scores[:, label], neg.scores[:, label]])
     th = np.unique(np.concatenate([[0.0, 1.0], np.quantile(s_all, np.linspace(0, 1, n_thresholds))]))
-    hours = (pos.seconds + neg.seconds) / 3600
-    frr, fah, fas = [], [], []
-    for t in th:
+
+    def at(t):  # (hits, false alarms in the positive stream, in the negative stream)
         hits, fa_pos = match(detections(pos.times, pos.scores[:, label], t, refractory), utts)
-        fa = fa_pos + len(detections(neg.times, neg.scores[:, label], t, refractory))
+        return hits, fa_pos, len(detections(neg.times, neg.scores[:, label], t, refractory))
+
+    return build_curve(name, utts, pos.seconds + neg.seconds, th.tolist(), at)
+
+
+def build_curve(name: str, utts: Sequence[Utterance], seconds: float, thresholds: Sequence[float],
+                at: Callable[[float], tuple[int, int, int]]) -> dict:
+    """A DET curve: ``at(threshold)`` gives (hits, positive-stream false alarms, negative-stream false alarms)."""
+    hours = seconds / 3600
+    frr, fah, fas = [], [], []
+    for t in thresholds:
+        hits, fa_pos, fa_neg = at(t)
         frr.append(1 - hits / max(1, len(utts)))
-        fas.append(fa)
-        fah.append(fa / hours)
-    return {"label": name, "utterances": len(utts), "hours": hours, "thresholds": th.tolist(),
+        fas.append(fa_pos + fa_neg)
+        fah.append((fa_pos + fa_neg) / hours)
+    return {"label": name, "utterances": len(utts), "hours": hours, "thresholds": list(thresholds),
             "frr": frr, "false_alarms": fas, "fa_per_hour": fah}
 
 
@@ -407,12 +424,7 @@ def evaluate_detector(
         ``{"phrases": {label: {"curve": ..., "points": [...]}}, "mean_frr": {target: ...}, ...}``.
     """
     labels = list(spotter.labels)
-    phrases = [lab for lab in labels if not (lab.startswith("_") and lab.endswith("_"))]
-    pos_files = positive_files(positives, phrases)
-    neg_files, left_out = negative_files(negatives, phrases)
-    noise_files = [p for d in noise for p in audio_files(Path(d))]
-    if noise and not noise_files:
-        raise ConfigError(f"--noise {', '.join(map(str, noise))}: no audio files")
+    phrases, pos_files, neg_files, left_out, noise_files = stream_sources(labels, positives, negatives, noise)
     sr = spotter.sample_rate
     log(f"eval: {sum(map(len, pos_files.values()))} positives ({', '.join(f'{k} {len(v)}' for k, v in pos_files.items())}), "
         f"{len(neg_files)} negative files ({sum(left_out.values())} left out: transcript holds a phrase)")
@@ -422,15 +434,31 @@ def evaluate_detector(
     neg.left_out = left_out
     log(f"eval: negative stream {neg.seconds / 3600:.2f} h scored")
     refractory = spotter.logic.refractory_seconds
-    out: dict = {"phrases": {}, "negative_hours": neg.seconds / 3600, "positive_hours": pos.seconds / 3600,
-                 "negative_files": len(neg_files), "left_out": left_out, "snr_db": snr_db if noise_files else None,
-                 "hop_seconds": spotter.hop_samples / sr, "smoothing": spotter.logic.smoothing,
-                 "refractory_seconds": refractory, "hit_after_end_seconds": HIT_AFTER_END_S}
-    for name in phrases:
-        if not pos_files.get(name):
-            continue
-        curve = det_curve(pos, neg, labels.index(name), name, refractory)
-        out["phrases"][name] = {"curve": curve, "points": [operating_point(curve, t) for t in targets]}
+    curves = [det_curve(pos, neg, labels.index(name), name, refractory) for name in phrases if pos_files.get(name)]
+    return detector_report(curves, targets, pos.seconds, neg.seconds, len(neg_files), left_out,
+                           snr_db if noise_files else None, hop_seconds=spotter.hop_samples / sr,
+                           smoothing=spotter.logic.smoothing, refractory_seconds=refractory)
+
+
+def stream_sources(labels: Sequence[str], positives, negatives, noise) -> tuple[list[str], dict, list, dict, list]:
+    """(phrases, positive files by phrase, negative files, left-out counts, noise files) of an evaluation."""
+    phrases = [lab for lab in labels if not (lab.startswith("_") and lab.endswith("_"))]
+    pos_files = positive_files(positives, phrases)
+    neg_files, left_out = negative_files(negatives, phrases)
+    noise_files = [p for d in noise for p in audio_files(Path(d))]
+    if noise and not noise_files:
+        raise ConfigError(f"--noise {', '.join(map(str, noise))}: no audio files")
+    return phrases, pos_files, neg_files, left_out, noise_files
+
+
+def detector_report(curves: Sequence[dict], targets: Sequence[float], positive_seconds: float, negative_seconds: float,
+                    negative_files: int, left_out: dict, snr_db: float | None, **settings) -> dict:
+    """The report of ``evaluate_detector`` from its curves: operating points per phrase, the mean, the streams."""
+    out: dict = {"phrases": {}, "negative_hours": negative_seconds / 3600, "positive_hours": positive_seconds / 3600,
+                 "negative_files": negative_files, "left_out": left_out, "snr_db": snr_db, **settings,
+                 "hit_after_end_seconds": HIT_AFTER_END_S}
+    for curve in curves:
+        out["phrases"][curve["label"]] = {"curve": curve, "points": [operating_point(curve, t) for t in targets]}
     out["mean_frr"] = {str(t): float(np.mean([p["points"][i]["frr"] for p in out["phrases"].values()]))
                        for i, t in enumerate(targets)}
     return out

@@ -49,16 +49,15 @@ import numpy as np
 
 from hearkit.evaluate.detector import (
     FA_TARGETS,
-    HIT_AFTER_END_S,
     Utterance,
-    audio_files,
+    build_curve,
+    detector_report,
     envelope,
     match,
-    negative_files,
     negative_stream,
-    operating_point,
-    positive_files,
     positive_stream,
+    stream_blocks,
+    stream_sources,
     words,
 )
 from hearkit.errors import ConfigError, require
@@ -238,10 +237,7 @@ def spot_stream(spotter: KeyphraseSpotter, blocks: Iterable) -> PeerStream:
     spotter.reset()
     utts: list[Utterance] = []
     n = 0
-    for item in blocks:
-        block, utt = item if isinstance(item, tuple) else (item, None)
-        if utt is not None:
-            utts.append(utt)
+    for block in stream_blocks(blocks, utts):
         spotter.accept_waveform(block)
         n += 1
     seconds = spotter.samples_seen / SAMPLE_RATE
@@ -264,17 +260,15 @@ def peer_curve(pos: PeerStream, neg: PeerStream, name: str, logbase: float = 1.0
     ns = np.array([d.score for d in neg.detections if d.label == name], np.int64)
     scores = np.unique(np.concatenate([ps_, ns]))
     cuts = np.append(scores, scores[-1] + 1) if scores.size else np.array([0], np.int64)
-    hours = (pos.seconds + neg.seconds) / 3600
-    frr, fah, fas = [], [], []
-    for s in cuts:
-        hits, fa_pos = match(pt[ps_ >= s], utts)
-        fa = fa_pos + int(np.count_nonzero(ns >= s))
-        frr.append(1 - hits / max(1, len(utts)))
-        fas.append(fa)
-        fah.append(fa / hours)
-    return {"label": name, "utterances": len(utts), "hours": hours,
-            "thresholds": [score_log10_threshold(int(s), logbase) for s in cuts], "scores": cuts.tolist(),
-            "frr": frr, "false_alarms": fas, "fa_per_hour": fah}
+    by_threshold = {score_log10_threshold(int(s), logbase): int(s) for s in cuts}
+
+    def at(t):  # (hits, positive-stream false alarms, negative-stream false alarms) at a score cut
+        s = by_threshold[t]
+        return (*match(pt[ps_ >= s], utts), int(np.count_nonzero(ns >= s)))
+
+    curve = build_curve(name, utts, pos.seconds + neg.seconds, list(by_threshold), at)
+    curve["scores"] = cuts.tolist()
+    return curve
 
 
 def evaluate_pocketsphinx(
@@ -303,12 +297,7 @@ def evaluate_pocketsphinx(
         hours, ``left_out``), with ``engine``, ``kws_threshold``, ``threshold_unit``,
         ``cpu_seconds`` and ``cpu_seconds_per_hour`` (of audio streamed) added.
     """
-    labels = [p for p in phrases if not (p.startswith("_") and p.endswith("_"))]
-    pos_files = positive_files(positives, labels)
-    neg_files, left_out = negative_files(negatives, labels)
-    noise_files = [p for d in noise for p in audio_files(Path(d))]
-    if noise and not noise_files:
-        raise ConfigError(f"--noise {', '.join(map(str, noise))}: no audio files")
+    labels, pos_files, neg_files, left_out, noise_files = stream_sources(phrases, positives, negatives, noise)
     spotter = KeyphraseSpotter(labels, kws_threshold=kws_threshold)
     pos = spot_stream(spotter, positive_stream(pos_files, SAMPLE_RATE, noise_files, snr_db, seed))
     log(f"pocketsphinx: positive stream {pos.seconds / 60:.1f} min decoded ({pos.cpu_seconds:.0f} CPU s)")
@@ -316,19 +305,12 @@ def evaluate_pocketsphinx(
     log(f"pocketsphinx: negative stream {neg.seconds / 3600:.2f} h decoded ({neg.cpu_seconds:.0f} CPU s)")
     cpu = pos.cpu_seconds + neg.cpu_seconds
     hours = (pos.seconds + neg.seconds) / 3600
-    out: dict = {"engine": "pocketsphinx", "phrases": {}, "negative_hours": neg.seconds / 3600,
-                 "positive_hours": pos.seconds / 3600, "negative_files": len(neg_files), "left_out": left_out,
-                 "snr_db": snr_db if noise_files else None, "hit_after_end_seconds": HIT_AFTER_END_S,
-                 "kws_threshold": kws_threshold, "threshold_unit": THRESHOLD_UNIT,
-                 "cpu_seconds": cpu, "cpu_seconds_per_hour": cpu / max(hours, 1e-12)}
-    for name in labels:
-        if not pos_files.get(name):
-            continue
-        curve = peer_curve(pos, neg, name, spotter.logbase)
-        out["phrases"][name] = {"curve": curve, "points": [operating_point(curve, t) for t in targets]}
-    out["mean_frr"] = {str(t): float(np.mean([p["points"][i]["frr"] for p in out["phrases"].values()]))
-                       for i, t in enumerate(targets)}
-    return out
+    curves = [peer_curve(pos, neg, name, spotter.logbase) for name in labels if pos_files.get(name)]
+    return {"engine": "pocketsphinx",
+            **detector_report(curves, targets, pos.seconds, neg.seconds, len(neg_files), left_out,
+                              snr_db if noise_files else None),
+            "kws_threshold": kws_threshold, "threshold_unit": THRESHOLD_UNIT,
+            "cpu_seconds": cpu, "cpu_seconds_per_hour": cpu / max(hours, 1e-12)}
 
 
 class _TimedSpotter:
