@@ -331,8 +331,8 @@ class StreamingScorer:
     A full-window scorer recomputes the front-end of the whole window at every hop (ten
     times per second for a 1-s window at a 100 ms hop). Here the export's fp32 front-end
     graph runs on the new hop only (plus the samples its first new frame reaches back to),
-    the frames of the window are kept in a ring, and the log-mel-input
-    network runs on them. The windows and frames are those of ``SlidingWindow`` (a window
+    the window's frames are kept (the oldest hop's dropped as the new one's arrive), and the
+    log-mel-input network runs on them. The windows and frames are those of ``SlidingWindow`` (a window
     of zeros at the start), so the scores equal the waveform-in pipeline's within float
     rounding. It needs ``center=False`` and window and hop in whole frames.
 
