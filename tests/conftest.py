@@ -6,6 +6,7 @@ signal helpers come as a fixture (``signals.noise(...)``, ...).
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -104,3 +105,143 @@ def energy_scorer(windows: np.ndarray) -> np.ndarray:
 def scorers() -> SimpleNamespace:
     """Toy scorers for the spotter logic: ``energy`` (labels _silence_, _unknown_, yes, no)."""
     return SimpleNamespace(energy=energy_scorer)
+
+
+# --- tiny trained models on generated tones: the export -> verify -> run contract without ../shared/data ---
+
+TONE_SR = 16000
+TONE_LABELS = {"low": 300.0, "mid": 1200.0, "high": 4000.0}  # Hz; far apart on the mel scale
+
+
+def tone(freq: float, seconds: float, sample_rate: int = TONE_SR, amp: float = 0.3, seed: int = 0,
+         jitter: float = 0.0, noise_amp: float = 0.01) -> np.ndarray:
+    """A sine of ``freq`` Hz (times 1 + jitter * N(0, 1)) over white noise, float32; seeded, global RNG untouched."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    f = freq * (1 + jitter * rng.standard_normal())
+    return (amp * np.sin(2 * np.pi * f * t) + noise_amp * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def make_tones(root: Path, clip_seconds: float = 0.5, speakers: int = 10, val_speakers: int = 2,
+               silence: bool = False, seed: int = 0) -> Path:
+    """Write a Speech-Commands-layout set of tones under ``root`` and return it.
+
+    One folder per ``TONE_LABELS`` label (and ``_silence_``, noise only, with ``silence``),
+    one clip per fake speaker ``{i:08x}_nohash_0.wav``; the first ``val_speakers``
+    speakers are listed in validation_list.txt.
+    """
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    freqs = dict(TONE_LABELS, **({"_silence_": None} if silence else {}))
+    ids = [f"{i:08x}" for i in range(speakers)]
+    val = []
+    for label, f in freqs.items():
+        (root / label).mkdir()
+        for spk in ids:
+            s = int(rng.integers(2**31))
+            x = tone(f, clip_seconds, seed=s, jitter=0.05) if f else noise(int(clip_seconds * TONE_SR), s, amp=0.01)
+            sf.write(root / label / f"{spk}_nohash_0.wav", x, TONE_SR)
+            if spk in ids[:val_speakers]:
+                val.append(f"{label}/{spk}_nohash_0.wav")
+    (root / "validation_list.txt").write_text("\n".join(val) + "\n")
+    return root
+
+
+def tone_corpus(root: Path, n: int = 8, seed: int = 0) -> Path:
+    """Utterances of 'a' (a 400 Hz burst) and 'b' (1200 Hz) sequences, learnable in a few steps; their manifest.jsonl."""
+    import json
+
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i in range(n):
+        labels = rng.choice(["a", "b"], size=rng.integers(2, 4))
+        parts = [np.zeros(int(0.1 * TONE_SR))]
+        for lab in labels:
+            f = 400.0 if lab == "a" else 1200.0
+            parts += [0.4 * np.sin(2 * np.pi * f * np.arange(int(0.25 * TONE_SR)) / TONE_SR), np.zeros(int(0.15 * TONE_SR))]
+        x = (np.concatenate(parts) + 0.003 * rng.standard_normal(sum(map(len, parts)))).astype(np.float32)
+        sf.write(root / f"u{i}.flac", x, TONE_SR)
+        lines.append(json.dumps({"audio_filepath": f"u{i}.flac", "duration": len(x) / TONE_SR, "text": " ".join(labels)}))
+    (root / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    return root / "manifest.jsonl"
+
+
+@pytest.fixture(scope="session")
+def tonegen() -> SimpleNamespace:
+    """Tone generators: ``tone(freq, seconds, ...)``, ``make_tones(root, ...)``, ``corpus(root, n, seed)``, ``LABELS``, ``SR``."""
+    return SimpleNamespace(tone=tone, make_tones=make_tones, corpus=tone_corpus, LABELS=dict(TONE_LABELS), SR=TONE_SR)
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    import torch
+
+    prev = torch.get_num_threads()
+    torch.set_num_threads(n)  # the machine is shared; the trainings are tiny
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
+
+
+TINY_CLIP_S = 0.5  # the tiny classifier's window: short clips keep its training under a second
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(tmp_path_factory) -> SimpleNamespace:
+    """A cnn4-s trained on generated tones (about 3 s on one core): ``checkpoint``, ``data``, ``run``, ``metrics``.
+
+    ``data`` is a Speech-Commands-layout folder: labels low / mid / high (``TONE_LABELS``)
+    and ``_silence_``, 16 fake speakers of which 4 (16 clips) are the validation split.
+    Twenty epochs (six already reached validation accuracy 1.0 for seeds 0-4; twenty lift a clean
+    tone's posterior from about 0.4 to 0.6-0.7, which ``hearkit stream`` needs) reached 1.0 for seeds
+    0-2; the fixture asserts >= 0.9, one clip of margin, so a failure means the trainer broke, not
+    that the seed was unlucky.
+    """
+    pytest.importorskip("torch", reason="training the test model needs hearkit[train]")
+    import json
+
+    from hearkit.training.train_classify import TrainConfig, train_classifier
+
+    tmp = tmp_path_factory.mktemp("tiny_classifier")
+    data = make_tones(tmp / "tones", clip_seconds=TINY_CLIP_S, speakers=16, val_speakers=4, silence=True)
+    cfg = TrainConfig(data=str(data), out=str(tmp / "run"), model="cnn4-s", epochs=20, batch_size=8,
+                      window_seconds=TINY_CLIP_S, num_threads=1, checkpoint_every=0, progress=False, quiet=True)
+    with _torch_threads(1):
+        run = Path(train_classifier(cfg, log=lambda *_: None))
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["val_clips"] == 16 and metrics["best_val_acc"] >= 0.9, metrics  # tolerance: see the docstring
+    return SimpleNamespace(checkpoint=run / "best.pt", data=data, run=run, metrics=metrics,
+                           labels=sorted([*TONE_LABELS, "_silence_"]), window_seconds=TINY_CLIP_S)
+
+
+@pytest.fixture(scope="session")
+def tiny_ctc(tmp_path_factory) -> SimpleNamespace:
+    """Two epochs of ctc-conv-s on 8 generated 'a'/'b' tone utterances (about 10 s on one core).
+
+    Returns ``root`` (holding ``data/`` and ``run/``), ``run``, ``checkpoint`` (best.pt),
+    ``manifest`` (the one manifest it trained and validated on) and ``metrics``
+    (metrics.json). A valid trained checkpoint, not a good model: its WER is not asserted.
+    The run uses ``speed_range=None``, vtlp, lowpass and gain settings that
+    tests/test_ctc_train.py checks in the checkpoint.
+    """
+    pytest.importorskip("torch", reason="training the test model needs hearkit[train]")
+    import json
+
+    from hearkit.training.train_ctc import CTCTrainConfig, train_ctc
+
+    tmp = tmp_path_factory.mktemp("tiny_ctc")
+    m = tone_corpus(tmp / "data")
+    # speed_range=None: the default before it became the README recipe's (0.9, 1.1)
+    cfg = CTCTrainConfig(m, m, str(tmp / "run"), model="ctc-conv-s", epochs=2, batch_seconds=8, max_batch=4, lr=3e-3,
+                         seed=0, average_last=2, vtlp=(0.9, 1.1), lowpass_prob=0.5, gain_db=(-18.0, 6.0),
+                         speed_range=None)
+    with _torch_threads(1):
+        assert train_ctc(cfg, log=lambda *_: None) == tmp / "run"
+    return SimpleNamespace(root=tmp, run=tmp / "run", checkpoint=tmp / "run" / "best.pt", manifest=m,
+                           metrics=json.loads((tmp / "run" / "metrics.json").read_text()))

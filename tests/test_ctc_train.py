@@ -73,39 +73,14 @@ def test_stride4_variant():
         assert m(torch.randn(1, 101, N_MELS)).shape[1] == 26  # ceil(ceil(101/2)/2)
 
 
-def _tone_corpus(root, n=8, seed=0):
-    """Utterances of 'a' (a 400 Hz burst) and 'b' (1200 Hz) sequences: learnable in a few steps."""
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    lines = []
-    for i in range(n):
-        labels = rng.choice(["a", "b"], size=rng.integers(2, 4))
-        parts = [np.zeros(int(0.1 * SR))]
-        for lab in labels:
-            f = 400.0 if lab == "a" else 1200.0
-            parts += [0.4 * np.sin(2 * np.pi * f * np.arange(int(0.25 * SR)) / SR), np.zeros(int(0.15 * SR))]
-        x = (np.concatenate(parts) + 0.003 * rng.standard_normal(sum(map(len, parts)))).astype(np.float32)
-        sf.write(root / f"u{i}.flac", x, SR)
-        lines.append(json.dumps({"audio_filepath": f"u{i}.flac", "duration": len(x) / SR, "text": " ".join(labels)}))
-    (root / "manifest.jsonl").write_text("\n".join(lines) + "\n")
-    return root / "manifest.jsonl"
-
-
 # speed_range=None: the default before it became the README recipe's (0.9, 1.1)
 OLD_DEFAULTS = dict(speed_range=None)
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """Two epochs of ctc-conv-s on 8 short synthetic utterances (about 10 s on one core); metrics.json's content."""
-    from hearkit.training.train_ctc import CTCTrainConfig, train_ctc
-
-    tmp = tmp_path_factory.mktemp("ctc")
-    m = _tone_corpus(tmp / "data")
-    cfg = CTCTrainConfig(m, m, str(tmp / "run"), model="ctc-conv-s", epochs=2, batch_seconds=8, max_batch=4, lr=3e-3,
-                         seed=0, average_last=2, vtlp=(0.9, 1.1), lowpass_prob=0.5, gain_db=(-18.0, 6.0), **OLD_DEFAULTS)
-    assert train_ctc(cfg, log=lambda *_: None) == tmp / "run"
-    return tmp, m, json.loads((tmp / "run" / "metrics.json").read_text())
+def tiny_run(tiny_ctc):
+    """conftest's tiny_ctc (two epochs of ctc-conv-s on 8 synthetic utterances) as (root, manifest, metrics.json)."""
+    return tiny_ctc.root, tiny_ctc.manifest, tiny_ctc.metrics
 
 
 def test_tiny_training_run_writes_run_dir(tiny_run):
@@ -477,12 +452,12 @@ def test_defaults_are_the_readme_connected_words_command(tmp_path, monkeypatch):
     assert seen[2].speed_range is None
 
 
-def test_cli_log_is_plain_lines_and_quiet_keeps_the_result(tmp_path):
+def test_cli_log_is_plain_lines_and_quiet_keeps_the_result(tmp_path, tonegen):
     from click.testing import CliRunner
 
     from hearkit.cli import main
 
-    m = _tone_corpus(tmp_path / "data")
+    m = tonegen.corpus(tmp_path / "data")
     base = ["train", "ctc", "--manifest", str(m), "--val-manifest", str(m), "--epochs", "2", "--batch-seconds", "4",
             "--max-batch", "2", "--speed", "off"]
     r = CliRunner().invoke(main, [*base, "-o", str(tmp_path / "run")])
@@ -503,13 +478,13 @@ class _Stop(Exception):
     pass
 
 
-def test_resumed_run_equals_the_uninterrupted_one(tmp_path):
+def test_resumed_run_equals_the_uninterrupted_one(tmp_path, tonegen):
     """Stopped after epoch 1 and resumed, a run ends with the weights of one that ran through: optimizer,
     schedule and both random streams (augmentation, dropout) continue where they stopped."""
     from hearkit.training.checkpoint import load_checkpoint
     from hearkit.training.train_ctc import CTCTrainConfig, train_ctc
 
-    m = _tone_corpus(tmp_path / "data")
+    m = tonegen.corpus(tmp_path / "data")
     kw = dict(model="ctc-conv-s", epochs=2, batch_seconds=4, max_batch=2, seed=5, speed_range=(0.9, 1.1), vtlp=(0.9, 1.1),
               gain_db=(-6.0, 6.0), progress=False)
     train_ctc(CTCTrainConfig(m, m, str(tmp_path / "through"), **kw), log=lambda *_: None)

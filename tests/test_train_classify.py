@@ -40,21 +40,11 @@ OLD_AUGMENT = AugmentConfig(snr_db=(0.0, 20.0), gain_db=(-6.0, 6.0))
 
 
 @pytest.fixture(scope="module")
-def tones(tmp_path_factory) -> Path:
-    """A Speech-Commands-layout set of tones: 3 labels x 10 speakers, 2 speakers in validation."""
-    root = tmp_path_factory.mktemp("tones")
-    rng = np.random.default_rng(0)
-    t = np.arange(int(CLIP_S * SR)) / SR
-    val = []
-    for label, f in LABELS.items():
-        (root / label).mkdir()
-        for spk in SPEAKERS:
-            x = 0.3 * np.sin(2 * np.pi * f * (1 + 0.05 * rng.standard_normal()) * t) + 0.01 * rng.standard_normal(t.size)
-            sf.write(root / label / f"{spk}_nohash_0.wav", x.astype(np.float32), SR)
-            if spk in VAL_SPEAKERS:
-                val.append(f"{label}/{spk}_nohash_0.wav")
-    (root / "validation_list.txt").write_text("\n".join(val) + "\n")
-    return root
+def tones(tmp_path_factory, tonegen) -> Path:
+    """A Speech-Commands-layout set of tones (conftest's ``make_tones``): 3 labels x 10 speakers, 2 in validation."""
+    assert set(tonegen.LABELS) == set(LABELS) and tonegen.SR == SR
+    return tonegen.make_tones(tmp_path_factory.mktemp("tones"), clip_seconds=CLIP_S, speakers=len(SPEAKERS),
+                              val_speakers=len(VAL_SPEAKERS))
 
 
 def _args(data, out, *extra):
