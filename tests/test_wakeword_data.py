@@ -201,3 +201,23 @@ def test_mine_adds_the_highest_scoring_negative_windows(tmp_path, make_classifie
     info = json.loads((out / "wakeword.json").read_text())
     assert info["hard_negatives"][0]["added"] == 3
     assert not any("hard" in line for line in (out / "validation_list.txt").read_text().split())  # training only
+
+
+@needs_espeak
+def test_a_failed_build_leaves_no_half_written_set(tmp_path, monkeypatch):
+    import hearkit.recipes.wakeword as ww
+
+    calls = {"n": 0}
+    real = ww._noise_clips
+
+    def broken(*a, **k):  # fails after the synthetic clips were written
+        calls["n"] += 1
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(ww, "_noise_clips", broken)
+    cfg = WakewordConfig(phrases=("stop",), voices=4, near_misses=1, other_words=1, negative_windows=0, silence=2,
+                         reverb=0.0, workers=2)
+    with pytest.raises(OSError, match="No space"):
+        build_wakeword_set(cfg, tmp_path / "set")
+    assert calls["n"] == 1 and list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(ww, "_noise_clips", real)

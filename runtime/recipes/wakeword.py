@@ -418,7 +418,7 @@ def build_wakeword_set(cfg: WakewordConfig, out: str | os.PathLike, force: bool 
     seqs = [" ".join(rng.choice(others, int(rng.integers(2, 5)))) for _ in range(n_seq)]
     other_texts = [t for t in singles + seqs if not holds_phrase(t)]
 
-    # window: long enough for the longest phrase at the slowest rate (1 s for single words)
+    # window: a typical (75th percentile) utterance of the phrases plus a margin, 1.0-2.0 s
     probe = [speak(p, v) for p in cfg.phrases for v in random_voices(8, seed=cfg.seed + 1, engines=engines)]
     typical = float(np.quantile([len(x) for x in probe], 0.75)) / SAMPLE_RATE
     window = cfg.window_seconds or float(np.clip(np.ceil((typical + WINDOW_MARGIN_S) * 10) / 10, 1.0, 2.0))
@@ -438,70 +438,74 @@ def build_wakeword_set(cfg: WakewordConfig, out: str | os.PathLike, force: bool 
     shutil.rmtree(tmp, ignore_errors=True)
     for d in labels + ["_unknown_", "_silence_", "_background_noise_"]:
         (tmp / d).mkdir(parents=True)
-    val_list: list[str] = []
-    counts = {lab: 0 for lab in labels} | {"_unknown_": 0, "_silence_": 0, "skipped": 0}
-    status = StatusLine()
+    try:
+        val_list: list[str] = []
+        counts = {lab: 0 for lab in labels} | {"_unknown_": 0, "_silence_": 0, "skipped": 0}
+        status = StatusLine()
 
-    def run(i_job):
-        i, (folder, text, ph, voice, seed) = i_job
-        r = np.random.default_rng(seed)
-        try:
-            word = speak(text, voice, SAMPLE_RATE, phonemes=ph)
-        except SynthError:
-            return i, folder, voice, None
-        return i, folder, voice, realise(word, n, r, cfg.reverb, cfg.bandlimit)
+        def run(i_job):
+            i, (folder, text, ph, voice, seed) = i_job
+            r = np.random.default_rng(seed)
+            try:
+                word = speak(text, voice, SAMPLE_RATE, phonemes=ph)
+            except SynthError:
+                return i, folder, voice, None
+            return i, folder, voice, realise(word, n, r, cfg.reverb, cfg.bandlimit)
 
-    with ThreadPoolExecutor(max_workers=cfg.workers) as pool:
-        for done, (i, folder, voice, clip) in enumerate(pool.map(run, enumerate(jobs)), 1):
-            if clip is None:
-                counts["skipped"] += 1
-            else:
-                rel = f"{folder}/{voice.key}_nohash_{i}.flac"
-                sf.write(tmp / rel, clip, SAMPLE_RATE, subtype="PCM_16")
-                counts[folder] += 1
-                if voice.key in val_keys:
+        with ThreadPoolExecutor(max_workers=cfg.workers) as pool:
+            for done, (i, folder, voice, clip) in enumerate(pool.map(run, enumerate(jobs)), 1):
+                if clip is None:
+                    counts["skipped"] += 1
+                else:
+                    rel = f"{folder}/{voice.key}_nohash_{i}.flac"
+                    sf.write(tmp / rel, clip, SAMPLE_RATE, subtype="PCM_16")
+                    counts[folder] += 1
+                    if voice.key in val_keys:
+                        val_list.append(rel)
+                status.show(f"data wakeword: synthesised {done}/{len(jobs)} clips ({time.perf_counter() - t0:.0f} s)",
+                            100 * done / len(jobs))
+        status.close()
+
+        # real negatives: windows of the user's recordings, none whose transcript holds a phrase
+        left_out: dict[str, int] = {}
+        if cfg.negatives:
+            files, left_out = negative_files(list(cfg.negatives), list(cfg.phrases))
+            held = _held_out(cfg.negatives)
+            files = [f for f in files if str(Path(f).resolve()) not in held]
+            windows = _cut_windows(files, cfg.negative_windows, n, rng)
+            for j, (src, w) in enumerate(windows):
+                key = "real" + hashlib.sha1(str(src).encode()).hexdigest()[:10]
+                rel = f"_unknown_/{key}_nohash_{j}.flac"
+                sf.write(tmp / rel, w, SAMPLE_RATE, subtype="PCM_16")
+                counts["_unknown_"] += 1
+                if int(hashlib.sha1(str(src).encode()).hexdigest(), 16) % 100 < 100 * cfg.val_share:
                     val_list.append(rel)
-            status.show(f"data wakeword: synthesised {done}/{len(jobs)} clips ({time.perf_counter() - t0:.0f} s)",
-                        100 * done / len(jobs))
-    status.close()
-
-    # real negatives: windows of the user's recordings, none whose transcript holds a phrase
-    left_out: dict[str, int] = {}
-    if cfg.negatives:
-        files, left_out = negative_files(list(cfg.negatives), list(cfg.phrases))
-        held = _held_out(cfg.negatives)
-        files = [f for f in files if str(Path(f).resolve()) not in held]
-        windows = _cut_windows(files, cfg.negative_windows, n, rng)
-        for j, (src, w) in enumerate(windows):
-            key = "real" + hashlib.sha1(str(src).encode()).hexdigest()[:10]
-            rel = f"_unknown_/{key}_nohash_{j}.flac"
+            counts["real_negative_windows"] = len(windows)
+            log(f"data wakeword: {len(files)} real negative files ({sum(left_out.values())} left out: transcript holds a phrase)")
+        for j, w in enumerate(_noise_clips(cfg.noise, cfg.silence, n, rng)):
+            rel = f"_silence_/noise_{j:05d}.flac"
             sf.write(tmp / rel, w, SAMPLE_RATE, subtype="PCM_16")
-            counts["_unknown_"] += 1
-            if int(hashlib.sha1(str(src).encode()).hexdigest(), 16) % 100 < 100 * cfg.val_share:
+            counts["_silence_"] += 1
+            if j % 10 == 0:
                 val_list.append(rel)
-        counts["real_negative_windows"] = len(windows)
-        log(f"data wakeword: {len(files)} real negative files ({sum(left_out.values())} left out: transcript holds a phrase)")
-    for j, w in enumerate(_noise_clips(cfg.noise, cfg.silence, n, rng)):
-        rel = f"_silence_/noise_{j:05d}.flac"
-        sf.write(tmp / rel, w, SAMPLE_RATE, subtype="PCM_16")
-        counts["_silence_"] += 1
-        if j % 10 == 0:
-            val_list.append(rel)
-    for j, w in enumerate(_noise_clips(cfg.noise, 6, 30 * SAMPLE_RATE, rng)):
-        sf.write(tmp / "_background_noise_" / f"noise_{j}.flac", w, SAMPLE_RATE, subtype="PCM_16")
-    (tmp / "validation_list.txt").write_text("\n".join(sorted(val_list)) + "\n")
-    (tmp / "testing_list.txt").write_text("")
-    summary = {
-        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
-        "labels": labels, "window_seconds": window, "clips": counts, "validation_clips": len(val_list),
-        "voices": {"total": len(voices), "validation": n_val, "engines": {e: sum(v.engine == e for v in voices) for e in engines}},
-        "negative_texts": plan_neg | {"other": len(other_texts)}, "left_out": left_out,
-        "seconds": round(time.perf_counter() - t0, 1),
-    }
-    (tmp / "wakeword.json").write_text(json.dumps(summary, indent=2) + "\n")
-    if root.exists():
-        shutil.rmtree(root)  # checked above: empty, or a set this function wrote (wakeword.json)
-    os.replace(tmp, root)
+        for j, w in enumerate(_noise_clips(cfg.noise, 6, 30 * SAMPLE_RATE, rng)):
+            sf.write(tmp / "_background_noise_" / f"noise_{j}.flac", w, SAMPLE_RATE, subtype="PCM_16")
+        (tmp / "validation_list.txt").write_text("\n".join(sorted(val_list)) + "\n")
+        (tmp / "testing_list.txt").write_text("")
+        summary = {
+            "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+            "labels": labels, "window_seconds": window, "clips": counts, "validation_clips": len(val_list),
+            "voices": {"total": len(voices), "validation": n_val, "engines": {e: sum(v.engine == e for v in voices) for e in engines}},
+            "negative_texts": plan_neg | {"other": len(other_texts)}, "left_out": left_out,
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+        (tmp / "wakeword.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if root.exists():
+            shutil.rmtree(root)  # checked above: empty, or a set this function wrote (wakeword.json)
+        os.replace(tmp, root)
+    except BaseException:  # a failure or Ctrl-C leaves no half-written set behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     log(f"data wakeword: {sum(counts[lab] for lab in labels)} positives, {counts['_unknown_']} negatives, "
         f"{counts['_silence_']} silence clips of {window:g} s ({len(val_list)} for validation) in {summary['seconds']:.0f} s -> {root}")
     return summary
