@@ -3,7 +3,9 @@
 Each subcommand lives in its own module and is imported only when it runs (or
 when ``--help`` lists it), so ``hearkit --help`` and ``hearkit run`` start on a
 device that has no torch. Modules named here must not import torch or onnx at
-module level. Every ``HearkitError`` becomes one line on stderr and exit code 2.
+module level. Every ``HearkitError``, and any ``OSError`` (missing or unreadable
+files, a full disk) or ``UnicodeDecodeError`` from what the user gave, becomes one
+line on stderr and exit code 2 (``--verbose`` shows the traceback instead).
 
 What reaches stderr is chosen here, at the edge (``output_level``): by default
 third-party chatter that means nothing to a user (torch exporter registrations,
@@ -69,6 +71,20 @@ class LazyGroup(click.Group):
         except HearkitError as e:
             # One clear line, no traceback, for bad user input (STYLE: errors).
             raise UserError(str(e)) from e
+        except OSError as e:
+            # files the user named: missing, unreadable, a full disk. With --verbose the traceback shows.
+            if _verbose(ctx):
+                raise
+            where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+            raise UserError(f"{where}{e.strerror or e}") from e
+        except UnicodeDecodeError as e:
+            if _verbose(ctx):
+                raise
+            raise UserError(f"a text input is not UTF-8 ({e.reason} at byte {e.start}); save it as UTF-8") from e
+
+
+def _verbose(ctx) -> bool:
+    return bool(ctx.params.get("verbose"))
 
 
 class UserError(click.ClickException):
