@@ -230,7 +230,3 @@ def report_markdown(r: dict, title: str, about: list[str], table: list[str], not
         v = c["value"]
         lines.append(f"| {c['check'].replace('|', '&#124;')} | {v:.4g} | {c['limit']} | {'pass' if c['passed'] else '**FAIL**'} |")
     return "\n".join(lines) + "\n"
-
-
-# the classification verifier's names from before the task interface (training/demo.py imports them)
-from hearkit.export.classify import ClassifyThresholds as Thresholds, verify_classifier  # noqa: E402

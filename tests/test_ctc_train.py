@@ -11,8 +11,6 @@ import pytest
 torch = pytest.importorskip("torch", reason="CTC training tests need hearkit[train] (torch)")
 pytest.importorskip("onnx", reason="CTC export tests need hearkit[train] (onnx)")
 
-import soundfile as sf  # noqa: E402
-
 from hearkit.manifest import VOCAB  # noqa: E402
 
 SR = 16000
