@@ -1,0 +1,124 @@
+"""The limits hearkit accepts, stated once and checked at every edge.
+
+Every number that reaches hearkit from outside (a CLI option, a Python API
+argument, a model's metadata, a device profile, a manifest line) passes
+:func:`check` with the name of its limit, so a value that would crash, hang or
+exhaust memory further down (``--threads 100000`` segfaulted torch, an
+``n_fft`` of 10**8 grew one command to 22 GB, a 10-MB transcript line asked
+CTC training for 112 GB) ends in one :class:`~hearkit.errors.ConfigError`
+that names what was wrong and what is allowed. The table is printed in
+docs/design.md §13; change it here and there together.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+
+from hearkit.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One accepted range.
+
+    Attributes:
+        kind: ``int`` or ``float``; an int limit refuses 2.5 and True.
+        lo, hi: inclusive bounds.
+        unit: printed after the bounds (``"Hz"``, ``"s"``, ...), may be empty.
+        why: what the bound protects, for the design notes.
+    """
+
+    kind: type
+    lo: float
+    hi: float
+    unit: str = ""
+    why: str = ""
+
+    def describe(self) -> str:
+        """``"an integer from 1 to 256"`` / ``"a number from 0 to 1 s"``."""
+        what = "an integer" if self.kind is int else "a number"
+        unit = f" {self.unit}" if self.unit else ""
+        lo, hi = (f"{int(v)}" if self.kind is int else f"{v:g}" for v in (self.lo, self.hi))
+        return f"{what} from {lo} to {hi}{unit}"
+
+
+HOUR = 3600.0
+
+LIMITS: dict[str, Limit] = {
+    # sessions and training
+    "threads": Limit(int, 1, 256, "", "torch segfaulted at 100000 and onnxruntime hung at 2000"),
+    "batch_size": Limit(int, 1, 65536, "", "memory"),
+    "epochs": Limit(int, 1, 100000),
+    "seed": Limit(int, 0, 2**32 - 1, "", "numpy's seed range"),
+    # front-end (FrontendConfig, from options, configs and model metadata)
+    "sample_rate": Limit(int, 1000, 192000, "Hz", "a rate of 1e12 asked the resampler for terabytes"),
+    "n_fft": Limit(int, 16, 16384, "samples", "an n_fft of 1e8 grew one command to 22 GB"),
+    "win_length": Limit(int, 1, 16384, "samples"),
+    "hop_length": Limit(int, 1, 16384, "samples"),
+    "n_mels": Limit(int, 1, 512, "bands"),
+    # models' windows and streaming
+    "window_s": Limit(float, 0.01, 30.0, "s", "the classifier window is held in memory per stream"),
+    "hop_s": Limit(float, 0.001, 30.0, "s"),
+    "window_samples": Limit(int, 16, 30 * 192000, "samples"),
+    "hop_samples": Limit(int, 1, 30 * 192000, "samples"),
+    "labels": Limit(int, 1, 10000, "labels"),
+    "vocab": Limit(int, 2, 100000, "symbols"),
+    # detection
+    "threshold": Limit(float, 0.0, 1.0, "", "a posterior"),
+    "smoothing_s": Limit(float, 0.0, 10.0, "s"),
+    "refractory_s": Limit(float, 0.0, 60.0, "s"),
+    "fa_per_hour": Limit(float, 0.001, 1000.0, "per hour"),
+    "snr_db": Limit(float, -30.0, 100.0, "dB"),
+    # data
+    "duration_s": Limit(float, 0.0, 24 * HOUR, "s", "a manifest duration; one day is the longest file hearkit reads"),
+    "seconds": Limit(float, 0.001, 24 * HOUR, "s", "lengths asked for on the command line"),
+    "transcript_chars": Limit(int, 0, 4096, "characters", "a 10-MB transcript asked CTC training for 112 GB"),
+    "text_line_bytes": Limit(int, 0, 1 << 20, "bytes", "one line of a manifest, list, lexicon or profile"),
+    "beam": Limit(int, 1, 1024, "", "decoding cost grows with the beam"),
+}
+
+
+def check(name: str, value, what: str | None = None):
+    """``value`` as the limit's kind, or a ConfigError that names it and the range.
+
+    Args:
+        name: a key of :data:`LIMITS`.
+        value: the number to check (int, float, numpy scalar or a numeric string).
+        what: how the user knows the value: ``"--threads"``, ``"threads"``,
+            ``"model.onnx: metadata window"`` (Default: ``name``).
+
+    Returns:
+        ``int`` or ``float``, per the limit.
+
+    Raises:
+        ConfigError: not a number, not finite, not an integer where one is
+            needed, or outside the range.
+    """
+    limit = LIMITS[name]
+    what = what or name
+    got = f"got {value!r}"
+    if isinstance(value, str):
+        try:
+            value = float(value) if limit.kind is float else int(value.strip())
+        except ValueError:
+            raise ConfigError(f"{what} must be {limit.describe()}, {got}") from None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{what} must be {limit.describe()}, {got}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{what} must be {limit.describe()}, {got}")
+    if limit.kind is int:
+        if value != int(value):
+            raise ConfigError(f"{what} must be {limit.describe()}, {got}")
+        value = int(value)
+    else:
+        value = float(value)
+    if not limit.lo <= value <= limit.hi:
+        raise ConfigError(f"{what} must be {limit.describe()}, {got}")
+    return value
+
+
+def check_optional(name: str, value, what: str | None = None):
+    """:func:`check`, letting ``None`` (the default) through."""
+    return None if value is None else check(name, value, what)
