@@ -13,6 +13,7 @@ posteriors a little, and the threshold belongs to the file that runs.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -123,6 +124,13 @@ def calibrate(
                 i = curve["thresholds"].index(th[name])
                 points[name] = {"threshold": th[name], "fa_per_hour": curve["fa_per_hour"][i],
                                 "false_alarms": curve["false_alarms"][i]}
+                # Above the highest negative score nothing fires, so the sampled grid's next step
+                # (often 1.0, a threshold that never fires) is needlessly deaf: take the score just above.
+                top = float(neg.scores[:, kws.labels.index(name)].max()) if len(neg.scores) else 1.0
+                above = min(1.0, math.ceil(top * 1e6 + 1) / 1e6)  # stored at 6 decimals, still above
+                if above < th[name]:
+                    th[name] = above
+                    points[name] = {"threshold": above, "fa_per_hour": 0.0, "false_alarms": 0}
         detector = {
             "thresholds": {k: round(float(v), 6) for k, v in th.items()},
             "hop_seconds": float(hop_seconds), "smoothing": int(smoothing), "refractory_seconds": float(refractory_seconds),

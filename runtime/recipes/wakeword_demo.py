@@ -1,0 +1,296 @@
+"""A wake word of the user's choice end to end, from text only: ``hearkit demo --wakeword "hey hearkit"``.
+
+Synthesize a keyword set for the phrase (``hearkit data wakeword``), train a compact
+CNN on it, export and quantize it, calibrate its threshold on sentences that do
+not contain the phrase, draw the DET curve on the phrase spoken by speakers
+training never heard, and spot the phrase in sentences by further unseen
+speakers. Everything is synthetic, so it runs on a fresh machine with no data;
+the figures it prints are on synthetic speech and say nothing of real voices
+(docs/recipes/wakeword.md measures those).
+
+Speakers: a speaker is a synthesiser voice with a rate, pitch, vocal-tract warp
+and word gap (``hearkit.recipes.voices.Voice``). The test speakers are drawn with
+another seed and none of them is a training speaker; the three synthesisers have
+only so many base voices, so a test speaker may share a base voice with a
+training one at another rate, pitch and warp.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hearkit import artifacts
+from hearkit.recipes.wakeword import SAMPLE_RATE, WakewordConfig, label_of, phrase_words, synthetic_noise
+
+# Ordinary sentences, none holding a wake word a user is likely to pick. Training hears
+# the first list as continuous speech (windows cut from it, the negatives that make a
+# detector precise in a stream); calibration, the DET curve and the sentences the phrase
+# is spotted in use the second, by other speakers.
+TRAIN_CARRIERS = (
+    "what time is it in london", "please turn on the kitchen light", "the weather looks fine today",
+    "play some music for me", "remind me to call my sister", "how far is the station from here",
+    "set a timer for ten minutes", "the meeting starts at nine", "open the window a little",
+    "i would like a cup of tea", "read me the news", "where did i leave my keys",
+    "turn the volume down", "what is the capital of spain", "tell me a short story",
+    "the train was late again", "add milk to the shopping list", "we should leave soon",
+    "close the garage door", "how do you spell necessary", "my brother lives near the river",
+    "can you hear the birds outside", "the children are playing in the garden", "send a message to anna",
+    "i forgot my umbrella at work", "the shop closes at six tonight", "we had pasta for dinner",
+    "is it going to rain tomorrow", "turn off the television", "the cat is sleeping on the sofa",
+)
+TEST_CARRIERS = (
+    "good morning how did you sleep", "the bus leaves in five minutes", "put the book on the table",
+    "call the doctor after lunch", "the coffee is too hot", "show me the photos from last summer",
+    "who won the football match", "lock the front door please", "my phone battery is almost empty",
+    "we are going to the beach on sunday", "how many days until friday", "the printer is out of paper",
+    "let us meet at the library", "she plays the piano every evening", "what is on the radio",
+    "i need new shoes for the winter", "the garden needs water", "water the plants on the balcony",
+    "the film starts at eight", "pick up some bread on the way home",
+)
+
+
+@dataclass(frozen=True)
+class WakewordDemoConfig:
+    """Settings of ``hearkit demo --wakeword``.
+
+    Attributes:
+        phrase: the wake word, one to three English words (Default: "hey hearkit").
+        out: working folder (Default: runs/wakeword-demo).
+        voices: synthetic training speakers (Default: 300; ``hearkit data wakeword`` uses 800).
+        epochs: training epochs (Default: 20).
+        model: architecture (Default: cnn4-s).
+        fa_per_hour: false alarms per hour the threshold is calibrated for (Default: 1).
+        test_speakers: unseen speakers saying the phrase for the DET curve (Default: 60).
+        seed: seed of synthesis and training (Default: 0).
+    """
+
+    phrase: str = "hey hearkit"
+    out: str = "runs/wakeword-demo"
+    voices: int = 300
+    epochs: int = 20
+    model: str = "cnn4-s"
+    fa_per_hour: float = 1.0
+    test_speakers: int = 60
+    seed: int = 0
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def unseen_voices(n: int, train_seed: int, train_voices: int, seed: int) -> list:
+    """``n`` speakers drawn with ``seed``, none of them among the ``train_voices`` of ``train_seed``."""
+    from hearkit.recipes.voices import random_voices
+
+    seen = {v.key for v in random_voices(train_voices, seed=train_seed)}
+    pool = [v for v in random_voices(n + train_voices, seed=seed) if v.key not in seen]
+    return pool[:n]
+
+
+def _level(x: np.ndarray, dbfs: float) -> np.ndarray:
+    rms = float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) + 1e-9
+    return (x * (10 ** (dbfs / 20) / rms)).astype(np.float32)
+
+
+def write_test_material(phrase: str, root: Path, positives: list, negatives: list, calibration: list,
+                        seed: int) -> dict:
+    """Positives (the phrase alone), negative and calibration sentences (no phrase), by unseen speakers.
+
+    Layout: ``positives/<label>/*.flac`` (what ``hearkit eval --positives`` reads), and
+    ``negatives/*.flac``, ``calibration/*.flac`` (loose files: no transcript, no phrase).
+    """
+    import soundfile as sf
+
+    from hearkit.recipes.voices import SynthError, speak
+
+    rng = np.random.default_rng(seed)
+    label = label_of(phrase)
+    counts = {"positives": 0, "negatives": 0, "calibration": 0}
+    for kind, voices, folder in (("positives", positives, root / "positives" / label),
+                                 ("negatives", negatives, root / "negatives"),
+                                 ("calibration", calibration, root / "calibration")):
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, v in enumerate(voices):
+            text = phrase if kind == "positives" else str(rng.choice(TEST_CARRIERS))
+            try:
+                x = speak(text, v, SAMPLE_RATE)
+            except SynthError:
+                continue
+            sf.write(folder / f"{kind}_{i:04d}.flac", _level(x, float(rng.uniform(-30, -18))), SAMPLE_RATE,
+                     subtype="PCM_16")
+            counts[kind] += 1
+    return counts
+
+
+def write_sentences(root: Path, voices: list, texts: Sequence[str], seed: int) -> int:
+    """One sentence of ``texts`` per speaker of ``voices`` into ``root`` as loose FLAC files; returns the count."""
+    import soundfile as sf
+
+    from hearkit.recipes.voices import SynthError, speak
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for i, v in enumerate(voices):
+        try:
+            x = speak(str(rng.choice(list(texts))), v, SAMPLE_RATE)
+        except SynthError:
+            continue
+        sf.write(root / f"sentence_{i:04d}.flac", _level(x, float(rng.uniform(-30, -18))), SAMPLE_RATE,
+                 subtype="PCM_16")
+        n += 1
+    return n
+
+
+def spoken_sentences(phrase: str, voices: list, seed: int) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """Sentences by ``voices``, every other one holding the phrase; returns (waveform, phrase extents in s)."""
+    from hearkit.recipes.voices import SynthError, speak
+
+    rng = np.random.default_rng(seed)
+    parts, truth, t = [np.zeros(SAMPLE_RATE // 2, np.float32)], [], 0.5
+    for i, v in enumerate(voices):
+        words = str(TEST_CARRIERS[(i * 7 + seed) % len(TEST_CARRIERS)]).split()
+        segments = [" ".join(words)]
+        if i % 2 == 0:  # the phrase at the start, in the middle or at the end
+            cut = int(rng.choice([0, len(words) // 2, len(words)]))
+            segments = [s for s in (" ".join(words[:cut]), phrase, " ".join(words[cut:])) if s]
+        level = float(rng.uniform(-28, -18))
+        for s in segments:
+            try:
+                x = _level(speak(s, v, SAMPLE_RATE), level)
+            except SynthError:
+                continue
+            if s == phrase:
+                truth.append((t, t + len(x) / SAMPLE_RATE))
+            pause = np.zeros(int(rng.uniform(0.05, 0.25) * SAMPLE_RATE), np.float32)
+            parts += [x, pause]
+            t += (len(x) + len(pause)) / SAMPLE_RATE
+        gap = np.zeros(int(rng.uniform(0.6, 1.2) * SAMPLE_RATE), np.float32)
+        parts.append(gap)
+        t += len(gap) / SAMPLE_RATE
+    wav = np.concatenate(parts)
+    return wav + synthetic_noise(rng, len(wav)) * 0.01, truth
+
+
+def score_stream(truth: list[tuple[float, float]], detections: list, label: str,
+                 after: float = 0.5) -> tuple[int, list]:
+    """(hits, false alarms): a phrase is hit by the first detection of ``label`` between its start and
+    ``after`` s past its end; every other detection is a false alarm (the rule of ``hearkit eval``)."""
+    claimed: set[int] = set()
+    hits = 0
+    for start, end in truth:
+        for i, d in enumerate(detections):
+            if i not in claimed and d.label == label and start <= d.time <= end + after:
+                claimed.add(i)
+                hits += 1
+                break
+    return hits, [d for i, d in enumerate(detections) if i not in claimed]
+
+
+def run_wakeword_demo(cfg: WakewordDemoConfig = WakewordDemoConfig()) -> dict:
+    """Synthesize → train → export + int8 → calibrate → DET → spot the phrase in sentences. Returns the summary."""
+    import soundfile as sf
+
+    from hearkit.classify import KeywordSpotter, plot_timeline
+    from hearkit.errors import ConfigError
+    from hearkit.evaluate.detector import evaluate_detector, plot_det
+    from hearkit.export.calibrate import calibrate
+    from hearkit.export.classify import export_classifier
+    from hearkit.recipes.voices import random_voices
+    from hearkit.recipes.wakeword import build_wakeword_set
+    from hearkit.training.train_classify import TrainConfig, train_classifier
+
+    if not 1 <= len(phrase_words(cfg.phrase)) <= 3:
+        raise ConfigError(f"--wakeword {cfg.phrase!r}: give one to three English words")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    label = label_of(cfg.phrase)
+    t_start = time.perf_counter()
+    times: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    data = out / "data"
+    if not (data / "wakeword.json").is_file():
+        _say(f"[demo] synthesising a keyword set for {cfg.phrase!r} ({cfg.voices} speakers)")
+        speech = out / "train-sentences"
+        write_sentences(speech, random_voices(cfg.voices, seed=cfg.seed), TRAIN_CARRIERS, cfg.seed)
+        build_wakeword_set(WakewordConfig(phrases=(cfg.phrase,), voices=cfg.voices, near_misses=cfg.voices,
+                                          other_words=2 * cfg.voices, negatives=(str(speech),),
+                                          negative_windows=2 * cfg.voices, silence=cfg.voices // 2, seed=cfg.seed),
+                           data, force=data.exists(), log=_say)
+    times["data"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    _say(f"[demo] training {cfg.model} for {cfg.epochs} epochs")
+    run = train_classifier(TrainConfig(data=str(data), out=str(out / "run"), model=cfg.model, epochs=cfg.epochs,
+                                       seed=cfg.seed, resume=(out / "run" / "last.pt").is_file()))
+    times["train"] = time.perf_counter() - t0
+    metrics = json.loads((Path(run) / "metrics.json").read_text())
+
+    t0 = time.perf_counter()
+    _say("[demo] exporting the waveform-in pipeline and quantizing it to int8")
+    export = out / "export"
+    export_classifier(Path(run) / "best.pt", export, quantize=("int8",), calibration_clips=200)
+    times["export"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    _say("[demo] speaking test material with speakers training never heard")
+    test = out / "test"
+    n = cfg.test_speakers
+    voices = unseen_voices(8 * n, cfg.seed, cfg.voices, seed=cfg.seed + 104_729)
+    counts = write_test_material(cfg.phrase, test, voices[:n], voices[n:4 * n], voices[4 * n:7 * n], cfg.seed)
+    times["test_material"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    _say(f"[demo] calibrating the threshold at {cfg.fa_per_hour:g} false alarms per hour")
+    cal = calibrate(export, [str(test / "calibration")], fa_per_hour=cfg.fa_per_hour, log=_say)
+    int8 = artifacts.file_name(artifacts.PIPELINE, artifacts.INT8)
+    threshold = cal.get(int8, next(iter(cal.values())))["thresholds"][label]
+    _say("[demo] drawing the DET curve")
+    spotter = KeywordSpotter(export)
+    report = evaluate_detector(spotter, [str(test / "positives")], [str(test / "negatives")],
+                               noise=[str(data / "_background_noise_")], snr_db=10.0, seed=cfg.seed, log=_say)
+    plot_det(report, out / "det.png", title=f"{cfg.phrase!r} (synthetic, unseen speakers, 10 dB SNR)")
+    times["calibrate_eval"] = time.perf_counter() - t0
+
+    _say("[demo] spotting the phrase in sentences by further unseen speakers")
+    wav, truth = spoken_sentences(cfg.phrase, voices[7 * n:7 * n + 12], seed=cfg.seed + 1)
+    sf.write(out / "sentences.flac", wav, SAMPLE_RATE)
+    kws = KeywordSpotter(export, record=True)
+    detections = []
+    for i in range(0, len(wav), 1600):  # 100 ms chunks, as a microphone delivers them
+        detections += kws.accept_waveform(wav[i:i + 1600])
+    plot_timeline(kws.history, kws.labels, detections, out / "timeline.png", title=f"{cfg.phrase!r} in sentences")
+    hits, false = score_stream(truth, detections, label)
+
+    point = next((p for p in report["phrases"][label]["points"] if p["target_fa_per_hour"] == cfg.fa_per_hour), None)
+    summary = {
+        "phrase": cfg.phrase,
+        "model": cfg.model,
+        "parameters": metrics.get("parameters"),
+        "val_accuracy": metrics.get("best_val_acc"),
+        "threshold": threshold,
+        "test_material": counts,
+        "det": {"frr": report["mean_frr"], "point": point, "negative_hours": report.get("negative_hours")},
+        "phrases_in_sentences": len(truth),
+        "phrases_found": hits,
+        "false_alarms": len(false),
+        "sentence_seconds": round(len(wav) / SAMPLE_RATE, 1),
+        "detections": [{"label": d.label, "time": round(d.time, 2), "score": round(float(d.score), 3)} for d in detections],
+        "seconds": {k: round(v, 1) for k, v in times.items()} | {"total": round(time.perf_counter() - t_start, 1)},
+        "files": {
+            "model": str(export / int8),
+            "det": str(out / "det.png"),
+            "timeline": str(out / "timeline.png"),
+            "sentences": str(out / "sentences.flac"),
+        },
+    }
+    (out / "demo.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
