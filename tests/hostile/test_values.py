@@ -1,0 +1,374 @@
+"""Wrong answers with exit 0, and audio in (issue 14): out-of-range, NaN and multi-channel audio,
+models that output NaN, NaN checkpoints, hostile metadata.csv, FIFOs and devices as audio.
+
+The audio policy under test is docs/design.md §14: float peaks up to ``CLIP_PEAK`` are clipped
+with one warning, beyond are refused; NaN/Inf refused; (samples, channels) averaged,
+(channels, samples) refused; every model output checked finite. Each case ends in exit 2 and
+one line naming the file or argument (user files unchanged), or in the correct result.
+
+Models are hand-made ONNX graphs with hearkit metadata (milliseconds to build), so a model
+that outputs NaN, or whose scores follow the input's mean, needs no training.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from hearkit.audio import CLIP_PEAK, MAX_CHANNELS, ChunkChecker, check_waveform, load_audio
+from hearkit.errors import (
+    ConfigError,
+    EmptyAudioError,
+    HearkitWarning,
+    ModelError,
+    NonFiniteAudioError,
+    NotAudioError,
+    OutOfRangeAudioError,
+    check_finite,
+)
+from hearkit.frontend import FrontendConfig
+from hearkit.metadata import ModelInfo
+
+onnx = pytest.importorskip("onnx", reason="building the test graphs needs onnx (hearkit[export])")
+from onnx import TensorProto, helper  # noqa: E402
+
+SR = 16000
+WINDOW = 8000  # samples the hand-made classifier takes (0.5 s)
+LABELS = ["neg", "quiet", "pos"]
+VOCAB = ["_", " ", "a", "b"]
+
+
+def tone(seconds: float = 0.5, amp: float = 0.5, freq: float = 440.0, dc: float = 0.0) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return (amp * np.sin(2 * np.pi * freq * t) + dc).astype(np.float32)
+
+
+# -- hand-made models ------------------------------------------------------------------------
+def _save(graph, info: ModelInfo, path: Path) -> Path:
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="test")
+    model.ir_version = 8
+    for k, v in info.to_props().items():
+        e = model.metadata_props.add()
+        e.key, e.value = k, v
+    onnx.checker.check_model(model)
+    onnx.save_model(model, str(path))
+    return path
+
+
+def _const(name, values):
+    a = np.asarray(values, np.float32)
+    return helper.make_node("Constant", [], [name], value=helper.make_tensor(name + "_t", TensorProto.FLOAT, a.shape, a.ravel()))
+
+
+def classifier_graph(path: Path, kind: str = "ok", input: str = "waveform") -> Path:
+    """logits = mean(input) * [-20, 0, 20] + bias: 'pos' for audio with a positive mean, 'neg' for a negative one.
+
+    kind: ``ok``; ``nan`` / ``inf`` (the bias holds one); ``log`` (log of the mean: NaN for a
+    negative mean, -inf for zero, finite otherwise).
+    """
+    axes = [1] if input == "waveform" else [1, 2]
+    shape = ["batch", "samples"] if input == "waveform" else ["batch", "frames", 40]
+    bias = {"ok": [0.0, 1.0, 0.0], "nan": [0.0, np.nan, 0.0], "inf": [0.0, np.inf, 0.0], "log": [0.0, 0.0, 0.0]}[kind]
+    nodes = [helper.make_node("ReduceMean", ["x"], ["m"], axes=axes, keepdims=0),
+             helper.make_node("Unsqueeze", ["m", "ax"], ["m1"]), _const("w", [[-20.0, 0.0, 20.0]]), _const("b", [bias])]
+    nodes.insert(0, helper.make_node("Constant", [], ["ax"], value=helper.make_tensor("ax_t", TensorProto.INT64, [1], [1])))
+    src = "m1"
+    if kind == "log":
+        nodes.append(helper.make_node("Log", ["m1"], ["lm"]))
+        src = "lm"
+    nodes += [helper.make_node("Mul", [src, "w"], ["s"]), helper.make_node("Add", ["s", "b"], ["logits"])]
+    g = helper.make_graph(nodes, "clf", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])])
+    info = ModelInfo(task="classify", input=input, frontend=FrontendConfig(), labels=tuple(LABELS), window_samples=WINDOW)
+    return _save(g, info, path)
+
+
+def ctc_graph(path: Path, kind: str = "ok") -> Path:
+    """log_probs (1, samples // 160, 4): per 160-sample frame, 'a' for a positive mean, 'b' for a negative, else blank."""
+    stride = FrontendConfig().hop_length
+    i64 = lambda name, v: helper.make_node("Constant", [], [name], value=helper.make_tensor(name + "_t", TensorProto.INT64, [len(v)], v))  # noqa: E731
+    bias = {"ok": [0.0, -10.0, -5.0, -5.0], "nan": [0.0, np.nan, -5.0, -5.0]}[kind]
+    nodes = [
+        helper.make_node("Shape", ["waveform"], ["shp"]), i64("one", [1]), i64("zero", [0]), i64("stride", [stride]),
+        i64("shape3", [1, -1, stride]),
+        helper.make_node("Slice", ["shp", "one", "stride"], ["n"]),  # (samples,)
+        helper.make_node("Div", ["n", "stride"], ["f"]),
+        helper.make_node("Mul", ["f", "stride"], ["keep"]),
+        helper.make_node("Slice", ["waveform", "zero", "keep", "one"], ["cut"]),
+        helper.make_node("Reshape", ["cut", "shape3"], ["fr"]),
+        helper.make_node("ReduceMean", ["fr"], ["m"], axes=[2], keepdims=1),  # (1, frames, 1)
+        _const("w", [[[0.0, 0.0, 50.0, -50.0]]]), _const("b", [[bias]]),
+        helper.make_node("Mul", ["m", "w"], ["s"]), helper.make_node("Add", ["s", "b"], ["z"]),
+        helper.make_node("LogSoftmax", ["z"], ["log_probs"], axis=-1),
+    ]
+    g = helper.make_graph(nodes, "ctc", [helper.make_tensor_value_info("waveform", TensorProto.FLOAT, [1, "samples"])],
+                          [helper.make_tensor_value_info("log_probs", TensorProto.FLOAT, [1, "frames", len(VOCAB)])])
+    info = ModelInfo(task="ctc", input="waveform", frontend=FrontendConfig(), vocab=tuple(VOCAB), blank=0, subsampling=1)
+    return _save(g, info, path)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    d = tmp_path_factory.mktemp("models")
+    out = {k: classifier_graph(d / f"clf-{k}.onnx", k) for k in ("ok", "nan", "inf", "log")}
+    out.update({f"ctc-{k}": ctc_graph(d / f"ctc-{k}.onnx", k) for k in ("ok", "nan")})
+    return out
+
+
+@pytest.fixture(scope="module")
+def export_dir(make_classifier_export):
+    """An fp32 export folder of an untrained cnn4-s (its front-end streams: center=False, 10 ms hop)."""
+    return make_classifier_export(["a", "b", "c"], model="cnn4-s")
+
+
+def write(path: Path, x: np.ndarray, subtype: str = "FLOAT", sr: int = SR, **kw) -> Path:
+    sf.write(path, x, sr, subtype=subtype, **kw)
+    return path
+
+
+# -- the policy itself -------------------------------------------------------------------------
+def test_in_range_floats_pass_unchanged():
+    x = tone(amp=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning at exactly full scale
+        y = check_waveform(x)
+    np.testing.assert_array_equal(y, x)  # exact: nothing to clip
+
+
+@pytest.mark.parametrize("peak", [1.0001, 1.3, CLIP_PEAK], ids=lambda p: f"peak{p:g}")
+def test_overshoot_is_clipped_with_one_warning(peak):
+    x = tone(amp=peak)
+    with pytest.warns(HearkitWarning, match=r"<array>: \d+ of 8000 samples outside \[-1, 1\].*clipped"):
+        y = check_waveform(x)
+    assert y.max() <= 1.0 and y.min() >= -1.0  # exact bounds of np.clip
+    np.testing.assert_array_equal(y, np.clip(x, -1, 1))
+
+
+@pytest.mark.parametrize("peak", [CLIP_PEAK * 1.0001, 3.0, 32767.0, 8388607.0, 1e30], ids=lambda p: f"peak{p:g}")
+def test_far_out_of_range_is_refused(peak):
+    x = tone()
+    x[100] = peak
+    with pytest.raises(OutOfRangeAudioError, match=r"far outside \[-1, 1\]"):
+        check_waveform(x, "clip.wav")
+
+
+def test_float64_beyond_float32_is_refused_as_out_of_range_not_inf():
+    x = np.array([0.0, 1e300, -1e300])
+    with pytest.raises(OutOfRangeAudioError, match="1e\\+300"):
+        check_waveform(x)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64])
+def test_signed_pcm_is_scaled(dtype):
+    full = np.iinfo(dtype).max
+    x = np.array([0, full // 2, -full - 1, full], dtype=dtype)
+    y = check_waveform(x)
+    np.testing.assert_allclose(y, [0.0, 0.5, -1.0, 1.0], atol=2.0 / 256)  # tolerance: one int8 step
+    assert y.min() >= -1.0 and y.max() <= 1.0
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_unsigned_pcm_is_offset_binary(dtype):
+    half = 2 ** (8 * np.dtype(dtype).itemsize - 1)
+    y = check_waveform(np.array([half, 0, 2 * half - 1], dtype=dtype))
+    np.testing.assert_allclose(y, [0.0, -1.0, 1.0], atol=1.0 / 128)  # silence is the midpoint; one uint8 step
+
+
+def test_uint8_array_equals_the_8bit_wav_libsndfile_reads(tmp_path):
+    x = np.arange(256, dtype=np.uint8).repeat(40)
+    p = write(tmp_path / "u8.wav", (x.astype(np.float32) - 128) / 128, "PCM_U8")
+    y_file, _ = load_audio(p)
+    np.testing.assert_allclose(check_waveform(x), y_file, atol=1e-7)  # both exact k/128
+
+
+@pytest.mark.parametrize("channels", [1, 2, 4, MAX_CHANNELS])
+def test_samples_by_channels_are_averaged(channels):
+    x = tone()
+    y = check_waveform(np.stack([x] * channels, axis=1))
+    np.testing.assert_allclose(y, x, atol=1e-7)  # float32 mean of equal values
+
+
+@pytest.mark.parametrize("shape", [(2, 8000), (MAX_CHANNELS, 100), (1, 8000)], ids=str)
+def test_channels_first_is_refused_with_the_hint(shape):
+    with pytest.raises(NotAudioError, match=r"looks like \(channels, samples\).*x\.T"):
+        check_waveform(np.zeros(shape, np.float32))
+
+
+def test_chunk_checker_warns_once_per_stream():
+    check = ChunkChecker()
+    loud = tone(0.1, amp=1.5)
+    with pytest.warns(HearkitWarning, match="later clipping in this stream is not reported") as rec:
+        for _ in range(5):
+            check(loud)
+    assert len(rec) == 1
+    check.reset()
+    with pytest.warns(HearkitWarning):
+        check(loud)
+    assert check(np.zeros((0, 2), np.float32)).shape == (0,)
+
+
+def test_check_finite_names_the_source():
+    assert check_finite(np.ones(3), "m.onnx", "scores").shape == (3,)
+    with pytest.raises(ModelError, match=r"m\.onnx: produced NaN and infinite scores \(2 of 3 values\)"):
+        check_finite(np.array([np.nan, np.inf, 0.0]), "m.onnx", "scores")
+
+
+# -- files out of range, NaN, in every format: `hearkit run` refuses in one line ----------------
+def _spike(x, v):
+    x = x.copy()
+    x[len(x) // 2] = v
+    return x
+
+
+OUT_OF_RANGE = {
+    "spike-2.5": lambda: _spike(tone(), 2.5),
+    "int16-scale-as-float": lambda: tone() * 32767,
+    "int24-scale-as-float": lambda: tone() * 8388607,
+    "negative-only-100": lambda: -np.abs(tone()) * 200,
+    "dc-offset-3": lambda: tone(dc=3.0),
+    "right-channel-only-50": lambda: np.stack([tone(), tone() * 100], axis=1),
+    "one-sample-file-1e6": lambda: np.array([1e6], np.float32),
+    "huge-1e30": lambda: _spike(tone(), 1e30),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OUT_OF_RANGE))
+def test_run_refuses_float_wav_far_out_of_range(hostile, models, tmp_path, name):
+    p = write(tmp_path / f"{name}.wav", OUT_OF_RANGE[name]())
+    with hostile.unchanged(tmp_path):
+        line = hostile.refused(hostile.cli("run", models["ok"], p), p.name, "outside [-1, 1]")
+    assert "_silence_" not in line and "NaN" not in line
+
+
+@pytest.mark.parametrize("fmt,subtype,ext", [("WAV", "DOUBLE", "wav"), ("AIFF", "FLOAT", "aiff"), ("AU", "FLOAT", "au"),
+                                             ("W64", "FLOAT", "w64"), ("CAF", "FLOAT", "caf"), ("RF64", "FLOAT", "rf64")])
+def test_every_float_container_is_held_to_the_range(hostile, models, tmp_path, fmt, subtype, ext):
+    p = tmp_path / f"loud.{ext}"
+    sf.write(p, tone() * 300, SR, format=fmt, subtype=subtype)
+    with hostile.unchanged(tmp_path):
+        hostile.refused(hostile.cli("run", models["ok"], p), p.name, "reach 150")
+
+
+NON_FINITE = {
+    "one-nan": lambda: _spike(tone(), np.nan),
+    "all-nan": lambda: np.full(8000, np.nan, np.float32),
+    "plus-inf": lambda: _spike(tone(), np.inf),
+    "minus-inf": lambda: _spike(tone(), -np.inf),
+    "nan-in-left-channel": lambda: np.stack([_spike(tone(), np.nan), tone()], axis=1),
+    "double-1e300-overflows-float32": lambda: _spike(tone().astype(np.float64), 1e300),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NON_FINITE))
+def test_run_refuses_non_finite_wav(hostile, models, tmp_path, name):
+    x = NON_FINITE[name]()
+    p = write(tmp_path / f"{name}.wav", x, "DOUBLE" if x.dtype == np.float64 else "FLOAT")
+    with hostile.unchanged(tmp_path):
+        hostile.refused(hostile.cli("run", models["ok"], p), p.name, "NaN or infinite")
+
+
+@pytest.mark.parametrize("cmd", ["stream", "transcribe"])
+@pytest.mark.parametrize("bad", ["nan", "far"])
+def test_streaming_commands_refuse_bad_samples_late_in_the_file(hostile, models, tmp_path, cmd, bad):
+    """The bad sample sits in the third second: iter_blocks checks every block, not the first only."""
+    x = tone(3.0, amp=0.3)
+    x[int(2.5 * SR)] = np.nan if bad == "nan" else 40.0
+    p = write(tmp_path / "late.wav", x)
+    model = models["ok"] if cmd == "stream" else models["ctc-ok"]
+    with hostile.unchanged(tmp_path):
+        hostile.refused(hostile.cli(cmd, model, p), "late.wav", "NaN" if bad == "nan" else "outside [-1, 1]")
+
+
+@pytest.mark.parametrize("peak", [1.01, 1.5, 1.99], ids=lambda p: f"peak{p:g}")
+def test_run_clips_slight_overshoot_with_a_warning_and_the_clipped_result(hostile, models, tmp_path, peak):
+    x = tone(dc=0.1, amp=peak - 0.1)
+    loud = write(tmp_path / "loud.wav", x)
+    clipped = write(tmp_path / "clipped.wav", np.clip(x, -1, 1))
+    with hostile.unchanged(tmp_path):
+        # in-process the warning reaches pytest's recorder; the subprocess test below sees the CLI's line
+        with pytest.warns(HearkitWarning, match=r"loud\.wav: \d+ of 8000 samples outside \[-1, 1\].*clipped"):
+            out = hostile.cli("run", models["ok"], loud)
+        ref = hostile.cli("run", models["ok"], clipped)
+    assert out.code == 0 and ref.code == 0, str(out)
+    got, want = json.loads(out.stdout), json.loads(ref.stdout)
+    assert got["label"] == want["label"]
+    assert got["score"] == pytest.approx(want["score"], abs=1e-5)  # both printed rounded to 5 digits
+
+
+def test_the_clip_warning_is_one_line_on_stderr(hostile, models, tmp_path):
+    p = write(tmp_path / "loud.wav", tone(amp=1.2))
+    out = hostile.subprocess("run", models["ok"], p, timeout=60)
+    assert out.code == 0, str(out)
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("warning: ") and "loud.wav" in lines[0], str(out)
+    assert json.loads(out.stdout)["label"] in LABELS
+
+
+@pytest.mark.parametrize("subtype", ["PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"])
+def test_integer_and_float_files_give_the_same_answer(hostile, models, tmp_path, subtype):
+    x = tone(dc=-0.2, amp=0.5)
+    p = write(tmp_path / f"{subtype}.wav", x, subtype)
+    out = hostile.cli("run", models["ok"], p)
+    assert out.code == 0, str(out)
+    r = json.loads(out.stdout)
+    assert r["label"] == "neg"
+    # mean -0.2 through logits [4, 1, -4]; 8-bit quantisation moves the mean by < 1/128
+    assert r["score"] == pytest.approx(0.9523, abs=0.01)
+
+
+# -- FIFOs, devices, folders given as audio ------------------------------------------------------
+def _special(kind: str, tmp_path: Path) -> Path:
+    if kind == "fifo":
+        p = tmp_path / "pipe.wav"
+        os.mkfifo(p)
+    elif kind == "socket":
+        p = tmp_path / "sock.wav"
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(str(p))
+        s.close()
+    elif kind == "directory":
+        p = tmp_path / "folder.wav"
+        p.mkdir()
+    elif kind.startswith("link-to-"):
+        p = tmp_path / "link.wav"
+        p.symlink_to(_special(kind[len("link-to-"):], tmp_path) if not kind.endswith("null") else "/dev/null")
+    else:
+        p = Path(kind)
+    return p
+
+
+SPECIAL = ["fifo", "socket", "/dev/null", "/dev/zero", "/dev/urandom", "link-to-fifo", "link-to-dev-null"]
+
+
+@pytest.mark.parametrize("kind", SPECIAL)
+def test_special_files_are_not_regular_files(hostile, models, tmp_path, kind):
+    p = _special(kind, tmp_path)
+    line = hostile.refused(hostile.cli("run", models["ok"], p), str(p), "not a regular file")
+    assert "empty" not in line
+
+
+@pytest.mark.parametrize("cmd", ["stream", "transcribe", "features"])
+def test_a_fifo_never_hangs_a_command(hostile, models, tmp_path, cmd):
+    """A real process with a timeout: opening a FIFO without a writer would block forever."""
+    p = _special("fifo", tmp_path)
+    model = {"stream": models["ok"], "transcribe": models["ctc-ok"], "features": None}[cmd]
+    args = (cmd, model, p) if model is not None else (cmd, p, "-o", tmp_path / "f.npy")
+    hostile.refused(hostile.subprocess(*args, timeout=60), str(p), "not a regular file")
+
+
+def test_a_directory_is_named_as_such(hostile, models, tmp_path):
+    p = _special("directory", tmp_path)
+    hostile.refused(hostile.cli("run", models["ok"], p), str(p), "directory")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "/dev/null"])
+def test_load_audio_api_refuses_special_files(hostile, tmp_path, kind):
+    p = _special(kind, tmp_path)
+    hostile.api_refused(load_audio, p, names=(str(p), "not a regular file"))
