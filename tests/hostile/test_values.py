@@ -372,3 +372,246 @@ def test_a_directory_is_named_as_such(hostile, models, tmp_path):
 def test_load_audio_api_refuses_special_files(hostile, tmp_path, kind):
     p = _special(kind, tmp_path)
     hostile.api_refused(load_audio, p, names=(str(p), "not a regular file"))
+
+
+# -- arrays passed to the Python API: every entry point applies the same policy ----------------
+def _apis(models):
+    import hearkit
+
+    clf = hearkit.Classifier(models["ok"])
+    kws = hearkit.KeywordSpotter(models["ok"], hop_seconds=0.1)
+    tr = hearkit.Transcriber(models["ctc-ok"], chunk_seconds=1.0, overlap_seconds=0.1)
+    tr_stream = hearkit.Transcriber(models["ctc-ok"], chunk_seconds=1.0, overlap_seconds=0.1)
+    return {
+        "Classifier.classify": clf.classify,
+        "KeywordSpotter.accept_waveform": kws.accept_waveform,
+        "Transcriber.transcribe": tr.transcribe,
+        "Transcriber.accept_waveform": tr_stream.accept_waveform,
+    }
+
+
+API_NAMES = ["Classifier.classify", "KeywordSpotter.accept_waveform", "Transcriber.transcribe",
+             "Transcriber.accept_waveform"]
+
+BAD_ARRAYS = {
+    # name: (array maker, words the error names)
+    "bool": (lambda: np.ones(1600, bool), ("dtype bool",)),
+    "complex": (lambda: np.ones(1600, np.complex64), ("dtype complex64",)),
+    "object": (lambda: np.array([0.1, "x"] * 800, dtype=object), ("dtype object",)),
+    "strings": (lambda: np.array(["0.1"] * 1600), ("dtype <U3",)),
+    "scalar": (lambda: np.float32(0.5), ("shape ()",)),
+    "3-d": (lambda: np.zeros((800, 2, 2), np.float32), ("shape (800, 2, 2)",)),
+    "channels-first-stereo": (lambda: np.zeros((2, 1600), np.float32), ("(channels, samples)", "x.T")),
+    "channels-first-8": (lambda: np.zeros((8, 1600), np.float32), ("(channels, samples)",)),
+    "too-many-channels": (lambda: np.zeros((1600, 64), np.float32), ("64 channels",)),
+    "nan": (lambda: _spike(tone(0.1), np.nan), ("NaN or infinite",)),
+    "inf": (lambda: _spike(tone(0.1), -np.inf), ("NaN or infinite",)),
+    "int16-as-float": (lambda: tone(0.1) * 32767, ("far outside [-1, 1]",)),
+    "float64-1e300": (lambda: _spike(tone(0.1).astype(np.float64), 1e300), ("far outside [-1, 1]",)),
+}
+
+
+@pytest.mark.parametrize("api", API_NAMES)
+@pytest.mark.parametrize("bad", sorted(BAD_ARRAYS))
+def test_api_refuses_bad_arrays(hostile, models, api, bad):
+    make, names = BAD_ARRAYS[bad]
+    hostile.api_refused(_apis(models)[api], make(), names=names)
+
+
+@pytest.mark.parametrize("api", ["Classifier.classify", "Transcriber.transcribe"])
+def test_offline_api_refuses_empty_audio(hostile, models, api):
+    with pytest.raises(EmptyAudioError, match="zero samples"):
+        _apis(models)[api](np.zeros(0, np.float32))
+
+
+@pytest.mark.parametrize("api", ["KeywordSpotter.accept_waveform", "Transcriber.accept_waveform"])
+@pytest.mark.parametrize("empty", [(0,), (0, 2)], ids=str)
+def test_streaming_api_takes_empty_chunks(models, api, empty):
+    _apis(models)[api](np.zeros(empty, np.float32))  # nothing to score yet: no error, no result needed
+
+
+# -- multi-channel chunks are downmixed in every streaming API ------------------------------------
+def _chunks(x: np.ndarray, sizes=(1, 799, 1600, 37, 3200)):
+    out, i, k = [], 0, 0
+    while i < len(x):
+        n = sizes[k % len(sizes)]
+        out.append(x[i : i + n])
+        i, k = i + n, k + 1
+    return out
+
+
+def _burst() -> np.ndarray:
+    """2 s: silence, 0.5 s of a positive-mean burst, silence (the toy classifier's 'pos')."""
+    x = np.zeros(2 * SR, np.float32)
+    x[int(0.7 * SR) : int(1.2 * SR)] = tone(0.5, amp=0.2, dc=0.3)
+    return x
+
+
+@pytest.mark.parametrize("layout", ["stereo", "4-channels", "int16-stereo"])
+def test_keyword_spotter_downmixes_chunks(models, layout):
+    import hearkit
+
+    x = _burst()
+    mono = hearkit.KeywordSpotter(models["ok"], hop_seconds=0.1, record=True)
+    want = [d for c in _chunks(x) for d in mono.accept_waveform(c)]
+    if layout == "stereo":
+        multi = np.stack([x, x], axis=1)
+    elif layout == "4-channels":
+        multi = np.stack([x, x, x * 0.5, x * 1.5], axis=1)  # averages to x
+    else:
+        multi = np.round(np.stack([x, x], axis=1) * 32767).astype(np.int16)
+    kws = hearkit.KeywordSpotter(models["ok"], hop_seconds=0.1, record=True)
+    got = [d for c in _chunks(multi) for d in kws.accept_waveform(c)]
+    assert [d.label for d in want] == ["pos"], want
+    assert [d.label for d in got] == ["pos"]
+    assert got[0].time == pytest.approx(want[0].time, abs=1e-9)  # the same hop
+    assert got[0].score == pytest.approx(want[0].score, abs=1e-3)  # int16 rounding of 0.5-amplitude audio
+
+
+def test_streaming_scorer_downmixes_and_refuses_channels_first(hostile, export_dir):
+    from hearkit.classify import StreamingScorer
+
+    fe = FrontendConfig()
+    a, b = StreamingScorer(export_dir, SR, 1600), StreamingScorer(export_dir, SR, 1600)
+    x = tone(1.0, amp=0.3)
+    want = [l for c in _chunks(x) for l, _ in a.push(c)]
+    got = [l for c in _chunks(np.stack([x, x], axis=1)) for l, _ in b.push(c)]
+    assert len(got) == len(want) == SR // 1600 and fe.hop_length == 160
+    np.testing.assert_allclose(np.stack(got), np.stack(want), atol=1e-5)  # same frames, float32 rounding
+    hostile.api_refused(b.push, np.zeros((2, 1600), np.float32), names=("(channels, samples)",))
+
+
+def test_sliding_window_refuses_rather_than_interleaves(hostile):
+    from hearkit.classify import SlidingWindow
+
+    hostile.api_refused(SlidingWindow(10, 4).push, np.zeros((6, 2), np.float32), names=("shape (6, 2)",))
+
+
+@pytest.mark.parametrize("layout", ["stereo", "int16-stereo", "odd-chunks-stereo"])
+def test_transcriber_streaming_downmixes_chunks(models, layout):
+    import hearkit
+
+    x = np.concatenate([np.zeros(1600), np.full(1600, 0.5), np.zeros(1600), np.full(1600, -0.5),
+                        np.zeros(800)]).astype(np.float32)
+    multi = np.stack([x, x], axis=1)
+    if layout == "int16-stereo":
+        multi = np.round(multi * 32767).astype(np.int16)
+    sizes = (123, 4000, 1) if layout == "odd-chunks-stereo" else (1600,)
+    tr = hearkit.Transcriber(models["ctc-ok"], chunk_seconds=0.2, overlap_seconds=0.05)
+    for c in _chunks(multi, sizes):
+        tr.accept_waveform(c, partial=False)
+    assert tr.finalize().text == hearkit.Transcriber(models["ctc-ok"]).transcribe(x).text == "ab"
+
+
+def test_classifier_and_transcriber_take_samples_by_channels(models):
+    import hearkit
+
+    x = tone(dc=-0.2)
+    clf = hearkit.Classifier(models["ok"])
+    p1, p2 = clf.classify(x), clf.classify(np.stack([x, x], axis=1))
+    assert p1.label == p2.label == "neg" and p1.score == pytest.approx(p2.score, abs=1e-6)  # same samples
+    y = np.concatenate([np.full(1600, 0.5), np.zeros(1600)]).astype(np.float32)
+    tr = hearkit.Transcriber(models["ctc-ok"])
+    assert tr.transcribe(np.stack([y, y, y], axis=1)).text == tr.transcribe(y).text == "a"
+
+
+# -- models that output NaN or Inf: one line naming the model file, never NaN with exit 0 ---------
+@pytest.mark.parametrize("kind", ["nan", "inf", "log"])
+def test_run_refuses_non_finite_scores(hostile, models, tmp_path, kind):
+    p = write(tmp_path / "clip.wav", tone(dc=-0.1))
+    with hostile.unchanged(tmp_path):
+        out = hostile.cli("run", models[kind], p)
+    line = hostile.refused(out, models[kind].name, "scores")
+    assert "NaN" in line or "infinite" in line
+    assert out.stdout == ""  # nothing half-reported
+
+
+@pytest.mark.parametrize("kind", ["nan", "inf"])
+def test_stream_refuses_non_finite_scores(hostile, models, tmp_path, kind):
+    p = write(tmp_path / "clip.wav", tone(1.0))
+    hostile.refused(hostile.cli("stream", models[kind], p), models[kind].name, "scores")
+
+
+def test_input_dependent_nan_is_caught_on_the_clip_that_makes_it(hostile, models):
+    import hearkit
+
+    clf = hearkit.Classifier(models["log"])
+    assert clf.classify(tone(dc=0.1)).label in LABELS  # log of a positive mean: finite
+    hostile.api_refused(clf.classify, tone(dc=-0.1), names=(models["log"].name, "NaN"))
+    hostile.api_refused(clf.classify_batch, [tone(dc=0.1), tone(dc=-0.1)], names=(models["log"].name,))
+
+
+def test_keyword_spotter_refuses_non_finite_scores(hostile, models):
+    import hearkit
+
+    kws = hearkit.KeywordSpotter(models["nan"], hop_seconds=0.1)
+    hostile.api_refused(kws.accept_waveform, tone(0.2), names=(models["nan"].name, "NaN scores"))
+
+
+def test_keyword_spotter_refuses_a_custom_scorer_that_gives_nan(hostile):
+    import hearkit
+
+    kws = hearkit.KeywordSpotter(scorer=lambda w: np.full((len(w), 2), np.nan), labels=["a", "b"], sample_rate=SR,
+                                 window_samples=1600, hop_seconds=0.1)
+    hostile.api_refused(kws.accept_waveform, tone(0.2), names=("scorer", "NaN"))
+
+
+@pytest.fixture(scope="module")
+def nan_network_export(export_dir, tmp_path_factory):
+    """A copy of the export whose log-mel-input network (model.onnx) outputs NaN, front-end and pipeline intact."""
+    import shutil
+
+    d = tmp_path_factory.mktemp("nan_export") / "export"
+    shutil.copytree(export_dir, d)  # pipeline.onnx stays finite: the spotter reads its metadata there
+    classifier_graph(d / "model.onnx", "nan", input="logmel")
+    info = ModelInfo(task="classify", input="logmel", frontend=FrontendConfig(), labels=("a", "b", "c"),
+                     window_samples=SR)
+    m = onnx.load(str(d / "model.onnx"))
+    del m.metadata_props[:]
+    for k, v in info.to_props().items():
+        e = m.metadata_props.add()
+        e.key, e.value = k, v
+    onnx.save_model(m, str(d / "model.onnx"))
+    return d
+
+
+def test_streaming_scorer_names_the_network_that_gave_nan(hostile, nan_network_export):
+    from hearkit.classify import StreamingScorer
+
+    s = StreamingScorer(nan_network_export, SR, 1600)
+    hostile.api_refused(s.push, tone(0.2), names=("model.onnx", "NaN scores"))
+
+
+def test_stream_command_on_a_folder_with_a_nan_network(hostile, nan_network_export, tmp_path):
+    p = write(tmp_path / "clip.wav", tone(1.5, amp=0.3))
+    with hostile.unchanged(tmp_path, nan_network_export):
+        hostile.refused(hostile.cli("stream", nan_network_export, p), "model.onnx", "NaN")
+
+
+@pytest.mark.parametrize("how", ["cli", "transcribe", "accept_waveform"])
+def test_transcriber_refuses_nan_log_probs(hostile, models, tmp_path, how):
+    import hearkit
+
+    x = tone(1.0, amp=0.3)
+    name = models["ctc-nan"].name
+    if how == "cli":
+        p = write(tmp_path / "speech.wav", x)
+        with hostile.unchanged(tmp_path):
+            hostile.refused(hostile.cli("transcribe", models["ctc-nan"], p), name, "log-probs")
+    else:
+        tr = hearkit.Transcriber(models["ctc-nan"])
+        hostile.api_refused(getattr(tr, how), x, names=(name, "NaN log-probs"))
+
+
+@pytest.mark.parametrize("decoder", ["greedy", "beam"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "plus-inf"])
+def test_decoders_refuse_nan_log_probs_but_take_minus_inf(hostile, decoder, bad):
+    from hearkit.ctc import BeamSearchDecoder, GreedyDecoder
+
+    make = {"greedy": lambda: GreedyDecoder(VOCAB, 0), "beam": lambda: BeamSearchDecoder(VOCAB, 0, beam=4)}[decoder]
+    lp = np.log(np.full((5, 4), 0.25, np.float32))
+    ok = lp.copy()
+    ok[:, 3] = -np.inf  # probability 0: a valid log-prob
+    make().advance(ok)
+    lp[2, 1] = bad
+    hostile.api_refused(make().advance, lp, names=("log_probs", "NaN or +inf"))
