@@ -615,3 +615,79 @@ def test_decoders_refuse_nan_log_probs_but_take_minus_inf(hostile, decoder, bad)
     make().advance(ok)
     lp[2, 1] = bad
     hostile.api_refused(make().advance, lp, names=("log_probs", "NaN or +inf"))
+
+
+# -- checkpoints with NaN/Inf weights are refused at export and verify ----------------------------
+def _poisoned(src: Path, dst: Path, how: str) -> Path:
+    import torch
+
+    from hearkit.training.checkpoint import load_checkpoint, save_checkpoint
+
+    ck = load_checkpoint(src)
+    sd = ck["state_dict"]
+    weights = [k for k, v in sd.items() if v.is_floating_point() and k.endswith("weight")]
+    if how == "nan-weight":
+        sd[weights[0]].view(-1)[0] = float("nan")
+    elif how == "inf-bias":
+        k = next(k for k in sd if k.endswith("bias"))
+        sd[k].view(-1)[-1] = float("inf")
+    elif how == "nan-running-mean":
+        k = next(k for k in sd if k.endswith("running_mean"))
+        sd[k].fill_(float("nan"))
+    elif how == "all-nan":
+        for k, v in sd.items():
+            if v.is_floating_point():
+                v.fill_(float("nan"))
+    elif how == "negative-running-var":  # finite weights whose network outputs NaN (sqrt of a negative)
+        k = next(k for k in sd if k.endswith("running_var"))
+        sd[k].fill_(-1.0)
+    ck = {k: v for k, v in ck.items() if k not in ("format", "version")}
+    assert isinstance(next(iter(sd.values())), torch.Tensor)
+    return save_checkpoint(ck, dst)
+
+
+@pytest.mark.parametrize("how", ["nan-weight", "inf-bias", "nan-running-mean", "all-nan"])
+def test_export_refuses_non_finite_checkpoint(hostile, untrained_classifier, tmp_path, how):
+    ck = _poisoned(untrained_classifier, tmp_path / f"{how}.pt", how)
+    out_dir = tmp_path / "out"
+    with hostile.unchanged(tmp_path):
+        line = hostile.refused(hostile.cli("export", ck, "-o", out_dir, "--quantize", "none"), ck.name,
+                               "NaN or infinite")
+    assert "diverged" in line and not out_dir.exists()  # refused before anything is written
+
+
+def test_export_refuses_a_network_that_outputs_nan_from_finite_weights(hostile, untrained_classifier, tmp_path):
+    """A negative BatchNorm variance: torch and ONNX agree (both NaN); max() used to call that 0.00 error."""
+    ck = _poisoned(untrained_classifier, tmp_path / "negvar.pt", "negative-running-var")
+    line = hostile.refused(hostile.cli("-q", "export", ck, "-o", tmp_path / "out", "--quantize", "none"), "NaN")
+    assert ".onnx" in line and "torch" in line
+
+
+def test_verify_refuses_a_checkpoint_that_became_nan(hostile, untrained_classifier, tmp_path):
+    """The export is fine; its checkpoint (sha256 recorded to match) holds NaN: verify ends in one line."""
+    from hearkit.export.classify import export_classifier
+    from hearkit.export.onnx_io import sha256_file
+
+    out_dir = tmp_path / "export"
+    export_classifier(untrained_classifier, out_dir, quantize=(), log=lambda m: None)
+    bad = _poisoned(untrained_classifier, tmp_path / "bad.pt", "nan-weight")
+    summary = json.loads((out_dir / "export.json").read_text())
+    summary.update(checkpoint=str(bad), checkpoint_sha256=sha256_file(bad))
+    (out_dir / "export.json").write_text(json.dumps(summary))
+    hostile.refused(hostile.cli("verify", out_dir, "--latency-runs", "0"), "bad.pt", "NaN")
+
+
+def test_check_finite_weights_passes_a_good_checkpoint(untrained_classifier):
+    from hearkit.training.checkpoint import check_finite_weights, load_checkpoint
+
+    check_finite_weights(load_checkpoint(untrained_classifier), untrained_classifier)  # no error
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")], ids=["nan", "inf", "minus-inf"])
+@pytest.mark.parametrize("points", [False, True], ids=["error", "points"])
+def test_limit_check_fails_non_finite_values_and_stays_json(value, points):
+    from hearkit.export.verify import limit_check
+
+    row = limit_check("logits max err", value, 1e-3, points=points)
+    assert row["passed"] is False
+    json.dumps(row, allow_nan=False)  # raises on NaN: the report stays JSON
