@@ -168,9 +168,12 @@ def _read_text(path: Path, what: str) -> str:
     except IsADirectoryError:
         raise ConfigError(f"{path}: {what} is a directory, expected a text file") from None
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: {what} is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8") from e
+    if "\x00" in text:  # UTF-16 without a BOM, or a binary file under a text file's name
+        raise ConfigError(f"{path}: {what} holds NUL bytes at byte {data.index(0)}; expected UTF-8 text")
+    return text
 
 
 def _read_list(path: Path) -> set[str]:

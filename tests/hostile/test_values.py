@@ -691,3 +691,132 @@ def test_limit_check_fails_non_finite_values_and_stays_json(value, points):
     row = limit_check("logits max err", value, 1e-3, points=points)
     assert row["passed"] is False
     json.dumps(row, allow_nan=False)  # raises on NaN: the report stays JSON
+
+
+# -- UrbanSound8K metadata.csv and Speech Commands lists: refused naming file and column ------------
+GOOD_ROWS = [("a1.wav", 1, 0, "dog"), ("a2.wav", 2, 0, "dog"), ("b1.wav", 1, 1, "siren"), ("b2.wav", 2, 1, "siren")]
+HEADER = "slice_file_name,fsID,start,end,salience,fold,classID,class"
+
+
+def _urbansound(root: Path, text: str | bytes | None = None) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, fold, _, _ in GOOD_ROWS:
+        (root / f"fold{fold}").mkdir(exist_ok=True)
+        write(root / f"fold{fold}" / name, tone(0.1), "PCM_16")
+    if text is None:
+        text = HEADER + "\n" + "".join(f"{n},1,0,1,1,{f},{c},{k}\n" for n, f, c, k in GOOD_ROWS)
+    p = root / "metadata.csv"
+    if isinstance(text, bytes):
+        p.write_bytes(text)
+    else:
+        p.write_text(text, encoding="utf-8")
+    return root
+
+
+def _rows(header: str = "slice_file_name,fold,classID,class", rows=None, **change) -> str:
+    rows = [list(map(str, r)) for r in (rows or GOOD_ROWS)]
+    for (i, j), v in change.get("cells", {}).items():
+        rows[i][j] = v
+    return header + "\n" + "".join(",".join(r) + "\n" for r in rows)
+
+
+BAD_METADATA = {
+    # name: (metadata.csv contents, words the error names)
+    "no-fold-column": (_rows("slice_file_name,fsid,classID,class"), ("'fold'",)),
+    "no-slice-file-name": (_rows("file,fold,classID,class"), ("'slice_file_name'",)),
+    "no-classID": (_rows("slice_file_name,fold,class_id,class"), ("'classID'",)),
+    "no-class": (_rows("slice_file_name,fold,classID,label"), ("'class'",)),
+    "only-two-columns": ("name,label\na1.wav,dog\n", ("'slice_file_name'", "'fold'")),
+    "empty-file": ("", ("'slice_file_name'",)),
+    "header-only": ("slice_file_name,fold,classID,class\n", ("no rows",)),
+    "latin-1": (_rows(cells={(0, 3): "d\xe9g"}).encode("latin-1"), ("not UTF-8",)),
+    "utf-16": (_rows().encode("utf-16"), ("not UTF-8",)),
+    "fold-float": (_rows(cells={(1, 1): "1.5"}), ("line 3", "'fold'", "'1.5'")),
+    "fold-word": (_rows(cells={(0, 1): "one"}), ("line 2", "'fold'")),
+    "fold-zero": (_rows(cells={(0, 1): "0"}), ("'fold'", ">= 1")),
+    "fold-negative": (_rows(cells={(2, 1): "-3"}), ("line 4", "'fold'")),
+    "classID-word": (_rows(cells={(0, 2): "dog"}), ("'classID'",)),
+    "classID-negative": (_rows(cells={(0, 2): "-1"}), ("'classID'", ">= 0")),
+    "empty-fold-cell": (_rows(cells={(3, 1): ""}), ("line 5", "'fold'")),
+    "short-row": ("slice_file_name,fold,classID,class\na1.wav,1\n", ("line 2", "'classID'")),
+    "classID-two-names": (_rows(cells={(1, 3): "cat"}), ("classID 0", "'cat'", "'dog'")),
+    "class-two-ids": (_rows(cells={(2, 3): "dog"}), ("class 'dog'",)),
+    "path-traversal": (_rows(cells={(0, 0): "../../a1.wav"}), ("slice_file_name", "../../a1.wav")),
+    "absolute-path": (_rows(cells={(0, 0): "/etc/passwd"}), ("slice_file_name", "/etc/passwd")),
+    "no-audio-for-any-row": (_rows(rows=[("x.wav", 1, 0, "dog"), ("y.wav", 2, 1, "siren")]), ("none of its 2 rows",)),
+    "nul-byte": (_rows().replace("a2.wav", "a2\x00.wav"), ("NUL bytes",)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_METADATA))
+def test_index_refuses_hostile_metadata_csv(hostile, tmp_path, name):
+    from hearkit.datasets import index_dataset
+
+    text, words = BAD_METADATA[name]
+    root = _urbansound(tmp_path / "us8k", text)
+    with hostile.unchanged(root):
+        hostile.api_refused(index_dataset, root, names=(str(root / "metadata.csv"), *words))
+
+
+@pytest.mark.parametrize("name", ["no-fold-column", "latin-1"])
+def test_train_refuses_hostile_metadata_before_any_run_folder(hostile, tmp_path, name):
+    root = _urbansound(tmp_path / "us8k", BAD_METADATA[name][0])
+    run = tmp_path / "run"
+    with hostile.unchanged(root):
+        hostile.refused(hostile.cli("train", "classify", "--data", root, "-o", run, "--epochs", "1"), "metadata.csv")
+    assert not run.exists()
+
+
+def test_metadata_csv_is_a_directory(hostile, tmp_path):
+    from hearkit.datasets import index_dataset
+
+    root = _urbansound(tmp_path / "us8k")
+    (root / "metadata.csv").unlink()
+    (root / "metadata.csv").mkdir()
+    hostile.api_refused(index_dataset, root, names=("metadata.csv", "directory"))
+
+
+@pytest.mark.parametrize("variant", ["plain", "bom", "crlf", "extra-columns-reordered", "blank-lines"])
+def test_good_metadata_in_every_dress_indexes_the_same(tmp_path, variant):
+    from hearkit.datasets import index_dataset
+
+    text = {
+        "plain": None,
+        "bom": "\ufeff" + _rows(),
+        "crlf": _rows().replace("\n", "\r\n"),
+        "extra-columns-reordered": "class,salience,classID,fold,slice_file_name\n"
+                                    + "".join(f"{k},1,{c},{f},{n}\n" for n, f, c, k in GOOD_ROWS),
+        "blank-lines": "\n" + _rows().replace("\n", "\n\n"),
+    }[variant]
+    idx = index_dataset(_urbansound(tmp_path / "us8k", text), val_fold=2)
+    assert idx.format == "urbansound8k" and idx.labels == ("dog", "siren")
+    assert [(Path(e.path).name, e.split, e.fold) for e in idx.examples] == [
+        ("a1.wav", "train", 1), ("b1.wav", "train", 1), ("a2.wav", "val", 2), ("b2.wav", "val", 2)]  # sorted by path
+
+
+def _speech_commands(root: Path) -> Path:
+    for label in ("yes", "no"):
+        (root / label).mkdir(parents=True)
+        for spk in ("0a0a0a0a", "1b1b1b1b"):
+            write(root / label / f"{spk}_nohash_0.wav", tone(0.1), "PCM_16")
+    return root
+
+
+@pytest.mark.parametrize("which", ["validation_list.txt", "testing_list.txt"])
+@pytest.mark.parametrize("bad", ["latin-1", "no-entry-matches", "directory"])
+def test_speech_commands_lists_refused_naming_the_file(hostile, tmp_path, which, bad):
+    from hearkit.datasets import index_dataset
+
+    root = _speech_commands(tmp_path / "sc")
+    p = root / which
+    if bad == "latin-1":
+        p.write_bytes("yes/0a0a0a0a_nohash_0.wav\nn\xf6/x.wav\n".encode("latin-1"))
+        words = ("not UTF-8",)
+    elif bad == "no-entry-matches":
+        p.write_text("speech_commands_v0.02/yes/0a0a0a0a_nohash_0.wav\n")
+        words = ("none of its 1 entries",)
+    else:
+        p.mkdir()
+        words = ("directory",)
+    with hostile.unchanged(root):
+        hostile.api_refused(index_dataset, root, names=(str(p), *words))
