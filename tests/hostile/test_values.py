@@ -663,14 +663,15 @@ def test_export_refuses_a_network_that_outputs_nan_from_finite_weights(hostile, 
     assert ".onnx" in line and "torch" in line
 
 
-def test_verify_refuses_a_checkpoint_that_became_nan(hostile, untrained_classifier, tmp_path):
+def test_verify_refuses_a_checkpoint_that_became_nan(hostile, export_dir, tmp_path):
     """The export is fine; its checkpoint (sha256 recorded to match) holds NaN: verify ends in one line."""
-    from hearkit.export.classify import export_classifier
+    import shutil
+
     from hearkit.export.onnx_io import sha256_file
 
     out_dir = tmp_path / "export"
-    export_classifier(untrained_classifier, out_dir, quantize=(), log=lambda m: None)
-    bad = _poisoned(untrained_classifier, tmp_path / "bad.pt", "nan-weight")
+    shutil.copytree(export_dir, out_dir)
+    bad = _poisoned(export_dir.parent / "model.pt", tmp_path / "bad.pt", "nan-weight")
     summary = json.loads((out_dir / "export.json").read_text())
     summary.update(checkpoint=str(bad), checkpoint_sha256=sha256_file(bad))
     (out_dir / "export.json").write_text(json.dumps(summary))
