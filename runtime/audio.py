@@ -140,6 +140,22 @@ def _validate(x, source: object, warn: bool, max_channels: int | None, note: str
     return np.ascontiguousarray(x, dtype=np.float32), clipped
 
 
+def downmix(x, source: object = "<stream chunk>", max_channels: int = MAX_CHANNELS) -> np.ndarray:
+    """The channel rule of ``check_waveform`` alone: 1-D as is, (samples, channels) averaged, (channels, samples) refused.
+
+    For numeric front-ends that take any float values (no range or finiteness policy here).
+    """
+    x = np.asarray(x)
+    if x.ndim <= 1 or x.size == 0:
+        return x.reshape(-1)
+    if x.ndim > 2:
+        raise NotAudioError(source, f"expected 1-D samples or (samples, channels), got shape {x.shape}")
+    if x.shape[1] > max_channels:
+        raise NotAudioError(source, f"shape {x.shape} looks like (channels, samples); arrays are (samples, channels) "
+                            f"with at most {max_channels} channels: pass x.T")
+    return x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
+
+
 def check_waveform(
     x: np.ndarray, source: object = "<array>", *, warn: bool = True, max_channels: int | None = MAX_CHANNELS
 ) -> np.ndarray:

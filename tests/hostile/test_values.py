@@ -821,3 +821,25 @@ def test_speech_commands_lists_refused_naming_the_file(hostile, tmp_path, which,
         words = ("directory",)
     with hostile.unchanged(root):
         hostile.api_refused(index_dataset, root, names=(str(p), *words))
+
+
+@pytest.mark.parametrize("which", ["numpy", "onnx"])
+def test_streaming_frontends_downmix_stereo_chunks(hostile, tmp_path, which):
+    from hearkit.frontend import StreamingFrontend
+
+    x = tone(0.3, amp=0.4)
+    if which == "numpy":
+        make = lambda: StreamingFrontend(FrontendConfig())  # noqa: E731
+    else:
+        pytest.importorskip("torch", reason="building the streaming front-end graph needs hearkit[export]")
+        from hearkit.export.frontend import build_streaming_frontend_graph
+        from hearkit.frontend_onnx import OnnxStreamingFrontend
+
+        path = tmp_path / "frontend.stream.onnx"
+        onnx.save_model(build_streaming_frontend_graph(FrontendConfig()), str(path))
+        make = lambda: OnnxStreamingFrontend(path)  # noqa: E731
+    a, b = make(), make()
+    want = np.concatenate([a.accept_waveform(c) for c in _chunks(x)])
+    got = np.concatenate([b.accept_waveform(c) for c in _chunks(np.stack([x, x], axis=1))])
+    np.testing.assert_allclose(got, want, atol=1e-5)  # the same samples; float rounding of the mean
+    hostile.api_refused(b.accept_waveform, np.zeros((2, 400), np.float32), names=("(channels, samples)",))
