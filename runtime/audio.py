@@ -124,8 +124,8 @@ def _validate(x, source: object, warn: bool, max_channels: int | None, note: str
         peak = float(max(hi, -lo))
         if peak > CLIP_PEAK:
             raise OutOfRangeAudioError(
-                source, f"samples reach {peak:.4g}, far outside [-1, 1] (peaks up to {CLIP_PEAK:g} are clipped with a warning): "
-                "integer PCM stored as float, or another scale; write it as float in [-1, 1] or as integer PCM")
+                source, f"samples reach {peak:.4g}, far outside [-1, 1] (peaks up to {CLIP_PEAK:g} are clipped with "
+                "a warning): integer PCM stored as float, or another scale; write it as float in [-1, 1] or as integer PCM")
         x = x.astype(np.float32, copy=False)
         if peak > 1.0:
             over = int((np.abs(x) > 1.0).sum())
