@@ -36,7 +36,7 @@ import click
 import numpy as np
 
 from hearkit import artifacts
-from hearkit.errors import ConfigError, ModelError
+from hearkit.errors import ConfigError, ModelError, check_finite
 from hearkit.export.task import Calibration, CliOption, Evaluation, Quantizer, Task, check_checkpoint, reference_alias
 from hearkit.frontend import FrontendConfig
 
@@ -286,6 +286,7 @@ class CTCTask(Task):
                     secs[k] += time.perf_counter() - t
                     if lp.shape != lp_t.shape:
                         raise ModelError(f"{variants[k]['pipeline']}: output {lp.shape} != torch {lp_t.shape} for {u.audio}")
+                    check_finite(lp, variants[k]["pipeline"], "log-probs")  # max() below would drop a NaN
                     max_err[k] = max(max_err[k], float(np.abs(lp.astype(np.float64) - lp_t).max()))
                     hyps[k].append(greedy_text(lp, vocab, blank))
         finally:

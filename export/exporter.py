@@ -83,13 +83,14 @@ def export(
         options: the task's data options (``data``, ``fmt`` for classify; ``manifest`` for ctc).
     """
     from hearkit.export.frontend import build_frontend_graph
-    from hearkit.training.checkpoint import load_checkpoint
+    from hearkit.training.checkpoint import check_finite_weights, load_checkpoint
     from hearkit.training.frontend import LogMel
 
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     t0 = time.perf_counter()
     checkpoint = Path(checkpoint).resolve()
     ckpt = ckpt if ckpt is not None else load_checkpoint(checkpoint)
+    check_finite_weights(ckpt, checkpoint)  # before any file is written
     t = get_task(task or ckpt.get("task"), checkpoint, "checkpoint")
     net, cfg = t.load(ckpt)
     count = calibration_clips or t.calibration_clips

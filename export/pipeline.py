@@ -252,6 +252,11 @@ def check_graph(
         ref = np.asarray(reference(x))
         if got.shape != ref.shape:
             raise ModelError(f"{name}: ONNX output shape {got.shape} != torch {ref.shape} for input {x.shape}")
+        bad = [k for k, v in (("ONNX", got), ("torch", ref)) if not np.isfinite(v).all()]
+        if bad:
+            # max() would drop the NaN and report "0.00 error" (e.g. a BatchNorm with a negative variance)
+            raise ModelError(f"{name}: {' and '.join(bad)} give NaN or infinite outputs for the check input {x.shape}; "
+                             "the checkpoint's weights are broken")
         worst = max(worst, float(np.abs(got.astype(np.float64) - ref).max()) if ref.size else 0.0)
         shapes.append(tuple(x.shape))
     return GraphCheck(name, worst, tuple(shapes))

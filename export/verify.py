@@ -14,6 +14,7 @@ exit with 1.
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import sys
@@ -35,7 +36,7 @@ POINTS_SLACK = 1e-12     # a delta of two fractions may exceed its limit by floa
 def load_export_checkpoint(summary: dict, checkpoint: str | os.PathLike | None = None) -> dict:
     """The checkpoint an export came from, checked against the recorded sha256."""
     from hearkit.export.onnx_io import sha256_file
-    from hearkit.training.checkpoint import load_checkpoint
+    from hearkit.training.checkpoint import check_finite_weights, load_checkpoint
 
     path = Path(checkpoint or summary.get("checkpoint", ""))
     if not path.is_file():
@@ -46,7 +47,9 @@ def load_export_checkpoint(summary: dict, checkpoint: str | os.PathLike | None =
             f"{path}: sha256 {sha[:12]}… differs from the export's {summary['checkpoint_sha256'][:12]}…; "
             "the checkpoint changed since export (re-export, or pass the original with --checkpoint)"
         )
-    return load_checkpoint(path)
+    ckpt = load_checkpoint(path)
+    check_finite_weights(ckpt, path)
+    return ckpt
 
 
 def _median_ms(fn, runs: int = LATENCY_RUNS) -> float:
@@ -103,6 +106,11 @@ def limit_check(name: str, value: float, limit: float, *, at_least: bool = False
         at_least: pass when ``value >= limit`` (agreements) instead of ``<=`` (errors, drops) (Default: False).
         points: ``value`` and ``limit`` are fractions reported in percentage points (metric deltas) (Default: False).
     """
+    if not math.isfinite(value):
+        # NaN compares false both ways and max() drops it: name it and fail, never "0.00 error".
+        # The value is kept as a string so report.json stays JSON (NaN is not).
+        return {"check": name, "value": str(value), "limit": f"{'>=' if at_least else '<='} "
+                f"{100 * limit if points else limit:g}", "passed": False}
     if points:
         return {"check": name, "value": round(100 * value, 3), "limit": f"<= {100 * limit:g}",
                 "passed": value <= limit + POINTS_SLACK}
@@ -166,7 +174,13 @@ def verify(
         "checks": checks,
         "passed": all(c["passed"] for c in checks),
     }
-    (out / artifacts.REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
+    # allow_nan=False: a NaN that got past the checks fails here rather than writing a report.json that is not JSON
+    try:
+        text = json.dumps(report, indent=2, allow_nan=False)
+    except ValueError as e:
+        raise ModelError(f"{out}: verification produced NaN or infinite results ({e}); the export or its checkpoint "
+                         "is broken") from e
+    (out / artifacts.REPORT_JSON).write_text(text + "\n")
     (out / artifacts.REPORT_MD).write_text(t.report_markdown(report))
     for name, text in ev.files.items():
         (out / name).write_text(text)
@@ -228,5 +242,6 @@ def report_markdown(r: dict, title: str, about: list[str], table: list[str], not
     lines += ["", "| check | value | limit | result |", "| --- | --- | --- | --- |"]
     for c in r["checks"]:
         v = c["value"]
-        lines.append(f"| {c['check'].replace('|', '&#124;')} | {v:.4g} | {c['limit']} | {'pass' if c['passed'] else '**FAIL**'} |")
+        cell = f"{v:.4g}" if isinstance(v, (int, float)) else str(v)
+        lines.append(f"| {c['check'].replace('|', '&#124;')} | {cell} | {c['limit']} | {'pass' if c['passed'] else '**FAIL**'} |")
     return "\n".join(lines) + "\n"

@@ -2,12 +2,25 @@
 
 Every function returns float32 mono samples in [-1, 1] and raises an
 ``AudioError`` subclass naming the file and the reason on bad input.
+
+One policy for every sample that comes in, from a file or from an array passed to the
+Python API (docs/design.md §14), applied by ``check_waveform`` / ``ChunkChecker``:
+
+- float samples with a peak up to ``CLIP_PEAK`` (+6 dBFS) are float-DSP overshoot: they are
+  clipped to [-1, 1] with one ``HearkitWarning`` (per file or stream); beyond it the scale is
+  wrong (integer PCM stored as float, a different format) and the audio is refused;
+- NaN or infinite samples are refused;
+- integer PCM is scaled to [-1, 1) (unsigned as offset binary: 128 is silence in 8-bit);
+- 2-D arrays are (samples, channels) and averaged to mono; a second axis longer than
+  ``MAX_CHANNELS`` is refused as a (channels, samples) array.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,25 +30,46 @@ from hearkit.errors import (
     AudioFileNotFound,
     CorruptAudioError,
     EmptyAudioError,
+    HearkitWarning,
     NonFiniteAudioError,
     NotAudioError,
+    OutOfRangeAudioError,
     ResampleError,
 )
 
 _TRUNCATED = re.compile(r"^(data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 MAX_SAMPLE_RATE = 768_000  # Hz; above this a header is more likely corrupt than real
 BLOCK_SECONDS = 10.0  # default block length of iter_blocks, in seconds
+# |sample| up to this (+6 dBFS, one bit of headroom) is overshoot of float DSP (a gain, a mix of two
+# full-scale sources, a resampler's ringing): clipped with a warning. Beyond it the scale is wrong:
+# int16 PCM stored as float peaks at hundreds to 32767, 24-bit at up to 8.4e6 (docs/design.md §14).
+CLIP_PEAK = 2.0
+# A 2-D array is (samples, channels). Sound cards and mic arrays deliver up to 16 or so channels;
+# a second axis longer than this is a (channels, samples) array read the wrong way round.
+MAX_CHANNELS = 32
 
 
 def _open(path: str | os.PathLike):
     import soundfile as sf
 
     p = Path(path)
-    if not p.exists():
-        raise AudioFileNotFound(p, "no such file")
-    if p.is_dir():
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise AudioFileNotFound(p, "no such file") from None
+    except OSError as e:  # a path through a file, too long a name, a symlink loop
+        raise NotAudioError(p, f"cannot be read ({e.strerror or e})") from e
+    if stat.S_ISDIR(st.st_mode):
         raise NotAudioError(p, "is a directory, not an audio file")
-    if p.stat().st_size == 0:
+    if not stat.S_ISREG(st.st_mode):
+        # opening a FIFO blocks until a writer comes, a device reads forever: neither is a file of audio
+        kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a character device" if stat.S_ISCHR(st.st_mode)
+                else "a block device" if stat.S_ISBLK(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+                else "a special file")
+        raise NotAudioError(p, f"not a regular file ({kind}); give an audio file")
+    if not os.access(p, os.R_OK):
+        raise NotAudioError(p, "cannot be read (permission denied)")
+    if st.st_size == 0:
         raise EmptyAudioError(p, "file is empty (0 bytes)")
     try:
         f = sf.SoundFile(str(p))
@@ -55,28 +89,123 @@ def _open(path: str | os.PathLike):
     return f
 
 
-def check_waveform(x: np.ndarray, source: object = "<array>") -> np.ndarray:
-    """Validate a waveform array: non-empty, finite, 1-D or (samples, channels).
-
-    Returns the input as float32 mono (channels averaged).
-    """
+def _validate(x, source: object, warn: bool, max_channels: int | None, note: str = "") -> tuple[np.ndarray, bool]:
+    """The checks of ``check_waveform``; returns (mono float32, whether samples were clipped)."""
     x = np.asarray(x)
     if x.dtype.kind not in "fiu":
-        raise NotAudioError(source, f"samples must be numbers, got dtype {x.dtype}")
-    if x.dtype.kind in "iu":
-        # integer PCM: scale to [-1, 1)
-        x = x.astype(np.float32) / float(np.iinfo(x.dtype).max + 1)
+        raise NotAudioError(source, f"samples must be real numbers (float or integer PCM), got dtype {x.dtype}")
     if x.ndim == 2:
-        x = x.mean(axis=1)
+        ch = x.shape[1]
+        if max_channels is not None and ch > max_channels:
+            if x.shape[0] <= max_channels:
+                raise NotAudioError(
+                    source, f"shape {x.shape} looks like (channels, samples); arrays are (samples, channels) "
+                    f"with at most {max_channels} channels: pass x.T")
+            raise NotAudioError(source, f"shape {x.shape}: {ch} channels, at most {max_channels} are taken")
+        if ch == 0:
+            raise EmptyAudioError(source, f"audio has zero channels (shape {x.shape})")
     elif x.ndim != 1:
         raise NotAudioError(source, f"expected 1-D samples or (samples, channels), got shape {x.shape}")
     if x.size == 0:
         raise EmptyAudioError(source, "audio has zero samples")
-    x = x.astype(np.float32, copy=False)
-    if not np.isfinite(x).all():
-        bad = int((~np.isfinite(x)).sum())
-        raise NonFiniteAudioError(source, f"{bad} of {x.size} samples are NaN or infinite")
-    return x
+    clipped = False
+    if x.dtype.kind == "i":
+        x = x.astype(np.float32) / float(2 ** (8 * x.dtype.itemsize - 1))
+    elif x.dtype.kind == "u":
+        # unsigned PCM is offset binary (8-bit WAV: 128 is silence)
+        half = float(2 ** (8 * x.dtype.itemsize - 1))
+        x = (x.astype(np.float64) - half).astype(np.float32) / np.float32(half)
+    else:
+        # max and min instead of isfinite(abs(x)): no temporary of the block's size in the common case
+        hi, lo = x.max(), x.min()
+        if not (np.isfinite(hi) and np.isfinite(lo)):
+            bad = int((~np.isfinite(x)).sum())
+            raise NonFiniteAudioError(source, f"{bad} of {x.size} samples are NaN or infinite")
+        peak = float(max(hi, -lo))
+        if peak > CLIP_PEAK:
+            raise OutOfRangeAudioError(
+                source, f"samples reach {peak:.4g}, far outside [-1, 1] (peaks up to {CLIP_PEAK:g} are clipped with "
+                "a warning): integer PCM stored as float, or another scale; write it as float in [-1, 1] or as integer PCM")
+        x = x.astype(np.float32, copy=False)
+        if peak > 1.0:
+            over = int((np.abs(x) > 1.0).sum())
+            if over:
+                x = np.clip(x, -1.0, 1.0)
+                clipped = True
+                if warn:
+                    warnings.warn(f"{source}: {over} of {x.size} samples outside [-1, 1] (peak {peak:.3g}) "
+                                  f"clipped to [-1, 1]{note}", HearkitWarning, stacklevel=3)
+    if x.ndim == 2:
+        x = x.mean(axis=1, dtype=np.float32) if x.shape[1] > 1 else x[:, 0]
+    return np.ascontiguousarray(x, dtype=np.float32), clipped
+
+
+def downmix(x, source: object = "<stream chunk>", max_channels: int = MAX_CHANNELS) -> np.ndarray:
+    """The channel rule of ``check_waveform`` alone: 1-D as is, (samples, channels) averaged, (channels, samples) refused.
+
+    For numeric front-ends that take any float values (no range or finiteness policy here).
+    """
+    x = np.asarray(x)
+    if x.ndim <= 1 or x.size == 0:
+        return x.reshape(-1)
+    if x.ndim > 2:
+        raise NotAudioError(source, f"expected 1-D samples or (samples, channels), got shape {x.shape}")
+    if x.shape[1] > max_channels:
+        raise NotAudioError(source, f"shape {x.shape} looks like (channels, samples); arrays are (samples, channels) "
+                            f"with at most {max_channels} channels: pass x.T")
+    return x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
+
+
+def check_waveform(
+    x: np.ndarray, source: object = "<array>", *, warn: bool = True, max_channels: int | None = MAX_CHANNELS
+) -> np.ndarray:
+    """Validate a waveform array and return it as float32 mono (docs/design.md §14).
+
+    Args:
+        x: samples, 1-D or (samples, channels); float in [-1, 1] or integer PCM.
+        source: the file or argument named in errors and warnings (Default: ``"<array>"``).
+        warn: give a ``HearkitWarning`` when samples are clipped (Default: True).
+        max_channels: most channels of a 2-D array; longer second axes are refused as
+            (channels, samples); None for data whose layout is known, such as a file's
+            (Default: ``MAX_CHANNELS``).
+
+    Returns:
+        (samples,) float32 in [-1, 1], channels averaged.
+
+    Raises:
+        EmptyAudioError: no samples.
+        NonFiniteAudioError: NaN or infinite samples.
+        OutOfRangeAudioError: float samples beyond ``CLIP_PEAK``.
+        NotAudioError: a dtype that is not numbers, or a shape that is not audio.
+    """
+    return _validate(x, source, warn, max_channels)[0]
+
+
+class ChunkChecker:
+    """``check_waveform`` for the chunks of one stream: empty chunks pass, the clip warning comes once.
+
+    Args:
+        source: what errors and the warning name (Default: ``"<stream chunk>"``).
+        max_channels: as for ``check_waveform``.
+    """
+
+    def __init__(self, source: object = "<stream chunk>", max_channels: int | None = MAX_CHANNELS):
+        self.source, self.max_channels = source, max_channels
+        self.warned = False
+
+    def __call__(self, chunk) -> np.ndarray:
+        """(samples,) float32 mono of one chunk; a chunk of zero samples gives an empty array."""
+        x = np.asarray(chunk)
+        if x.size == 0 and x.ndim <= 2 and x.dtype.kind in "fiu":
+            return np.zeros(0, np.float32)
+        y, clipped = _validate(x, self.source, not self.warned, self.max_channels,
+                               "; later clipping in this stream is not reported")
+        self.warned |= clipped
+        return y
+
+    def reset(self) -> None:
+        """A new stream: its first clipping is reported again."""
+        self.warned = False
 
 
 def resample(x: np.ndarray, orig_sr: int, target_sr: int, source: object = "<array>") -> np.ndarray:
@@ -115,7 +244,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple
             raise CorruptAudioError(path, f"truncated or corrupt ({e})") from e
     if data.shape[0] == 0:
         raise CorruptAudioError(path, f"header promises {f.frames} samples but none could be read")
-    x = check_waveform(data, path)
+    x = check_waveform(data, path, max_channels=None)
     if sample_rate is not None:
         x = resample(x, sr, sample_rate, path)
         sr = int(sample_rate)
@@ -160,6 +289,7 @@ def iter_blocks(
                     raise ResampleError(path, f"{name} sample rate {r} Hz is outside 1..{MAX_SAMPLE_RATE} Hz")
             rs = soxr.ResampleStream(sr, out_sr, 1, dtype="float32", quality="HQ")
         block_in = max(1, int(round(block_seconds * sr)))
+        check = ChunkChecker(path, max_channels=None)  # one clip warning per file, not per block
         produced = 0
         while True:
             try:
@@ -167,10 +297,7 @@ def iter_blocks(
             except Exception as e:
                 raise CorruptAudioError(path, f"truncated or corrupt ({e})") from e
             last = data.shape[0] < block_in
-            if data.shape[0]:
-                x = check_waveform(data, path)
-            else:
-                x = np.zeros(0, np.float32)
+            x = check(data)
             if rs is not None:
                 x = rs.resample_chunk(x, last=last)
             if x.size:

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hearkit.audio import check_waveform, load_audio
-from hearkit.errors import ConfigError, ModelError
+from hearkit.audio import ChunkChecker, check_waveform, load_audio
+from hearkit.errors import ConfigError, ModelError, NotAudioError, check_finite
 from hearkit.frontend import logmel
 from hearkit.metadata import ModelInfo
 
@@ -127,7 +127,7 @@ class OnnxScorer:
         n = len(self.info.labels)
         if out.ndim != 2 or out.shape[1] != n:
             raise ModelError(f"{self.path}: output shape {out.shape} does not match {n} labels (batch, {n})")
-        return out
+        return check_finite(out, self.path, "scores")
 
 
 class Classifier:
@@ -308,8 +308,16 @@ class SlidingWindow:
         self.samples_seen = 0
 
     def push(self, chunk: np.ndarray) -> list[tuple[np.ndarray, int]]:
-        """Add samples; return each complete window (copy) with its end position in samples."""
-        chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
+        """Add mono samples (1-D); return each complete window (copy) with its end position in samples.
+
+        Numbers only, no audio policy (``KeywordSpotter.accept_waveform`` applies it); a 2-D
+        chunk is refused rather than flattened, which would interleave its channels.
+        """
+        chunk = np.asarray(chunk)
+        if chunk.ndim > 1 and chunk.size:
+            raise NotAudioError("<stream chunk>", f"SlidingWindow takes 1-D samples, got shape {chunk.shape}; "
+                                "downmix with hearkit.audio.check_waveform")
+        chunk = chunk.astype(np.float32, copy=False).reshape(-1)
         out = []
         pos = 0
         while pos < chunk.size:
@@ -356,6 +364,7 @@ class StreamingScorer:
             raise ConfigError(f"streaming features need center=False and window/hop in whole frames of {fe.hop_length} samples")
         fe_path = artifacts.resolve(path, prefer=artifacts.FP32, stems=(artifacts.FRONTEND,))
         self.frontend = OnnxFrontend(fe_path, threads=1)
+        self.frontend_path = os.fspath(fe_path)
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
         self.window, self.hop = int(window), int(hop)
@@ -378,10 +387,12 @@ class StreamingScorer:
         self._tail = np.zeros(self.carry, np.float32)
         self._pending = np.zeros(0, np.float32)
         self.samples_seen = 0
+        self._check = ChunkChecker()
 
     def push(self, chunk: np.ndarray) -> list[tuple[np.ndarray, int]]:
-        """Add samples; return (logits (labels,), end position in samples) for each completed hop."""
-        chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
+        """Add samples (1-D or (samples, channels), see ``check_waveform``); return (logits (labels,),
+        end position in samples) for each completed hop."""
+        chunk = self._check(chunk)
         buf = np.concatenate([self._pending, chunk]) if self._pending.size else chunk
         out = []
         pos = 0
@@ -394,6 +405,10 @@ class StreamingScorer:
             pos += self.hop
             self.samples_seen += self.hop
             logits = self.session.run([self.output_name], {self.input_name: self._frames[None]})[0][0]
+            if not np.isfinite(logits).all():
+                # blame the graph that made the first non-finite values
+                check_finite(new, self.frontend_path, "log-mel features")
+                check_finite(logits, self.path, "scores")
             out.append((logits, self.samples_seen))
         self._pending = buf[pos:].copy()
         return out
@@ -500,6 +515,9 @@ class KeywordSpotter:
             self.streamer = StreamingScorer(path, self.window_samples, hop, device=device)
         self.record = record
         self.history: list[tuple[float, np.ndarray]] = []
+        self._check = ChunkChecker()
+        # named when the scores are not finite: the model file, or the custom scorer (the torch path)
+        self._scorer_name = os.fspath(onnx_scorer.path) if onnx_scorer is not None else "the KeywordSpotter's scorer"
 
     @property
     def samples_seen(self) -> int:
@@ -513,22 +531,24 @@ class KeywordSpotter:
             self.streamer.reset()
         self.logic.reset()
         self.history = []
+        self._check.reset()
 
     def accept_waveform(self, chunk: np.ndarray) -> list[Detection]:
         """Add samples at the model's rate (any length, 0 included); return new detections.
 
         ``chunk`` is 1-D or (samples, channels), as a sound card delivers it (channels are
-        averaged), float in [-1, 1] or integer PCM; NaN or infinite samples are refused.
+        averaged), float in [-1, 1] or integer PCM (docs/design.md §14: slight overshoot is
+        clipped with one warning per stream; NaN, infinite or far out-of-range samples and
+        (channels, samples) arrays are refused). Scores that are not finite raise ``ModelError``.
         """
-        chunk = np.asarray(chunk)
-        if chunk.size:
-            chunk = check_waveform(chunk, "<stream chunk>")
+        chunk = self._check(chunk)
         found = []
         if self.streamer is not None:
             scored = ((logits, end) for logits, end in self.streamer.push(chunk))
         else:
             scored = ((self.scorer(win[None])[0], end) for win, end in self.window.push(chunk))
         for logits, end in scored:
+            check_finite(logits, self._scorer_name, "scores")
             probs = softmax(logits)
             t = end / self.sample_rate
             smoothed, det = self.logic.update(probs, t)

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from hearkit.errors import ConfigError
+from hearkit.errors import ConfigError, ModelError
 
 WORD_SEPARATOR = " "
 LN10 = math.log(10.0)
@@ -99,6 +99,12 @@ def _check_log_probs(log_probs: np.ndarray, vocab_size: int) -> np.ndarray:
     x = np.asarray(log_probs)
     if x.ndim != 2 or x.shape[1] != vocab_size:
         raise ConfigError(f"log_probs must have shape (frames, {vocab_size}), got {x.shape}")
+    if x.dtype.kind != "f":
+        raise ConfigError(f"log_probs must be floats, got dtype {x.dtype}")
+    # -inf is a log-probability of 0 and decodes; NaN and +inf would make argmax and the beam's sums meaningless
+    if x.size and not (x < np.inf).all():
+        bad = int((~(x < np.inf)).sum())
+        raise ModelError(f"log_probs hold {bad} NaN or +inf values of {x.size}: the model that made them is broken")
     return x
 
 
@@ -130,11 +136,14 @@ class Lexicon:
         if not os.path.isfile(p):
             raise ConfigError(f"{p}: no such lexicon file")
         words = []
-        with open(p, encoding="utf-8") as f:
-            for line in f:
-                line = line.split("#", 1)[0].split()
-                if line:
-                    words.append(line[0])
+        try:
+            with open(p, encoding="utf-8") as f:
+                for line in f:
+                    line = line.split("#", 1)[0].split()
+                    if line:
+                        words.append(line[0])
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{p}: lexicon is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8") from e
         try:
             return cls(words)
         except ConfigError as e:

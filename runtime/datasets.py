@@ -14,7 +14,10 @@ Three layouts are understood (``FORMATS``); ``detect_format`` picks one when non
 ``urbansound8k``
     ``metadata.csv`` with ``slice_file_name,fold,classID,class`` and audio in
     ``fold<k>/``. The user picks the validation and test folds; every other
-    fold trains. Rows whose audio is missing are reported and left out.
+    fold trains. Rows whose audio is missing are reported and left out. A
+    ``metadata.csv`` that lacks a column, is not UTF-8, or holds a fold or class
+    id that is not a positive / non-negative integer is refused naming the file,
+    line and column: indexing its folders as labels instead would train on folds.
 ``folders``
     ``<label>/<clip>``, nothing else. Split by speaker hash when the file name
     names a speaker (``speaker_pattern``), else by a hash of the file name.
@@ -43,6 +46,7 @@ UNKNOWN_LABEL = "_unknown_"
 VALIDATION_LIST = "validation_list.txt"
 TESTING_LIST = "testing_list.txt"
 URBANSOUND_METADATA = "metadata.csv"
+URBANSOUND_COLUMNS = ("slice_file_name", "fold", "classID", "class")
 DEFAULT_VAL_PERCENT = 10.0  # hash split when no lists exist, as Google's input_data.which_set
 DEFAULT_TEST_PERCENT = 10.0
 _HASH_BUCKETS = 2**27 - 1  # Google's MAX_NUM_WAVS_PER_CLASS, keeps the split stable as data grows
@@ -157,10 +161,73 @@ def hash_split(key: str, val_percent: float = DEFAULT_VAL_PERCENT, test_percent:
     return "train"
 
 
+def _read_text(path: Path, what: str) -> str:
+    """A text file as str (UTF-8, a BOM dropped); ConfigError naming the file when it is not text."""
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: {what} is a directory, expected a text file") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: {what} is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8") from e
+    if "\x00" in text:  # UTF-16 without a BOM, or a binary file under a text file's name
+        raise ConfigError(f"{path}: {what} holds NUL bytes at byte {data.index(0)}; expected UTF-8 text")
+    return text
+
+
 def _read_list(path: Path) -> set[str]:
-    if not path.is_file():
+    if not path.exists():
         return set()
-    return {ln.strip().replace("\\", "/") for ln in path.read_text().splitlines() if ln.strip()}
+    text = _read_text(path, "split list")
+    return {ln.strip().replace("\\", "/") for ln in text.splitlines() if ln.strip()}
+
+
+def _read_urbansound_metadata(meta: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """Header and ``(line number, row)`` of an UrbanSound8K ``metadata.csv``, refusing what cannot be indexed.
+
+    Every required column must be there (extra ones, such as fsID or salience, are fine)
+    and every row must have a value in each.
+    """
+    text = _read_text(meta, "UrbanSound8K metadata")
+    try:
+        lines = list(csv.reader(text.splitlines()))
+    except csv.Error as e:
+        raise ConfigError(f"{meta}: not a CSV file hearkit can read ({e})") from e
+    while lines and not any(c.strip() for c in lines[0]):
+        lines.pop(0)
+    header = [c.strip() for c in lines[0]] if lines else []
+    missing = [c for c in URBANSOUND_COLUMNS if c not in header]
+    if missing:
+        raise ConfigError(
+            f"{meta}: lacks column(s) {', '.join(repr(c) for c in missing)}; urbansound8k metadata needs "
+            f"{', '.join(URBANSOUND_COLUMNS)} (pass --format folders or speech-commands to index the folder without it)"
+        )
+    col = {c: header.index(c) for c in URBANSOUND_COLUMNS}
+    rows = []
+    for n, cells in enumerate(lines[1:], start=2):
+        if not any(c.strip() for c in cells):
+            continue  # blank lines
+        row = {}
+        for c, i in col.items():
+            v = cells[i].strip() if i < len(cells) else ""
+            if not v:
+                raise ConfigError(f"{meta}: line {n} has no value in column '{c}'")
+            row[c] = v
+        rows.append((n, row))
+    if not rows:
+        raise ConfigError(f"{meta}: has a header but no rows")
+    return header, rows
+
+
+def _int_cell(meta: Path, line: int, column: str, value: str, low: int) -> int:
+    try:
+        k = int(value)
+    except ValueError:
+        k = None
+    if k is None or k < low:
+        raise ConfigError(f"{meta}: line {line}, column '{column}': expected an integer >= {low}, got {value!r}")
+    return k
 
 
 def _warn(msg: str) -> None:
@@ -171,7 +238,8 @@ def _warn(msg: str) -> None:
 def detect_format(root: str | Path) -> str:
     """Guess the layout of a dataset folder.
 
-    ``metadata.csv`` with a ``fold`` column -> ``urbansound8k``; a
+    ``metadata.csv`` -> ``urbansound8k`` (refused, naming the missing columns, when it is
+    not UrbanSound8K's; ``format`` given explicitly ignores it); a
     ``validation_list.txt``, ``testing_list.txt`` or ``_background_noise_`` ->
     ``speech-commands``; sub-folders holding audio -> ``folders``.
     """
@@ -179,11 +247,11 @@ def detect_format(root: str | Path) -> str:
     if not root.is_dir():
         raise ConfigError(f"{root}: dataset folder does not exist")
     meta = root / URBANSOUND_METADATA
-    if meta.is_file():
-        with open(meta, newline="") as f:
-            header = next(csv.reader(f), [])
-        if "fold" in header and "slice_file_name" in header:
-            return "urbansound8k"
+    if meta.exists():
+        # a metadata.csv that is not UrbanSound8K's is refused, not skipped: its fold<k>/ folders
+        # would be indexed as labels and the model would learn the folds (docs/design.md §14)
+        _read_urbansound_metadata(meta)
+        return "urbansound8k"
     if (root / VALIDATION_LIST).exists() or (root / TESTING_LIST).exists() or (root / BACKGROUND_NOISE_DIR).is_dir():
         return "speech-commands"
     if any(d.is_dir() and any(_is_audio(p) for p in d.rglob("*")) for d in root.iterdir()):
@@ -203,13 +271,14 @@ def _index_speech_commands(root: Path, keywords, speaker_patterns, val_percent, 
     val_list, test_list = _read_list(root / VALIDATION_LIST), _read_list(root / TESTING_LIST)
     use_lists = bool(val_list or test_list)
     kw = None if keywords is None else set(keywords)
-    examples = []
+    examples, rels = [], set()
     for d in _label_folders(root):
         label = d.name
         if kw is not None and label not in kw and label != SILENCE_LABEL:
             label = UNKNOWN_LABEL
         for p in _audio_files(d):
             rel = p.relative_to(root).as_posix()
+            rels.add(rel)
             speaker = speaker_from_name(p, speaker_patterns)
             if use_lists:
                 split = "val" if rel in val_list else "test" if rel in test_list else "train"
@@ -219,6 +288,12 @@ def _index_speech_commands(root: Path, keywords, speaker_patterns, val_percent, 
             examples.append(Example(str(p.resolve()), label, split, speaker))
     if not examples:
         raise ConfigError(f"{root}: no audio found in label folders")
+    # a list none of whose entries names a clip (paths relative to another folder, another
+    # dataset's list) would silently make every clip a training clip
+    for name, lst in ((VALIDATION_LIST, val_list), (TESTING_LIST, test_list)):
+        if lst and not lst & rels:
+            raise ConfigError(f"{root / name}: none of its {len(lst)} entries names a clip under {root} "
+                              f"(first: {sorted(lst)[0]!r}); entries are paths like 'yes/0a7c2a8d_nohash_0.wav'")
     labels = sorted({e.label for e in examples})
     if kw is not None:
         missing = sorted(kw - set(labels))
@@ -245,12 +320,24 @@ def _index_urbansound(root: Path, val_fold, test_fold) -> DatasetIndex:
     meta = root / URBANSOUND_METADATA
     if not meta.is_file():
         raise ConfigError(f"{root}: urbansound8k format needs {URBANSOUND_METADATA}")
-    with open(meta, newline="") as f:
-        rows = list(csv.DictReader(f))
-    need = {"slice_file_name", "fold", "classID", "class"}
-    if not rows or not need <= set(rows[0]):
-        raise ConfigError(f"{meta}: expected columns {sorted(need)}")
-    folds = sorted({int(r["fold"]) for r in rows})
+    _, lines = _read_urbansound_metadata(meta)
+    rows = []
+    names: dict[int, str] = {}
+    ids: dict[str, int] = {}
+    for n, r in lines:
+        fold = _int_cell(meta, n, "fold", r["fold"], 1)
+        cid = _int_cell(meta, n, "classID", r["classID"], 0)
+        name = r["class"]
+        if names.setdefault(cid, name) != name:
+            raise ConfigError(f"{meta}: line {n}: classID {cid} is '{name}', but '{names[cid]}' on an earlier line")
+        if ids.setdefault(name, cid) != cid:
+            raise ConfigError(f"{meta}: line {n}: class '{name}' has classID {cid}, but {ids[name]} on an earlier line")
+        rel = Path(r["slice_file_name"])
+        if rel.is_absolute() or ".." in rel.parts or len(rel.parts) != 1:
+            raise ConfigError(f"{meta}: line {n}, column 'slice_file_name': expected a file name in fold{fold}/, "
+                              f"got {r['slice_file_name']!r}")
+        rows.append((fold, cid, name, r["slice_file_name"]))
+    folds = sorted({fold for fold, *_ in rows})
     if val_fold is None:
         # Without a choice, validate on the last fold present (train on the rest).
         val_fold = folds[-1] if len(folds) > 1 else None
@@ -261,20 +348,20 @@ def _index_urbansound(root: Path, val_fold, test_fold) -> DatasetIndex:
             raise ConfigError(f"{meta}: {name} fold {k} is not in the metadata; folds present: {folds}")
     if val_fold is not None and val_fold == test_fold:
         raise ConfigError(f"validation and test fold must differ, both are {val_fold}")
-    names: dict[int, str] = {}
     examples, skipped = [], []
-    for r in rows:
-        fold, cid = int(r["fold"]), int(r["classID"])
-        names.setdefault(cid, r["class"])
-        stem = Path(r["slice_file_name"]).stem
+    for fold, cid, name, file_name in rows:
+        stem = Path(file_name).stem
         folder = root / f"fold{fold}"
-        cands = [folder / r["slice_file_name"]] + [folder / (stem + ext) for ext in AUDIO_EXTENSIONS]
+        cands = [folder / file_name] + [folder / (stem + ext) for ext in AUDIO_EXTENSIONS]
         path = next((c for c in cands if c.is_file()), None)
         if path is None:
-            skipped.append((str(folder / r["slice_file_name"]), "listed in metadata.csv but no audio file"))
+            skipped.append((str(folder / file_name), "listed in metadata.csv but no audio file"))
             continue
         split = "val" if fold == val_fold else "test" if fold == test_fold else "train"
-        examples.append(Example(str(path.resolve()), r["class"], split, None, fold))
+        examples.append(Example(str(path.resolve()), name, split, None, fold))
+    if not examples:
+        raise ConfigError(f"{meta}: none of its {len(rows)} rows has an audio file in {root}/fold<k>/ "
+                          f"(first: {skipped[0][0]})")
     if skipped:
         _warn(f"urbansound8k: {len(skipped)} metadata rows have no audio file and are left out (first: {skipped[0][0]})")
     labels = tuple(names[c] for c in sorted(names))

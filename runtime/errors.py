@@ -53,8 +53,36 @@ class ResampleError(AudioError):
     """The audio's sample rate cannot be converted to the one needed."""
 
 
+class OutOfRangeAudioError(AudioError):
+    """Float samples far outside [-1, 1]: integer PCM stored as float, or a file of another scale."""
+
+
 class ModelError(HearkitError):
     """A model file that hearkit cannot use (missing or invalid metadata, wrong shapes)."""
+
+
+def check_finite(values, source: object, what: str):
+    """Return ``values`` (a numpy array) if every one is finite, else raise ``ModelError`` naming ``source``.
+
+    Every model output (scores, posteriors, log-probs) passes here before it is reported,
+    so a broken model ends in one line instead of NaN printed with exit 0.
+
+    Args:
+        values: the model's output.
+        source: the model file, named first in the message.
+        what: what the values are, e.g. ``"scores"`` or ``"log-probs"``.
+    """
+    import numpy as np
+
+    v = np.asarray(values)
+    if v.dtype.kind in "fc" and not np.isfinite(v).all():
+        nan, inf = int(np.isnan(v).sum()), int(np.isinf(v).sum())
+        kind = " and ".join(k for k, n in (("NaN", nan), ("infinite", inf)) if n)
+        raise ModelError(
+            f"{source}: produced {kind} {what} ({nan + inf} of {v.size} values); the model is broken "
+            "(NaN or infinite weights, or an overflow inside it): re-export it from a good checkpoint"
+        )
+    return v
 
 
 class MissingDependencyError(HearkitError, ImportError):

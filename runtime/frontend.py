@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hearkit.audio import downmix
 from hearkit.errors import ConfigError
 
 DB_FLOOR = 1e-10  # power floor of the dB log, as librosa.power_to_db(amin=1e-10)
@@ -295,7 +296,7 @@ class StreamingFrontend:
 
     def accept_waveform(self, chunk: np.ndarray) -> np.ndarray:
         """Add samples; return the newly complete frames, shape (k, n_mels) float32 (k may be 0)."""
-        chunk = np.asarray(chunk, dtype=np.float64).reshape(-1)
+        chunk = downmix(chunk).astype(np.float64, copy=False)  # (samples, channels) averaged, not interleaved
         buf = np.concatenate([self._buf, chunk])
         cfg = self.cfg
         n = 0 if buf.size < cfg.n_fft else 1 + (buf.size - cfg.n_fft) // cfg.hop_length

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from hearkit.audio import check_waveform
+from hearkit.audio import check_waveform, downmix
 from hearkit.errors import ConfigError, ModelError, NonFiniteAudioError, NotAudioError
 from hearkit.frontend import FrontendConfig
 from hearkit.metadata import ModelInfo, make_session
@@ -106,7 +106,7 @@ class OnnxStreamingFrontend:
 
     def accept_waveform(self, chunk: np.ndarray) -> np.ndarray:
         """Add samples; return the newly complete frames, shape (k, n_mels) float32 (k may be 0)."""
-        chunk = np.asarray(chunk, dtype=np.float32).reshape(1, -1)
+        chunk = downmix(chunk).astype(np.float32, copy=False).reshape(1, -1)  # channels averaged, not interleaved
         if chunk.size and not np.isfinite(chunk).all():
             raise NonFiniteAudioError("<stream>", "chunk holds NaN or infinite samples")
         if self._cache.shape[1] + chunk.shape[1] < self.cfg.n_fft:

@@ -24,9 +24,9 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from hearkit.audio import BLOCK_SECONDS, audio_info, check_waveform, iter_blocks, resample
+from hearkit.audio import BLOCK_SECONDS, ChunkChecker, audio_info, check_waveform, iter_blocks, resample
 from hearkit.ctc import DEFAULT_ALPHA, BeamSearchDecoder, GreedyDecoder, Lexicon, Transcript, make_decoder
-from hearkit.errors import ConfigError, ModelError
+from hearkit.errors import ConfigError, ModelError, check_finite
 from hearkit.metadata import ModelInfo
 
 DEFAULT_CHUNK_SECONDS = 20.0  # core of each model window
@@ -55,6 +55,7 @@ class _Stream:
         self.ran = False  # whether any window ran
         self.resampler = None
         self.in_rate = None
+        self.check = ChunkChecker()  # the audio policy of docs/design.md §14, one clip warning per stream
 
     @property
     def buf_end(self) -> int:
@@ -241,7 +242,7 @@ class Transcriber:
             raise ModelError(
                 f"{self.path}: output '{self._out}' has shape {out.shape}; expected (1, frames, {len(self.vocab)})"
             )
-        return _log_softmax(out[0])
+        return _log_softmax(check_finite(out[0], self.path, "log-probs"))
 
     # -- offline ---------------------------------------------------------------------
     def transcribe(
@@ -301,16 +302,17 @@ class Transcriber:
         so, not every 10 ms, or pass ``partial=False`` in between).
 
         Args:
-            chunk: samples, any length (1-D or (samples, channels)).
+            chunk: samples, any length (1-D or (samples, channels), float in [-1, 1] or integer
+                PCM; channels are averaged, slight overshoot clipped with one warning per stream,
+                NaN, far out-of-range samples and (channels, samples) arrays refused: docs/design.md §14).
             sample_rate: rate of ``chunk`` in Hz; resampled to the model's with a
                 streaming resampler (Default: the model's rate).
             partial: compute and return the partial result (Default: True).
         """
         s = self._stream
-        x = np.asarray(chunk)
+        x = s.check(chunk)
         if x.size == 0:
             return s.partial() if partial else None
-        x = check_waveform(x)
         if sample_rate is not None and int(sample_rate) != self.sample_rate:
             if s.in_rate is not None and s.in_rate != int(sample_rate):
                 raise ConfigError(

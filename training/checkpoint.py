@@ -63,3 +63,26 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         if key not in ckpt:
             raise ModelError(f"{path}: checkpoint lacks '{key}'")
     return ckpt
+
+
+def check_finite_weights(ckpt: dict, path: str | os.PathLike) -> None:
+    """Raise ``ModelError`` naming ``path`` and the first bad tensors when weights hold NaN or infinity.
+
+    A run that diverged saves such a checkpoint; exported, it would print NaN scores with
+    exit 0 (its torch and ONNX outputs agree: both NaN). Export and verify refuse it here.
+    """
+    state = ckpt.get("state_dict")
+    if not isinstance(state, dict):
+        raise ModelError(f"{path}: checkpoint 'state_dict' is not a dict of tensors")
+    bad = []
+    for name, t in state.items():
+        if isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex()):
+            n = int((~torch.isfinite(t)).sum())
+            if n:
+                bad.append(f"'{name}' ({n} of {t.numel()})")
+    if bad:
+        more = f" and {len(bad) - 3} more tensors" if len(bad) > 3 else ""
+        raise ModelError(
+            f"{path}: weights hold NaN or infinite values in {', '.join(bad[:3])}{more}; the training diverged "
+            "(take an earlier checkpoint, or train again with a lower learning rate)"
+        )
