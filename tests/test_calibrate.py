@@ -125,3 +125,25 @@ def test_cli_eval_as_a_detector(kws, tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
     r = CliRunner().invoke(main, ["eval", str(export), "--positives", str(tmp_path / "pos")])
     assert r.exit_code == 2 and "--negatives" in r.output
+
+
+def test_calibrate_without_positives_takes_the_score_just_above_the_highest_negative(kws, tmp_path):
+    """At a target the negatives cannot resolve (0 false alarms allowed), the threshold sits just above the
+    highest negative score, not at the sampled grid's next step (1.0, a threshold that never fires)."""
+    import shutil
+
+    from hearkit.classify import KeywordSpotter
+    from hearkit.evaluate.detector import audio_files, negative_stream, record_stream
+    from hearkit.export.calibrate import calibrate
+
+    export, neg = kws
+    mine = tmp_path / "export"
+    shutil.copytree(export, mine)
+    res = calibrate(mine, [neg], fa_per_hour=1.0, hop_seconds=0.2, smoothing=2, refractory_seconds=0.5)
+    th = res["pipeline.onnx"]["thresholds"]
+    s = record_stream(KeywordSpotter(mine, hop_seconds=0.2, smoothing=2, refractory_seconds=0.5),
+                      negative_stream(audio_files(neg), SR))
+    spot = KeywordSpotter(mine)
+    for label, v in th.items():
+        top = float(s.scores[:, spot.labels.index(label)].max())
+        assert top < v <= min(1.0, top + 2e-6), (label, top, v)  # stored at 6 decimals, within 2e-6 above

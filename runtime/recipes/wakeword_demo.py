@@ -221,9 +221,9 @@ def run_wakeword_demo(cfg: WakewordDemoConfig = WakewordDemoConfig()) -> dict:
         _say(f"[demo] synthesising a keyword set for {cfg.phrase!r} ({cfg.voices} speakers)")
         speech = out / "train-sentences"
         write_sentences(speech, random_voices(cfg.voices, seed=cfg.seed), TRAIN_CARRIERS, cfg.seed)
-        build_wakeword_set(WakewordConfig(phrases=(cfg.phrase,), voices=cfg.voices, near_misses=cfg.voices,
-                                          other_words=2 * cfg.voices, negatives=(str(speech),),
-                                          negative_windows=2 * cfg.voices, silence=cfg.voices // 2, seed=cfg.seed),
+        build_wakeword_set(WakewordConfig(phrases=(cfg.phrase,), voices=cfg.voices, near_misses=cfg.voices // 2,
+                                          other_words=cfg.voices, negatives=(str(speech),),
+                                          negative_windows=cfg.voices, silence=cfg.voices // 2, seed=cfg.seed),
                            data, force=data.exists(), log=_say)
     times["data"] = time.perf_counter() - t0
 
