@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import click
 
+from hearkit.commands.options import Limited
+
 
 @click.command()
 @click.option("-o", "--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False), help="Working folder.")
 @click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
               help="Train on these recordings (Speech Commands layout or folder-per-label) instead of a synthesized set.")
 @click.option("--model", default="cnn4-s", show_default=True, help="Architecture (see `hearkit train classify --help`).")
-@click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--epochs", type=Limited("epochs"), default=30, show_default=True)
+@click.option("--seed", type=Limited("seed"), default=0, show_default=True)
 def demo(out, data, model, epochs, seed):
     """Synthesize keywords, train, export, quantize, verify and spot keywords — all offline.
 
