@@ -76,6 +76,7 @@ LIMITS: dict[str, Limit] = {
     "hop_samples": Limit(int, 1, 30 * 192000, "samples"),
     "labels": Limit(int, 1, 10000, "labels"),
     "vocab": Limit(int, 2, 100000, "symbols"),
+    "subsampling": Limit(int, 1, 64, "frames", "feature frames per CTC output frame"),
     # detection
     "threshold": Limit(float, 0.0, 1.0, "", "a posterior"),
     "smoothing_s": Limit(float, 0.0, 10.0, "s"),
