@@ -49,6 +49,7 @@ else:  # pragma: no cover - Python 3.10 has no tomllib; the runtime's deps keep 
 from hearkit.artifacts import VARIANTS
 from hearkit.errors import ConfigError
 from hearkit.limits import check
+from hearkit.text import read_text
 
 PROVIDERS = (
     "TensorrtExecutionProvider",
@@ -257,9 +258,7 @@ def load_profile(name_or_path: str | os.PathLike | DeviceProfile) -> DeviceProfi
     if p.is_dir():
         p = p / "profile.toml"
     if p.suffix == ".toml" or p.is_file():
-        if not p.is_file():
-            raise ConfigError(f"{p}: no such device profile file")
-        text, source = p.read_text(encoding="utf-8"), str(p)
+        text, source = read_text(p, "device profile"), str(p)  # not UTF-8, a FIFO: one line naming it
     else:
         known = list_profiles()
         if s not in known:
