@@ -61,6 +61,7 @@ LIMITS: dict[str, Limit] = {
     "probability": Limit(float, 0.0, 1.0, "", "a share of clips or utterances"),
     "count": Limit(int, 0, 10**7, "", "clips, windows, masks, runs: anything counted; a typo of 10**12 would never end"),
     "repeat": Limit(int, 1, 100000, "runs", "timed runs of a benchmark"),
+    "tolerance": Limit(float, 0.0, 1e6, "", "a pass/fail bound of verify (error, agreement, accuracy drop)"),
     # front-end (FrontendConfig, from options, configs and model metadata)
     "sample_rate": Limit(int, 1000, 192000, "Hz", "a rate of 1e12 asked the resampler for terabytes"),
     "n_fft": Limit(int, 16, 16384, "samples", "an n_fft of 1e8 grew one command to 22 GB"),

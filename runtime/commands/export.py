@@ -27,10 +27,21 @@ def task_options(command: str):
     """Decorator adding every task's options of ``command``; each arrives as None unless given."""
     def add(f):
         for opt, help_ in reversed(merged_options(command)):
-            f = click.option(opt.flag, opt.param, type=opt.type, default=None, help=help_)(f)
+            f = click.option(opt.flag, opt.param, type=_limited(opt.type), default=None, help=help_)(f)
         return f
 
     return add
+
+
+def _limited(kind):
+    """A task's numeric option type as a ``Limited`` one (hearkit.limits): click's float lets NaN and inf through,
+    and a NaN tolerance would make every verify comparison false."""
+    if isinstance(kind, click.types.FloatParamType) or kind is float:
+        return Limited("tolerance")
+    if isinstance(kind, click.types.IntParamType) or kind is int:
+        lo = getattr(kind, "min", None)
+        return Limited("count", lo=None if lo is None or lo <= 0 else lo)
+    return kind
 
 
 @click.command("export")

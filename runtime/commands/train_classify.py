@@ -48,7 +48,7 @@ MODEL_NAMES = ("dscnn-s", "dscnn-m", "dscnn-l", *(f"bcresnet-{t}" for t in range
 @click.option("--gain-db", default="-12,6", show_default=True, help="Gain range in dB, LOW,HIGH.")
 @click.option("--no-specaugment", is_flag=True, help="Turn off SpecAugment masks.")
 @click.option("--freq-masks", type=Limited("count", hi=100), default=2, show_default=True)
-@click.option("--freq-mask-width", type=Limited("n_mels", lo=0), default=7, show_default=True, help="Mel bands.")
+@click.option("--freq-mask-width", type=Limited("count", hi=512), default=7, show_default=True, help="Mel bands.")
 @click.option("--time-masks", type=Limited("count", hi=100), default=2, show_default=True)
 @click.option("--time-mask-width", type=Limited("count", hi=10000), default=10, show_default=True, help="Frames.")
 @click.option("--mixup", type=Limited("mixup"), default=0.0, show_default=True, help="Mixup Beta(α, α); 0 = off.")
