@@ -80,6 +80,7 @@ LIMITS: dict[str, Limit] = {
     "subsampling": Limit(int, 1, 64, "frames", "feature frames per CTC output frame"),
     # detection
     "threshold": Limit(float, 0.0, 1.0, "", "a posterior"),
+    "label_threshold": Limit(float, 0.0, 1e9, "", "an API threshold: a posterior, or above 1 for a label that never fires"),
     "smoothing_s": Limit(float, 0.0, 10.0, "s", "posterior smoothing as time"),
     "smoothing": Limit(int, 1, 100, "decisions", "decisions averaged; each is kept per stream"),
     "refractory_s": Limit(float, 0.0, 60.0, "s", "quiet time after a detection"),
