@@ -29,7 +29,7 @@ import numpy as np
 from hearkit.audio import check_waveform, load_audio
 from hearkit.errors import ConfigError, ModelError
 from hearkit.frontend import logmel
-from hearkit.limits import check, check_optional
+from hearkit.limits import check, check_optional, check_threshold
 from hearkit.metadata import ModelInfo
 
 DEFAULT_HOP_SECONDS = 0.1      # seconds between two spotting decisions
@@ -252,8 +252,8 @@ class DetectionLogic:
             raise ConfigError(f"thresholds given for unknown labels {unknown}; the model's labels are {self.labels}")
         self.smoothing = check("smoothing", self.smoothing, "smoothing")  # hearkit.limits: NaN, inf, 10**9 refused
         self.refractory_seconds = check("refractory_s", self.refractory_seconds, "refractory_seconds")
-        self.default_threshold = check("label_threshold", self.default_threshold, "default_threshold")
-        self.thresholds = {k: check("label_threshold", v, f"thresholds[{k!r}]") for k, v in self.thresholds.items()}
+        self.default_threshold = check_threshold(self.default_threshold, "default_threshold")
+        self.thresholds = {k: check_threshold(v, f"thresholds[{k!r}]") for k, v in self.thresholds.items()}
         th = []
         for lab in self.labels:
             if lab in self.thresholds:
@@ -456,9 +456,9 @@ class KeywordSpotter:
         hop_seconds = check_optional("hop_s", hop_seconds, "hop_seconds")
         smoothing = check_optional("smoothing", smoothing, "smoothing")
         refractory_seconds = check_optional("refractory_s", refractory_seconds, "refractory_seconds")
-        default_threshold = check("label_threshold", default_threshold, "default_threshold")  # above 1: never fires
-        thresholds = ({k: check("label_threshold", v, f"thresholds[{k!r}]") for k, v in thresholds.items()}
-                      if isinstance(thresholds, Mapping) else check_optional("label_threshold", thresholds, "thresholds"))
+        default_threshold = check_threshold(default_threshold, "default_threshold")  # above 1, inf too: never fires
+        thresholds = ({k: check_threshold(v, f"thresholds[{k!r}]") for k, v in thresholds.items()}
+                      if isinstance(thresholds, Mapping) else None if thresholds is None else check_threshold(thresholds, "thresholds"))
         sample_rate = check_optional("sample_rate", sample_rate, "sample_rate")
         window_samples = check_optional("window_samples", window_samples, "window_samples")
         if streaming and (scorer is not None or path is None or not Path(path).is_dir()):

@@ -52,7 +52,7 @@ LIMITS: dict[str, Limit] = {
     "batch_size": Limit(int, 1, 65536, "", "memory: clips held per step"),
     "epochs": Limit(int, 1, 100000, "", "a typo of 10**9 would run for ever"),
     "seed": Limit(int, 0, 2**32 - 1, "", "numpy's seed range"),
-    "lr": Limit(float, 1e-8, 10.0, "", "a learning rate beyond 10 only makes NaN weights"),
+    "lr": Limit(float, 1e-12, 10.0, "", "a learning rate beyond 10 only makes NaN weights; 1e-9 fine-tunes almost nothing"),
     "weight_decay": Limit(float, 0.0, 10.0, "", "AdamW's decoupled decay; beyond 10 it zeroes the weights each step"),
     "dropout": Limit(float, 0.0, 0.99, "", "a share of units; 1 would zero every activation"),
     "label_smoothing": Limit(float, 0.0, 0.99, "", "1 would make every target uniform"),
@@ -80,7 +80,7 @@ LIMITS: dict[str, Limit] = {
     "subsampling": Limit(int, 1, 64, "frames", "feature frames per CTC output frame"),
     # detection
     "threshold": Limit(float, 0.0, 1.0, "", "a posterior"),
-    "label_threshold": Limit(float, 0.0, 1e9, "", "an API threshold: a posterior, or above 1 for a label that never fires"),
+    "label_threshold": Limit(float, 0.0, 1e9, "", "an API threshold: a posterior, or above 1 (inf too) for a label that never fires"),
     "smoothing_s": Limit(float, 0.0, 10.0, "s", "posterior smoothing as time"),
     "smoothing": Limit(int, 1, 100, "decisions", "decisions averaged; each is kept per stream"),
     "refractory_s": Limit(float, 0.0, 60.0, "s", "quiet time after a detection"),
@@ -139,6 +139,16 @@ def check(name: str, value, what: str | None = None, lo: float | None = None, hi
     if not limit.lo <= value <= limit.hi:
         raise ConfigError(f"{what} must be {limit.describe()}, {got}")
     return value
+
+
+def check_threshold(value, what: str = "threshold") -> float:
+    """A Python API's detection threshold: a posterior in [0, 1], or above 1 (``inf`` included) to mute a label.
+
+    NaN, ``-inf``, negatives and non-numbers are refused as :func:`check` refuses them.
+    """
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and value == math.inf:
+        return math.inf
+    return check("label_threshold", value, what)
 
 
 def check_optional(name: str, value, what: str | None = None, lo: float | None = None, hi: float | None = None):

@@ -288,9 +288,9 @@ def _spotter(**kw):
     (dict(hop_seconds=math.nan), "hop_seconds"), (dict(hop_seconds=-0.1), "hop_seconds"), (dict(hop_seconds=1e9), "hop_seconds"),
     (dict(smoothing=0), "smoothing"), (dict(smoothing=10**6), "smoothing"), (dict(smoothing=2.5), "smoothing"),
     (dict(refractory_seconds=math.inf), "refractory_seconds"), (dict(refractory_seconds=-1), "refractory_seconds"),
-    (dict(thresholds=math.nan), "thresholds"), (dict(thresholds=math.inf), "thresholds"), (dict(thresholds=-0.1), "thresholds"),
+    (dict(thresholds=math.nan), "thresholds"), (dict(thresholds=-math.inf), "thresholds"), (dict(thresholds=-0.1), "thresholds"),
     (dict(thresholds={"yes": math.nan}), "thresholds['yes']"), (dict(thresholds={"yes": -0.5}), "thresholds['yes']"),
-    (dict(default_threshold=math.inf), "default_threshold"),
+    (dict(default_threshold=math.nan), "default_threshold"), (dict(default_threshold="high"), "default_threshold"),
     (dict(sample_rate=10**12), "sample_rate"), (dict(window_samples=-5), "window_samples"),
 ], ids=lambda v: repr(v) if isinstance(v, dict) else None)
 def test_keyword_spotter_arguments(hostile, kw, name):
@@ -300,7 +300,7 @@ def test_keyword_spotter_arguments(hostile, kw, name):
 @pytest.mark.parametrize("kw,name", [
     (dict(smoothing=0), "smoothing"), (dict(smoothing=math.nan), "smoothing"),
     (dict(refractory_seconds=math.nan), "refractory_seconds"), (dict(default_threshold=-1.0), "default_threshold"),
-    (dict(thresholds={"yes": math.inf}), "thresholds['yes']"), (dict(thresholds={"yes": -1e-9}), "thresholds['yes']"),
+    (dict(thresholds={"yes": -math.inf}), "thresholds['yes']"), (dict(thresholds={"yes": -1e-9}), "thresholds['yes']"),
 ], ids=lambda v: repr(v) if isinstance(v, dict) else None)
 def test_detection_logic_arguments(hostile, kw, name):
     from hearkit.classify import DetectionLogic
@@ -787,8 +787,10 @@ def test_api_threshold_above_one_switches_a_label_off():
     """A threshold above 1 is the API's way to mute a label (tests/test_calibrate.py uses 2.0); it never fires."""
     from hearkit.classify import DetectionLogic
 
-    logic = DetectionLogic(["yes", "no"], thresholds={"yes": 2.0}, default_threshold=0.5, smoothing=1, refractory_seconds=0.0)
-    _, det = logic.update(np.array([1.0, 0.0]), 0.0)
-    assert det is None
+    for off in (2.0, math.inf):
+        logic = DetectionLogic(["yes", "no"], thresholds={"yes": off}, default_threshold=0.5, smoothing=1,
+                               refractory_seconds=0.0)
+        _, det = logic.update(np.array([1.0, 0.0]), 0.0)
+        assert det is None
     _, det = logic.update(np.array([0.0, 1.0]), 1.0)
     assert det is not None and det.label == "no"
