@@ -29,6 +29,7 @@ import numpy as np
 from hearkit.audio import ChunkChecker, check_waveform, load_audio
 from hearkit.errors import ConfigError, ModelError, NotAudioError, check_finite
 from hearkit.frontend import logmel
+from hearkit.limits import check, check_optional, check_threshold
 from hearkit.metadata import ModelInfo
 
 DEFAULT_HOP_SECONDS = 0.1      # seconds between two spotting decisions
@@ -249,10 +250,10 @@ class DetectionLogic:
         unknown = sorted(set(self.thresholds) - set(self.labels))
         if unknown:
             raise ConfigError(f"thresholds given for unknown labels {unknown}; the model's labels are {self.labels}")
-        if self.smoothing < 1:
-            raise ConfigError(f"smoothing must be >= 1 decision, got {self.smoothing}")
-        if self.refractory_seconds < 0:
-            raise ConfigError(f"refractory_seconds must be >= 0, got {self.refractory_seconds}")
+        self.smoothing = check("smoothing", self.smoothing, "smoothing")  # hearkit.limits: NaN, inf, 10**9 refused
+        self.refractory_seconds = check("refractory_s", self.refractory_seconds, "refractory_seconds")
+        self.default_threshold = check_threshold(self.default_threshold, "default_threshold")
+        self.thresholds = {k: check_threshold(v, f"thresholds[{k!r}]") for k, v in self.thresholds.items()}
         th = []
         for lab in self.labels:
             if lab in self.thresholds:
@@ -351,6 +352,7 @@ class StreamingScorer:
     """
 
     def __init__(self, path: str | os.PathLike, window: int, hop: int, device=None, threads: int | None = None):
+        window, hop = check("window_samples", window, "window"), check("hop_samples", hop, "hop")  # hearkit.limits
         from hearkit import artifacts
         from hearkit.frontend_onnx import OnnxFrontend
         from hearkit.sessions import open_model
@@ -465,6 +467,15 @@ class KeywordSpotter:
         device=None,
         streaming: bool | None = None,
     ):
+        # arguments first, against hearkit.limits (docs/design.md §13), before a model is opened
+        hop_seconds = check_optional("hop_s", hop_seconds, "hop_seconds")
+        smoothing = check_optional("smoothing", smoothing, "smoothing")
+        refractory_seconds = check_optional("refractory_s", refractory_seconds, "refractory_seconds")
+        default_threshold = check_threshold(default_threshold, "default_threshold")  # above 1, inf too: never fires
+        thresholds = ({k: check_threshold(v, f"thresholds[{k!r}]") for k, v in thresholds.items()}
+                      if isinstance(thresholds, Mapping) else None if thresholds is None else check_threshold(thresholds, "thresholds"))
+        sample_rate = check_optional("sample_rate", sample_rate, "sample_rate")
+        window_samples = check_optional("window_samples", window_samples, "window_samples")
         if streaming and (scorer is not None or path is None or not Path(path).is_dir()):
             raise ConfigError("streaming=True needs an export folder or bundle (its front-end and network graphs)")
         onnx_scorer = None

@@ -132,18 +132,14 @@ class Lexicon:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Lexicon":
         """Read one word per line (the first whitespace-separated field; ``#`` starts a comment)."""
+        from hearkit.text import text_lines
+
         p = os.fspath(path)
-        if not os.path.isfile(p):
-            raise ConfigError(f"{p}: no such lexicon file")
         words = []
-        try:
-            with open(p, encoding="utf-8") as f:
-                for line in f:
-                    line = line.split("#", 1)[0].split()
-                    if line:
-                        words.append(line[0])
-        except UnicodeDecodeError as e:
-            raise ConfigError(f"{p}: lexicon is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8") from e
+        for _, line in text_lines(p, "lexicon"):  # not UTF-8, a FIFO, an endless line: one error naming the file
+            line = line.split("#", 1)[0].split()
+            if line:
+                words.append(line[0])
         try:
             return cls(words)
         except ConfigError as e:

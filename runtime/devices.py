@@ -11,7 +11,7 @@ is missing, so a profile cannot silently grow unexplained settings.
 Schema (all keys required unless marked optional)::
 
     name, description, arch ("aarch64" | "x86_64"), cpu            top level
-    [session]      providers (list), threads (int >= 1), spinning (bool),
+    [session]      providers (list), threads (int 1..256), spinning (bool),
                    graph_optimization ("all" | "extended" | "basic" | "none"),
                    prefer ("int8" | "fp32" | "fp16"), fp16 (bool)
     [quantization] format ("qdq"), activation_type / weight_type ("int8" | "uint8"),
@@ -48,6 +48,8 @@ else:  # pragma: no cover - Python 3.10 has no tomllib; the runtime's deps keep 
 
 from hearkit.artifacts import VARIANTS
 from hearkit.errors import ConfigError
+from hearkit.limits import check
+from hearkit.text import read_text
 
 PROVIDERS = (
     "TensorrtExecutionProvider",
@@ -256,9 +258,7 @@ def load_profile(name_or_path: str | os.PathLike | DeviceProfile) -> DeviceProfi
     if p.is_dir():
         p = p / "profile.toml"
     if p.suffix == ".toml" or p.is_file():
-        if not p.is_file():
-            raise ConfigError(f"{p}: no such device profile file")
-        text, source = p.read_text(encoding="utf-8"), str(p)
+        text, source = read_text(p, "device profile"), str(p)  # not UTF-8, a FIFO: one line naming it
     else:
         known = list_profiles()
         if s not in known:
@@ -333,8 +333,10 @@ def profile_from_dict(d: dict, source: str = "<profile>") -> DeviceProfile:
     if len(set(providers)) != len(providers):
         fail("session.providers lists a provider twice")
     threads = typed(s, "session", "threads", int)
-    if threads < 1:
-        fail(f"session.threads must be >= 1, got {threads}")
+    try:  # a profile with threads = 100000 hung onnxruntime
+        threads = check("threads", threads, "session.threads")
+    except ConfigError as e:
+        fail(str(e))
 
     q = table("quantization")
     keys(q, "quantization", _QUANT_KEYS)

@@ -20,12 +20,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from hearkit.audio import downmix
 from hearkit.errors import ConfigError
+from hearkit.limits import LIMITS, check
 
 DB_FLOOR = 1e-10  # power floor of the dB log, as librosa.power_to_db(amin=1e-10)
 WINDOWS = ("hann", "hamming", "rect")
@@ -78,21 +80,26 @@ class FrontendConfig:
         def fail(msg):
             raise ConfigError(f"invalid front-end config: {msg}")
 
-        for name in ("sample_rate", "n_fft", "hop_length", "n_mels"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-                fail(f"{name} must be a positive integer, got {v!r}")
-        object.__setattr__(self, "sample_rate", int(self.sample_rate))
-        object.__setattr__(self, "n_fft", int(self.n_fft))
-        object.__setattr__(self, "hop_length", int(self.hop_length))
-        object.__setattr__(self, "n_mels", int(self.n_mels))
+        # Every size is bounded (hearkit.limits, docs/design.md §13): an n_fft of 1e8 from a
+        # model's metadata grew one command to 22 GB, a rate of 1e12 asked the resampler for terabytes.
         if self.win_length is None:
             object.__setattr__(self, "win_length", self.n_fft)
-        if not isinstance(self.win_length, (int, np.integer)) or not 0 < self.win_length <= self.n_fft:
+        for name in ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels"):
+            v = getattr(self, name)
+            if isinstance(v, (str, bytes)):  # check() reads numeric strings; a config holds numbers
+                fail(f"{name} must be {LIMITS[name].describe()}, got {v!r}")
+            try:
+                object.__setattr__(self, name, check(name, v))
+            except ConfigError as e:
+                fail(str(e))
+        if not self.win_length <= self.n_fft:
             fail(f"win_length must be in 1..n_fft ({self.n_fft}), got {self.win_length!r}")
-        object.__setattr__(self, "win_length", int(self.win_length))
         if self.f_max is None:
             object.__setattr__(self, "f_max", self.sample_rate / 2)
+        for name in ("f_min", "f_max", "power"):  # float() of a JSON list or string would be a bare TypeError
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Real):
+                fail(f"{name} must be a number, got {v!r}")
         object.__setattr__(self, "f_min", float(self.f_min))
         object.__setattr__(self, "f_max", float(self.f_max))
         if not 0 <= self.f_min < self.f_max <= self.sample_rate / 2:
@@ -111,9 +118,12 @@ class FrontendConfig:
                 fail(f"{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
         if not isinstance(self.center, bool):
             fail(f"center must be true or false, got {self.center!r}")
-        if not (isinstance(self.eps, (int, float)) and self.eps > 0):
+        if isinstance(self.eps, (str, bytes)) or not (isinstance(self.eps, (int, float)) and self.eps > 0):
             fail(f"eps must be > 0, got {self.eps!r}")
-        object.__setattr__(self, "eps", float(self.eps))
+        try:
+            object.__setattr__(self, "eps", check("eps", self.eps))  # inf passes "> 0" and makes every frame inf
+        except ConfigError as e:
+            fail(str(e))
         if float(self.power) != 2.0:
             fail(f"only power 2 (power spectrum) is supported, got {self.power!r}")
         object.__setattr__(self, "power", 2.0)

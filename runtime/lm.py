@@ -32,7 +32,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
 from hearkit.errors import ConfigError
-from hearkit.text import ALPHABET, normalize_words
+from hearkit.text import ALPHABET, normalize_words, text_lines
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 LOG10_ZERO = -99.0  # ARPA's "probability zero" (SRILM writes -99 for <s>)
@@ -184,47 +184,50 @@ class NGramLM:
     def load(cls, path: str | os.PathLike) -> "NGramLM":
         """Read an ARPA file (as written by ``save``, SRILM or KenLM)."""
         p = os.fspath(path)
-        if not os.path.isfile(p):
-            raise ConfigError(f"{p}: no such language model file")
         tables: dict[int, dict] = {}
         declared: dict[int, int] = {}
         section = None
-        with open(p, encoding="utf-8") as f:
-            for lineno, raw_line in enumerate(f, 1):
-                line = raw_line.strip()
-                if not line:
-                    continue
-                if line == "\\data\\":
-                    section = 0
-                    continue
-                if line == "\\end\\":
-                    break
-                m = re.fullmatch(r"\\(\d+)-grams:", line)
-                if m:
-                    section = int(m.group(1))
-                    tables[section] = {}
-                    continue
-                if section is None:
-                    continue  # text before \data\ is allowed (comments)
-                if section == 0:
-                    m = re.fullmatch(r"ngram\s+(\d+)\s*=\s*(\d+)", line)
-                    if not m:
-                        raise ConfigError(f"{p}:{lineno}: expected 'ngram N=COUNT' in the \\data\\ section, got {line!r}")
-                    declared[int(m.group(1))] = int(m.group(2))
-                    continue
-                parts = line.split()
-                try:
-                    if len(parts) == section + 1:
-                        lp, bow = float(parts[0]), 0.0
-                    elif len(parts) == section + 2:
-                        lp, bow = float(parts[0]), float(parts[-1])
-                    else:
-                        raise ValueError
-                except ValueError:
-                    raise ConfigError(
-                        f"{p}:{lineno}: a {section}-gram line needs 'log10prob w1 .. w{section} [backoff]', got {line!r}"
-                    ) from None
-                tables[section][tuple(parts[1 : section + 1])] = (lp, bow)
+        # text_lines: a FIFO, a non-UTF-8 byte or an endless line is one error naming the file
+        for lineno, raw_line in text_lines(p, "language model"):
+            line = raw_line.strip()
+            if not line:
+                continue
+            if line == "\\data\\":
+                section = 0
+                continue
+            if line == "\\end\\":
+                break
+            m = re.fullmatch(r"\\(\d{1,9})-grams:", line)
+            if m:
+                section = int(m.group(1))
+                if not 1 <= section <= MAX_ORDER:
+                    raise ConfigError(f"{p}:{lineno}: {section}-grams; hearkit reads orders 1..{MAX_ORDER}")
+                tables[section] = {}
+                continue
+            if section is None:
+                continue  # text before \data\ is allowed (comments)
+            if section == 0:
+                m = re.fullmatch(r"ngram\s+(\d{1,9})\s*=\s*(\d{1,15})", line)
+                if not m:
+                    raise ConfigError(f"{p}:{lineno}: expected 'ngram N=COUNT' in the \\data\\ section, got {line[:80]!r}")
+                declared[int(m.group(1))] = int(m.group(2))
+                continue
+            parts = line.split()
+            try:
+                if len(parts) == section + 1:
+                    lp, bow = float(parts[0]), 0.0
+                elif len(parts) == section + 2:
+                    lp, bow = float(parts[0]), float(parts[-1])
+                else:
+                    raise ValueError
+                if math.isnan(lp) or math.isnan(bow) or lp == math.inf or bow == math.inf:
+                    raise ValueError  # float() reads "nan" and "inf"; beam search would rank hypotheses by them
+                lp, bow = max(lp, LOG10_ZERO), max(bow, LOG10_ZERO)  # -inf: ARPA's zero, as SRILM's -99
+            except ValueError:
+                raise ConfigError(
+                    f"{p}:{lineno}: a {section}-gram line needs 'log10prob w1 .. w{section} [backoff]', got {line[:80]!r}"
+                ) from None
+            tables[section][tuple(parts[1 : section + 1])] = (lp, bow)
         if not declared or 1 not in tables:
             raise ConfigError(f"{p}: not an ARPA file (no \\data\\ header or no \\1-grams: section)")
         for k, c in declared.items():

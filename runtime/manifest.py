@@ -22,11 +22,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hearkit.errors import HearkitError
+from hearkit.errors import ConfigError, HearkitError
+from hearkit.limits import LIMITS, check
 
 # The alphabet and the normaliser live in hearkit.text (shared with training and the LM);
 # they are re-exported here, where readers of manifests have always found them.
-from hearkit.text import ALPHABET, BLANK, BLANK_ID, VOCAB, decode_ids, encode, normalize_text
+from hearkit.text import ALPHABET, BLANK, BLANK_ID, VOCAB, decode_ids, encode, normalize_text, text_lines
 
 __all__ = ["ALPHABET", "BLANK", "BLANK_ID", "VOCAB", "Manifest", "ManifestError", "Utterance", "decode_ids", "encode",
            "normalize_text", "read_dataset", "read_librispeech", "read_manifest", "write_manifest"]
@@ -82,31 +83,49 @@ class Manifest:
 
 
 def read_manifest(path: str | os.PathLike) -> Manifest:
-    """Read a NeMo JSONL manifest (see module docstring); text normalised, drops counted."""
+    """Read a NeMo JSONL manifest (see module docstring); text normalised, drops counted.
+
+    Every line is checked against ``hearkit.limits`` (docs/design.md §13): at most
+    ``text_line_bytes`` bytes of UTF-8, a duration from 0 to 24 h when given, a transcript
+    of at most ``transcript_chars`` characters (a 10-MB one asked CTC training for 112 GB).
+
+    Raises:
+        ManifestError: naming the file and line.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise ManifestError(f"{path}: no such manifest file")
     m = Manifest(source=str(path))
     base = path.parent
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ManifestError(f"{path}:{lineno}: not a JSON object ({e})") from e
-            if not isinstance(d, dict) or "audio_filepath" not in d or "text" not in d:
-                raise ManifestError(f"{path}:{lineno}: each line needs 'audio_filepath' and 'text' (and optionally 'duration')")
-            audio = Path(d["audio_filepath"])
-            if not audio.is_absolute():
-                audio = base / audio
-            dur = d.get("duration")
-            m.utterances.append(
-                Utterance(str(audio), normalize_text(str(d["text"]), m.dropped), float(dur) if dur is not None else None,
-                          str(d["text"]), d.get("speaker"))
-            )
+    for lineno, line in text_lines(path, "manifest", ManifestError):
+        line = line.strip()
+        if not line:
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ManifestError(f"{where}: not a JSON object ({e})") from e
+        except RecursionError as e:  # "[[[[..." deeper than the parser's stack
+            raise ManifestError(f"{where}: not a manifest line (JSON nested too deeply)") from e
+        if not isinstance(d, dict) or "audio_filepath" not in d or "text" not in d:
+            raise ManifestError(f"{where}: each line needs 'audio_filepath' and 'text' (and optionally 'duration')")
+        if not isinstance(d["audio_filepath"], str) or not d["audio_filepath"] or "\0" in d["audio_filepath"]:
+            raise ManifestError(f"{where}: 'audio_filepath' must be a non-empty path string, got {d['audio_filepath']!r:.80}")
+        if isinstance(d["text"], (dict, list, bool)) or d["text"] is None:
+            raise ManifestError(f"{where}: 'text' must be a string, got {d['text']!r:.80}")
+        text = str(d["text"])
+        if len(text) > LIMITS["transcript_chars"].hi:
+            raise ManifestError(f"{where}: transcript of {len(text)} characters; at most "
+                                f"{int(LIMITS['transcript_chars'].hi)} are allowed (one utterance, not a book)")
+        audio = Path(d["audio_filepath"])
+        if not audio.is_absolute():
+            audio = base / audio
+        dur = d.get("duration")
+        if dur is not None:
+            try:  # json reads NaN, Infinity and 1e999 as floats
+                dur = check("duration_s", dur, f"{where}: duration")
+            except ConfigError as e:
+                raise ManifestError(str(e)) from None
+        m.utterances.append(Utterance(str(audio), normalize_text(text, m.dropped), dur, text, d.get("speaker")))
     if not m.utterances:
         raise ManifestError(f"{path}: manifest has no entries")
     return m
@@ -122,12 +141,15 @@ def read_librispeech(root: str | os.PathLike) -> Manifest:
     if not files:
         raise ManifestError(f"{root}: no *.trans.txt files (LibriSpeech layout <spk>/<chapter>/<spk>-<chapter>.trans.txt)")
     for tf in files:
-        for lineno, line in enumerate(tf.read_text(encoding="utf-8").splitlines(), 1):
+        for lineno, line in text_lines(tf, "transcript file", ManifestError):
             if not line.strip():
                 continue
             parts = line.strip().split(maxsplit=1)
             utt = parts[0]
             text = parts[1] if len(parts) > 1 else ""
+            if len(text) > LIMITS["transcript_chars"].hi:
+                raise ManifestError(f"{tf}:{lineno}: transcript of {len(text)} characters; at most "
+                                    f"{int(LIMITS['transcript_chars'].hi)} are allowed")
             audio = tf.parent / f"{utt}.flac"
             m.utterances.append(Utterance(str(audio), normalize_text(text, m.dropped), None, text))
     return m

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from hearkit.errors import ConfigError, ModelError
 from hearkit.frontend import FrontendConfig
+from hearkit.limits import check
 
 SCHEMA_VERSION = 1
 PREFIX = "hearkit."
@@ -37,6 +38,7 @@ K_DETECTOR = "detector"          # JSON object (classify, optional): calibrated 
 DETECTOR_KEYS = ("thresholds", "hop_seconds", "smoothing", "refractory_seconds", "calibration")
 
 TASKS = ("classify", "ctc", "frontend")
+METADATA_VALUE_CHARS = 1 << 20  # longest metadata value parsed: 10000 labels of 100 characters fit
 INPUTS = ("waveform", "logmel")
 
 
@@ -106,23 +108,46 @@ class ModelInfo:
                 if default is not None:
                     return default
                 need(key)
+            if len(p[key]) > METADATA_VALUE_CHARS:  # a label list is kilobytes; more is not a hearkit export
+                raise ModelError(f"{source}: metadata key '{PREFIX}{key}' holds {len(p[key])} characters; "
+                                 f"at most {METADATA_VALUE_CHARS} are read")
             try:
                 v = json.loads(p[key])
             except json.JSONDecodeError as e:
                 raise ModelError(f"{source}: metadata key '{PREFIX}{key}' is not valid JSON ({e})") from e
+            except RecursionError as e:  # "[[[[..." nested deeper than the parser's stack
+                raise ModelError(f"{source}: metadata key '{PREFIX}{key}' is nested too deeply to be hearkit metadata") from e
             if not isinstance(v, kind):
                 raise ModelError(f"{source}: metadata key '{PREFIX}{key}' must be a JSON {kind.__name__}")
             return v
 
-        def as_int(key, required=True):
+        def as_int(key, required=True, limit=None):
             if key not in p and not required:
                 return None
             try:
-                return int(need(key))
+                v = int(need(key))
             except ValueError as e:
-                raise ModelError(f"{source}: metadata key '{PREFIX}{key}' must be an integer, got {p[key]!r}") from e
+                raise ModelError(f"{source}: metadata key '{PREFIX}{key}' must be an integer, got {p[key][:80]!r}") from e
+            if limit is not None:
+                v = _checked(limit, v, f"{source}: metadata {key}")
+            return v
+
+        def names(key, limit):
+            """A list of distinct non-empty strings (labels, vocabulary), at most the limit's count."""
+            items = as_json(key, list)
+            what = f"{source}: metadata {key}"
+            _checked(limit, len(items), f"{what} count")
+            if not all(isinstance(x, str) and x for x in items):
+                bad = next(x for x in items if not (isinstance(x, str) and x))
+                raise ModelError(f"{what} must be a list of non-empty strings, got {bad!r}")
+            dup = sorted({x for x in items if items.count(x) > 1}) if len(set(items)) != len(items) else []
+            if dup:
+                raise ModelError(f"{what} lists {dup[:5]} more than once; each output needs its own name")
+            return items
 
         version = as_int(K_SCHEMA)
+        if version < 1:
+            raise ModelError(f"{source}: metadata key '{PREFIX}{K_SCHEMA}' must be 1..{SCHEMA_VERSION}, got {version}")
         if version > SCHEMA_VERSION:
             raise ModelError(
                 f"{source}: metadata schema {version} is newer than this hearkit understands ({SCHEMA_VERSION}); upgrade hearkit"
@@ -133,26 +158,30 @@ class ModelInfo:
         inp = need(K_INPUT)
         if inp not in INPUTS:
             raise ModelError(f"{source}: metadata key '{PREFIX}{K_INPUT}' must be one of {list(INPUTS)}, got {inp!r}")
+        fe_json = need(K_FRONTEND)
+        if len(fe_json) > METADATA_VALUE_CHARS:
+            raise ModelError(f"{source}: metadata frontend holds {len(fe_json)} characters; at most {METADATA_VALUE_CHARS} are read")
         try:
-            fe = FrontendConfig.from_json(need(K_FRONTEND))
-        except ConfigError as e:
-            raise ModelError(f"{source}: metadata key '{PREFIX}{K_FRONTEND}': {e}") from e
+            fe = FrontendConfig.from_json(fe_json)
+        except (ConfigError, RecursionError) as e:
+            # the model is at fault, not the audio it is given: name the file and the key
+            reason = str(e).removeprefix("invalid front-end config: ") if isinstance(e, ConfigError) else "nested too deeply"
+            raise ModelError(f"{source}: metadata frontend: {reason}") from e
         kw: dict = {}
         if task == "classify":
-            labels = as_json(K_LABELS, list)
-            if not labels or not all(isinstance(x, str) for x in labels):
-                raise ModelError(f"{source}: metadata key '{PREFIX}{K_LABELS}' must be a non-empty list of strings")
+            labels = names(K_LABELS, "labels")
             kw["labels"] = tuple(labels)
-            kw["window_samples"] = as_int(K_WINDOW, required=False)
+            kw["window_samples"] = as_int(K_WINDOW, required=False, limit="window_samples")
+            if kw["window_samples"] is not None and kw["window_samples"] < fe.n_fft:
+                raise ModelError(f"{source}: metadata {K_WINDOW} ({kw['window_samples']}) is shorter than the "
+                                 f"front-end's n_fft ({fe.n_fft}): not one frame would fit")
             kw["detector"] = _detector(as_json(K_DETECTOR, dict, default={}) if K_DETECTOR in p else {}, labels, source)
         elif task == "ctc":
-            vocab = as_json(K_VOCAB, list)
-            if not vocab or not all(isinstance(x, str) for x in vocab):
-                raise ModelError(f"{source}: metadata key '{PREFIX}{K_VOCAB}' must be a non-empty list of strings")
+            vocab = names(K_VOCAB, "vocab")
             blank = as_int(K_BLANK)
             if not 0 <= blank < len(vocab):
                 raise ModelError(f"{source}: metadata key '{PREFIX}{K_BLANK}' = {blank} is outside the vocabulary (0..{len(vocab) - 1})")
-            kw.update(vocab=tuple(vocab), blank=blank, subsampling=as_int(K_SUBSAMPLING, required=False) or 1)
+            kw.update(vocab=tuple(vocab), blank=blank, subsampling=as_int(K_SUBSAMPLING, required=False, limit="subsampling") or 1)
         return cls(
             task=task,
             input=inp,
@@ -165,6 +194,14 @@ class ModelInfo:
             source=source,
             **kw,
         )
+
+
+def _checked(limit: str, value, what: str):
+    """``hearkit.limits.check`` with the refusal as a ModelError: the model file is at fault."""
+    try:
+        return check(limit, value, what)
+    except ConfigError as e:
+        raise ModelError(str(e)) from e
 
 
 def _detector(d: dict, labels: list[str], source: str) -> dict:
@@ -192,9 +229,7 @@ def read_props(path: str | os.PathLike) -> dict[str, str]:
     """The metadata map of an ONNX or ORT-format model, read with onnxruntime (no onnx package)."""
     import onnxruntime as ort
 
-    p = os.fspath(path)
-    if not os.path.exists(p):
-        raise ModelError(f"{p}: no such model file")
+    p = _model_path(path)
     try:
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -202,6 +237,16 @@ def read_props(path: str | os.PathLike) -> dict[str, str]:
     except Exception as e:
         raise _load_error(p, e) from e
     return dict(sess.get_modelmeta().custom_metadata_map)
+
+
+def _model_path(path: str | os.PathLike) -> str:
+    """``path`` as a string, or a ModelError when it is missing or not a regular file (a FIFO would block the reader)."""
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        raise ModelError(f"{p}: no such model file")
+    if not os.path.isfile(p):
+        raise ModelError(f"{p}: not a regular file (a model is a .onnx or .ort file)")
+    return p
 
 
 def _load_error(path: str, e: Exception) -> ModelError:
@@ -241,6 +286,8 @@ def make_session(
         config: extra session config entries (``add_session_config_entry``),
             e.g. ``{"session.record_ep_graph_assignment_info": "1"}`` (Default: none).
     """
+    # onnxruntime hung at 2000 intra-op threads; every session of hearkit passes here
+    threads = check("threads", threads, "threads")
     import onnxruntime as ort
 
     levels = {
@@ -250,7 +297,7 @@ def make_session(
         "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
     }
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = int(threads)
+    opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = levels[optimization]
     if not spinning:
@@ -258,9 +305,7 @@ def make_session(
         opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     for key, value in (config or {}).items():
         opts.add_session_config_entry(key, str(value))
-    p = os.fspath(path)
-    if not os.path.exists(p):
-        raise ModelError(f"{p}: no such model file")
+    p = _model_path(path)
     try:
         return ort.InferenceSession(p, opts, providers=providers or ["CPUExecutionProvider"])
     except Exception as e:

@@ -25,6 +25,7 @@ from pathlib import Path
 from hearkit import artifacts
 from hearkit.devices import MB, DeviceProfile, TensorRTOptions, load_profile
 from hearkit.errors import ConfigError, HearkitWarning
+from hearkit.limits import check_optional
 
 
 class DeviceWarning(HearkitWarning):
@@ -186,6 +187,7 @@ def profile_session(
     """
     from hearkit.metadata import make_session
 
+    threads = check_optional("threads", threads, "threads")
     providers = provider_list(profile, path)
     names = [p if isinstance(p, str) else p[0] for p in providers]
     accel = [n for n in names if n != "CPUExecutionProvider"]
@@ -252,6 +254,7 @@ def open_model(
     """
     from hearkit.metadata import make_session
 
+    threads = check_optional("threads", threads, "threads")  # before the model is looked for: the option is at fault
     profile = None if device is None else load_profile(device)
     if profile is not None and providers is not None:
         raise ConfigError(f"give a device profile or explicit providers, not both (profile '{profile.name}' lists its own providers)")

@@ -14,11 +14,15 @@ counted, never dropped silently. ``normalize_text("Café — don’t") == "cafe 
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import unicodedata
 from collections import Counter
+from collections.abc import Iterator
 
-from hearkit.errors import ConfigError
+from hearkit.errors import ConfigError, HearkitError
+from hearkit.limits import LIMITS
 
 # The CTC output alphabet: index 0 is the blank, then space, apostrophe and a-z.
 BLANK = "<blank>"
@@ -78,3 +82,68 @@ def encode(text: str) -> list[int]:
 def decode_ids(ids) -> str:
     """Label ids (no blanks) -> text."""
     return "".join(VOCAB[i] for i in ids if i != BLANK_ID)
+
+
+# -- text files from users ---------------------------------------------------------------------
+def regular_file(path: str | os.PathLike, what: str = "file", error: type[HearkitError] = ConfigError) -> str:
+    """``path`` as a string, or ``error`` when it is missing or not a regular file.
+
+    A FIFO or a device node given as a text file would block the reader (or never end), so it
+    is refused by its kind before anything opens it.
+
+    Args:
+        path: the file.
+        what: what the user gave it as, for the message ("manifest", "lexicon", ...) (Default: "file").
+        error: the HearkitError subclass raised (Default: ConfigError).
+    """
+    p = os.fspath(path)
+    try:
+        mode = os.stat(p).st_mode
+    except FileNotFoundError:
+        raise error(f"{p}: no such {what} file") from None
+    except OSError as e:
+        raise error(f"{p}: cannot read this {what} ({e.strerror})") from e
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise error(f"{p}: not a regular file ({kind}); a {what} must be a text file")
+    return p
+
+
+def text_lines(path: str | os.PathLike, what: str = "text file",
+               error: type[HearkitError] = ConfigError) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of a UTF-8 text file, newline kept; one clear error for anything else.
+
+    Lines are read with a bound (``hearkit.limits`` ``text_line_bytes``), so a 10-MB line or a
+    file with no newline at all is refused before it is held in memory, and a byte that is not
+    UTF-8 is an ``error`` naming the file, the line and the byte offset, not a UnicodeDecodeError.
+    A UTF-8 byte-order mark at the start is skipped.
+
+    Args:
+        path: the file (:func:`regular_file` checks it first).
+        what: what it is, for messages ("manifest", "lexicon", "language model") (Default: "text file").
+        error: the HearkitError subclass raised (Default: ConfigError).
+    """
+    p = regular_file(path, what, error)
+    limit = int(LIMITS["text_line_bytes"].hi)
+    offset = 0
+    with open(p, "rb") as f:
+        for lineno in range(1, 1 << 62):
+            raw = f.readline(limit + 1)
+            if not raw:
+                return
+            if len(raw) > limit and not raw.endswith(b"\n"):
+                raise error(f"{p}:{lineno}: line longer than {limit} bytes; a {what} holds short lines")
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw, offset = raw[3:], 3
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise error(f"{p}:{lineno}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {offset + e.start}); "
+                            f"save the {what} as UTF-8") from None
+            offset += len(raw)
+            yield lineno, line
+
+
+def read_text(path: str | os.PathLike, what: str = "text file", error: type[HearkitError] = ConfigError) -> str:
+    """The whole of a UTF-8 text file, read through :func:`text_lines` (same checks and errors)."""
+    return "".join(line for _, line in text_lines(path, what, error))

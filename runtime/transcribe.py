@@ -27,6 +27,7 @@ import numpy as np
 from hearkit.audio import BLOCK_SECONDS, ChunkChecker, audio_info, check_waveform, iter_blocks, resample
 from hearkit.ctc import DEFAULT_ALPHA, BeamSearchDecoder, GreedyDecoder, Lexicon, Transcript, make_decoder
 from hearkit.errors import ConfigError, ModelError, check_finite
+from hearkit.limits import check, check_optional
 from hearkit.metadata import ModelInfo
 
 DEFAULT_CHUNK_SECONDS = 20.0  # core of each model window
@@ -181,6 +182,11 @@ class Transcriber:
         from hearkit.artifacts import INT8, PIPELINE, file_name
         from hearkit.sessions import open_model
 
+        # arguments against hearkit.limits (docs/design.md §13) before the model opens: 2000 threads hung onnxruntime
+        threads, beam = check_optional("threads", threads, "threads"), check_optional("beam", beam, "beam")
+        alpha, beta = check("lm_weight", alpha, "alpha"), check_optional("lm_weight", beta, "beta")
+        chunk_seconds = check("seconds", chunk_seconds, "chunk_seconds")
+        overlap_seconds = check("duration_s", overlap_seconds, "overlap_seconds", hi=3600.0)
         # a file, an export folder (int8 pipeline first, or the device's variant) or a verified bundle
         path, self.session = open_model(path, device, prefer="int8", threads=threads, spinning=spinning, providers=providers)
         self.path = os.fspath(path)

@@ -56,7 +56,7 @@ def _raw(name="raspberry-pi-5") -> dict:
     [
         (lambda d: d["why"].pop("session.threads"), "missing: ['session.threads']"),
         (lambda d: d["session"].update(providers=["NpuExecutionProvider"]), "unknown provider 'NpuExecutionProvider'"),
-        (lambda d: d["session"].update(threads=0), "session.threads must be >= 1"),
+        (lambda d: d["session"].update(threads=0), "session.threads must be an integer from 1 to 256"),
         (lambda d: d["session"].update(prefer="int4"), "session.prefer must be one of"),
         (lambda d: d["quantization"].update(activation_type="int4"), "quantization.activation_type must be one of"),
         (lambda d: d["session"].update(spinning="no"), "session.spinning must be a bool"),

@@ -34,7 +34,7 @@ import numpy as np
 from hearkit.audio import load_audio
 from hearkit.errors import ConfigError
 from hearkit.manifest import Utterance, write_manifest
-from hearkit.text import normalize_text
+from hearkit.text import normalize_text, text_lines
 
 SAMPLE_RATE = 16000  # Hz, every utterance is written at this rate
 AUDIO_EXTS = (".flac", ".wav", ".ogg", ".mp3")
@@ -95,9 +95,10 @@ def parse_clip_name(stem: str, folder: str) -> tuple[str, str] | None:
 
 def _read_list(root: Path, name: str) -> set[str]:
     p = root / name
-    if not p.is_file():
+    if not p.exists():
         return set()
-    return {line.strip() for line in p.read_text().splitlines() if line.strip()}
+    # a FIFO, a non-UTF-8 byte or an endless line is one error naming the list (hearkit.text.text_lines)
+    return {line.strip() for _, line in text_lines(p, "validation list") if line.strip()}
 
 
 def _norm_rel(rel: str) -> str:

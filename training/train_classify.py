@@ -39,6 +39,7 @@ from hearkit.classify import classification_report, plot_confusion
 from hearkit.datasets import SILENCE_LABEL, DatasetIndex, default_window_seconds, index_dataset, noise_files
 from hearkit.errors import ConfigError
 from hearkit.frontend import FrontendConfig
+from hearkit.limits import check
 from hearkit.training.augment import AugmentConfig, NoiseBank, augment_waveform, mixup, spec_augment
 from hearkit.training.checkpoint import load_checkpoint, save_checkpoint
 from hearkit.training.data import BAD_FILE_POLICIES, ClipDataset
@@ -122,6 +123,15 @@ class TrainConfig:
 
         if self.model not in MODELS:
             fail(f"unknown model {self.model!r}; available models = {sorted(MODELS)}")
+        # the Python API gets the CLI's limits (docs/design.md §13): torch segfaulted at 100000 threads
+        for name, limit in (("num_threads", "threads"), ("epochs", "epochs"), ("batch_size", "batch_size"),
+                            ("seed", "seed"), ("lr", "lr")):
+            if name == "num_threads" and self.num_threads is None:
+                continue
+            try:
+                object.__setattr__(self, name, check(limit, getattr(self, name), name))
+            except ConfigError as e:
+                fail(str(e))
         if self.epochs < 1 or self.batch_size < 2:
             fail(f"need epochs >= 1 and batch_size >= 2, got {self.epochs} and {self.batch_size}")
         if not self.lr > 0:

@@ -50,6 +50,7 @@ from hearkit.audio import load_audio
 from hearkit.ctc import greedy_decode
 from hearkit.errors import ConfigError
 from hearkit.frontend import FrontendConfig
+from hearkit.limits import check
 from hearkit.manifest import read_dataset
 from hearkit.text import BLANK_ID, VOCAB, encode
 from hearkit.training.augment import (AugmentConfig, add_noise, band_limit, mel_centres_hz, random_gain, spec_augment,
@@ -172,6 +173,14 @@ class CTCTrainConfig:
                 fail(f"{name} factors must be positive, got {v}")
         if self.model not in PRESETS:
             fail(f"unknown model {self.model!r}; available models = {sorted(PRESETS)}")
+        # the Python API gets the CLI's limits (docs/design.md §13): torch segfaulted at 100000 threads
+        for name, limit in (("num_threads", "threads"), ("epochs", "epochs"), ("max_batch", "batch_size"),
+                            ("seed", "seed"), ("lr", "lr"), ("batch_seconds", "seconds"), ("clip", "grad_clip"),
+                            ("noise_prob", "probability"), ("lowpass_prob", "probability")):
+            try:
+                object.__setattr__(self, name, check(limit, getattr(self, name), name))
+            except ConfigError as e:
+                fail(str(e))
         if self.epochs < 1 or self.max_batch < 1 or not self.batch_seconds > 0:
             fail(f"need epochs >= 1, max_batch >= 1 and batch_seconds > 0, got {self.epochs}, {self.max_batch}, "
                  f"{self.batch_seconds}")

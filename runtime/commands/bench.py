@@ -16,7 +16,7 @@ import os
 import click
 
 from hearkit.cli import LazyGroup
-from hearkit.commands.options import config_from_options, frontend_options
+from hearkit.commands.options import Limited, config_from_options, frontend_options
 from hearkit.evaluate.bench import REFERENCE_SECONDS
 
 # name -> "module:attribute". Keep alphabetical; one line per benchmark.
@@ -53,9 +53,9 @@ def log(msg: str) -> None:
 
 
 @click.command("frontend")
-@click.option("--seconds", type=click.FloatRange(min=0.1), default=REFERENCE_SECONDS, show_default=True, help="Length of the test signal (seeded white noise).")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Threads for onnxruntime and torch.")
-@click.option("--repeat", type=click.IntRange(min=1), default=20, show_default=True, help="Timed runs per backend; the median is reported.")
+@click.option("--seconds", type=Limited("seconds", lo=0.1), default=REFERENCE_SECONDS, show_default=True, help="Length of the test signal (seeded white noise).")
+@click.option("--threads", type=Limited("threads"), default=1, show_default=True, help="Threads for onnxruntime and torch.")
+@click.option("--repeat", type=Limited("repeat"), default=20, show_default=True, help="Timed runs per backend; the median is reported.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--model", "models", multiple=True, type=click.Path(exists=True, dir_okay=False), help="Also time an exported front-end graph (repeatable); works without torch/onnx, e.g. on a device.")
 @click.option("--png", type=click.Path(dir_okay=False), default=None, help="Also draw the figures as a bar chart (needs hearkit[plot]).")

@@ -10,14 +10,16 @@ import json
 
 import click
 
+from hearkit.commands.options import Limited
+
 # torch-free at import (torch and onnx load inside its functions), so --help works on a device
 from hearkit.export.bench import CLASSIFY_REPEAT, STREAM_SECONDS
 
 
 @click.command("classify")
 @click.argument("model_dir", type=click.Path(exists=True))
-@click.option("--repeat", type=click.IntRange(min=1), default=CLASSIFY_REPEAT, show_default=True, help="Timed runs per model (interleaved rounds); median reported.")
-@click.option("--stream-seconds", type=click.FloatRange(min=1), default=STREAM_SECONDS, show_default=True,
+@click.option("--repeat", type=Limited("repeat"), default=CLASSIFY_REPEAT, show_default=True, help="Timed runs per model (interleaved rounds); median reported.")
+@click.option("--stream-seconds", type=Limited("seconds", lo=1), default=STREAM_SECONDS, show_default=True,
               help="Audio fed to the keyword spotter for the CPU share.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def bench_classify(model_dir, repeat, stream_seconds, as_json):

@@ -10,14 +10,16 @@ import json
 
 import click
 
+from hearkit.commands.options import Limited
+
 from hearkit.evaluate.bench import CTC_SECONDS, FOOTPRINT_RSS_MB, FOOTPRINT_SECONDS
 
 
 @click.command("model")
 @click.argument("model", type=click.Path(exists=True))
 @click.option("--device", "-d", default=None, help="Device profile (see `hearkit devices`): threads, providers, preferred variant.")
-@click.option("--repeat", type=click.IntRange(min=1), default=50, show_default=True, help="Timed runs per model.")
-@click.option("--seconds", type=click.FloatRange(min=0.1), default=None,
+@click.option("--repeat", type=Limited("repeat"), default=50, show_default=True, help="Timed runs per model.")
+@click.option("--seconds", type=Limited("seconds", lo=0.1), default=None,
               help=f"Audio per call (Default: the model's window, or {CTC_SECONDS:g} s for CTC models).")
 @click.option("--clip", type=click.Path(exists=True, dir_okay=False), default=None, help="Audio clip for the footprint run (Default: silence).")
 @click.option("--footprint/--no-footprint", default=True, show_default=True,

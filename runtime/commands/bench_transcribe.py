@@ -11,6 +11,8 @@ import json
 
 import click
 
+from hearkit.commands.options import Limited
+
 # torch-free at import (torch and onnx load inside its functions), so --help works on a device
 from hearkit.evaluate.bench import DEFAULT_SIGNAL_SECONDS
 from hearkit.export.bench import TARGET_INT8_RTF, TARGET_MODEL, TRANSCRIBE_REPEAT
@@ -21,11 +23,11 @@ from hearkit.export.bench import TARGET_INT8_RTF, TARGET_MODEL, TRANSCRIBE_REPEA
 @click.argument("audio_files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
 @click.option("--audio", "audio", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Audio file to transcribe (repeatable; the same as listing files after MODEL_DIR).")
-@click.option("--seconds", type=click.FloatRange(min=0.1), default=None,
+@click.option("--seconds", type=Limited("seconds", lo=0.1), default=None,
               help=f"Length of the signal: the audio files joined in order (round again if they hold less) and "
                    f"cut to it (Default: all of them, or {DEFAULT_SIGNAL_SECONDS:g} s of seeded white noise "
                    "when no file is given).")
-@click.option("--repeat", type=click.IntRange(min=1), default=TRANSCRIBE_REPEAT, show_default=True,
+@click.option("--repeat", type=Limited("repeat"), default=TRANSCRIBE_REPEAT, show_default=True,
               help="Timed rounds; each transcribes once with every variant; the median is reported.")
 @click.option("--memory/--no-memory", default=True, show_default=True,
               help="Measure peak RSS in a fresh process per variant.")

@@ -13,6 +13,8 @@ import json
 
 import click
 
+from hearkit.commands.options import Limited
+
 from hearkit.evaluate.pocketsphinx import PERMISSIVE_THRESHOLD
 
 
@@ -25,9 +27,9 @@ from hearkit.evaluate.pocketsphinx import PERMISSIVE_THRESHOLD
                    "are left out. Repeatable.")
 @click.option("--noise", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Noise mixed into the positive stream (needs --snr). Repeatable.")
-@click.option("--snr", "snr_db", type=click.FloatRange(-30, 60), default=None, help="Speech-to-noise ratio (dB) of the positives.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Order of the positives, gaps and noise.")
-@click.option("--kws-threshold", type=click.FloatRange(min=0, min_open=True, max=1.0), default=PERMISSIVE_THRESHOLD,
+@click.option("--snr", "snr_db", type=Limited("snr_db"), default=None, help="Speech-to-noise ratio (dB) of the positives.")
+@click.option("--seed", type=Limited("seed"), default=0, show_default=True, help="Order of the positives, gaps and noise.")
+@click.option("--kws-threshold", type=Limited("threshold"), default=PERMISSIVE_THRESHOLD,
               show_default=True, help="PocketSphinx's one decode; every stricter threshold is swept from its scores.")
 @click.option("--no-pocketsphinx", "no_pocketsphinx", is_flag=True, help="hearkit's model alone.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write the DET curves of both engines as PNG.")

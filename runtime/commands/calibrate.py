@@ -6,22 +6,24 @@ import json
 
 import click
 
+from hearkit.commands.options import Limited
+
 
 @click.command("calibrate")
 @click.argument("export_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--negatives", multiple=True, required=True, type=click.Path(exists=True),
               help="Audio without the phrases (folder or manifest), streamed back to back; clips whose transcript "
                    "holds a phrase are left out. Repeatable.")
-@click.option("--fa-per-hour", type=click.FloatRange(min=0, min_open=True, max=1000), default=0.5, show_default=True,
+@click.option("--fa-per-hour", type=Limited("fa_per_hour"), default=0.5, show_default=True,
               help="False alarms per hour to allow.")
 @click.option("--positives", multiple=True, type=click.Path(exists=True),
               help="Real recordings of the phrases (a folder per phrase, or a manifest): then the threshold with the "
                    "fewest misses at the target is taken, else the most sensitive one that keeps it. Repeatable.")
 @click.option("--noise", multiple=True, type=click.Path(exists=True, file_okay=False), help="Noise mixed into the positives.")
-@click.option("--snr", "snr_db", type=click.FloatRange(-30, 60), default=None, help="Speech-to-noise ratio (dB) of the positives.")
-@click.option("--hop", "hop_seconds", type=click.FloatRange(0.01, 1.0), default=0.1, show_default=True, help="Seconds between decisions.")
-@click.option("--smoothing", type=click.IntRange(1, 100), default=3, show_default=True, help="Decisions averaged.")
-@click.option("--refractory", "refractory_seconds", type=click.FloatRange(0, 60), default=1.0, show_default=True,
+@click.option("--snr", "snr_db", type=Limited("snr_db"), default=None, help="Speech-to-noise ratio (dB) of the positives.")
+@click.option("--hop", "hop_seconds", type=Limited("hop_s", lo=0.01, hi=1.0), default=0.1, show_default=True, help="Seconds between decisions.")
+@click.option("--smoothing", type=Limited("smoothing"), default=3, show_default=True, help="Decisions averaged.")
+@click.option("--refractory", "refractory_seconds", type=Limited("refractory_s"), default=1.0, show_default=True,
               help="Seconds after a detection during which nothing fires.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def calibrate(export_dir, negatives, fa_per_hour, positives, noise, snr_db, hop_seconds, smoothing, refractory_seconds, as_json):

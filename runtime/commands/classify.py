@@ -12,9 +12,12 @@ import sys
 from pathlib import Path
 
 import click
+
+from hearkit.commands.options import Limited
 import numpy as np
 
 from hearkit.errors import ConfigError, ModelError
+from hearkit.limits import check
 
 # task -> "module:function(model, audio_paths, top, device) -> iterator of JSON-able dicts (one per file)"
 RUNNERS: dict[str, str] = {
@@ -73,7 +76,7 @@ def run_classify(model, paths, top: int = 3, device=None):
 @click.command("run")
 @click.argument("model", type=click.Path(exists=True))
 @click.argument("audio", nargs=-1, required=True, type=click.Path())
-@click.option("--top", type=click.IntRange(min=1), default=3, show_default=True, help="Best labels listed per file.")
+@click.option("--top", type=Limited("labels"), default=3, show_default=True, help="Best labels listed per file.")
 @click.option("--device", "-d", default=None, help=DEVICE_HELP)
 def run(model, audio, top, device):
     """Run MODEL (a .onnx file, an export folder or a bundle) on AUDIO files: one JSON line per file.
@@ -105,16 +108,16 @@ def _pcm_chunks(stream, samples: int):
 @click.command("stream")
 @click.argument("model", type=click.Path(exists=True))
 @click.argument("audio", type=click.Path(allow_dash=True))
-@click.option("--hop", "hop_seconds", type=float, default=None,
+@click.option("--hop", "hop_seconds", type=Limited("hop_s"), default=None,
               help="Seconds between decisions (Default: the model's calibrated hop, else 0.1).")
 @click.option("--threshold", "thresholds", multiple=True, metavar="[LABEL=]VALUE",
               help="Smoothed-posterior threshold, for all keywords or one label (repeatable). "
                    "Default: the model's calibrated thresholds (`hearkit calibrate`), else 0.6.")
-@click.option("--smoothing", type=click.IntRange(min=1), default=None,
+@click.option("--smoothing", type=Limited("smoothing"), default=None,
               help="Decisions averaged (Default: the model's calibrated value, else 3).")
-@click.option("--refractory", "refractory_seconds", type=click.FloatRange(min=0), default=None,
+@click.option("--refractory", "refractory_seconds", type=Limited("refractory_s"), default=None,
               help="Seconds after a detection during which nothing else fires (Default: calibrated, else 1.0).")
-@click.option("--chunk", "chunk_seconds", type=click.FloatRange(min=0.001), default=0.1, show_default=True,
+@click.option("--chunk", "chunk_seconds", type=Limited("seconds"), default=0.1, show_default=True,
               help="Seconds of audio read per step.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write scores over time with detections as PNG.")
 @click.option("--device", "-d", default=None, help=DEVICE_HELP + " Spinning stays off (periodic runs).")
@@ -131,9 +134,10 @@ def stream(model, audio, hop_seconds, thresholds, smoothing, refractory_seconds,
     for t in thresholds:
         label, _, value = t.rpartition("=")
         try:
-            v = float(value)
+            float(value)
         except ValueError as e:
             raise ConfigError(f"--threshold {t!r}: expected VALUE or LABEL=VALUE with a number") from e
+        v = check("threshold", value, f"--threshold {t!r}")  # a posterior: NaN, inf or 1.5 never fires
         if label:
             th[label] = v
         else:
@@ -167,12 +171,12 @@ def stream(model, audio, hop_seconds, thresholds, smoothing, refractory_seconds,
 @click.option("--data", type=click.Path(exists=True, file_okay=False), default=None, help="Labelled dataset folder.")
 @click.option("--format", "fmt", default=None, help="speech-commands | urbansound8k | folders (default: detected).")
 @click.option("--split", default="val", show_default=True, type=click.Choice(["val", "test", "train", "all"]))
-@click.option("--val-fold", type=int, default=None, help="UrbanSound8K validation fold.")
-@click.option("--test-fold", type=int, default=None, help="UrbanSound8K test fold.")
+@click.option("--val-fold", type=Limited("count"), default=None, help="UrbanSound8K validation fold.")
+@click.option("--test-fold", type=Limited("count"), default=None, help="UrbanSound8K test fold.")
 @click.option("--manifest", type=click.Path(exists=True), default=None,
               help="CTC models: JSONL manifest, a folder with manifest.jsonl, or a LibriSpeech folder.")
 @click.option("--confusion", type=click.Path(dir_okay=False), default=None, help="Write the confusion matrix as PNG.")
-@click.option("--beam", type=click.IntRange(min=1), default=None,
+@click.option("--beam", type=Limited("beam"), default=None,
               help="CTC: beam width [default: 1 (greedy), 16 with --lexicon or --lm].")
 @click.option("--lexicon", type=click.Path(exists=True, dir_okay=False), default=None,
               help="CTC: word list (one per line); only these words are emitted.")
@@ -185,9 +189,9 @@ def stream(model, audio, hop_seconds, thresholds, smoothing, refractory_seconds,
                    "phrase are left out and counted. Repeatable.")
 @click.option("--noise", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Keyword detector: noise mixed into the positive stream (needs --snr).")
-@click.option("--snr", "snr_db", type=click.FloatRange(-30, 60), default=None, help="Keyword detector: speech-to-noise ratio in dB.")
+@click.option("--snr", "snr_db", type=Limited("snr_db"), default=None, help="Keyword detector: speech-to-noise ratio in dB.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Keyword detector: write the DET curves as PNG.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Keyword detector: order of positives, gaps, noise.")
+@click.option("--seed", type=Limited("seed"), default=0, show_default=True, help="Keyword detector: order of positives, gaps, noise.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 def eval_(model, data, fmt, split, val_fold, test_fold, manifest, confusion, beam, lexicon, lm_path,
           positives, negatives, noise, snr_db, plot, seed, as_json):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from hearkit.commands.options import Limited
+
 
 def _progress(label):
     from hearkit.progress import StatusLine
@@ -49,8 +51,8 @@ def join(manifests, out, force):
 @click.argument("set_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--negatives", multiple=True, required=True, type=click.Path(exists=True),
               help="Audio without the phrases (folder or manifest), streamed back to back. Repeatable.")
-@click.option("--windows", type=click.IntRange(min=1, max=10**6), default=2000, show_default=True, help="Most windows to add.")
-@click.option("--min-score", type=click.FloatRange(0, 1), default=0.2, show_default=True,
+@click.option("--windows", type=Limited("count", lo=1, hi=10**6), default=2000, show_default=True, help="Most windows to add.")
+@click.option("--min-score", type=Limited("threshold"), default=0.2, show_default=True,
               help="Lowest keyword probability worth adding.")
 def mine(model, set_dir, negatives, windows, min_score):
     """Add the negative windows MODEL scores highest to SET_DIR/_unknown_ (a `data wakeword` set), for a
@@ -71,21 +73,21 @@ def mine(model, set_dir, negatives, windows, min_score):
 @data.command()
 @click.argument("phrases", nargs=-1, required=True)
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder (new or empty).")
-@click.option("--voices", type=click.IntRange(min=4, max=100000), default=800, show_default=True,
+@click.option("--voices", type=Limited("count", lo=4, hi=100000), default=800, show_default=True,
               help="Synthetic speakers per phrase (engines x voices x rate, pitch, warp).")
 @click.option("--negatives", "negatives", multiple=True, type=click.Path(exists=True),
               help="Real audio (folder or manifest) to cut negative windows from; clips whose transcript holds a phrase "
                    "are left out, and so are clips a validation_list.txt names. Repeatable.")
-@click.option("--negative-windows", type=click.IntRange(min=0, max=10**6), default=4000, show_default=True,
+@click.option("--negative-windows", type=Limited("count", hi=10**6), default=4000, show_default=True,
               help="Windows cut from --negatives.")
 @click.option("--noise", "noise", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Noise recordings for _silence_ and _background_noise_ (Default: generated noise). Repeatable.")
-@click.option("--near-misses", type=click.IntRange(min=0, max=10**6), default=800, show_default=True,
+@click.option("--near-misses", type=Limited("count", hi=10**6), default=800, show_default=True,
               help="Partial-phrase and phonetic near-miss clips per phrase.")
-@click.option("--other-words", type=click.IntRange(min=0, max=10**6), default=1500, show_default=True,
+@click.option("--other-words", type=Limited("count", hi=10**6), default=1500, show_default=True,
               help="Clips of other words and word sequences.")
-@click.option("--reverb", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="Share of clips in a simulated room.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--reverb", type=Limited("probability"), default=0.5, show_default=True, help="Share of clips in a simulated room.")
+@click.option("--seed", type=Limited("seed"), default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Replace a set this command wrote before.")
 def wakeword(phrases, out_dir, voices, negatives, negative_windows, noise, near_misses, other_words, reverb, seed, force):
     """A keyword set for PHRASES from their text alone, in the layout `hearkit train classify` reads.
@@ -114,15 +116,15 @@ def wakeword(phrases, out_dir, voices, negatives, negative_windows, noise, near_
               help="Isolated-word dataset folder (sub-folders are words, e.g. speech_commands, fsdd). Repeatable; "
                    "several may follow one --words.")
 @click.argument("more_roots", nargs=-1, type=click.Path(exists=True, file_okay=False))
-@click.option("--min-words", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--max-words", type=click.IntRange(min=1), default=7, show_default=True)
-@click.option("--hours", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, help="Audio to generate.")
+@click.option("--min-words", type=Limited("count", lo=1), default=2, show_default=True)
+@click.option("--max-words", type=Limited("count", lo=1), default=7, show_default=True)
+@click.option("--hours", type=Limited("hours"), default=1.0, show_default=True, help="Audio to generate.")
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="train", show_default=True,
               help="Which speakers to use (from the source's validation_list.txt / testing_list.txt).")
 @click.option("--noise-dir", "noise_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Extra background-noise folder (the source's _silence_ clips of the same split are used too).")
-@click.option("--noise-prob", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="Share of utterances with noise.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--noise-prob", type=Limited("probability"), default=0.5, show_default=True, help="Share of utterances with noise.")
+@click.option("--seed", type=Limited("seed"), default=0, show_default=True)
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
 def concat(roots, more_roots, min_words, max_words, hours, split, noise_dirs, noise_prob, seed, out_dir):
     """Connected-word utterances joined from isolated words of ONE speaker each.
@@ -149,8 +151,8 @@ def concat(roots, more_roots, min_words, max_words, hours, split, noise_dirs, no
 @click.option("--text", "text_file", required=True, type=click.Path(exists=True, dir_okay=False), help="One sentence per line.")
 @click.option("--voices", default=None, help="Comma-separated espeak-ng voices (default: 8 English accents).")
 @click.option("--variants", default=None, help="Comma-separated voice variants, e.g. m3,f2,Alicia (default: 13 + none).")
-@click.option("--per-sentence", type=click.IntRange(min=1), default=1, show_default=True, help="Renditions of each sentence.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--per-sentence", type=Limited("count", lo=1), default=1, show_default=True, help="Renditions of each sentence.")
+@click.option("--seed", type=Limited("seed"), default=0, show_default=True)
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False))
 def synth(text_file, voices, variants, per_sentence, seed, out_dir):
     """Sentences spoken by espeak-ng in many voices, rates and pitches (FLAC + manifest.jsonl)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from hearkit.commands.options import Limited
+
 
 @click.command()
 @click.option("-o", "--out", default=None, type=click.Path(file_okay=False),
@@ -14,9 +16,9 @@ import click
 @click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
               help="Train on these recordings (Speech Commands layout or folder-per-label) instead of a synthesized set.")
 @click.option("--model", default="cnn4-s", show_default=True, help="Architecture (see `hearkit train classify --help`).")
-@click.option("--epochs", type=click.IntRange(min=1, max=100000), default=None,
+@click.option("--epochs", type=Limited("epochs"), default=None,
               help="Training epochs (Default: 30; 20 with --wakeword).")
-@click.option("--seed", type=click.IntRange(min=0, max=2**32 - 1), default=0, show_default=True)
+@click.option("--seed", type=Limited("seed"), default=0, show_default=True)
 def demo(out, wakeword, data, model, epochs, seed):
     """Synthesize keywords, train, export, quantize, verify and spot keywords — all offline.
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from hearkit.commands.options import Limited
 from hearkit.errors import require
 from hearkit.export.task import EXPORT, VERIFY
 from hearkit.export.tasks import merged_options
@@ -26,10 +27,21 @@ def task_options(command: str):
     """Decorator adding every task's options of ``command``; each arrives as None unless given."""
     def add(f):
         for opt, help_ in reversed(merged_options(command)):
-            f = click.option(opt.flag, opt.param, type=opt.type, default=None, help=help_)(f)
+            f = click.option(opt.flag, opt.param, type=_limited(opt.type), default=None, help=help_)(f)
         return f
 
     return add
+
+
+def _limited(kind):
+    """A task's numeric option type as a ``Limited`` one (hearkit.limits): click's float lets NaN and inf through,
+    and a NaN tolerance would make every verify comparison false."""
+    if isinstance(kind, click.types.FloatParamType) or kind is float:
+        return Limited("tolerance")
+    if isinstance(kind, click.types.IntParamType) or kind is int:
+        lo = getattr(kind, "min", None)
+        return Limited("count", lo=None if lo is None or lo <= 0 else lo)
+    return kind
 
 
 @click.command("export")
@@ -96,9 +108,9 @@ def _list(ctx, value):
 @click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,
               help="The checkpoint, if it moved since export (its sha256 must match).")
-@click.option("--max-clips", type=click.IntRange(min=1), default=None,
+@click.option("--max-clips", type=Limited("count", lo=1), default=None,
               help="Evaluate an even subset of the data (clips, or utterances for ctc).")
-@click.option("--latency-runs", type=click.IntRange(min=0), default=50, show_default=True,
+@click.option("--latency-runs", type=Limited("count"), default=50, show_default=True,
               help="Timed runs per model (0: skip; ctc times its one pass over the data).")
 @task_options(VERIFY)
 def verify(out_dir, checkpoint, max_clips, latency_runs, **given):

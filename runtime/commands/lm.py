@@ -24,10 +24,11 @@ def build(text, output, order, normalize):
     """Build an interpolated Kneser-Ney LM from TEXT files (one sentence per line)."""
     from hearkit.lm import DEFAULT_ALPHABET, NGramLM
 
+    from hearkit.text import text_lines
+
     def lines():
-        for path in text:
-            with open(path, encoding="utf-8") as f:
-                yield from f
+        for path in text:  # a non-UTF-8 byte is one line naming the file (hearkit.text.text_lines)
+            yield from (line for _, line in text_lines(path, "text file"))
 
     model, dropped = NGramLM.build_from_text(lines(), order=order, alphabet=DEFAULT_ALPHABET if normalize else None)
     model.save(output)

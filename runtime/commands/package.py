@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from hearkit.commands.options import Limited
+
 
 @click.command("package")
 @click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
@@ -11,7 +13,7 @@ import click
 @click.option("-o", "--output", "bundle_dir", type=click.Path(file_okay=False), default=None, help="Bundle folder to write: new or empty (a bundle hearkit wrote is replaced only with --force).")
 @click.option("--data", type=click.Path(exists=True), default=None,
               help="Calibration audio (folder or JSONL manifest), used only when the export has no int8 variant with the device's recipe (Default: the data the export recorded).")
-@click.option("--calibration-clips", type=click.IntRange(min=1), default=200, show_default=True, help="Clips for that calibration.")
+@click.option("--calibration-clips", type=Limited("count", lo=1), default=200, show_default=True, help="Clips for that calibration.")
 @click.option("--no-ort", is_flag=True, help="Skip the ORT-format models, operators config and C sources.")
 @click.option("--force", is_flag=True, help="Replace the bundle already in BUNDLE_DIR (only the files its manifest lists; other files are kept).")
 @click.option("--verify", is_flag=True, help="Instead of packaging, check every file of the bundle OUT_DIR against its manifest.json.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hearkit.commands.options import config_from_options, frontend_options
+from hearkit.commands.options import Limited, config_from_options, frontend_options
 
 
 @click.command()
@@ -12,7 +12,7 @@ from hearkit.commands.options import config_from_options, frontend_options
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False), required=True, help="PNG file to write.")
 @click.option("--augment", is_flag=True, help="Add rows for time shift, background noise, gain and SpecAugment (needs hearkit[train]).")
 @click.option("--noise-dir", type=click.Path(exists=True, file_okay=False), default=None, help="Background noise recordings for --augment (default: generated noise).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random augmentations.")
+@click.option("--seed", type=Limited("seed"), default=0, show_default=True, help="Seed of the random augmentations.")
 @frontend_options
 def show(audio, out, augment, noise_dir, seed, **kw):
     """Draw the waveform, the linear spectrogram and the log-mel spectrogram of AUDIO to a PNG.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from hearkit.commands.options import config_from_options, frontend_options, parse_range as _range
+from hearkit.commands.options import Limited, config_from_options, frontend_options, parse_range as _range
 
 FORMATS = ("speech-commands", "urbansound8k", "folders")  # hearkit.datasets.FORMATS, repeated to keep --help cheap
 MODEL_NAMES = ("dscnn-s", "dscnn-m", "dscnn-l", *(f"bcresnet-{t}" for t in range(1, 9)), "cnn4", "cnn4-s")
@@ -21,42 +21,42 @@ MODEL_NAMES = ("dscnn-s", "dscnn-m", "dscnn-l", *(f"bcresnet-{t}" for t in range
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, help="Dataset layout (default: detected).")
 @click.option("--model", type=click.Choice(MODEL_NAMES), default="cnn4-s", show_default=True,
               help="Architecture; cnn4-s is the fastest per CPU step (about 4x dscnn-s).")
-@click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=2), default=32, show_default=True, help="Clips per step and process.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=3e-3, show_default=True, help="Peak AdamW learning rate.")
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=1e-2, show_default=True)
+@click.option("--epochs", type=Limited("epochs"), default=30, show_default=True)
+@click.option("--batch-size", type=Limited("batch_size", lo=2), default=32, show_default=True, help="Clips per step and process.")
+@click.option("--lr", type=Limited("lr"), default=3e-3, show_default=True, help="Peak AdamW learning rate.")
+@click.option("--weight-decay", type=Limited("weight_decay"), default=1e-2, show_default=True)
 @click.option("--schedule", type=click.Choice(["onecycle", "cosine"]), default="onecycle", show_default=True)
-@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True)
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None, help="Model dropout (default: the architecture's).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--label-smoothing", type=Limited("label_smoothing"), default=0.1, show_default=True)
+@click.option("--dropout", type=Limited("dropout"), default=None, help="Model dropout (default: the architecture's).")
+@click.option("--seed", type=Limited("seed"), default=0, show_default=True)
 @click.option("--noise-dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="Background-noise recordings (default: the dataset's _background_noise_ or training _silence_ clips).")
-@click.option("--val-fold", type=int, default=None, help="UrbanSound8K validation fold (default: the last present).")
-@click.option("--test-fold", type=int, default=None, help="UrbanSound8K test fold (default: none).")
+@click.option("--val-fold", type=Limited("count"), default=None, help="UrbanSound8K validation fold (default: the last present).")
+@click.option("--test-fold", type=Limited("count"), default=None, help="UrbanSound8K test fold (default: none).")
 @click.option("--keywords", default=None, help="Speech-commands: comma-separated keyword folders; other words become _unknown_.")
-@click.option("--window-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--window-seconds", type=Limited("window_s"), default=None,
               help="Clip window (default: 1 s keywords, 4 s UrbanSound8K).")
 @click.option("--on-bad-file", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
               help="Unreadable clips stop the run, or are reported and left out.")
 @click.option("--speed", default=None, help="Speed perturbation LOW,HIGH (e.g. 0.9,1.1; default: off).")
 @click.option("--no-shift", is_flag=True, help="Turn off random time shift.")
-@click.option("--max-shift", type=click.FloatRange(min=0), default=0.1, show_default=True, help="Largest time shift in seconds.")
+@click.option("--max-shift", type=Limited("duration_s", hi=30.0), default=0.1, show_default=True, help="Largest time shift in seconds.")
 @click.option("--no-noise", is_flag=True, help="Turn off background noise.")
-@click.option("--noise-prob", type=click.FloatRange(0, 1), default=0.8, show_default=True, help="Share of clips that get noise.")
+@click.option("--noise-prob", type=Limited("probability"), default=0.8, show_default=True, help="Share of clips that get noise.")
 @click.option("--snr", default="5,20", show_default=True, help="SNR range in dB, LOW,HIGH.")
 @click.option("--no-gain", is_flag=True, help="Turn off random gain.")
 @click.option("--gain-db", default="-12,6", show_default=True, help="Gain range in dB, LOW,HIGH.")
 @click.option("--no-specaugment", is_flag=True, help="Turn off SpecAugment masks.")
-@click.option("--freq-masks", type=click.IntRange(min=0), default=2, show_default=True)
-@click.option("--freq-mask-width", type=click.IntRange(min=0), default=7, show_default=True, help="Mel bands.")
-@click.option("--time-masks", type=click.IntRange(min=0), default=2, show_default=True)
-@click.option("--time-mask-width", type=click.IntRange(min=0), default=10, show_default=True, help="Frames.")
-@click.option("--mixup", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Mixup Beta(α, α); 0 = off.")
+@click.option("--freq-masks", type=Limited("count", hi=100), default=2, show_default=True)
+@click.option("--freq-mask-width", type=Limited("count", hi=512), default=7, show_default=True, help="Mel bands.")
+@click.option("--time-masks", type=Limited("count", hi=100), default=2, show_default=True)
+@click.option("--time-mask-width", type=Limited("count", hi=10000), default=10, show_default=True, help="Frames.")
+@click.option("--mixup", type=Limited("mixup"), default=0.0, show_default=True, help="Mixup Beta(α, α); 0 = off.")
 @frontend_options
-@click.option("--checkpoint-every", type=click.IntRange(min=0), default=50, show_default=True,
+@click.option("--checkpoint-every", type=Limited("count"), default=50, show_default=True,
               help="Also save last.pt every N steps inside an epoch (0 = at epoch ends only).")
-@click.option("--max-clips", type=click.IntRange(min=2), default=None, help="Use at most N clips per split (quick looks).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads per process.")
+@click.option("--max-clips", type=Limited("count", lo=2), default=None, help="Use at most N clips per split (quick looks).")
+@click.option("--threads", type=Limited("threads"), default=None, help="torch threads per process.")
 @click.option("--no-progress", is_flag=True, help="No progress (a bar on a terminal, a line per ~10 % of the run in a log).")
 @click.option("-q", "--quiet", is_flag=True, help="Warnings and the result only: no progress, no line per epoch.")
 @click.option("--resume", is_flag=True, help="Continue the run in RUN_DIR from last.pt.")

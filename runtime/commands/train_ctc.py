@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import click
 
+from hearkit.commands.options import Limited
+
 MODELS = ("ctc-conv-s", "ctc-conv-m", "ctc-conv-l", "ctc-crnn")  # hearkit.training.ctc_models.MODELS
 OFF = ("off", "none")  # values that switch a LOW,HIGH augmentation off
 
@@ -30,34 +32,34 @@ def _range_or_off(text: str | None, what: str, positive: bool = False):
 @click.option("--val-manifest", required=True, type=click.Path(exists=True), help="Validation set (same forms).")
 @click.option("--model", type=click.Choice(MODELS), default="ctc-conv-s", show_default=True)
 @click.option("--rnn", type=click.Choice(["gru", "lstm"]), default=None, help="RNN kind of ctc-crnn (default: gru).")
-@click.option("--epochs", type=click.IntRange(min=1), default=60, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=3e-3, show_default=True, help="Peak one-cycle learning rate.")
-@click.option("--batch-seconds", type=click.FloatRange(min=1), default=32.0, show_default=True, help="Audio per batch (length-bucketed); small data wants many steps.")
-@click.option("--max-batch", type=click.IntRange(min=1), default=16, show_default=True, help="Utterances per batch at most.")
-@click.option("--clip", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, help="Gradient-norm clip.")
-@click.option("--noise-prob", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="Share of utterances with added noise.")
+@click.option("--epochs", type=Limited("epochs"), default=60, show_default=True)
+@click.option("--lr", type=Limited("lr"), default=3e-3, show_default=True, help="Peak one-cycle learning rate.")
+@click.option("--batch-seconds", type=Limited("seconds", lo=1), default=32.0, show_default=True, help="Audio per batch (length-bucketed); small data wants many steps.")
+@click.option("--max-batch", type=Limited("batch_size"), default=16, show_default=True, help="Utterances per batch at most.")
+@click.option("--clip", type=Limited("grad_clip"), default=1.0, show_default=True, help="Gradient-norm clip.")
+@click.option("--noise-prob", type=Limited("probability"), default=0.5, show_default=True, help="Share of utterances with added noise.")
 @click.option("--speed", default="0.9,1.1", show_default=True,
               help="Speed perturbation LOW,HIGH per utterance (the utterance changes length), or 'off'.")
 @click.option("--vtlp", default=None,
               help="Vocal tract length perturbation LOW,HIGH per utterance (e.g. 0.9,1.1): formants move, "
                    "timing is kept (default: off).")
-@click.option("--lowpass-prob", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+@click.option("--lowpass-prob", type=Limited("probability"), default=0.0, show_default=True,
               help="Share of utterances low-passed at --lowpass-hz, as if recorded at 8 kHz.")
-@click.option("--lowpass-hz", type=click.FloatRange(min=0, min_open=True), default=4000.0, show_default=True,
+@click.option("--lowpass-hz", type=Limited("hz", lo=1), default=4000.0, show_default=True,
               help="Cut-off of that low-pass.")
 @click.option("--gain-db", default=None,
               help="Random gain LOW,HIGH in dB per utterance (e.g. -18,6), clipped as a 16-bit recording; "
                    "the front-end does not normalise level, so this is what makes a model robust to quiet or "
                    "loud microphones (default: off).")
-@click.option("--n-mels", type=click.IntRange(min=8), default=64, show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch threads.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--average-last", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--n-mels", type=Limited("n_mels", lo=8), default=64, show_default=True)
+@click.option("--threads", type=Limited("threads"), default=1, show_default=True, help="torch threads.")
+@click.option("--seed", type=Limited("seed"), default=0, show_default=True)
+@click.option("--average-last", type=Limited("count", hi=1000), default=0, show_default=True,
               help="Also write averaged.pt: the mean weights of the last N epochs (1: the last epoch's), "
                    "BatchNorm statistics recomputed on the training set (0: off).")
 @click.option("--init", "init", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Start from the weights of another CTC checkpoint (fine-tuning); its model and front-end are used.")
-@click.option("--checkpoint-every", type=click.IntRange(min=0), default=50, show_default=True,
+@click.option("--checkpoint-every", type=Limited("count"), default=50, show_default=True,
               help="Also save last.pt every N steps inside an epoch (0 = at epoch ends only).")
 @click.option("--no-progress", is_flag=True, help="No progress (a bar on a terminal, a line per ~10 % of the run in a log).")
 @click.option("-q", "--quiet", is_flag=True, help="Warnings and the result only: no progress, no line per epoch.")

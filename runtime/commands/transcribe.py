@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import click
 
+from hearkit.commands.options import Limited
+
 
 @click.command("transcribe")
 @click.argument("model", type=click.Path(exists=True))
 @click.argument("audio", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--beam", type=click.IntRange(min=1), default=None, help="Beam width [default: 1 (greedy), 16 with --lexicon or --lm].")
+@click.option("--beam", type=Limited("beam"), default=None, help="Beam width [default: 1 (greedy), 16 with --lexicon or --lm].")
 @click.option("--lexicon", type=click.Path(exists=True, dir_okay=False), default=None, help="Word list (one per line): only these words are emitted.")
 @click.option("--lm", "lm_path", type=click.Path(exists=True, dir_okay=False), default=None, help="ARPA n-gram LM (see `hearkit lm build`).")
-@click.option("--alpha", type=float, default=0.5, show_default=True, help="LM weight.")
-@click.option("--beta", type=float, default=None, help="Word insertion bonus [default: 1.0 with --lm, else 0].")
+@click.option("--alpha", type=Limited("lm_weight"), default=0.5, show_default=True, help="LM weight.")
+@click.option("--beta", type=Limited("lm_weight"), default=None, help="Word insertion bonus [default: 1.0 with --lm, else 0].")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: text, words with start/end/confidence, real-time factor.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime threads [default: the device profile's, or 1].")
-@click.option("--chunk", "chunk_seconds", type=click.FloatRange(min=0.1), default=20.0, show_default=True, help="Seconds of audio per model run.")
-@click.option("--overlap", "overlap_seconds", type=click.FloatRange(min=0.0), default=2.0, show_default=True, help="Context seconds on each side of a chunk.")
+@click.option("--threads", type=Limited("threads"), default=None, help="onnxruntime threads [default: the device profile's, or 1].")
+@click.option("--chunk", "chunk_seconds", type=Limited("seconds", lo=0.1), default=20.0, show_default=True, help="Seconds of audio per model run.")
+@click.option("--overlap", "overlap_seconds", type=Limited("duration_s", hi=3600.0), default=2.0, show_default=True, help="Context seconds on each side of a chunk.")
 @click.option("--progress/--no-progress", default=False, show_default=True, help="Progress line on stderr.")
 @click.option("--device", "-d", default=None,
               help="Device profile (see `hearkit devices`) or path to a profile.toml: its execution providers, threads "

@@ -15,6 +15,7 @@ import numpy as np
 
 from hearkit.errors import ConfigError
 from hearkit.manifest import Utterance, normalize_text, write_manifest
+from hearkit.text import text_lines
 
 SAMPLE_RATE = 16000  # Hz, every utterance is written at this rate
 DEFAULT_VOICES = (
@@ -29,10 +30,10 @@ TRIM_MODE = "level"  # the trim these sets were measured with (hearkit.recipes.v
 def read_sentences(path) -> list[str]:
     """Non-empty lines of a text file (one sentence per line), normalised; empties after normalising dropped."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise ConfigError(f"--text {p}: no such file")
     out = []
-    for line in p.read_text(encoding="utf-8").splitlines():
+    for _, line in text_lines(p, "sentence file"):  # not UTF-8, a FIFO, an endless line: one error naming it
         if normalize_text(line):
             out.append(line.strip())
     if not out:
