@@ -26,6 +26,7 @@ import numpy as np
 from hearkit import artifacts
 from hearkit.artifacts import read_export
 from hearkit.errors import ConfigError, ModelError
+from hearkit.files import write_text
 
 LATENCY_RUNS = 50        # timed inferences per model (after warm-up), median reported
 LATENCY_WARMUP = 5
@@ -166,10 +167,10 @@ def verify(
         "checks": checks,
         "passed": all(c["passed"] for c in checks),
     }
-    (out / artifacts.REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
-    (out / artifacts.REPORT_MD).write_text(t.report_markdown(report))
+    write_text(out / artifacts.REPORT_JSON, json.dumps(report, indent=2) + "\n")
+    write_text(out / artifacts.REPORT_MD, t.report_markdown(report))
     for name, text in ev.files.items():
-        (out / name).write_text(text)
+        write_text(out / name, text)
     return report
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from hearkit.errors import ModelError
+from hearkit.files import atomic_open
 
 FORMAT = "hearkit-checkpoint"
 VERSION = 1
@@ -34,14 +35,11 @@ VERSION = 1
 def save_checkpoint(ckpt: dict, path: str | os.PathLike) -> Path:
     """Write ``ckpt`` atomically: a crash mid-write leaves the previous file intact."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     ckpt = {"format": FORMAT, "version": VERSION, **ckpt}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
+    # hearkit.files: temporary file + fsync + rename; a full disk removes the temporary file
+    # and keeps the previous checkpoint (--resume continues from it)
+    with atomic_open(path, "wb") as f:
         torch.save(ckpt, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
     return path
 
 
