@@ -66,7 +66,7 @@ def export_checkpoint(d) -> tuple[dict | None, str]:
     from hearkit.export.verify import load_export_checkpoint
 
     try:
-        return load_export_checkpoint(artifacts.read_export(d)), ""
+        return load_export_checkpoint(artifacts.read_export(d), folder=d), ""
     except ModelError as e:
         return None, str(e)
 

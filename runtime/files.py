@@ -205,6 +205,23 @@ def refuse_containing(folder: str | os.PathLike, inside: str | os.PathLike, what
 _held: dict[str, list] = {}  # resolved folder -> [fd, depth]: nested `writing` of one folder in one process
 
 
+def remove_temps(folder: str | os.PathLike, depth: int = 2) -> list[str]:
+    """Remove the temporary files a killed hearkit write left in ``folder`` (and ``depth - 1`` levels below).
+
+    Only names :func:`temp_name` makes are touched; called with the folder's lock
+    held, so no other hearkit process is writing them.
+    """
+    removed = []
+    for entry in os.scandir(folder):
+        if entry.is_file(follow_symlinks=False) and is_temp(entry.name):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(entry.name)
+        elif depth > 1 and entry.is_dir(follow_symlinks=False):
+            removed += [f"{entry.name}/{n}" for n in remove_temps(entry.path, depth - 1)]
+    return removed
+
+
 def _holder(lock: Path) -> str:
     with contextlib.suppress(OSError, ValueError):
         pid = int(lock.read_text().strip() or "0")
@@ -263,6 +280,7 @@ def writing(folder: str | os.PathLike) -> Iterator[Path]:
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     _held[key] = [fd, 1]
+    remove_temps(p)
     try:
         yield p
     finally:
@@ -291,3 +309,36 @@ def save_figure(fig, path: str | os.PathLike, **savefig_kw) -> Path:
 
         plt.close(fig)
     return Path(path)
+
+
+@contextlib.contextmanager
+def output_folder(folder: str | os.PathLike, force: bool, option: str = "-o", allow=(), check: bool = True) -> Iterator[Path]:
+    """What a command that writes a folder holds while it writes: :func:`writing`, then :func:`check_output_dir`.
+
+    The lock comes first, so a second writer hears "being written by another hearkit
+    process" rather than "not empty".
+
+    Args:
+        folder: the output folder.
+        force: the command's ``--force``.
+        option: the option naming it, for messages (Default: ``-o``).
+        allow: names that do not make the folder occupied (see :func:`check_output_dir`).
+        check: refuse an occupied folder (Default: True; False: only lock, e.g. ``--resume``).
+    """
+    with writing(folder) as p:
+        if check:
+            check_output_dir(p, force, option, allow)
+        yield p
+
+
+def run_folder(folder: str | os.PathLike, force: bool, resume: bool, marker: str = "last.pt"):
+    """:func:`output_folder` for a training run folder (``hearkit train ... -o RUN_DIR``).
+
+    A folder holding a run (``marker``) is left to the trainer, which refuses it without
+    ``--resume``; with ``--resume`` the folder is only locked. Under torchrun only rank 0
+    (``RANK``) checks and locks: the other ranks write nothing there.
+    """
+    if int(os.environ.get("RANK", "0") or 0) != 0:
+        return contextlib.nullcontext(Path(folder))
+    check = not resume and not (Path(folder) / marker).exists()
+    return output_folder(folder, force, check=check)

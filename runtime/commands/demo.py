@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import click
 
+# what `hearkit demo` writes in its folder (hearkit.recipes.demo), repeated to keep --help cheap
+DEMO_ENTRIES = ("keywords", "run", "export", "sentence.flac", "timeline.png", "demo.json")
+
 
 @click.command()
-@click.option("-o", "--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False), help="Working folder.")
+@click.option("-o", "--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False),
+              help="Working folder: new, empty or an earlier demo's (it continues there); another occupied folder only with --force.")
+@click.option("--force", is_flag=True, help="Work in a folder that holds other files.")
 @click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
               help="Train on these recordings (Speech Commands layout or folder-per-label) instead of a synthesized set.")
 @click.option("--model", default="cnn4-s", show_default=True, help="Architecture (see `hearkit train classify --help`).")
 @click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def demo(out, data, model, epochs, seed):
+def demo(out, data, model, epochs, seed, force):
     """Synthesize keywords, train, export, quantize, verify and spot keywords — all offline.
 
     \b
@@ -25,9 +30,12 @@ def demo(out, data, model, epochs, seed):
     from hearkit.errors import require
 
     require("torch", "train")
+    from hearkit.files import output_folder
     from hearkit.recipes.demo import DemoConfig, run_demo
 
-    s = run_demo(DemoConfig(out=out, data=data, model=model, epochs=epochs, seed=seed))
+    # an earlier demo's folder is its own to continue (it resumes training there)
+    with output_folder(out, force, allow=DEMO_ENTRIES):
+        s = run_demo(DemoConfig(out=out, data=data, model=model, epochs=epochs, seed=seed))
     acc = s.get("accuracy") or {}
     click.echo("")
     click.echo("hearkit demo")

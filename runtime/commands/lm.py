@@ -20,9 +20,13 @@ def lm():
     show_default=True,
     help="Lower-case, hyphens to spaces, keep only a-z and apostrophes (the alphabet of hearkit CTC models).",
 )
-def build(text, output, order, normalize):
+@click.option("--force", is_flag=True, help="Replace OUTPUT when it exists.")
+def build(text, output, order, normalize, force):
     """Build an interpolated Kneser-Ney LM from TEXT files (one sentence per line)."""
+    from hearkit.files import check_output_file
     from hearkit.lm import DEFAULT_ALPHABET, NGramLM
+
+    check_output_file(output, force)
 
     def lines():
         for path in text:
