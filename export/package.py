@@ -57,7 +57,7 @@ from hearkit.artifacts import (
 )
 from hearkit.devices import DeviceProfile, QuantRecipe, load_profile
 from hearkit.errors import ConfigError, ModelError
-from hearkit.files import entries, write_json, writing
+from hearkit.files import contains, entries, write_json, writing
 from hearkit.metadata import ModelInfo, read_model_info
 
 DEFAULT_CALIBRATION_CLIPS = 200  # clips of real audio for a device recipe the export lacks
@@ -470,8 +470,7 @@ def check_bundle_output(out: Path, src: Path, force: bool) -> dict | None:
     Raises:
         ConfigError: naming the folder and what is allowed.
     """
-    rs, ro = src.resolve(), out.resolve()
-    if ro == rs or ro in rs.parents:
+    if contains(out, src):
         raise ConfigError(f"-o {out}: the bundle folder must not be or contain the export folder {src} "
                           "(not even with --force); choose a new folder")
     if out.exists() and not out.is_dir():

@@ -78,7 +78,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         path: the file to write; its folder is created when missing.
 
     Raises:
-        OSError: from the writer or the rename; ``path`` is unchanged.
+        OSError: from the writer or the rename, naming ``path`` (not the temporary file);
+            ``path`` is unchanged.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -92,6 +93,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         finally:
             os.close(fd)
         os.replace(tmp, target)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if e.filename not in (None, os.fspath(tmp)):
+            raise
+        # name the file the user asked for, not the hidden temporary one (OSError() picks the
+        # subclass from errno: ENOSPC stays an OSError, EACCES a PermissionError)
+        raise OSError(e.errno, f"{e.strerror or e}; nothing was written (the previous file, if any, is kept)",
+                      os.fspath(target)) from e
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -188,14 +198,22 @@ def check_output_file(path: str | os.PathLike, force: bool, option: str = "-o") 
         raise ConfigError(f"{option} {p}: exists; pass --force to replace it, or choose another file")
 
 
+def contains(folder, inside) -> bool:
+    """True when ``folder`` is or contains ``inside``, as spelled (a symlinked input) or resolved."""
+    for out, src in ((Path(os.path.abspath(folder)), Path(os.path.abspath(inside))),
+                     (Path(folder).resolve(), Path(inside).resolve())):
+        if out == src or out in src.parents:
+            return True
+    return False
+
+
 def refuse_containing(folder: str | os.PathLike, inside: str | os.PathLike, what: str, option: str = "-o") -> None:
     """Refuse an output ``folder`` that is, or contains, ``inside`` (an input of the command), even with --force.
 
     Raises:
         ConfigError: naming both, e.g. "-o runs: the output folder must not be or contain the export folder runs/kws".
     """
-    out, src = Path(folder).resolve(), Path(inside).resolve()
-    if out == src or out in src.parents:
+    if contains(folder, inside):
         raise ConfigError(f"{option} {folder}: the output folder must not be or contain {what} {inside} "
                           "(not even with --force); choose a new folder")
 
