@@ -475,3 +475,19 @@ def test_the_checkpoint_path_works_from_any_directory(env, tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     assert artifacts.export_checkpoint(moved / "export", s) == moved / "export" / summary["checkpoint_relative"]
     assert artifacts.export_checkpoint(moved / "export", s).is_file()
+
+
+def test_export_force_removes_only_the_graphs_the_old_export_listed(tmp_path):
+    """--force into an earlier export: its graphs the new one does not write go; the user's files stay."""
+    from hearkit.commands.export import _recorded_graphs, _remove_stale
+
+    out = tmp_path / "out"
+    out.mkdir()
+    for n in ("pipeline.fp16.onnx", "model.fp16.onnx", "pipeline.onnx", "mine.onnx", "notes.txt"):
+        (out / n).write_bytes(b"x")
+    listed = {"pipeline.fp16.onnx": {}, "model.fp16.onnx": {}, "pipeline.onnx": {}, "../outside.onnx": {}, "mine.onnx": {}}
+    artifacts.write_export(out, {"task": "classify", "files": listed})
+    before = _recorded_graphs(out)
+    assert before == {"pipeline.fp16.onnx", "model.fp16.onnx", "pipeline.onnx"}  # names artifacts spells, inside
+    _remove_stale(out, before - {"pipeline.onnx"})
+    assert sorted(p.name for p in out.iterdir()) == ["export.json", "mine.onnx", "notes.txt", "pipeline.onnx"]
