@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hearkit.errors import ConfigError, ModelError
-from hearkit.files import LOCK_NAME, is_temp, write_json
+from hearkit.files import LOCK_NAME, write_json
 
 # -- file names ------------------------------------------------------------------
 
