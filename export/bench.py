@@ -33,6 +33,7 @@ from hearkit.evaluate.bench import (
     stream_cpu_share,
     time_calls,
 )
+from hearkit.files import save_figure
 
 PORTABLE = "onnx fp32 (no NCHWc)"  # fp32 at optimisation level 'extended'
 CLASSIFY_REPEAT = 400     # classify: timed runs per model
@@ -65,7 +66,7 @@ def export_checkpoint(d) -> tuple[dict | None, str]:
     from hearkit.export.verify import load_export_checkpoint
 
     try:
-        return load_export_checkpoint(artifacts.read_export(d)), ""
+        return load_export_checkpoint(artifacts.read_export(d), folder=d), ""
     except ModelError as e:
         return None, str(e)
 
@@ -305,8 +306,7 @@ def plot_frontend_bench(report: dict, path: str | os.PathLike) -> None:
     ax.set(xlabel="ms per 10 s of audio (lower is faster)", title=title)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)  # atomic: a full disk leaves no half PNG
 
 
 # -- hearkit bench classify ----------------------------------------------------------

@@ -13,6 +13,7 @@ from pathlib import Path
 import onnx
 
 from hearkit.artifacts import sha256_file  # re-exported: export modules hash through here
+from hearkit.files import atomic_path
 
 __all__ = ["get_metadata", "save_model", "set_metadata", "sha256_file"]
 
@@ -35,10 +36,10 @@ def get_metadata(model: onnx.ModelProto) -> dict[str, str]:
 def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> Path:
     """Check and save ``model`` as one file (no external data), atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     onnx.checker.check_model(model)
-    tmp = path.with_name(path.name + ".tmp")
-    onnx.save_model(model, str(tmp), save_as_external_data=False)
-    os.replace(tmp, path)
+    # hearkit.files: temporary file + fsync + rename, removed on failure: a full disk or a kill
+    # leaves the previous file (or none), never a truncated graph
+    with atomic_path(path) as tmp:
+        onnx.save_model(model, os.fspath(tmp), save_as_external_data=False)
     return path
 

@@ -25,6 +25,7 @@ recipe made the export's int8 variant) lives here too, beside the quantization i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -56,6 +57,7 @@ from hearkit.artifacts import (
 )
 from hearkit.devices import DeviceProfile, QuantRecipe, load_profile
 from hearkit.errors import ConfigError, ModelError
+from hearkit.files import contains, entries, write_json, writing
 from hearkit.metadata import ModelInfo, read_model_info
 
 DEFAULT_CALIBRATION_CLIPS = 200  # clips of real audio for a device recipe the export lacks
@@ -432,19 +434,22 @@ def package(
     src = Path(export_dir)
     artifacts.check_export(src)
     final = Path(bundle_dir)
-    old = check_bundle_output(final, src, force)
-    # Everything is written into a fresh sibling folder first and moved into place at the
-    # end, so a failure or a kill leaves the previous bundle (or nothing) behind.
-    final.parent.mkdir(parents=True, exist_ok=True)
-    out = Path(tempfile.mkdtemp(prefix=f".{final.name}.hearkit-tmp-", dir=final.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    out.chmod(0o777 & ~umask)  # mkdtemp makes it private; the bundle gets the mode a mkdir would give
-    try:
-        manifest = _write_bundle(src, out, final.name, profile, data, calibration_clips, ort, c_source, log)
-        kept = _move_into_place(out, final, old, manifest)
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
+    check_bundle_output(final, src, force)  # before the lock creates the folder: a file there is refused as it is
+    with writing(final):  # a second `hearkit package` into the same folder fails at once, naming the pid
+        old = check_bundle_output(final, src, force)
+        # Everything is written into a fresh sibling folder first and moved into place at the
+        # end, so a failure or a kill leaves the previous bundle (or nothing) behind.
+        for stale in final.parent.glob(f".{final.name}.hearkit-tmp-*"):  # a killed run's, ours under the lock
+            shutil.rmtree(stale, ignore_errors=True)
+        out = Path(tempfile.mkdtemp(prefix=f".{final.name}.hearkit-tmp-", dir=final.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        out.chmod(0o777 & ~umask)  # mkdtemp makes it private; the bundle gets the mode a mkdir would give
+        try:
+            manifest = _write_bundle(src, out, final.name, profile, data, calibration_clips, ort, c_source, log)
+            kept = _move_into_place(out, final, old, manifest)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
     if kept:
         log(f"package: kept {len(kept)} file(s) in {final} that hearkit did not write: {', '.join(kept[:5])}"
             + (" ..." if len(kept) > 5 else ""))
@@ -457,18 +462,27 @@ def check_bundle_output(out: Path, src: Path, force: bool) -> dict | None:
 
     ``out`` may be new or empty; it may hold a bundle hearkit wrote (recognised by its
     manifest's format, not by the file name alone) only with ``force``, and then only the
-    files that manifest lists are replaced. A folder that is, or contains, the export is refused.
+    files that manifest lists are replaced. A folder that is, or contains, the export is
+    refused, even with ``force``. A folder that a killed ``hearkit package`` left half-moved
+    (its journal ``.hearkit-partial.json`` lists what it was writing) counts as a bundle
+    hearkit wrote: ``--force`` replaces it.
 
     Raises:
         ConfigError: naming the folder and what is allowed.
     """
-    rs, ro = src.resolve(), out.resolve()
-    if ro == rs or ro in rs.parents:
-        raise ConfigError(f"-o {out}: the bundle folder must not be or contain the export folder {src}; choose a new folder")
+    if contains(out, src):
+        raise ConfigError(f"-o {out}: the bundle folder must not be or contain the export folder {src} "
+                          "(not even with --force); choose a new folder")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"-o {out}: exists and is not a folder")
-    if not out.exists() or not any(out.iterdir()):
+    if not entries(out):
         return None
+    partial = _read_journal(out)
+    if partial is not None:
+        if not force:
+            raise ConfigError(f"-o {out}: holds a bundle a killed `hearkit package` left unfinished; "
+                              "pass --force to replace it, or choose a new folder")
+        return partial
     try:
         old = load_manifest(out)
     except BundleError:
@@ -481,24 +495,52 @@ def check_bundle_output(out: Path, src: Path, force: bool) -> dict | None:
     return old
 
 
+JOURNAL = ".hearkit-partial.json"  # in a bundle folder while files move in: what is hearkit's if a kill stops it
+
+
+def _read_journal(folder: Path) -> dict | None:
+    """The ``{"files": {name: ...}}`` a killed move left in ``folder``, or None (none, or not one hearkit wrote)."""
+    p = folder / JOURNAL
+    if not p.is_file():
+        return None
+    try:
+        j = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    names = j.get("files") if isinstance(j, dict) and j.get("format") == BUNDLE_FORMAT else None
+    if not isinstance(names, list) or not all(isinstance(n, str) and "/" not in n and n not in ("", ".", "..") for n in names):
+        return None
+    return {"files": {n: {} for n in names}}
+
+
 def _move_into_place(tmp: Path, final: Path, old: dict | None, new: dict) -> list[str]:
-    """Move the bundle written in ``tmp`` to ``final``; return the names of files there hearkit did not write."""
-    if old is None:
-        if final.exists():
-            final.rmdir()  # empty (checked before writing)
-        os.replace(tmp, final)
-        return []
-    # The manifest goes first and comes back last: a bundle caught half-way has no manifest and is refused.
-    (final / MANIFEST).unlink()
-    for name in old["files"]:
+    """Move the bundle written in ``tmp`` to ``final``; return the names of files there hearkit did not write.
+
+    ``final`` exists (its lock file is in it). A journal listing every name that is
+    about to be hearkit's goes in first and the manifest comes in last, so a kill
+    half-way leaves a folder that is refused without ``--force`` and replaced with it.
+
+    Raises:
+        ConfigError: a file the user put in ``final`` has the name of a new bundle file.
+    """
+    ours = set(old["files"]) if old else set()
+    clash = sorted(n for n in new["files"] if n not in ours and n != MANIFEST and (final / n).exists())
+    if clash:
+        raise ConfigError(f"-o {final}: {', '.join(clash[:5])} there was not written by `hearkit package` and the new bundle "
+                          "would replace it; move it away or choose a new folder")
+    write_json(final / JOURNAL, {"format": BUNDLE_FORMAT, "files": sorted(ours | set(new["files"]) | {MANIFEST})})
+    with contextlib.suppress(FileNotFoundError):
+        (final / MANIFEST).unlink()
+    for name in ours:
         p = final / name
-        if p.is_file() and not p.is_symlink():
+        if (p.is_file() or p.is_symlink()) and name != JOURNAL:
             p.unlink()
     for p in sorted(tmp.iterdir()):
         if p.name != MANIFEST:
             os.replace(p, final / p.name)
     os.replace(tmp / MANIFEST, final / MANIFEST)
-    return sorted(p.name for p in final.iterdir() if p.name != MANIFEST and p.name not in new["files"])
+    (final / JOURNAL).unlink()
+    return sorted(n for n in entries(final) if n != MANIFEST and n not in new["files"])
 
 
 def _write_bundle(src: Path, out: Path, name: str, profile: DeviceProfile, data, calibration_clips: int, ort: bool,

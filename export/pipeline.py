@@ -23,6 +23,7 @@ import torch
 from hearkit.errors import ModelError
 from hearkit import artifacts
 from hearkit.export.onnx_io import save_model, set_metadata, sha256_file
+from hearkit.files import is_temp
 from hearkit.metadata import ModelInfo
 
 FEATURES = "logmel"        # name of the log-mel tensor between front-end and network
@@ -342,7 +343,14 @@ def save_variant(out: Path, frontend: onnx.ModelProto, qnet: onnx.ModelProto, in
 
 def write_summary(out: Path, summary: dict, started: float, log) -> dict:
     """Add every graph's size and sha256 and the export time to ``summary``; write ``export.json``."""
-    summary["files"] = {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in sorted(out.glob("*.onnx"))}
+    summary["files"] = {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in sorted(out.glob("*.onnx"))
+                        if not is_temp(p.name)}
+    if summary.get("checkpoint"):
+        # absolute (found from any working directory) and relative to the export (found when the
+        # run folder moves as a whole): hearkit.artifacts.export_checkpoint tries both
+        ck = Path(summary["checkpoint"]).resolve()
+        summary["checkpoint"] = str(ck)
+        summary["checkpoint_relative"] = os.path.relpath(ck, out.resolve())
     summary["export_seconds"] = round(time.perf_counter() - started, 2)
     artifacts.write_export(out, summary)
     log(f"export: wrote {len(summary['files'])} models to {out} in {summary['export_seconds']} s")

@@ -18,6 +18,7 @@ import dataclasses
 import io
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -27,6 +28,7 @@ import onnx
 
 from hearkit.devices import QuantRecipe
 from hearkit.errors import ConfigError, ModelError
+from hearkit.files import atomic_path
 
 # The histogram calibrators print their progress; it goes here at DEBUG (shown by `hearkit --verbose`).
 CALIBRATOR_LOG = logging.getLogger("hearkit.export.calibrator")
@@ -168,7 +170,8 @@ def quantize_network(
         # keep_io_types: the graph still takes and returns float32, so it merges with the fp32 front-end
         model = convert_float_to_float16(onnx.load(os.fspath(model_path)), keep_io_types=True)
         _toposort(model.graph)  # the converter appends its input Casts at the end
-        onnx.save_model(model, os.fspath(out_path), save_as_external_data=False)
+        with atomic_path(out_path) as tmp:  # a full disk or a kill leaves the old file or none
+            onnx.save_model(model, os.fspath(tmp), save_as_external_data=False)
         return model
     if features is None or len(features) == 0:
         raise ConfigError(f"recipe {r.name} is static and needs calibration features")
@@ -187,6 +190,7 @@ def quantize_network(
 
     with tempfile.TemporaryDirectory(prefix="hearkit-quant-") as tmp:
         pre = Path(tmp) / "pre.onnx"
+        quantized = Path(tmp) / "quantized.onnx"  # moved to out_path only when complete
         # folds BatchNorm into Conv and infers shapes, so per-channel scales land on the real weights
         try:
             quant_pre_process(os.fspath(model_path), os.fspath(pre), skip_symbolic_shape=False)
@@ -203,7 +207,7 @@ def quantize_network(
             with contextlib.redirect_stdout(_LogLines(CALIBRATOR_LOG)) as lines:
                 _quantize_static(
                     os.fspath(pre),
-                    os.fspath(out_path),
+                    os.fspath(quantized),
                     Reader(input_name, features),
                     quant_format=QuantFormat.QDQ if r.format == "qdq" else QuantFormat.QOperator,
                     per_channel=r.per_channel,
@@ -222,6 +226,8 @@ def quantize_network(
                 lines.flush()
         except Exception as e:
             raise ModelError(f"quantization with recipe {r.name} failed: {str(e).splitlines()[0][:300]}") from e
+        with atomic_path(out_path) as part:
+            shutil.copyfile(quantized, part)
     return onnx.load(os.fspath(out_path))
 
 

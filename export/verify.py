@@ -27,18 +27,26 @@ import numpy as np
 from hearkit import artifacts
 from hearkit.artifacts import read_export
 from hearkit.errors import ConfigError, ModelError
+from hearkit.files import write_text
 
 LATENCY_RUNS = 50        # timed inferences per model (after warm-up), median reported
 LATENCY_WARMUP = 5
 POINTS_SLACK = 1e-12     # a delta of two fractions may exceed its limit by float rounding of the subtraction
 
 
-def load_export_checkpoint(summary: dict, checkpoint: str | os.PathLike | None = None) -> dict:
-    """The checkpoint an export came from, checked against the recorded sha256."""
+def load_export_checkpoint(summary: dict, checkpoint: str | os.PathLike | None = None,
+                           folder: str | os.PathLike | None = None) -> dict:
+    """The checkpoint an export came from, checked against the recorded sha256.
+
+    Without ``checkpoint`` the one ``export.json`` records is found from any working
+    directory (``hearkit.artifacts.export_checkpoint``: its absolute path, else its path
+    relative to the export ``folder``).
+    """
     from hearkit.export.onnx_io import sha256_file
     from hearkit.training.checkpoint import check_finite_weights, load_checkpoint
 
-    path = Path(checkpoint or summary.get("checkpoint", ""))
+    found = None if checkpoint or folder is None else artifacts.export_checkpoint(folder, summary)
+    path = Path(checkpoint or found or summary.get("checkpoint", ""))
     if not path.is_file():
         raise ModelError(f"checkpoint {path} recorded in {artifacts.EXPORT_SUMMARY} is not there; pass --checkpoint PATH")
     sha = sha256_file(path)
@@ -157,7 +165,7 @@ def verify(
     th = t.thresholds() if thresholds is None else thresholds
     if not isinstance(th, t.thresholds):
         raise ConfigError(f"a {t.name} export is verified with {t.thresholds.__name__}, got {type(th).__name__}")
-    ckpt = load_export_checkpoint(summary, checkpoint)
+    ckpt = load_export_checkpoint(summary, checkpoint, out)
     net, cfg = t.load(ckpt)
     ev = t.evaluate(out, summary, net, cfg, export_variants(summary), max_clips=max_clips, latency_runs=latency_runs,
                     log=log, **options)
@@ -180,10 +188,10 @@ def verify(
     except ValueError as e:
         raise ModelError(f"{out}: verification produced NaN or infinite results ({e}); the export or its checkpoint "
                          "is broken") from e
-    (out / artifacts.REPORT_JSON).write_text(text + "\n")
-    (out / artifacts.REPORT_MD).write_text(t.report_markdown(report))
+    write_text(out / artifacts.REPORT_JSON, text + "\n")
+    write_text(out / artifacts.REPORT_MD, t.report_markdown(report))
     for name, text in ev.files.items():
-        (out / name).write_text(text)
+        write_text(out / name, text)
     return report
 
 

@@ -32,15 +32,14 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 from hearkit.errors import ConfigError, ModelError
+from hearkit.files import LOCK_NAME, write_json
 
 # -- file names ------------------------------------------------------------------
 
@@ -198,22 +197,31 @@ def write_export(folder: str | os.PathLike, summary: dict) -> Path:
 
 
 def _write_json_atomic(path: Path, data) -> Path:
-    # same folder, so os.replace is a rename on one filesystem; O_EXCL + 0o666 gives the
-    # mode a plain open() would (the umask applies), unlike mkstemp's 0o600
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_json(path, data)  # hearkit.files: temporary file + fsync + rename, the temporary removed on failure
+
+
+def export_checkpoint(folder: str | os.PathLike, summary: dict) -> Path | None:
+    """The checkpoint an export came from, found from any working directory; None when it is nowhere.
+
+    ``export.json`` records the checkpoint's absolute path (``checkpoint``) and its path
+    relative to the export folder (``checkpoint_relative``, so a run folder moved or
+    copied as a whole still finds it). An older export's relative ``checkpoint`` is
+    tried against the working directory, then against the export folder.
+    """
+    d = Path(folder)
+    tries = []
+    rec = summary.get("checkpoint")
+    if isinstance(rec, str) and rec:
+        tries.append(Path(rec))
+        if not Path(rec).is_absolute():
+            tries.append(d / rec)
+    rel = summary.get("checkpoint_relative")
+    if isinstance(rel, str) and rel:
+        tries.append(d / rel)
+    for t in tries:
+        if t.is_file():
+            return t
+    return None
 
 
 # -- bundles ------------------------------------------------------------------------
@@ -306,16 +314,76 @@ def verify_file(bundle: str | os.PathLike, name: str, manifest: dict | None = No
     return path
 
 
-def verify_bundle(bundle: str | os.PathLike) -> dict:
-    """Check every file of a bundle against its manifest; return the manifest.
+def unlisted_files(bundle: str | os.PathLike, manifest: dict) -> list[str]:
+    """Files in a bundle folder (any depth, as relative POSIX names) that its manifest does not list.
+
+    The manifest itself and a lock file a killed ``hearkit package`` left are not counted.
+    """
+    root = Path(bundle)
+    listed = set(manifest["files"]) | {MANIFEST, LOCK_NAME}
+    return sorted(rel for p in root.rglob("*") if (p.is_file() or p.is_symlink())
+                  and (rel := p.relative_to(root).as_posix()) not in listed)
+
+
+def verify_bundle(bundle: str | os.PathLike, extra_ok: bool = False) -> dict:
+    """Check every file of a bundle against its manifest, and that it holds no other file; return the manifest.
+
+    Args:
+        bundle: the bundle folder.
+        extra_ok: accept files the manifest does not list (Default: False: they are
+            refused, since nobody can tell what they are or who put them there).
 
     Raises:
-        BundleError: naming the first file that is missing or differs.
+        BundleError: naming the first file that is missing or differs, or every unlisted file.
     """
     m = load_manifest(bundle)
     for name in sorted(m["files"]):
         verify_file(bundle, name, m)
+    extra = [] if extra_ok else unlisted_files(bundle, m)
+    if extra:
+        shown = ", ".join(extra[:10]) + (f" and {len(extra) - 10} more" if len(extra) > 10 else "")
+        raise BundleError(f"{bundle}: {len(extra)} file(s) not listed in {MANIFEST}: {shown}; "
+                          "remove them, or re-run `hearkit package` if they belong to the bundle")
     return m
+
+
+def bundle_traces(folder: str | os.PathLike) -> list[str]:
+    """Names in ``folder`` that only ``hearkit package`` writes (``.ort`` models, operators config, C sources, its README).
+
+    A folder with any of them but no ``manifest.json`` is a bundle whose check was
+    removed (or lost in a copy): :func:`resolve` refuses to run it.
+    """
+    p = Path(folder)
+    if not p.is_dir():
+        return []
+    found = []
+    for name in sorted(os.listdir(p)):
+        parsed = parse_name(name)
+        if name in (OPS_CONFIG, C_HEADER, C_SOURCE) or (parsed is not None and parsed[2] == ORT):
+            found.append(name)
+        elif name == BUNDLE_README and (p / name).is_file():
+            with open(p / name, "rb") as f:
+                if f.read(64).startswith(b"# hearkit bundle"):
+                    found.append(name)
+    return found
+
+
+def refuse_stripped_bundle(folder: str | os.PathLike) -> None:
+    """Refuse a folder that looks like a bundle (:func:`bundle_traces`) but has no manifest to check it by.
+
+    Raises:
+        BundleError: naming the folder, what makes it look like a bundle and what to do.
+    """
+    p = Path(folder)
+    if is_bundle(p):
+        return
+    traces = bundle_traces(p)
+    if traces:
+        raise BundleError(
+            f"{p}: looks like a hearkit bundle ({', '.join(traces[:3])}) but has no {MANIFEST}, so its models cannot "
+            f"be checked; re-copy the bundle with its {MANIFEST} or re-run `hearkit package` (to run the models "
+            "unchecked, copy the .onnx files to a folder of their own)"
+        )
 
 
 # -- the model to run ----------------------------------------------------------------
@@ -352,9 +420,11 @@ def resolve(
     if p.is_file():
         if is_bundle(p.parent):
             return verify_file(p.parent, p.name)
+        refuse_stripped_bundle(p.parent)
         return p
     if not p.exists():
         raise ModelError(f"{p}: no such model file, export folder or bundle")
+    refuse_stripped_bundle(p)
     if is_bundle(p):
         m = load_manifest(p)
         for name in names:

@@ -28,6 +28,7 @@ import numpy as np
 
 from hearkit.audio import ChunkChecker, check_waveform, load_audio
 from hearkit.errors import ConfigError, ModelError, NotAudioError, check_finite
+from hearkit.files import save_figure
 from hearkit.frontend import logmel
 from hearkit.limits import check, check_optional, check_threshold
 from hearkit.metadata import ModelInfo
@@ -615,9 +616,7 @@ def plot_timeline(history, labels, detections, path: str | os.PathLike, title: s
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)  # atomic: a full disk leaves no half PNG
     return path
 
 
@@ -660,7 +659,5 @@ def plot_confusion(cm, labels: list[str], path: str | os.PathLike, title: str = 
                 ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7, color="white" if share[i, j] > 0.5 else "black")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)  # atomic: a full disk leaves no half PNG
     return Path(path)

@@ -32,6 +32,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
 from hearkit.errors import ConfigError
+from hearkit.files import atomic_open
 from hearkit.text import ALPHABET, normalize_words, text_lines
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
@@ -163,9 +164,8 @@ class NGramLM:
     # -- ARPA I/O ----------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
         """Write the model in ARPA format (atomically)."""
-        p = os.fspath(path)
-        tmp = p + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
+        # hearkit.files: temporary file + fsync + rename, removed on failure (a full disk keeps the old file)
+        with atomic_open(path, "w", encoding="utf-8") as f:
             f.write("\\data\\\n")
             for k in range(1, self.order + 1):
                 f.write(f"ngram {k}={len(self.tables[k])}\n")
@@ -178,7 +178,6 @@ class NGramLM:
                         line += f"\t{_fmt(bow)}"
                     f.write(line + "\n")
             f.write("\n\\end\\\n")
-        os.replace(tmp, p)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "NGramLM":

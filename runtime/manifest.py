@@ -24,6 +24,7 @@ from pathlib import Path
 
 from hearkit.errors import ConfigError, HearkitError
 from hearkit.limits import LIMITS, check
+from hearkit.files import atomic_open
 
 # The alphabet and the normaliser live in hearkit.text (shared with training and the LM);
 # they are re-exported here, where readers of manifests have always found them.
@@ -168,9 +169,7 @@ def read_dataset(path: str | os.PathLike) -> Manifest:
 def write_manifest(utterances, path: str | os.PathLike) -> Path:
     """Write utterances as a NeMo JSONL manifest, audio paths relative to its folder when inside it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_open(path, "w", encoding="utf-8") as f:  # temporary file + fsync + rename (hearkit.files)
         for u in utterances:
             a = Path(u.audio)
             try:
@@ -181,7 +180,6 @@ def write_manifest(utterances, path: str | os.PathLike) -> Path:
             if u.speaker is not None:
                 d["speaker"] = u.speaker
             f.write(json.dumps(d) + "\n")
-    os.replace(tmp, path)
     return path
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -442,6 +443,7 @@ def test_defaults_are_the_readme_connected_words_command(tmp_path, monkeypatch):
     monkeypatch.setattr(tc, "train_ctc", fake_train)
     m, run = str(Path(__file__)), str(tmp_path / "run")  # any existing file passes click's check; nothing is read
     for extra in ([], README_FIRST_CTC, ["--speed", "off"]):
+        shutil.rmtree(run, ignore_errors=True)  # each run gets a new folder (-o refuses an occupied one)
         r = CliRunner().invoke(main, ["train", "ctc", "--manifest", m, "--val-manifest", m, *extra, "-o", run])
         assert r.exit_code == 0, r.output
         assert "best: epoch 1, val WER 50.00 %" in r.stdout

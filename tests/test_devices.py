@@ -287,7 +287,9 @@ def test_package_never_removes_what_it_did_not_write(kws_export, tmp_path):
     r = CliRunner().invoke(main, args + [str(b), "--force"])
     assert r.exit_code == 0, r.output
     assert (b / "NOTES.txt").read_text() == "my notes" and "NOTES.txt" in r.output
-    assert verify_bundle(b)["device"] == "x86-vnni"
+    assert verify_bundle(b, extra_ok=True)["device"] == "x86-vnni"
+    with pytest.raises(BundleError, match="NOTES.txt"):  # a full check reports the file the manifest does not list
+        verify_bundle(b)
     assert not [p for p in tmp_path.iterdir() if "hearkit-tmp" in p.name]  # no temporary folder left
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -159,6 +160,7 @@ def test_defaults_are_the_readme_speech_commands_recipe(tones, tmp_path, monkeyp
     monkeypatch.setattr(tc, "train_classifier", fake_train)
     run = str(tmp_path / "run")
     for extra in ([], README_SPEECH_COMMANDS):
+        shutil.rmtree(run, ignore_errors=True)  # each run gets a new folder (-o refuses an occupied one)
         r = CliRunner().invoke(cli, ["train", "classify", "--data", str(tones), *extra, "-o", run])
         assert r.exit_code == 0, r.output
     assert seen[0] == seen[1] == TrainConfig(data=str(tones), out=run)

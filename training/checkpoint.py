@@ -20,12 +20,14 @@ can load it without executing pickled code):
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import torch
 
 from hearkit.errors import ModelError
+from hearkit.files import write_bytes
 
 FORMAT = "hearkit-checkpoint"
 VERSION = 1
@@ -34,14 +36,13 @@ VERSION = 1
 def save_checkpoint(ckpt: dict, path: str | os.PathLike) -> Path:
     """Write ``ckpt`` atomically: a crash mid-write leaves the previous file intact."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     ckpt = {"format": FORMAT, "version": VERSION, **ckpt}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(ckpt, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    # serialised in memory first, so a full disk is a plain OSError naming the file (torch wraps
+    # write errors in RuntimeError); then hearkit.files: temporary file + fsync + rename, which
+    # keeps the previous checkpoint (--resume continues from it)
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
+    write_bytes(path, buf.getbuffer())
     return path
 
 

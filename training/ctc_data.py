@@ -33,6 +33,7 @@ import numpy as np
 
 from hearkit.audio import load_audio
 from hearkit.errors import ConfigError
+from hearkit.files import write_text
 from hearkit.manifest import Utterance, write_manifest
 from hearkit.text import normalize_text, text_lines
 
@@ -311,5 +312,5 @@ def build_concat(
         "max_words": max_words,
         "noise_prob": noise_prob,
     }
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    write_text(out_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
     return summary

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from hearkit.classify import classification_report, plot_confusion
 from hearkit.datasets import SILENCE_LABEL, DatasetIndex, default_window_seconds, index_dataset, noise_files
 from hearkit.errors import ConfigError
+from hearkit.files import write_text
 from hearkit.frontend import FrontendConfig
 from hearkit.limits import check
 from hearkit.training.augment import AugmentConfig, NoiseBank, augment_waveform, mixup, spec_augment
@@ -291,7 +292,7 @@ def train_classifier(config: TrainConfig, log: Callable[[str], object] | None = 
         out.mkdir(parents=True, exist_ok=True)
         cfg_json = {**cfg.to_dict(), "labels": labels, "window_samples": window, "parameters": n_params, "model_config": model.config(),
                     "world_size": dist.world, "dataset_format": index.format}
-        (out / "config.json").write_text(json.dumps(cfg_json, indent=2))
+        write_text(out / "config.json", json.dumps(cfg_json, indent=2))
 
     k = len(labels)
     ls = cfg.label_smoothing
@@ -396,7 +397,7 @@ def _finish(out, model, logmel, val_ds, test_ds, labels, history, best, n_params
     }
     if test_ds is not None and len(test_ds):
         metrics["test"] = classification_report(test_ds.targets.numpy(), predict(best_model, logmel, test_ds).argmax(1), labels)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     plot_confusion(rep["confusion"], labels, out / "confusion.png",
                    f"{best_model.config()['name']} — validation accuracy {rep['accuracy']:.1%} (epoch {best['epoch']})")
     say(f"best validation accuracy {best['val_acc']:.4f} at epoch {best['epoch']}; wrote {out}")

@@ -49,6 +49,7 @@ from hearkit.asr_metrics import wer_cer
 from hearkit.audio import load_audio
 from hearkit.ctc import greedy_decode
 from hearkit.errors import ConfigError
+from hearkit.files import save_figure, write_text
 from hearkit.frontend import FrontendConfig
 from hearkit.limits import check
 from hearkit.manifest import read_dataset
@@ -360,8 +361,7 @@ def _plot(history, path):
     ax[1].set(xlabel="epoch", ylabel="%", title="validation (greedy)")
     ax[1].legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)  # atomic: a full disk leaves no half PNG
 
 
 def train_ctc(config: CTCTrainConfig, log: Callable[[str], object] | None = None) -> Path:
@@ -433,10 +433,10 @@ def train_ctc(config: CTCTrainConfig, log: Callable[[str], object] | None = None
                     "init": str(Path(cfg.init).resolve()) if cfg.init else None}
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps({"train": train_config, "model": mcfg, "frontend": fe.to_dict(),
-                                                         "init": str(cfg.init) if cfg.init else None,
-                                                         "train_manifest": str(cfg.train_manifest),
-                                                         "val_manifest": str(cfg.val_manifest)}, indent=1) + "\n")
+        write_text(run_dir / "config.json", json.dumps({"train": train_config, "model": mcfg, "frontend": fe.to_dict(),
+                                                       "init": str(cfg.init) if cfg.init else None,
+                                                       "train_manifest": str(cfg.train_manifest),
+                                                       "val_manifest": str(cfg.val_manifest)}, indent=1) + "\n")
     mel_hz = mel_centres_hz(fe)
     masks = spec_augment_config(cfg)
     net = dist.wrap(model)
@@ -496,7 +496,7 @@ def train_ctc(config: CTCTrainConfig, log: Callable[[str], object] | None = None
                "lr": sched.get_last_lr()[0], "seconds": round(time.time() - started, 1)}
         state.history.append(rec)
         # the whole history each time: a run resumed from a mid-epoch last.pt never repeats a line
-        (run_dir / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in state.history))
+        write_text(run_dir / "history.jsonl", "".join(json.dumps(h) + "\n" for h in state.history))
         improved = state.best is None or (wer, cer) < (state.best["val_wer"], state.best["val_cer"])
         if improved:
             state.best = {"val_wer": wer, "val_cer": cer, "epoch": e}
@@ -507,7 +507,7 @@ def train_ctc(config: CTCTrainConfig, log: Callable[[str], object] | None = None
             save_checkpoint({k: ck[k] for k in _AVERAGE_KEYS}, run_dir / "average" / f"epoch{e:03d}.pt")
         if improved:
             save_checkpoint(ck, run_dir / BEST)
-            (run_dir / "val_hyps.txt").write_text("".join(f"{r}\t{h}\n" for r, h in zip(val.texts, hyps)))
+            write_text(run_dir / "val_hyps.txt", "".join(f"{r}\t{h}\n" for r, h in zip(val.texts, hyps)))
         say(f"epoch {e}/{cfg.epochs}: loss {rec['train_loss']:.3f}  val WER {100 * wer:.2f} %  CER {100 * cer:.2f} %  "
             f"({rec['seconds']:.0f} s){'  *best' if improved else ''}")
         _plot(state.history, run_dir / "curves.png")
@@ -525,7 +525,7 @@ def train_ctc(config: CTCTrainConfig, log: Callable[[str], object] | None = None
             averaged = _write_average(run_dir, cfg, model, frontend_mod, train, val, fe, batch_samples, say)
             if averaged:
                 metrics["averaged"] = averaged
-        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         if best:
             say(f"best validation WER {100 * best['val_wer']:.2f} % (CER {100 * best['val_cer']:.2f} %) at epoch "
                 f"{best['epoch']}; wrote {run_dir}")
@@ -558,7 +558,7 @@ def _write_average(run_dir: Path, cfg: CTCTrainConfig, model, frontend_mod, trai
     base = load_checkpoint(run_dir / LAST)
     state = {k: v for k, v in base.items() if k not in _NOT_AVERAGED}
     save_checkpoint({**state, "state_dict": model.state_dict(), "metrics": metrics}, run_dir / "averaged.pt")
-    (run_dir / "averaged_val_hyps.txt").write_text("".join(f"{r}\t{h}\n" for r, h in zip(val.texts, hyps)))
+    write_text(run_dir / "averaged_val_hyps.txt", "".join(f"{r}\t{h}\n" for r, h in zip(val.texts, hyps)))
     say(f"averaged epochs {first}-{last} ({len(ckpts)}), BatchNorm recomputed on the training set: "
         f"val WER {100 * wer:.2f} %  CER {100 * cer:.2f} %  -> {run_dir / 'averaged.pt'}")
     return metrics

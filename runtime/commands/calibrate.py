@@ -40,10 +40,12 @@ def calibrate(export_dir, negatives, fa_per_hour, positives, noise, snr_db, hop_
 
     require("onnx", "train")
     from hearkit.export.calibrate import calibrate as run
+    from hearkit.files import writing
 
-    res = run(export_dir, negatives, fa_per_hour=fa_per_hour, positives=positives, noise=noise, snr_db=snr_db,
-              hop_seconds=hop_seconds, smoothing=smoothing, refractory_seconds=refractory_seconds,
-              log=lambda m: click.echo(m, err=True))
+    with writing(export_dir):  # rewrites the export's graphs and export.json: one writer at a time
+        res = run(export_dir, negatives, fa_per_hour=fa_per_hour, positives=positives, noise=noise, snr_db=snr_db,
+                  hop_seconds=hop_seconds, smoothing=smoothing, refractory_seconds=refractory_seconds,
+                  log=lambda m: click.echo(m, err=True))
     if as_json:
         click.echo(json.dumps(res, indent=2))
         return

@@ -63,10 +63,12 @@ def mine(model, set_dir, negatives, windows, min_score):
       hearkit data mine runs/ww/export data/ww --negatives ../shared/data/speech_commands
       hearkit train classify --data data/ww --init runs/ww/best.pt --lr 1e-3 --epochs 10 -o runs/ww-hard
     """
+    from hearkit.files import writing
     from hearkit.recipes.wakeword import mine_hard_negatives
 
-    s = mine_hard_negatives(model, negatives, set_dir, windows=windows, min_score=min_score,
-                            log=lambda m: click.echo(m, err=True))
+    with writing(set_dir):  # adds to the set: locked, not refused when occupied
+        s = mine_hard_negatives(model, negatives, set_dir, windows=windows, min_score=min_score,
+                                log=lambda m: click.echo(m, err=True))
     click.echo(f"{set_dir}/_unknown_: {s['added']} hard negatives added from {s['hours']:.2f} h of negatives")
 
 
@@ -125,8 +127,10 @@ def wakeword(phrases, out_dir, voices, negatives, negative_windows, noise, near_
               help="Extra background-noise folder (the source's _silence_ clips of the same split are used too).")
 @click.option("--noise-prob", type=Limited("probability"), default=0.5, show_default=True, help="Share of utterances with noise.")
 @click.option("--seed", type=Limited("seed"), default=0, show_default=True)
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
-def concat(roots, more_roots, min_words, max_words, hours, split, noise_dirs, noise_prob, seed, out_dir):
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output folder: new or empty (an occupied one, e.g. an earlier manifest.jsonl, only with --force).")
+@click.option("--force", is_flag=True, help="Write into an occupied folder, replacing its manifest.jsonl.")
+def concat(roots, more_roots, min_words, max_words, hours, split, noise_dirs, noise_prob, seed, out_dir, force):
     """Connected-word utterances joined from isolated words of ONE speaker each.
 
     \b
@@ -134,12 +138,16 @@ def concat(roots, more_roots, min_words, max_words, hours, split, noise_dirs, no
       hearkit data concat --words ../shared/data/speech_commands ../shared/data/fsdd \\
           --hours 2 --split train -o data/words-train
     """
+    from hearkit.files import output_folder, refuse_containing
     from hearkit.training.ctc_data import build_concat
 
-    s = build_concat(
-        list(roots) + list(more_roots), out_dir, split=split, hours=hours, min_words=min_words, max_words=max_words,
-        noise_dirs=noise_dirs, noise_prob=noise_prob, seed=seed, progress=_progress(f"concat {split}"),
-    )
+    for src in (*roots, *more_roots, *noise_dirs):
+        refuse_containing(out_dir, src, "the input folder")
+    with output_folder(out_dir, force):
+        s = build_concat(
+            list(roots) + list(more_roots), out_dir, split=split, hours=hours, min_words=min_words, max_words=max_words,
+            noise_dirs=noise_dirs, noise_prob=noise_prob, seed=seed, progress=_progress(f"concat {split}"),
+        )
     click.echo(
         f"{out_dir}/manifest.jsonl: {s['utterances']} utterances, {s['hours']:.3f} h, {len(s['speakers'])} speakers, "
         f"{len(s['words'])} distinct words"
@@ -153,15 +161,20 @@ def concat(roots, more_roots, min_words, max_words, hours, split, noise_dirs, no
 @click.option("--variants", default=None, help="Comma-separated voice variants, e.g. m3,f2,Alicia (default: 13 + none).")
 @click.option("--per-sentence", type=Limited("count", lo=1), default=1, show_default=True, help="Renditions of each sentence.")
 @click.option("--seed", type=Limited("seed"), default=0, show_default=True)
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False))
-def synth(text_file, voices, variants, per_sentence, seed, out_dir):
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output folder: new or empty (an occupied one only with --force).")
+@click.option("--force", is_flag=True, help="Write into an occupied folder, replacing its manifest.jsonl.")
+def synth(text_file, voices, variants, per_sentence, seed, out_dir, force):
     """Sentences spoken by espeak-ng in many voices, rates and pitches (FLAC + manifest.jsonl)."""
     from hearkit.recipes.sentences import DEFAULT_VARIANTS, DEFAULT_VOICES, build_synth
 
     v = tuple(x.strip() for x in voices.split(",") if x.strip()) if voices else DEFAULT_VOICES
     va = tuple(x.strip() for x in variants.split(",")) if variants is not None else DEFAULT_VARIANTS
-    s = build_synth(text_file, out_dir, voices=v, variants=va, per_sentence=per_sentence, seed=seed,
-                    progress=_progress("synth"))
+    from hearkit.files import output_folder
+
+    with output_folder(out_dir, force):
+        s = build_synth(text_file, out_dir, voices=v, variants=va, per_sentence=per_sentence, seed=seed,
+                        progress=_progress("synth"))
     click.echo(f"{out_dir}/manifest.jsonl: {s['utterances']} utterances, {s['hours']:.3f} h")
     if s["dropped_characters"]:
         click.echo(f"characters outside the alphabet dropped from the text: {s['dropped_characters']}")

@@ -6,10 +6,17 @@ import click
 
 from hearkit.commands.options import Limited
 
+# what `hearkit demo` writes in its folder (hearkit.recipes.demo and .wakeword_demo), repeated to keep --help cheap
+DEMO_ENTRIES = ("keywords", "run", "export", "sentence.flac", "timeline.png", "demo.json")
+WAKEWORD_ENTRIES = ("data", "train-sentences", "run", "export", "test", "sentences.flac", "timeline.png", "det.png",
+                    "demo.json", ".data.hearkit-tmp")
+
 
 @click.command()
 @click.option("-o", "--out", default=None, type=click.Path(file_okay=False),
-              help="Working folder (Default: runs/demo, or runs/wakeword-demo with --wakeword).")
+              help="Working folder (Default: runs/demo, or runs/wakeword-demo with --wakeword): new, empty or an "
+                   "earlier demo's (it continues there); another occupied folder only with --force.")
+@click.option("--force", is_flag=True, help="Work in a folder that holds other files.")
 @click.option("--wakeword", default=None, metavar="PHRASE",
               help='Build a wake-word detector for PHRASE (one to three English words, e.g. "hey hearkit") from text '
                    "alone instead: synthesize, train, calibrate, draw its DET curve and spot it in sentences.")
@@ -19,7 +26,7 @@ from hearkit.commands.options import Limited
 @click.option("--epochs", type=Limited("epochs"), default=None,
               help="Training epochs (Default: 30; 20 with --wakeword).")
 @click.option("--seed", type=Limited("seed"), default=0, show_default=True)
-def demo(out, wakeword, data, model, epochs, seed):
+def demo(out, force, wakeword, data, model, epochs, seed):
     """Synthesize keywords, train, export, quantize, verify and spot keywords — all offline.
 
     \b
@@ -38,15 +45,21 @@ def demo(out, wakeword, data, model, epochs, seed):
     from hearkit.errors import require
 
     require("torch", "train")
+    from hearkit.files import output_folder
+
     if wakeword is not None:
         if data is not None:
             raise click.UsageError("--wakeword builds its data from text; it takes no --data")
-        return _wakeword(wakeword, out or "runs/wakeword-demo", model, epochs or 20, seed)
+        out = out or "runs/wakeword-demo"
+        with output_folder(out, force, allow=WAKEWORD_ENTRIES):
+            return _wakeword(wakeword, out, model, epochs or 20, seed)
     out = out or "runs/demo"
     epochs = epochs or 30
     from hearkit.recipes.demo import DemoConfig, run_demo
 
-    s = run_demo(DemoConfig(out=out, data=data, model=model, epochs=epochs, seed=seed))
+    # an earlier demo's folder is its own to continue (it resumes training there)
+    with output_folder(out, force, allow=DEMO_ENTRIES):
+        s = run_demo(DemoConfig(out=out, data=data, model=model, epochs=epochs, seed=seed))
     acc = s.get("accuracy") or {}
     click.echo("")
     click.echo("hearkit demo")

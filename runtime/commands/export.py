@@ -46,7 +46,10 @@ def _limited(kind):
 
 @click.command("export")
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output folder: new or empty (an occupied one only with --force).")
+@click.option("--force", is_flag=True,
+              help="Write into an occupied folder; graphs an earlier export there recorded and this one does not write are removed.")
 @click.option("--quantize", "quantize", multiple=True, default=("int8",), show_default=True,
               type=click.Choice(QUANTIZE_CHOICES),
               help="Quantized variant to add (repeatable): none, int8 (static QDQ S8S8 per-channel) or fp16; "
@@ -59,7 +62,7 @@ def _limited(kind):
 @click.option("--list-recipes", is_flag=True, is_eager=True, expose_value=False, callback=lambda c, p, v: _list(c, v),
               help="List the quantization recipes and exit.")
 @task_options(EXPORT)
-def export(checkpoint, out_dir, quantize, recipe, device, **given):
+def export(checkpoint, out_dir, force, quantize, recipe, device, **given):
     """Export CHECKPOINT (e.g. runs/kws/best.pt) to ONNX: frontend.onnx, model.onnx,
     pipeline.onnx and quantized variants, with all metadata inside. Needs hearkit[train].
 
@@ -67,6 +70,10 @@ def export(checkpoint, out_dir, quantize, recipe, device, **given):
     Example:
       hearkit export runs/kws/best.pt -o out/kws --device raspberry-pi-4
       hearkit run out/kws clip.wav --device raspberry-pi-4"""
+    from hearkit.files import output_folder, refuse_containing
+
+    # exporting into the checkpoint's own folder (or one above it) could replace the run
+    refuse_containing(out_dir, Path(checkpoint).parent, "the folder of the checkpoint")
     profile = None
     if device is not None:  # before torch: an unknown name is one line listing the known ones (exit 2)
         from hearkit.devices import load_profile
@@ -85,9 +92,35 @@ def export(checkpoint, out_dir, quantize, recipe, device, **given):
         from hearkit.export.quantize import get_recipe
 
         variants += (get_recipe(recipe).name,)
-    summary = run_export(checkpoint, out_dir, quantize=variants, device=profile, ckpt=ckpt,
-                         **task.parse_options(EXPORT, given))
+    options = task.parse_options(EXPORT, given)
+    with output_folder(out_dir, force):
+        before = _recorded_graphs(out_dir)
+        summary = run_export(checkpoint, out_dir, quantize=variants, device=profile, ckpt=ckpt, **options)
+        _remove_stale(out_dir, before - set(summary["files"]))
     click.echo(json.dumps({"output": out_dir, "files": sorted(summary["files"]), "checks": summary["checks"]}))
+
+
+def _recorded_graphs(out_dir) -> set[str]:
+    """The graph files an earlier export in ``out_dir`` recorded in its export.json (empty when none)."""
+    from hearkit import artifacts
+
+    try:
+        files = artifacts.read_export(out_dir).get("files") or {}
+    except Exception:  # no export there, or a damaged summary: nothing is known to be hearkit's
+        return set()
+    return {n for n in files if isinstance(n, str) and "/" not in n and artifacts.parse_name(n) is not None}
+
+
+def _remove_stale(out_dir, names) -> None:
+    """Remove graphs of an earlier export that this one replaced and did not write again (``--force``).
+
+    Only names the earlier ``export.json`` listed and ``hearkit.artifacts`` spells: a user's
+    own files in the folder are never touched.
+    """
+    for n in sorted(names):
+        p = Path(out_dir) / n
+        if p.is_file() and not p.is_symlink():
+            p.unlink()
 
 
 def _list(ctx, value):
@@ -122,9 +155,12 @@ def verify(out_dir, checkpoint, max_clips, latency_runs, **given):
     from hearkit.export.tasks import get_task
     from hearkit.export.verify import verify as run_verify
 
+    from hearkit.files import writing
+
     task = get_task(read_export(out_dir).get("task"), out_dir, "export")
-    report = run_verify(out_dir, checkpoint=checkpoint, max_clips=max_clips, latency_runs=latency_runs,
-                        **task.parse_options(VERIFY, given))
+    with writing(out_dir):  # report.json, report.md: one verify per export folder at a time
+        report = run_verify(out_dir, checkpoint=checkpoint, max_clips=max_clips, latency_runs=latency_runs,
+                            **task.parse_options(VERIFY, given))
     click.echo((Path(out_dir) / REPORT_MD).read_text())
     if not report["passed"]:
         failed = [c["check"] for c in report["checks"] if not c["passed"]]

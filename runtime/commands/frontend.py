@@ -17,8 +17,9 @@ GRAPH_BACKENDS = ("onnx-conv", "onnx-stft")
 @click.argument("audio", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output .npy, float32 (frames, n_mels).")
 @click.option("--backend", type=click.Choice(FEATURE_BACKENDS), default="numpy", show_default=True, help="numpy works everywhere; torch and onnx-* need hearkit[train] (the ONNX graph is built on the fly).")
+@click.option("--force", is_flag=True, help="Replace OUTPUT when it exists.")
 @frontend_options
-def features(audio: Path, output: Path, backend: str, **kw):
+def features(audio: Path, output: Path, backend: str, force: bool, **kw):
     """Compute log-mel features of AUDIO and save them as a .npy array (frames, n_mels).
 
     The audio is downmixed to mono and resampled to --sample-rate first.
@@ -27,14 +28,16 @@ def features(audio: Path, output: Path, backend: str, **kw):
 
     from hearkit.audio import load_audio
     from hearkit.export.features import compute_features
+    from hearkit.files import atomic_path, check_output_file
 
     cfg = config_from_options(kw)
+    check_output_file(output, force)
     x, _ = load_audio(audio, cfg.sample_rate)
     t0 = time.perf_counter()
     y = compute_features(x, cfg, backend)
     dt = time.perf_counter() - t0
-    output.parent.mkdir(parents=True, exist_ok=True)
-    np.save(output, y.astype(np.float32))
+    with atomic_path(output) as tmp:  # a full disk or a kill leaves the old file or none, never half an array
+        np.save(tmp, y.astype(np.float32))
     dur = len(x) / cfg.sample_rate
     click.echo(
         f"{output}: {y.shape[0]} frames x {y.shape[1]} mels from {dur:.2f} s ({backend}, "

@@ -20,11 +20,14 @@ def lm():
     show_default=True,
     help="Lower-case, hyphens to spaces, keep only a-z and apostrophes (the alphabet of hearkit CTC models).",
 )
-def build(text, output, order, normalize):
+@click.option("--force", is_flag=True, help="Replace OUTPUT when it exists.")
+def build(text, output, order, normalize, force):
     """Build an interpolated Kneser-Ney LM from TEXT files (one sentence per line)."""
+    from hearkit.files import check_output_file
     from hearkit.lm import DEFAULT_ALPHABET, NGramLM
-
     from hearkit.text import text_lines
+
+    check_output_file(output, force)
 
     def lines():
         for path in text:  # a non-UTF-8 byte is one line naming the file (hearkit.text.text_lines)

@@ -63,7 +63,9 @@ MODEL_NAMES = ("dscnn-s", "dscnn-m", "dscnn-l", *(f"bcresnet-{t}" for t in range
 @click.option("--init", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Start from the weights of a classifier checkpoint over the same labels (its model, front-end and "
                    "window are kept): fine-tuning, e.g. a hard-negative stage.")
-@click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run folder (RUN_DIR).")
+@click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False),
+              help="Run folder (RUN_DIR): new or empty, a run to --resume, or an occupied folder with --force.")
+@click.option("--force", is_flag=True, help="Write the run into a folder that holds other files (a run there needs --resume).")
 def classify(**kw):
     """Train a keyword or sound classifier on a labelled dataset.
 
@@ -103,7 +105,10 @@ def classify(**kw):
         dropout=kw["dropout"], on_bad_file=kw["on_bad_file"], resume=kw["resume"], init=kw["init"], checkpoint_every=kw["checkpoint_every"],
         max_clips=kw["max_clips"], num_threads=kw["threads"], progress=not kw["no_progress"], quiet=kw["quiet"],
     )
-    out = train_classifier(cfg)
+    from hearkit.files import run_folder
+
+    with run_folder(kw["run_dir"], kw["force"], kw["resume"]):
+        out = train_classifier(cfg)
     import json
     import os
 

@@ -64,10 +64,12 @@ def _range_or_off(text: str | None, what: str, positive: bool = False):
 @click.option("--no-progress", is_flag=True, help="No progress (a bar on a terminal, a line per ~10 % of the run in a log).")
 @click.option("-q", "--quiet", is_flag=True, help="Warnings and the result only: no progress, no line per epoch.")
 @click.option("--resume", is_flag=True, help="Continue from RUN_DIR/last.pt (model, optimizer, schedule, epoch).")
-@click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run folder.")
+@click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False),
+              help="Run folder: new or empty, a run to --resume, or an occupied folder with --force.")
+@click.option("--force", is_flag=True, help="Write the run into a folder that holds other files (a run there needs --resume).")
 def ctc(train_manifest, val_manifest, model, rnn, epochs, lr, batch_seconds, max_batch, clip, noise_prob, speed,
         vtlp, lowpass_prob, lowpass_hz, gain_db, n_mels, threads, seed, average_last, init, checkpoint_every,
-        no_progress, quiet, resume, run_dir):
+        no_progress, quiet, resume, run_dir, force):
     """Train a CTC model (character vocabulary + blank) with greedy WER/CER on validation every epoch.
 
     \b
@@ -99,7 +101,10 @@ def ctc(train_manifest, val_manifest, model, rnn, epochs, lr, batch_seconds, max
                          average_last=average_last, vtlp=vtlp_range, lowpass_prob=lowpass_prob, lowpass_hz=lowpass_hz,
                          gain_db=gain_range, init=init, resume=resume, checkpoint_every=checkpoint_every,
                          progress=not no_progress, quiet=quiet)
-    out = Path(train_ctc(cfg))
+    from hearkit.files import run_folder
+
+    with run_folder(run_dir, force, resume):
+        out = Path(train_ctc(cfg))
     if int(os.environ.get("RANK", "0")) != 0:
         return
     m = json.loads((out / "metrics.json").read_text())

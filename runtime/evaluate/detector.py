@@ -34,6 +34,7 @@ import numpy as np
 
 from hearkit.audio import load_audio
 from hearkit.errors import ConfigError
+from hearkit.files import save_figure
 
 HIT_AFTER_END_S = 0.5            # a detection up to this long after the utterance's end is a hit
 FA_TARGETS = (0.5, 1.0, 2.0)     # false alarms per hour at which the false-reject rate is reported
@@ -505,7 +506,5 @@ def plot_det(report: dict, path: str | os.PathLike, title: str = "") -> Path:
     ax.set_title(title or "DET: misses against false alarms per hour", fontsize=9)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)  # atomic: a full disk leaves no half PNG
     return path

@@ -61,6 +61,7 @@ from hearkit.evaluate.detector import (
     words,
 )
 from hearkit.errors import ConfigError, require
+from hearkit.files import save_figure
 
 SAMPLE_RATE = 16000            # the shipped en-us acoustic model's rate
 PERMISSIVE_THRESHOLD = 1e-40   # kws_threshold of the one decode; every stricter one is recovered from scores.
@@ -461,7 +462,5 @@ def plot_det_engines(reports: dict[str, dict], path: str | os.PathLike, title: s
     ax.set_title(title or "DET: " + " vs ".join(reports), fontsize=9)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)  # atomic: a full disk leaves no half PNG
     return path

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hearkit.files import save_figure
 from hearkit.frontend import FrontendConfig, logmel, power_spectrogram
 
 ROW_INCHES = 3.2  # height of one row of panels
@@ -90,9 +91,7 @@ def draw_rows(rows: Sequence[tuple[str, np.ndarray, np.ndarray | None]], sr: int
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (ROW_INCHES * len(rows))))  # leave room for the title
     out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=90)
-    plt.close(fig)
+    save_figure(fig, out_png, dpi=90)  # atomic: a full disk leaves no half PNG
     return out_png
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from hearkit import artifacts
+from hearkit.files import write_text
 from hearkit.recipes.voices import ESPEAK_ACCENTS, espeak_voices, speak
 from hearkit.recipes.wakeword import synthetic_noise
 
@@ -129,8 +130,8 @@ def synthesize_keywords(
     (root / "_background_noise_").mkdir(exist_ok=True)
     for i in range(6):
         sf.write(root / "_background_noise_" / f"generated_{i}.flac", synthetic_noise(rng, 30 * SAMPLE_RATE), SAMPLE_RATE)
-    (root / "testing_list.txt").write_text("")
-    (root / "validation_list.txt").write_text("\n".join(sorted(val_list)) + "\n")
+    write_text(root / "testing_list.txt", "")
+    write_text(root / "validation_list.txt", "\n".join(sorted(val_list)) + "\n")
     _say(f"[demo] synthesized {done + silence_clips} clips in {time.perf_counter() - t0:.0f} s -> {root}")
     return root
 
@@ -243,5 +244,5 @@ def run_demo(cfg: DemoConfig = DemoConfig()) -> dict:
             "confusion": str(Path(run) / "confusion.png"),
         },
     }
-    (out / "demo.json").write_text(json.dumps(summary, indent=1) + "\n")
+    write_text(out / "demo.json", json.dumps(summary, indent=1) + "\n")
     return summary

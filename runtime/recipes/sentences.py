@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from hearkit.errors import ConfigError
+from hearkit.files import write_text
 from hearkit.manifest import Utterance, normalize_text, write_manifest
 from hearkit.text import text_lines
 
@@ -104,5 +105,5 @@ def build_synth(
         "dropped_characters": dict(dropped),
         "seed": seed,
     }
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    write_text(out_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
     return summary

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from hearkit.errors import ConfigError
+from hearkit.files import write_text
 
 SAMPLE_RATE = 16000
 DICTIONARY = Path("/usr/share/dict/words")
@@ -490,8 +491,8 @@ def build_wakeword_set(cfg: WakewordConfig, out: str | os.PathLike, force: bool 
                 val_list.append(rel)
         for j, w in enumerate(_noise_clips(cfg.noise, 6, 30 * SAMPLE_RATE, rng)):
             sf.write(tmp / "_background_noise_" / f"noise_{j}.flac", w, SAMPLE_RATE, subtype="PCM_16")
-        (tmp / "validation_list.txt").write_text("\n".join(sorted(val_list)) + "\n")
-        (tmp / "testing_list.txt").write_text("")
+        write_text(tmp / "validation_list.txt", "\n".join(sorted(val_list)) + "\n")
+        write_text(tmp / "testing_list.txt", "")
         summary = {
             "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
             "labels": labels, "window_seconds": window, "clips": counts, "validation_clips": len(val_list),
@@ -499,7 +500,7 @@ def build_wakeword_set(cfg: WakewordConfig, out: str | os.PathLike, force: bool 
             "negative_texts": plan_neg | {"other": len(other_texts)}, "left_out": left_out,
             "seconds": round(time.perf_counter() - t0, 1),
         }
-        (tmp / "wakeword.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_text(tmp / "wakeword.json", json.dumps(summary, indent=2) + "\n")
         if root.exists():
             shutil.rmtree(root)  # checked above: empty, or a set this function wrote (wakeword.json)
         os.replace(tmp, root)
@@ -611,6 +612,6 @@ def mine_hard_negatives(
                "score_quantiles": [float(q) for q in np.quantile([c[0] for c in keep], [0, 0.5, 1])] if keep else []}
     info = json.loads((root / "wakeword.json").read_text())
     info.setdefault("hard_negatives", []).append({"model": str(model), **summary})
-    (root / "wakeword.json").write_text(json.dumps(info, indent=2) + "\n")
+    write_text(root / "wakeword.json", json.dumps(info, indent=2) + "\n")
     log(f"data mine: {len(keep)} hard negatives (of {len(cands)} windows scoring >= {min_score}) from {hours:.2f} h -> {dest}")
     return summary
