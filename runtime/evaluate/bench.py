@@ -427,9 +427,19 @@ def _soak_chunks(audio: Sequence[str | os.PathLike], sample_rate: int, seconds: 
         yield carry
 
 
+def _name(engine) -> str | None:
+    """A soak report's name for an engine: its path, or its class name."""
+    if engine is None:
+        return None
+    if isinstance(engine, (str, os.PathLike)):
+        return os.fspath(engine)
+    path = getattr(engine, "path", None)
+    return type(engine).__name__ if path is None else os.fspath(path)
+
+
 def soak(
-    spotter: str | os.PathLike | None = None,
-    transcriber: str | os.PathLike | None = None,
+    spotter=None,
+    transcriber=None,
     minutes: float = SOAK_MINUTES,
     every_seconds: float = SOAK_EVERY_SECONDS,
     chunk_seconds: float = STREAM_CHUNK,
@@ -450,8 +460,10 @@ def soak(
     which comes after the warm-up (first runs allocate the sessions' arenas).
 
     Args:
-        spotter: keyword model (export folder, bundle or .onnx) (Default: None = no spotter).
-        transcriber: CTC model (Default: None = no transcriber); at least one is needed.
+        spotter: keyword model (export folder, bundle or .onnx), or a ``KeywordSpotter``
+            (Default: None = no spotter).
+        transcriber: CTC model, or a ``Transcriber`` (Default: None = no transcriber);
+            at least one of the two is needed.
         minutes: audio streamed (Default: ``SOAK_MINUTES``).
         every_seconds: audio between RSS reports (Default: ``SOAK_EVERY_SECONDS``).
         chunk_seconds: samples per ``accept_waveform`` call (Default: ``STREAM_CHUNK``).
@@ -477,12 +489,12 @@ def soak(
                     ("partial_seconds", partial_seconds)):
         if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
             raise ConfigError(f"{name} must be a positive number, got {v!r}")
-    kws = tr = None
-    if spotter is not None:
+    kws, tr = spotter, transcriber  # engines given as objects are used as they are
+    if isinstance(spotter, (str, os.PathLike)):
         from hearkit.classify import KeywordSpotter
 
         kws = KeywordSpotter(spotter)
-    if transcriber is not None:
+    if isinstance(transcriber, (str, os.PathLike)):
         from hearkit.transcribe import Transcriber
 
         tr = Transcriber(transcriber, spinning=False)  # live audio: no busy-waiting threads
@@ -535,8 +547,8 @@ def soak(
         "minutes": minutes,
         "audio_seconds": fed / sr,
         "chunk_seconds": chunk / sr,
-        "spotter": None if spotter is None else os.fspath(spotter),
-        "transcriber": None if transcriber is None else os.fspath(transcriber),
+        "spotter": _name(spotter),
+        "transcriber": _name(transcriber),
         "audio": [os.fspath(a) for a in audio] or "generated speech-like bursts (soak_audio)",
         "rows": rows,
         "detections": detections,
