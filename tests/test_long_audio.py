@@ -312,3 +312,30 @@ def test_classifier_on_a_long_file_equals_its_centre(minute_plus, kws_export):
         a = clf.logits([path])
         b = clf.logits([fit_window(load_audio(path, clf.sample_rate)[0], clf.window_samples)])
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)  # exact at 16 kHz; resampled spans differ by ~1e-7
+
+
+def _manifest(tmp_path, audio: Path, seconds: float) -> Path:
+    m = tmp_path / "manifest.jsonl"
+    m.write_text(json.dumps({"audio_filepath": str(audio), "duration": seconds, "text": "a b"}) + "\n")
+    return m
+
+
+def test_eval_ctc_memory_is_bounded(long_wav, ctc_export, tmp_path):
+    mb, r = peak_mb("eval", ctc_export, "--manifest", _manifest(tmp_path, long_wav, LONG_MINUTES * 60), "--json")
+    assert mb < 180, f"eval (CTC) peaked at {mb:.0f} MB (bound 180 MB; 239 MB before, 101 MB after)"
+    assert json.loads(r.stdout)["audio_seconds"] == pytest.approx(LONG_MINUTES * 60, abs=0.01)
+
+
+def test_eval_ctc_of_a_long_utterance_equals_transcribing_it_whole(minute_plus, ctc_export, tmp_path):
+    from hearkit.asr_metrics import error_counts
+    from hearkit.audio import load_audio
+    from hearkit.evaluate.ctc import eval_ctc
+    from hearkit.transcribe import Transcriber
+
+    path = minute_plus[16000]
+    rep = eval_ctc(ctc_export, manifest=_manifest(tmp_path, path, 70.0))
+    tr = Transcriber(ctc_export)
+    want = error_counts(["a b"], [tr.transcribe(load_audio(path, tr.sample_rate)[0]).text])
+    assert rep["audio_seconds"] == pytest.approx(70.0, abs=0.01)
+    # streamed from disk, the transcript is the whole array's: the same edits against "a b"
+    assert (rep["word_errors"], rep["char_errors"]) == (want["word_errors"], want["char_errors"])
