@@ -49,7 +49,8 @@ def bench_soak(model, transcriber, minutes, every_seconds, chunk_seconds, partia
     first: list[float] = []
 
     def report(row: dict) -> None:
-        first.append(row["rss_mb"]) if not first else None
+        if not first:  # growth is counted from the first report, as the benchmark counts it
+            first.append(row["rss_mb"])
         click.echo(f"{row['audio_s'] / 60:7.2f} min  RSS {row['rss_mb']:8.2f} MB  {row['rss_mb'] - first[0]:+7.2f} MB  "
                    f"{row['detections']:6d} detections  {row['words']:6d} words", err=True)
 
