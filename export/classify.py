@@ -137,9 +137,9 @@ def eval_examples(summary: dict, data, fmt, split: str, max_clips: int | None):
 
 def load_windows(paths, sample_rate: int, window_samples: int) -> np.ndarray:
     """(n, window_samples) float32 of audio files (resampled, padded/cropped); unreadable files fail loudly."""
-    from hearkit.audio import load_audio
+    from hearkit.audio import load_centre
 
-    return np.stack([fit_window(load_audio(p, sample_rate)[0], window_samples) for p in paths]).astype(np.float32)
+    return np.stack([fit_window(load_centre(p, sample_rate, window_samples), window_samples) for p in paths]).astype(np.float32)
 
 
 class ClassifyTask(Task):

@@ -205,12 +205,12 @@ def _train_split(root: Path) -> list[Path]:
 
 def calibration_waveforms(info: ModelInfo, files: list[Path]) -> np.ndarray:
     """(n, samples) float32 windows: the model's window for classifiers, fixed chunks for CTC."""
-    from hearkit.audio import load_audio
+    from hearkit.audio import load_centre
     from hearkit.classify import fit_window
 
     sr = info.frontend.sample_rate
     n = int(info.window_samples or round(CALIBRATION_SECONDS_CTC * sr))
-    return np.stack([fit_window(load_audio(p, sr)[0], n) for p in files]).astype(np.float32)
+    return np.stack([fit_window(load_centre(p, sr, n), n) for p in files]).astype(np.float32)
 
 
 def _calibration_source(export_dir: Path, data) -> str:

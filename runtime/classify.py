@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hearkit.audio import ChunkChecker, check_waveform, load_audio
+from hearkit.audio import ChunkChecker, check_waveform, load_centre
 from hearkit.errors import ConfigError, ModelError, NotAudioError, check_finite
 from hearkit.files import save_figure
 from hearkit.frontend import logmel
@@ -158,7 +158,7 @@ class Classifier:
 
     def _prepare(self, audio, sample_rate: int | None) -> np.ndarray:
         if isinstance(audio, (str, os.PathLike)):
-            x, _ = load_audio(audio, self.sample_rate)
+            x = load_centre(audio, self.sample_rate, self.window_samples)  # what fit_window keeps, read alone
         else:
             from hearkit.audio import resample
 

@@ -24,6 +24,7 @@ BENCH_COMMANDS: dict[str, str] = {
     "classify": "hearkit.commands.bench_classify:bench_classify",
     "frontend": "hearkit.commands.bench:bench_frontend",
     "model": "hearkit.commands.bench_model:bench_model",
+    "soak": "hearkit.commands.bench_soak:bench_soak",
     "transcribe": "hearkit.commands.bench_transcribe:bench_transcribe",
     "wakeword": "hearkit.commands.bench_wakeword:bench_wakeword",
 }

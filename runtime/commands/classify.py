@@ -63,12 +63,22 @@ def _profile(device):
 
 # -- run -----------------------------------------------------------------------------
 def run_classify(model, paths, top: int = 3, device=None):
-    """One result dict per audio file: label, score and the ``top`` best labels."""
+    """One result dict per audio file: label, score and the ``top`` best labels.
+
+    A clip longer than the model's window is classified by its centre window (the
+    rest is not read); a file longer than ``WHOLE_FILE_SECONDS`` gets a note on stderr
+    saying so, since `hearkit stream` is what scores a long recording throughout.
+    """
+    from hearkit.audio import WHOLE_FILE_SECONDS, audio_info
     from hearkit.classify import Classifier
 
     clf = Classifier(model, device=device)
     for p in paths:
         pred = clf.classify(p)
+        duration = audio_info(p)["duration"]
+        if duration > WHOLE_FILE_SECONDS:
+            click.echo(f"note: {p} is {duration:.2f} s long; the model heard its centre "
+                       f"{clf.window_samples / clf.sample_rate:g} s (`hearkit stream` scores all of it)", err=True)
         yield {"file": str(p), "label": pred.label, "score": round(pred.score, 5),
                "top": [[lab, round(s, 5)] for lab, s in pred.top(top)]}
 

@@ -22,28 +22,87 @@ GRAPH_BACKENDS = ("onnx-conv", "onnx-stft")
 def features(audio: Path, output: Path, backend: str, force: bool, **kw):
     """Compute log-mel features of AUDIO and save them as a .npy array (frames, n_mels).
 
-    The audio is downmixed to mono and resampled to --sample-rate first.
+    The audio is downmixed to mono and resampled to --sample-rate first. A file
+    longer than a minute is read block by block and its features written as they
+    come, so memory stays bounded for a file of any length.
     """
-    import numpy as np
-
-    from hearkit.audio import load_audio
+    from hearkit.audio import WHOLE_FILE_SECONDS, audio_info, frame_segments, iter_blocks, load_audio
     from hearkit.export.features import compute_features
-    from hearkit.files import atomic_path, check_output_file
+    from hearkit.files import check_output_file
 
     cfg = config_from_options(kw)
     check_output_file(output, force)
-    x, _ = load_audio(audio, cfg.sample_rate)
-    t0 = time.perf_counter()
-    y = compute_features(x, cfg, backend)
-    dt = time.perf_counter() - t0
-    with atomic_path(output) as tmp:  # a full disk or a kill leaves the old file or none, never half an array
-        np.save(tmp, y.astype(np.float32))
-    dur = len(x) / cfg.sample_rate
+    busy = 0.0  # seconds spent computing features, for the RTF
+    samples = 0
+
+    def timed(x, c):
+        nonlocal busy
+        t0 = time.perf_counter()
+        y = compute_features(x, c, backend)
+        busy += time.perf_counter() - t0
+        return y
+
+    if audio_info(audio)["duration"] <= WHOLE_FILE_SECONDS:
+        x, _ = load_audio(audio, cfg.sample_rate)
+        samples = len(x)
+        chunks = iter([timed(x, cfg)])
+    else:
+        def counted(blocks):
+            nonlocal samples
+            for b in blocks:
+                samples += b.size
+                yield b
+
+        segments = frame_segments(counted(iter_blocks(audio, cfg.sample_rate)), cfg.n_fft, cfg.hop_length,
+                                  cfg.center, cfg.pad_mode)
+        plain = cfg.replace(center=False)  # frame_segments has padded the stream's ends already
+        chunks = (timed(seg, plain) for seg in segments)
+    shape = write_npy(output, chunks, cfg.n_mels)
+    dur = samples / cfg.sample_rate
     click.echo(
-        f"{output}: {y.shape[0]} frames x {y.shape[1]} mels from {dur:.2f} s ({backend}, "
-        f"{dt * 1e3:.1f} ms, RTF {dt / max(dur, 1e-9):.4f})",
+        f"{output}: {shape[0]} frames x {shape[1]} mels from {dur:.2f} s ({backend}, "
+        f"{busy * 1e3:.1f} ms, RTF {busy / max(dur, 1e-9):.4f})",
         err=True,
     )
+
+
+def write_npy(output: Path, chunks, columns: int) -> tuple[int, int]:
+    """Write float32 rows as they come to a .npy file (the bytes ``np.save`` writes for the whole array).
+
+    The header is written first for zero rows and rewritten at the end with the count;
+    numpy reserves room in every header for the first axis to grow, so it keeps its length.
+
+    Args:
+        output: the .npy file (parent folders are made).
+        chunks: arrays (rows, ``columns``), in order.
+        columns: the second axis (n_mels).
+
+    Returns:
+        The shape written, ``(rows, columns)``.
+    """
+    import numpy as np
+
+    from hearkit.files import atomic_open
+
+    fmt = np.lib.format
+    output.parent.mkdir(parents=True, exist_ok=True)
+
+    def header(rows: int) -> dict:
+        return {"descr": fmt.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": (rows, columns)}
+
+    rows = 0
+    # a full disk, a bad block or a kill leaves the old file or none, never half an array
+    with atomic_open(output, "wb") as f:
+        fmt.write_array_header_1_0(f, header(0))
+        data_at = f.tell()
+        for y in chunks:
+            y = np.ascontiguousarray(y, dtype=np.float32)
+            f.write(y.tobytes())
+            rows += y.shape[0]
+        f.seek(0)
+        fmt.write_array_header_1_0(f, header(rows))
+        assert f.tell() == data_at, "numpy's header grew"  # invariant: it reserves room for the first axis
+    return rows, columns
 
 
 @click.command("export-frontend")

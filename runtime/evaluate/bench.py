@@ -17,7 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -337,3 +337,229 @@ def bench_model(model: str | os.PathLike, profile=None, repeat: int = 50, second
         report["footprint"] = measure_footprint(path, prefer, clip)
         report["footprint_targets"] = {"rss_mb": FOOTPRINT_RSS_MB, "wall_s": FOOTPRINT_SECONDS}
     return report
+
+
+# -- hearkit bench soak: memory over an hour of streaming -----------------------------
+SOAK_MINUTES = 60.0        # audio streamed by default: an hour, as a device runs unattended
+SOAK_GROWTH_MB = 2.0       # target: RSS after the hour minus RSS after the first report, at most this
+SOAK_EVERY_SECONDS = 60.0  # audio between RSS reports: one per minute
+SOAK_PARTIAL_SECONDS = 1.0  # audio between the transcriber's partial results ("every second or so")
+
+
+def rss_mb() -> float:
+    """This process's resident set size now, in MiB (VmRSS; the peak, ru_maxrss, where /proc is absent)."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / KiB
+    except OSError:
+        pass
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / KiB / KiB if sys.platform == "darwin" else r / KiB
+
+
+def soak_audio(sample_rate: int, seconds: float, seed: int = 0) -> Iterator[np.ndarray]:
+    """Speech-like audio generated a syllable at a time, so an hour of it costs a second of memory.
+
+    Voiced bursts of 0.2-1.2 s (a 90-250 Hz harmonic series, eight harmonics falling
+    1/k, under a syllable-rate envelope) and, one time in five, a fricative (white-noise
+    burst), with 0.1-1.0 s gaps between them, over a quiet noise floor (0.003 RMS).
+    Pieces stay short on purpose: a minute-long block would be the benchmark's own
+    memory churn (glibc keeps freed blocks that large in the heap), not the engines'.
+
+    Yields:
+        float32 pieces (a gap, or a burst over the floor) of at most 1.2 s, peak about 0.5,
+        ``seconds`` in all; the same arguments give the same audio.
+    """
+    rng = np.random.default_rng(seed)
+    left = int(round(seconds * sample_rate))
+    voiced = True
+    while left > 0:
+        if voiced:
+            n = min(left, int(rng.uniform(0.1, 1.0) * sample_rate))  # a gap: the floor alone
+            x = 0.003 * rng.standard_normal(n)
+        else:
+            dur = int(rng.uniform(0.2, 1.2) * sample_rate)
+            n = min(left, dur)
+            t = np.arange(n) / sample_rate
+            env = np.sin(np.pi * t * sample_rate / dur) ** 2 * (1 + 0.5 * np.sin(2 * np.pi * 4.0 * t))
+            if rng.random() < 0.2:  # a fricative
+                burst = 0.5 * rng.standard_normal(n)
+            else:
+                f0 = rng.uniform(90, 250) * (1 + 0.1 * t)  # a slight rise, as in a syllable
+                phase = 2 * np.pi * np.cumsum(f0) / sample_rate
+                burst = sum(np.sin(k * phase) / k for k in range(1, 9))
+            x = 0.15 * env * burst + 0.003 * rng.standard_normal(n)
+        voiced = not voiced
+        left -= n
+        yield np.clip(x, -1.0, 1.0).astype(np.float32)
+
+
+def _soak_chunks(audio: Sequence[str | os.PathLike], sample_rate: int, seconds: float, seed: int, chunk: int):
+    """The soak stream in chunks of ``chunk`` samples (the last may be shorter): the files looped
+    (read a second at a time) to ``seconds``, else ``soak_audio``."""
+
+    def pieces():
+        if not audio:
+            yield from soak_audio(sample_rate, seconds, seed)
+            return
+        from hearkit.audio import iter_blocks
+
+        left = int(round(seconds * sample_rate))
+        while left > 0:
+            for path in audio:  # iter_blocks refuses an empty file, so each round makes progress
+                for b in iter_blocks(path, sample_rate, block_seconds=1.0):
+                    yield b[:left]
+                    left -= min(left, b.size)
+                    if not left:
+                        return
+
+    carry = np.zeros(0, np.float32)
+    for p in pieces():
+        x = np.concatenate([carry, p]) if carry.size else p
+        full = x.size // chunk * chunk
+        for i in range(0, full, chunk):
+            yield x[i : i + chunk]
+        carry = x[full:].copy()
+    if carry.size:
+        yield carry
+
+
+def _name(engine) -> str | None:
+    """A soak report's name for an engine: its path, or its class name."""
+    if engine is None:
+        return None
+    if isinstance(engine, (str, os.PathLike)):
+        return os.fspath(engine)
+    path = getattr(engine, "path", None)
+    return type(engine).__name__ if path is None else os.fspath(path)
+
+
+def soak(
+    spotter=None,
+    transcriber=None,
+    minutes: float = SOAK_MINUTES,
+    every_seconds: float = SOAK_EVERY_SECONDS,
+    chunk_seconds: float = STREAM_CHUNK,
+    partial_seconds: float = SOAK_PARTIAL_SECONDS,
+    segment_seconds: float | None = SOAK_EVERY_SECONDS,
+    audio: Sequence[str | os.PathLike] = (),
+    seed: int = 0,
+    on_report: Callable[[dict], None] | None = None,
+) -> dict:
+    """Stream audio through a KeywordSpotter and/or a Transcriber as a device would, and watch RSS.
+
+    Both engines hear the same chunks of ``chunk_seconds`` (a microphone's pace) in one
+    process. The spotter keeps no history (``record`` off); the transcriber is fed with
+    ``partial=False``, asked for a partial result every ``partial_seconds`` of audio, and
+    finalised every ``segment_seconds`` (its text is counted, then dropped, as a live
+    captioner hands it on), so what it keeps is one segment's words. RSS (VmRSS) is read
+    after every ``every_seconds`` of audio; growth is the last reading minus the first,
+    which comes after the warm-up (first runs allocate the sessions' arenas).
+
+    Args:
+        spotter: keyword model (export folder, bundle or .onnx), or a ``KeywordSpotter``
+            (Default: None = no spotter).
+        transcriber: CTC model, or a ``Transcriber`` (Default: None = no transcriber);
+            at least one of the two is needed.
+        minutes: audio streamed (Default: ``SOAK_MINUTES``).
+        every_seconds: audio between RSS reports (Default: ``SOAK_EVERY_SECONDS``).
+        chunk_seconds: samples per ``accept_waveform`` call (Default: ``STREAM_CHUNK``).
+        partial_seconds: audio between the transcriber's partial results (Default: 1 s).
+        segment_seconds: audio between ``finalize`` calls (Default: 60 s; None = once, at the end).
+        audio: files to stream, looped to ``minutes`` (Default: none = ``soak_audio``).
+        seed: seed of the generated audio (Default: 0).
+        on_report: called with each report row as it is taken (Default: None).
+
+    Returns:
+        ``{"minutes", "audio_seconds", "chunk_seconds", "spotter", "transcriber", "rows": [{"audio_s",
+        "rss_mb", "detections", "words"}, ...], "baseline_mb", "final_mb", "growth_mb", "max_growth_mb",
+        "slope_mb_per_hour", "target_growth_mb", "within_target", "cpu_s", "wall_s"}``.
+
+    Raises:
+        ConfigError: neither model given, the models' rates differ, or a length is not positive.
+    """
+    from hearkit.errors import ConfigError
+
+    if spotter is None and transcriber is None:
+        raise ConfigError("a soak needs a keyword model, a transcriber model, or both")
+    for name, v in (("minutes", minutes), ("every_seconds", every_seconds), ("chunk_seconds", chunk_seconds),
+                    ("partial_seconds", partial_seconds)):
+        if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
+            raise ConfigError(f"{name} must be a positive number, got {v!r}")
+    kws, tr = spotter, transcriber  # engines given as objects are used as they are
+    if isinstance(spotter, (str, os.PathLike)):
+        from hearkit.classify import KeywordSpotter
+
+        kws = KeywordSpotter(spotter)
+    if isinstance(transcriber, (str, os.PathLike)):
+        from hearkit.transcribe import Transcriber
+
+        tr = Transcriber(transcriber, spinning=False)  # live audio: no busy-waiting threads
+    rates = {e.sample_rate for e in (kws, tr) if e is not None}
+    if len(rates) > 1:
+        raise ConfigError(f"the spotter and the transcriber expect different sample rates: {sorted(rates)} Hz")
+    sr = rates.pop()
+    seconds = 60.0 * minutes
+    chunk = max(1, int(round(chunk_seconds * sr)))
+    every = max(chunk, int(round(every_seconds * sr)))
+    partial_every = max(chunk, int(round(partial_seconds * sr)))
+    segment = None if segment_seconds is None else max(chunk, int(round(segment_seconds * sr)))
+
+    rows: list[dict] = []
+    detections = words = fed = 0
+    next_report, next_partial = every, partial_every
+    next_segment = segment
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for x in _soak_chunks(audio, sr, seconds, seed, chunk):
+        if kws is not None:
+            detections += len(kws.accept_waveform(x))
+        fed += x.size
+        if tr is not None:
+            tr.accept_waveform(x, partial=fed >= next_partial)
+            if fed >= next_partial:
+                next_partial += partial_every
+            if segment is not None and fed >= next_segment:
+                words += len(tr.finalize().words)
+                next_segment += segment
+        if fed >= next_report:
+            row = {"audio_s": fed / sr, "rss_mb": rss_mb(), "detections": detections, "words": words}
+            rows.append(row)
+            if on_report:
+                on_report(row)
+            next_report += every
+    if kws is not None:
+        detections += len(kws.flush())
+    if tr is not None:
+        words += len(tr.finalize().words)
+    if not rows or rows[-1]["audio_s"] < fed / sr:  # the last, partial interval
+        row = {"audio_s": fed / sr, "rss_mb": rss_mb(), "detections": detections, "words": words}
+        rows.append(row)
+        if on_report:
+            on_report(row)
+    rss = np.array([r["rss_mb"] for r in rows])
+    t = np.array([r["audio_s"] for r in rows]) / 3600.0
+    slope = float(np.polyfit(t, rss, 1)[0]) if len(rows) >= 3 else 0.0  # a trend needs three points
+    growth = float(rss[-1] - rss[0])
+    return {
+        "minutes": minutes,
+        "audio_seconds": fed / sr,
+        "chunk_seconds": chunk / sr,
+        "spotter": _name(spotter),
+        "transcriber": _name(transcriber),
+        "audio": [os.fspath(a) for a in audio] or "generated speech-like bursts (soak_audio)",
+        "rows": rows,
+        "detections": detections,
+        "words": words,
+        "baseline_mb": float(rss[0]),
+        "final_mb": float(rss[-1]),
+        "growth_mb": growth,
+        "max_growth_mb": float(rss.max() - rss[0]),
+        "slope_mb_per_hour": slope,
+        "target_growth_mb": SOAK_GROWTH_MB,
+        "within_target": growth <= SOAK_GROWTH_MB,
+        "cpu_s": time.process_time() - cpu0,
+        "wall_s": time.perf_counter() - wall0,
+    }

@@ -20,7 +20,8 @@ def show(audio_path: str | Path, out_png: str | Path, cfg: FrontendConfig, augme
         out_png: the PNG to write.
         cfg: the front-end drawn (and used by the feature-level augmentations).
         augment: add a row per training augmentation (time shift, noise, gain, SpecAugment,
-            mixup); needs hearkit[train] (Default: False).
+            mixup), drawn for the first ``WHOLE_FILE_SECONDS`` of a longer file; needs
+            hearkit[train] (Default: False).
         noise_dir: background-noise recordings for the noise row (Default: None = generated noise).
         seed: seed of the random augmentations; also picks the noise file (Default: 0).
 
@@ -36,10 +37,16 @@ def show(audio_path: str | Path, out_png: str | Path, cfg: FrontendConfig, augme
         return show_clip(audio_path, out_png, cfg)  # torch-free
     import numpy as np
 
-    from hearkit.audio import load_audio
+    from hearkit.audio import WHOLE_FILE_SECONDS, audio_info, load_span
     from hearkit.errors import require
 
-    x, sr = load_audio(audio_path, cfg.sample_rate)
+    # augmentations are drawn for a clip: of a longer file, its first WHOLE_FILE_SECONDS
+    sr = cfg.sample_rate
+    x = load_span(audio_path, sr, 0, int(WHOLE_FILE_SECONDS * sr))
+    duration = audio_info(audio_path)["duration"]
+    title = clip_title(audio_path, x, sr)
+    if duration > WHOLE_FILE_SECONDS:
+        title = f"{Path(audio_path).name}  (the first {len(x) / sr:.2f} s of {duration:.2f} s, at {sr} Hz)"
     require("torch", "train")
     from hearkit.training.augment import augment_examples
 
@@ -51,7 +58,7 @@ def show(audio_path: str | Path, out_png: str | Path, cfg: FrontendConfig, augme
         files = noise_files(noise_dir)
         if not files:
             raise ConfigError(f"--noise-dir {noise_dir}: no audio files in it")
-        noise = load_audio(files[seed % len(files)], sr)[0]
+        noise = load_span(files[seed % len(files)], sr, 0, len(x))  # no more than the clip needs
         noise = np.resize(noise, len(x))  # loop or cut to the clip's length
     rows = [("original", x, None)]
     for name, value in augment_examples(x, sr, noise=noise, seed=seed, frontend=cfg).items():
@@ -62,4 +69,4 @@ def show(audio_path: str | Path, out_png: str | Path, cfg: FrontendConfig, augme
             rows.append((name, value, None))
         else:  # a log-mel level augmentation (SpecAugment): only the mel panel changes
             rows.append((name, x, value))
-    return draw_rows(rows, sr, cfg, out_png, clip_title(audio_path, x, sr))
+    return draw_rows(rows, sr, cfg, out_png, title)
