@@ -4,8 +4,8 @@ Each subcommand lives in its own module and is imported only when it runs (or
 when ``--help`` lists it), so ``hearkit --help`` and ``hearkit run`` start on a
 device that has no torch. Modules named here must not import torch or onnx at
 module level. Every ``HearkitError``, and any ``OSError`` (missing or unreadable
-files, a full disk) or ``UnicodeDecodeError`` from what the user gave, becomes one
-line on stderr and exit code 2 (``--verbose`` shows the traceback instead).
+files, a full disk), ``UnicodeDecodeError`` or ``ValueError`` from what the user gave,
+becomes one line on stderr and exit code 2 (``--verbose`` shows the traceback instead).
 
 What reaches stderr is chosen here, at the edge (``output_level``): by default
 third-party chatter that means nothing to a user (torch exporter registrations,
@@ -101,6 +101,14 @@ class LazyGroup(click.Group):
             if _verbose(ctx):
                 raise
             raise UserError(f"a text input is not UTF-8 ({e.reason} at byte {e.start}); save it as UTF-8") from e
+        except ValueError as e:
+            # a library's refusal of what the user gave (numpy, soundfile, onnxruntime, json) that no
+            # hearkit check caught first: one line with the command, the traceback with --verbose
+            if _verbose(ctx):
+                raise
+            cmd = ctx.command_path
+            sub = ctx.invoked_subcommand
+            raise UserError(f"{cmd}{' ' + sub if sub else ''}: {type(e).__name__}: {' '.join(str(e).split())} (--verbose shows where)") from e
 
 
 def _verbose(ctx) -> bool:

@@ -1,4 +1,4 @@
-"""The CLI edge: OS and decoding errors from user input end in one line and exit code 2."""
+"""The CLI edge: OS, decoding and value errors from user input end in one line and exit code 2."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ def boom():
     (OSError(errno.ENOSPC, "No space left on device", "out/feats.npy"), "out/feats.npy: No space left on device"),
     (PermissionError(errno.EACCES, "Permission denied", "/etc/x"), "/etc/x: Permission denied"),
     (UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), "not UTF-8 (invalid start byte at byte 0)"),
+    (ValueError("could not convert string to float: 'x'\nsecond line"),
+     " boom-test: ValueError: could not convert string to float: 'x' second line (--verbose shows where)"),
 ])
 def test_os_and_decode_errors_are_one_line(boom, exc, want):
     boom["exc"] = exc
