@@ -126,6 +126,22 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
             f.flush()
 
 
+def write_audio(path: str | os.PathLike, x, sample_rate: int, subtype: str | None = None) -> Path:
+    """``soundfile.write`` atomically (the format from ``path``'s suffix, which the temporary file keeps).
+
+    Args:
+        path: the audio file to write (.wav, .flac, .ogg).
+        x: samples, (n,) or (n, channels), float in [-1, 1] or int PCM.
+        sample_rate: Hz.
+        subtype: libsndfile subtype, e.g. ``"PCM_16"`` (Default: the format's default).
+    """
+    import soundfile as sf
+
+    with atomic_path(path) as tmp:
+        sf.write(os.fspath(tmp), x, int(sample_rate), subtype=subtype)
+    return Path(path)
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically; return the path."""
     with atomic_open(path, "wb") as f:

@@ -33,7 +33,7 @@ import numpy as np
 
 from hearkit.audio import load_audio
 from hearkit.errors import ConfigError
-from hearkit.files import write_text
+from hearkit.files import write_audio, write_text
 from hearkit.manifest import Utterance, write_manifest
 from hearkit.text import normalize_text, text_lines
 
@@ -240,8 +240,6 @@ def build_concat(
         The summary dict (also written to ``summary.json``): utterances, hours,
         speakers, word counts, skipped clips.
     """
-    import soundfile as sf
-
     if split not in SPLITS:
         raise ConfigError(f"--split must be one of {list(SPLITS)}, got {split!r}")
     if not 1 <= min_words <= max_words:
@@ -289,7 +287,7 @@ def build_concat(
         if peak > 0.99:  # gain jitter or noise may clip: scale down rather than clip
             y *= np.float32(0.99 / peak)
         path = out_dir / "audio" / f"{split}_{len(utts):06d}.flac"
-        sf.write(str(path), y, SAMPLE_RATE, subtype="PCM_16")
+        write_audio(path, y, SAMPLE_RATE, subtype="PCM_16")
         dur = len(y) / SAMPLE_RATE
         utts.append(Utterance(str(path), " ".join(words), dur, speaker=spk))
         words_used.update(words)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from hearkit import artifacts
-from hearkit.files import write_text
+from hearkit.files import write_audio, write_text
 from hearkit.recipes.voices import ESPEAK_ACCENTS, espeak_voices, speak
 from hearkit.recipes.wakeword import synthetic_noise
 
@@ -92,8 +92,6 @@ def synthesize_keywords(
     ``_silence_/noise_<n>.flac``, ``_background_noise_/*.flac`` and
     ``validation_list.txt`` naming the clips of the validation voices.
     """
-    import soundfile as sf
-
     if (root / "validation_list.txt").is_file():
         _say(f"[demo] reusing the synthesized keyword set in {root}")
         return root
@@ -115,7 +113,7 @@ def synthesize_keywords(
             path = root / folder / f"{stem}.flac"
             path.parent.mkdir(parents=True, exist_ok=True)
             clip = _place(_say_word(text, voice), rng, n) + synthetic_noise(rng, n) * 0.05
-            sf.write(path, np.clip(clip, -1, 1), SAMPLE_RATE)
+            write_audio(path, np.clip(clip, -1, 1), SAMPLE_RATE)
             if is_val:
                 val_list.append(f"{folder}/{stem}.flac")
             done += 1
@@ -124,12 +122,12 @@ def synthesize_keywords(
     for i in range(silence_clips):
         path = root / "_silence_" / f"noise_{i:04d}.flac"
         path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(path, synthetic_noise(rng, n), SAMPLE_RATE)
+        write_audio(path, synthetic_noise(rng, n), SAMPLE_RATE)
         if i % 10 == 0:  # a share of the noise clips validates, like a speaker would
             val_list.append(f"_silence_/noise_{i:04d}.flac")
     (root / "_background_noise_").mkdir(exist_ok=True)
     for i in range(6):
-        sf.write(root / "_background_noise_" / f"generated_{i}.flac", synthetic_noise(rng, 30 * SAMPLE_RATE), SAMPLE_RATE)
+        write_audio(root / "_background_noise_" / f"generated_{i}.flac", synthetic_noise(rng, 30 * SAMPLE_RATE), SAMPLE_RATE)
     write_text(root / "testing_list.txt", "")
     write_text(root / "validation_list.txt", "\n".join(sorted(val_list)) + "\n")
     _say(f"[demo] synthesized {done + silence_clips} clips in {time.perf_counter() - t0:.0f} s -> {root}")
@@ -177,7 +175,6 @@ def score_sentence(truth: list[tuple[str, float]], detections: list) -> tuple[li
 
 def run_demo(cfg: DemoConfig = DemoConfig()) -> dict:
     """Synthesize (or index) data → train → export + int8 → verify → spot keywords. Returns the summary."""
-    import soundfile as sf
 
     from hearkit.classify import KeywordSpotter
     from hearkit.export.classify import export_classifier
@@ -210,7 +207,7 @@ def run_demo(cfg: DemoConfig = DemoConfig()) -> dict:
 
     _say("[demo] spotting keywords in a sentence by unseen voices")
     wav, truth = synthesize_sentence()
-    sf.write(out / "sentence.flac", wav, SAMPLE_RATE)
+    write_audio(out / "sentence.flac", wav, SAMPLE_RATE)
     kws = KeywordSpotter(out / "export", record=True)
     detections = []
     for i in range(0, len(wav), 1600):  # 100 ms chunks, as a microphone would deliver them

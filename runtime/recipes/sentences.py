@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from hearkit.errors import ConfigError
-from hearkit.files import write_text
+from hearkit.files import write_audio, write_text
 from hearkit.manifest import Utterance, normalize_text, write_manifest
 from hearkit.text import text_lines
 
@@ -66,8 +66,6 @@ def build_synth(
         seed: RNG seed.
         progress: optional callable(done, total).
     """
-    import soundfile as sf
-
     from hearkit.recipes.voices import ESPEAK_WPM, Voice, engine_binary, speak
 
     engine_binary("espeak-ng")  # fail before any work when espeak-ng is missing
@@ -91,7 +89,7 @@ def build_synth(
             # (espeak would read digits or symbols in the raw line aloud).
             x = speak(text, Voice("espeak-ng", v, rate=rate / ESPEAK_WPM, pitch=pitch), SAMPLE_RATE, trim_mode=TRIM_MODE)
             path = out_dir / "audio" / f"synth_{i:05d}_{r:02d}.flac"
-            sf.write(str(path), x, SAMPLE_RATE, subtype="PCM_16")
+            write_audio(path, x, SAMPLE_RATE, subtype="PCM_16")
             utts.append(Utterance(str(path), text, len(x) / SAMPLE_RATE))
             voices_used[v] += 1
             if progress is not None:

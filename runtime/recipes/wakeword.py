@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from hearkit.errors import ConfigError
-from hearkit.files import write_text
+from hearkit.files import write_audio, write_text
 
 SAMPLE_RATE = 16000
 DICTIONARY = Path("/usr/share/dict/words")
@@ -555,8 +555,6 @@ def mine_hard_negatives(
     Returns:
         a summary: windows added, scored, hours streamed, score quantiles.
     """
-    import soundfile as sf
-
     from hearkit.classify import OnnxScorer, SlidingWindow, is_background_label, softmax
     from hearkit.evaluate.detector import negative_files, negative_stream
 
@@ -605,7 +603,7 @@ def mine_hard_negatives(
     keep = cands[:windows]
     dest = root / "_unknown_"
     for i, (s, end, w) in enumerate(keep):
-        sf.write(dest / f"hard{end:x}_nohash_{i}.flac", w, sr, subtype="PCM_16")
+        write_audio(dest / f"hard{end:x}_nohash_{i}.flac", w, sr, subtype="PCM_16")
     hours = win.samples_seen / sr / 3600
     summary = {"added": len(keep), "candidates": len(cands), "scored_windows": scored, "hours": round(hours, 3),
                "files": len(files), "left_out": left_out,

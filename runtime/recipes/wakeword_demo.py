@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from hearkit import artifacts
+from hearkit.files import write_audio
 from hearkit.recipes.wakeword import SAMPLE_RATE, WakewordConfig, label_of, phrase_words, synthetic_noise
 
 # Ordinary sentences, none holding a wake word a user is likely to pick. Training hears
@@ -106,8 +107,6 @@ def write_test_material(phrase: str, root: Path, positives: list, negatives: lis
     Layout: ``positives/<label>/*.flac`` (what ``hearkit eval --positives`` reads), and
     ``negatives/*.flac``, ``calibration/*.flac`` (loose files: no transcript, no phrase).
     """
-    import soundfile as sf
-
     from hearkit.recipes.voices import SynthError, speak
 
     rng = np.random.default_rng(seed)
@@ -123,7 +122,7 @@ def write_test_material(phrase: str, root: Path, positives: list, negatives: lis
                 x = speak(text, v, SAMPLE_RATE)
             except SynthError:
                 continue
-            sf.write(folder / f"{kind}_{i:04d}.flac", _level(x, float(rng.uniform(-30, -18))), SAMPLE_RATE,
+            write_audio(folder / f"{kind}_{i:04d}.flac", _level(x, float(rng.uniform(-30, -18))), SAMPLE_RATE,
                      subtype="PCM_16")
             counts[kind] += 1
     return counts
@@ -131,7 +130,6 @@ def write_test_material(phrase: str, root: Path, positives: list, negatives: lis
 
 def write_sentences(root: Path, voices: list, texts: Sequence[str], seed: int) -> int:
     """One sentence of ``texts`` per speaker of ``voices`` into ``root`` as loose FLAC files; returns the count."""
-    import soundfile as sf
 
     from hearkit.recipes.voices import SynthError, speak
 
@@ -143,7 +141,7 @@ def write_sentences(root: Path, voices: list, texts: Sequence[str], seed: int) -
             x = speak(str(rng.choice(list(texts))), v, SAMPLE_RATE)
         except SynthError:
             continue
-        sf.write(root / f"sentence_{i:04d}.flac", _level(x, float(rng.uniform(-30, -18))), SAMPLE_RATE,
+        write_audio(root / f"sentence_{i:04d}.flac", _level(x, float(rng.uniform(-30, -18))), SAMPLE_RATE,
                  subtype="PCM_16")
         n += 1
     return n
@@ -196,7 +194,6 @@ def score_stream(truth: list[tuple[float, float]], detections: list, label: str,
 
 def run_wakeword_demo(cfg: WakewordDemoConfig = WakewordDemoConfig()) -> dict:
     """Synthesize → train → export + int8 → calibrate → DET → spot the phrase in sentences. Returns the summary."""
-    import soundfile as sf
 
     from hearkit.classify import KeywordSpotter, plot_timeline
     from hearkit.errors import ConfigError
@@ -262,7 +259,7 @@ def run_wakeword_demo(cfg: WakewordDemoConfig = WakewordDemoConfig()) -> dict:
 
     _say("[demo] spotting the phrase in sentences by further unseen speakers")
     wav, truth = spoken_sentences(cfg.phrase, voices[7 * n:7 * n + 12], seed=cfg.seed + 1)
-    sf.write(out / "sentences.flac", wav, SAMPLE_RATE)
+    write_audio(out / "sentences.flac", wav, SAMPLE_RATE)
     kws = KeywordSpotter(export, record=True)
     detections = []
     for i in range(0, len(wav), 1600):  # 100 ms chunks, as a microphone delivers them

@@ -352,11 +352,12 @@ def _api_writers(env):
         "jsonl-manifest": ("manifest.jsonl", lambda p: write_manifest([Utterance(str(env["clip"]), "a", 1.0)], p)),
         "arpa": ("lm.arpa", lambda p: NGramLM.build([["a", "b"]], 2).save(p)),
         "json": ("summary.json", lambda p: files.write_json(p, {"a": 1})),
+        "audio": ("clip.flac", lambda p: files.write_audio(p, np.zeros(16000, np.float32), 16000, "PCM_16")),
     }
 
 
 @pytest.mark.parametrize("what", ["export.json", "bundle-manifest", "checkpoint", "onnx-graph", "png",
-                                  "jsonl-manifest", "arpa", "json"])
+                                  "jsonl-manifest", "arpa", "json", "audio"])
 def test_a_full_disk_in_any_writer_keeps_the_old_file(env, tmp_path, monkeypatch, what):
     name, write = _api_writers(env)[what]
     target = tmp_path / name
