@@ -140,7 +140,7 @@ class Fuzz:
                     self.known[k.name] += 1
                     return None, "known"
             if COLLECT:
-                frames = [f for f in traceback.extract_tb(e.__traceback__) if "/runtime/" in f.filename]
+                frames = [f for f in traceback.extract_tb(e.__traceback__) if re.search(r"/(hearkit|runtime)/", f.filename)]
                 at = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "outside hearkit"
                 self._collect(f"{target}: {type(e).__name__} at {at}", f"{e!r}\n{tb}", args)
                 return None, "known"

@@ -73,9 +73,11 @@ def mutate(data: bytes, ops) -> bytes:
     for op in ops:
         n = max(len(b), 1)
         kind = op[0]
+        if not b and kind in ("flip", "set"):
+            continue
         if kind == "flip":
-            b[op[1] % n] ^= op[2] if b else 0
-        elif kind == "set" and b:
+            b[op[1] % n] ^= op[2]
+        elif kind == "set":
             b[op[1] % n] = op[2]
         elif kind == "truncate":
             del b[op[1] % n:]
@@ -116,13 +118,20 @@ def read_blocks(path, sample_rate):
     return list(iter_blocks(path, sample_rate, block_seconds=0.05))
 
 
+def assert_top(pred):
+    """The label and score are the best of the scores."""
+    assert pred.score == max(pred.scores.values()) and pred.scores[pred.label] == pred.score, pred
+
+
 def check_samples(fuzz, x, sr, want_sr, what):
     """A returned waveform is float32 mono, non-empty, finite, in [-1, 1] (tolerance 0: the contract), at ``want_sr``.
 
     ``sr`` None skips the rate checks (iter_blocks yields samples only).
     """
-    assert isinstance(x, np.ndarray) and x.dtype == np.float32 and x.ndim == 1 and x.size > 0, (what, x.dtype, x.shape)
-    assert np.isfinite(x).all(), f"{what}: non-finite samples returned"
+    assert isinstance(x, np.ndarray) and x.dtype == np.float32 and x.ndim == 1, (what, x.dtype, x.shape)
+    if fuzz.wrong("audio_empty_result", x.size == 0, f"{what}: zero samples returned instead of an EmptyAudioError"):
+        return
+    fuzz.wrong("audio_nonfinite_result", not np.isfinite(x).all(), f"{what}: non-finite samples returned")
     peak = float(np.abs(x).max())
     fuzz.wrong("audio_out_of_range", peak > 1.0, f"{what}: samples up to {peak:g} returned, outside [-1, 1]")
     if sr is None:
@@ -178,8 +187,8 @@ def test_mutated_audio_through_the_python_api(fuzz, workdir, classifier, transcr
         assert pred.label in classifier.labels and list(pred.scores) == classifier.labels
         # softmax in float64 sums to 1 within 1e-12; the 1e-6 tolerance is generous
         fuzz.wrong("classify_nonfinite_scores", not (np.isfinite(p).all() and (p >= 0).all() and abs(p.sum() - 1.0) <= 1e-6),
-                   f"classify({path.name}) returned scores {pred.scores}")
-        assert pred.score == max(pred.scores.values())
+                   f"classify({path.name}) returned scores {pred.scores}") or \
+            assert_top(pred)
 
     tr, _ = fuzz.call(target, transcriber.transcribe, path)
     if tr is not None:
