@@ -14,7 +14,9 @@ Profiles (``HEARKIT_FUZZ`` picks one; docs/design.md §16):
 
 Deadlines are off (``deadline=None``): a loaded 2-core machine makes timings
 meaningless. Hangs are caught instead by ``signal.setitimer`` around each call
-(``HANG_SECONDS``), which raises ``Hang`` inside the stuck call.
+(``HANG_SECONDS``), which raises ``Hang`` inside the stuck call. A call stuck inside C
+code (onnxruntime, libsndfile, soxr) is interrupted only when it returns to Python; the
+subprocess runner of tests/hostile is the guard for those.
 
 atheris is not used: it installs here (3.0.0 wheel), but its coverage feedback sees
 only Python lines, while the bytes of audio files and ONNX models are parsed in C and
@@ -93,6 +95,8 @@ KNOWN_FAILURES: list[Known] = [
     Known("arpa_huge_count", ValueError, _DIGITS, "lm.py:load"),
     # running a model whose metadata disagrees with its graph (runtime/classify.py)
     Known("classify_short_window_ort_error", Exception, "ONNXRuntimeError", "classify.py:__call__"),
+    Known("transcribe_bad_subsampling_ort_error", Exception, "ONNXRuntimeError", "transcribe.py:_run"),
+    Known("transcribe_bad_subsampling_ort_error", MemoryError, "", "transcribe.py:_run"),
 ]
 
 # Known wrong answers (a result returned where a refusal is due), checked by name in the targets

@@ -262,6 +262,26 @@ def test_classify_short_window_ort_error(tmp_path, clf_export):
     refused(run)
 
 
+@xfail("transcribe.py:237-239 Transcriber._run / metadata.py", "a subsampling of -1 or 10**9 is accepted; the windows "
+       "it cuts make onnxruntime fail (InvalidArgument) or ask numpy for 596 GiB (MemoryError)")
+@pytest.mark.parametrize("subsampling", ["-1", "1000000000"])
+def test_transcribe_bad_subsampling_ort_error(tmp_path, ctc_model, subsampling):
+    onnx = pytest.importorskip("onnx")
+    from hearkit.transcribe import Transcriber
+
+    m = onnx.load(str(ctc_model))
+    for e in m.metadata_props:
+        if e.key == "hearkit.subsampling":
+            e.value = subsampling
+    onnx.save(m, str(tmp_path / "pipeline.onnx"))
+    x = (0.1 * np.random.default_rng(0).standard_normal(12000)).astype(np.float32)
+
+    def run():
+        return Transcriber(tmp_path / "pipeline.onnx", chunk_seconds=0.5, overlap_seconds=0.2).transcribe(x)
+
+    refused(run)
+
+
 # -- audio ----------------------------------------------------------------------------------------
 
 def float_wav(tmp_path, x: np.ndarray, rate: int = 16000):
