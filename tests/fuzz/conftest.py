@@ -16,7 +16,8 @@ Deadlines are off (``deadline=None``): a loaded 2-core machine makes timings
 meaningless. Hangs are caught instead by ``signal.setitimer`` around each call
 (``HANG_SECONDS``), which raises ``Hang`` inside the stuck call. A call stuck inside C
 code (onnxruntime, libsndfile, soxr) is interrupted only when it returns to Python; the
-subprocess runner of tests/hostile is the guard for those.
+subprocess runner of tests/hostile is the guard for those. Memory is bounded the same way:
+each call runs with ``RLIMIT_AS`` at the current size plus ``MEMORY_HEADROOM``.
 
 atheris is not used: it installs here (3.0.0 wheel), but its coverage feedback sees
 only Python lines, while the bytes of audio files and ONNX models are parsed in C and
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import signal
 import traceback
@@ -39,6 +41,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 from hearkit.errors import HearkitError
 
@@ -47,14 +50,20 @@ PROFILE = os.environ.get("HEARKIT_FUZZ", "ci")
 # hearkit line it passed, or the wrong answer's name) instead of failing, copies the first input
 # file that showed it into DIR, and lists them all at the end; for finding every bug in one run.
 COLLECT = os.environ.get("HEARKIT_FUZZ_COLLECT")
+# Memory: each call may grow the address space by this much; beyond it an allocation fails with
+# MemoryError, which the rule counts as a crash (a hostile input must not exhaust memory, and a
+# fuzz run must not make the kernel kill processes on a shared machine)
+MEMORY_HEADROOM = 2 << 30  # bytes
 HANG_SECONDS = 20.0  # per call; the slowest honest call here (open a model, classify) takes < 1 s alone
 
-_common = dict(deadline=None, database=None, print_blob=True,
+_common = dict(deadline=None, print_blob=True,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
 # max_examples is the budget of a weight-1.0 target; each test module scales it with its own
 # ``budget(weight)`` (test modules cannot import this file under --import-mode=importlib)
-settings.register_profile("ci", max_examples=12, derandomize=True, **_common)
-settings.register_profile("long", max_examples=800, **_common)
+settings.register_profile("ci", max_examples=12, derandomize=True, database=None, **_common)
+# the long run keeps the inputs that failed (outside the checkout) and replays them first next time
+LONG_DB = Path(os.environ.get("HEARKIT_FUZZ_DB", Path.home() / ".cache" / "hearkit" / "fuzz-examples"))
+settings.register_profile("long", max_examples=800, database=DirectoryBasedExampleDatabase(LONG_DB), **_common)
 if PROFILE not in ("ci", "long"):
     raise pytest.UsageError(f"HEARKIT_FUZZ must be 'ci' or 'long', got {PROFILE!r}")
 settings.load_profile(PROFILE)
@@ -97,6 +106,7 @@ KNOWN_FAILURES: list[Known] = [
     Known("classify_short_window_ort_error", Exception, "ONNXRuntimeError", "classify.py:__call__"),
     Known("transcribe_bad_subsampling_ort_error", Exception, "ONNXRuntimeError", "transcribe.py:_run"),
     Known("transcribe_bad_subsampling_ort_error", MemoryError, "", "transcribe.py:_run"),
+    Known("classify_huge_window_memory", MemoryError, "", "classify.py:fit_window"),
 ]
 
 # Known wrong answers (a result returned where a refusal is due), checked by name in the targets
@@ -114,6 +124,12 @@ KNOWN_WRONG: set[str] = {
     "metadata_vocab_unbounded",      # metadata.py: fewer vocab entries than limits.vocab
     "manifest_duration_unchecked",   # manifest.py: NaN, negative or > 24 h durations accepted
 }
+
+
+def _address_space() -> int:
+    """This process's virtual memory size in bytes (Linux /proc/self/statm)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[0]) * resource.getpagesize()
 
 
 class Hang(BaseException):
@@ -162,6 +178,8 @@ class Fuzz:
         """
         old = signal.signal(signal.SIGALRM, _alarm)
         signal.setitimer(signal.ITIMER_REAL, HANG_SECONDS)
+        limits = resource.getrlimit(resource.RLIMIT_AS)
+        resource.setrlimit(resource.RLIMIT_AS, (_address_space() + MEMORY_HEADROOM, limits[1]))
         try:
             return fn(*args, **kwargs), None
         except HearkitError as e:
@@ -185,6 +203,7 @@ class Fuzz:
                 return None, "known"
             raise AssertionError(f"{target}: {fn.__qualname__} raised {type(e).__name__} (not a HearkitError):\n{tb}") from e
         finally:
+            resource.setrlimit(resource.RLIMIT_AS, limits)
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old)
 

@@ -262,6 +262,24 @@ def test_classify_short_window_ort_error(tmp_path, clf_export):
     refused(run)
 
 
+@xfail("classify.py:48-58 fit_window / metadata.py", "a window_samples of 10**12 is accepted and classify asks numpy for "
+       "3.6 TiB (MemoryError; a long fuzz run that drew 5e9 grew to 23 GB and was OOM-killed)")
+def test_classify_huge_window_memory(tmp_path, clf_export):
+    onnx = pytest.importorskip("onnx")
+    from hearkit.classify import Classifier
+
+    m = onnx.load(str(clf_export / "pipeline.onnx"))
+    for e in m.metadata_props:
+        if e.key == "hearkit.window_samples":
+            e.value = str(10**12)  # fails at once, allocating nothing, unlike 5e9
+    onnx.save(m, str(tmp_path / "pipeline.onnx"))
+
+    def run():
+        return Classifier(tmp_path / "pipeline.onnx").classify(np.zeros(8000, np.float32))
+
+    refused(run)
+
+
 @xfail("transcribe.py:237-239 Transcriber._run / metadata.py", "a subsampling of -1 or 10**9 is accepted; the windows "
        "it cuts make onnxruntime fail (InvalidArgument) or ask numpy for 596 GiB (MemoryError)")
 @pytest.mark.parametrize("subsampling", ["-1", "1000000000"])
