@@ -137,7 +137,7 @@ class Hang(BaseException):
 
 
 def _alarm(signum, frame):
-    raise Hang(f"no return within {HANG_SECONDS:g} s")
+    raise Hang("no return in time")
 
 
 @dataclass
@@ -148,18 +148,21 @@ class Fuzz:
     refusals: Counter = field(default_factory=Counter)
     known: Counter = field(default_factory=Counter)
     found: dict = field(default_factory=dict)  # signature -> [count, first detail] (COLLECT mode)
+    hang_seconds: float = HANG_SECONDS
+    memory_headroom: int = MEMORY_HEADROOM
+    collect: str | None = COLLECT
 
     def _collect(self, sig: str, detail: str, args=()) -> None:
         if sig not in self.found:
             saved = []
             for a in args:
                 if isinstance(a, Path) and a.is_file():
-                    dst = Path(COLLECT) / f"{len(self.found):03d}{''.join(a.suffixes)}"
+                    dst = Path(self.collect) / f"{len(self.found):03d}{''.join(a.suffixes)}"
                     dst.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(a, dst)
                     saved.append(str(dst))
                 elif isinstance(a, Path) and a.is_dir() and (a / "manifest.json").is_file():
-                    dst = Path(COLLECT) / f"{len(self.found):03d}.manifest.json"
+                    dst = Path(self.collect) / f"{len(self.found):03d}.manifest.json"
                     dst.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(a / "manifest.json", dst)
                     saved.append(str(dst))
@@ -177,9 +180,9 @@ class Fuzz:
             AssertionError: ``fn`` raised anything else, a multi-line HearkitError, or hung.
         """
         old = signal.signal(signal.SIGALRM, _alarm)
-        signal.setitimer(signal.ITIMER_REAL, HANG_SECONDS)
+        signal.setitimer(signal.ITIMER_REAL, self.hang_seconds)
         limits = resource.getrlimit(resource.RLIMIT_AS)
-        resource.setrlimit(resource.RLIMIT_AS, (_address_space() + MEMORY_HEADROOM, limits[1]))
+        resource.setrlimit(resource.RLIMIT_AS, (_address_space() + self.memory_headroom, limits[1]))
         try:
             return fn(*args, **kwargs), None
         except HearkitError as e:
@@ -188,7 +191,7 @@ class Fuzz:
             self.refusals[target] += 1
             return None, e
         except Hang as e:
-            raise AssertionError(f"{target}: {fn.__qualname__} hung ({e})") from None
+            raise AssertionError(f"{target}: {fn.__qualname__} hung ({e}: {self.hang_seconds:g} s)") from None
         except Exception as e:
             tb = "".join(traceback.format_exception(e))
             frames = [f for f in traceback.extract_tb(e.__traceback__) if re.search(r"/(hearkit|runtime)/", f.filename)]
@@ -197,7 +200,7 @@ class Fuzz:
                 if isinstance(e, k.exc) and re.search(k.message, str(e)) and k.where == where:
                     self.known[k.name] += 1
                     return None, "known"
-            if COLLECT:
+            if self.collect:
                 line = f"{where}:{frames[-1].lineno}" if frames else where
                 self._collect(f"{target}: {type(e).__name__} at {line}", f"{e!r}\n{tb}", args)
                 return None, "known"
@@ -214,7 +217,7 @@ class Fuzz:
         if name in KNOWN_WRONG:
             self.known[name] += 1
             return True
-        if COLLECT:
+        if self.collect:
             self._collect(f"wrong answer {name}", detail)
             return True
         raise AssertionError(f"wrong answer ({name}): {detail}")
