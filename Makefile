@@ -14,13 +14,14 @@ PYTEST_ARGS ?=
 # (soundfile), qemu-user-static and debootstrap (the emulated arm64 parity suite).
 DEB_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts wamerican sox libsndfile1
 
-.PHONY: demo test test-slow test-all test-arm install system-deps clean help
+.PHONY: demo test test-slow test-all test-arm fuzz install system-deps clean help
 
 help:
 	@echo "make demo   - install into $(VENV) and run the main job end to end"
 	@echo "make test   - install and run the test suite (not the slow tests)"
 	@echo "make test-slow - the slow tests (training to accuracy)"
 	@echo "make test-arm  - the emulated arm64 (Raspberry Pi) parity suite alone"
+	@echo "make fuzz   - the long fuzz run (>= 10,000 hostile inputs; make test runs a short one)"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +65,12 @@ test: install system-deps
 
 test-slow: install system-deps
 	$(PY) -m pytest -m "slow" $(PYTEST_ARGS)
+
+# The long fuzz run (docs/design.md §16): the `long` hypothesis profile, fresh random inputs each
+# run, >= 10,000 examples over all targets (a few minutes here, niced: machines are shared); the
+# summary prints the count per target. `make test` runs the same targets on the derandomized `ci` profile.
+fuzz: install system-deps
+	HEARKIT_FUZZ=long nice $(PY) -m pytest -m fuzz tests/fuzz $(PYTEST_ARGS)
 
 # The emulated Raspberry Pi parity suite (docs/design.md §9): installs qemu-user-static and
 # debootstrap if missing, builds the cached arm64 rootfs (~/.cache/hearkit/arm64,

@@ -94,6 +94,7 @@ LIMITS: dict[str, Limit] = {
     "beam": Limit(int, 1, 1024, "", "decoding cost grows with the beam"),
     "lm_weight": Limit(float, -100.0, 100.0, "", "LM weight and word bonus of beam search, in log10 units"),
     "hours": Limit(float, 0.001, 1000.0, "h", "audio to generate"),
+    "minutes": Limit(float, 0.01, 1440.0, "min", "audio streamed by a soak; one day at most"),
 }
 
 

@@ -11,6 +11,7 @@ import json
 
 import click
 
+from hearkit.commands.options import Limited
 from hearkit.evaluate.bench import SOAK_EVERY_SECONDS, SOAK_GROWTH_MB, SOAK_MINUTES, SOAK_PARTIAL_SECONDS, STREAM_CHUNK
 
 
@@ -18,19 +19,19 @@ from hearkit.evaluate.bench import SOAK_EVERY_SECONDS, SOAK_GROWTH_MB, SOAK_MINU
 @click.argument("model", required=False, type=click.Path(exists=True))
 @click.option("--transcriber", type=click.Path(exists=True), default=None,
               help="CTC model (export folder, bundle or .onnx) fed the same audio in the same process.")
-@click.option("--minutes", type=click.FloatRange(min=0.01, max=24 * 60), default=SOAK_MINUTES, show_default=True,
+@click.option("--minutes", type=Limited("minutes"), default=SOAK_MINUTES, show_default=True,
               help="Minutes of audio streamed.")
-@click.option("--every", "every_seconds", type=click.FloatRange(min=0.1), default=SOAK_EVERY_SECONDS, show_default=True,
+@click.option("--every", "every_seconds", type=Limited("seconds", lo=0.1), default=SOAK_EVERY_SECONDS, show_default=True,
               help="Seconds of audio between RSS reports.")
-@click.option("--chunk", "chunk_seconds", type=click.FloatRange(min=0.001, max=60), default=STREAM_CHUNK, show_default=True,
+@click.option("--chunk", "chunk_seconds", type=Limited("seconds", hi=60), default=STREAM_CHUNK, show_default=True,
               help="Seconds of audio per accept_waveform call.")
-@click.option("--partial", "partial_seconds", type=click.FloatRange(min=0.01), default=SOAK_PARTIAL_SECONDS,
+@click.option("--partial", "partial_seconds", type=Limited("seconds", lo=0.01), default=SOAK_PARTIAL_SECONDS,
               show_default=True, help="Seconds of audio between the transcriber's partial results.")
-@click.option("--segment", "segment_seconds", type=click.FloatRange(min=0.0), default=SOAK_EVERY_SECONDS,
+@click.option("--segment", "segment_seconds", type=Limited("duration_s"), default=SOAK_EVERY_SECONDS,
               show_default=True, help="Seconds of audio between transcriber finalize() calls (0: once, at the end).")
 @click.option("--audio", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Audio file to stream instead of generated speech-like bursts (repeatable; looped to --minutes).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated audio.")
+@click.option("--seed", type=Limited("seed"), default=0, show_default=True, help="Seed of the generated audio.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (rows still go to stderr).")
 def bench_soak(model, transcriber, minutes, every_seconds, chunk_seconds, partial_seconds, segment_seconds, audio,
                seed, as_json):

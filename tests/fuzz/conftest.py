@@ -1,0 +1,319 @@
+"""The fuzzing harness: hypothesis profiles, a per-example hang guard, the outcome rule and the count.
+
+Every fuzz target states one property: hearkit gives either a correct result or a
+``HearkitError`` with a one-line message, never another exception, never a hang.
+``fuzz.call(target, fn, ...)`` runs one call under that rule; the test then checks
+that a result it returned is correct.
+
+Profiles (``HEARKIT_FUZZ`` picks one; docs/design.md §16):
+
+    ci    (default) a few examples per target, derandomized: the same inputs every run,
+          so ``make test`` stays well under a minute and never flakes on a new seed
+    long  ``make fuzz``: enough examples that all targets together try >= 10,000 inputs,
+          fresh random ones each run
+
+Deadlines are off (``deadline=None``): a loaded 2-core machine makes timings
+meaningless. Hangs are caught instead by ``signal.setitimer`` around each call
+(``HANG_SECONDS``), which raises ``Hang`` inside the stuck call. A call stuck inside C
+code (onnxruntime, libsndfile, soxr) is interrupted only when it returns to Python; the
+subprocess runner of tests/hostile is the guard for those. Memory is bounded the same way:
+each call runs with ``RLIMIT_AS`` at the current size plus ``MEMORY_HEADROOM``.
+
+atheris is not used: it installs here (3.0.0 wheel), but its coverage feedback sees
+only Python lines, while the bytes of audio files and ONNX models are parsed in C and
+C++ (libsndfile, onnxruntime) that are not built with libFuzzer instrumentation; its
+``atheris.Fuzz()`` loop also owns the process and exits on the first finding, so it
+cannot run as a marked pytest test. hypothesis' structure-aware strategies (header
+fields, JSON types, chunk lists) reach the same code with shrinking and a count.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import shutil
+import signal
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+
+from hearkit.errors import HearkitError
+
+PROFILE = os.environ.get("HEARKIT_FUZZ", "ci")
+# Discovery: HEARKIT_FUZZ_COLLECT=DIR records each distinct failure (exception type and the last
+# hearkit line it passed, or the wrong answer's name) instead of failing, copies the first input
+# file that showed it into DIR, and lists them all at the end; for finding every bug in one run.
+COLLECT = os.environ.get("HEARKIT_FUZZ_COLLECT")
+# Memory: each call may grow the address space by this much; beyond it an allocation fails with
+# MemoryError, which the rule counts as a crash (a hostile input must not exhaust memory, and a
+# fuzz run must not make the kernel kill processes on a shared machine)
+MEMORY_HEADROOM = 2 << 30  # bytes
+HANG_SECONDS = 20.0  # per call; the slowest honest call here (open a model, classify) takes < 1 s alone
+
+_common = dict(deadline=None, print_blob=True,
+               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+# max_examples is the budget of a weight-1.0 target; each test module scales it with its own
+# ``budget(weight)`` (test modules cannot import this file under --import-mode=importlib)
+settings.register_profile("ci", max_examples=12, derandomize=True, database=None, **_common)
+# the long run keeps the inputs that failed (outside the checkout) and replays them first next time
+LONG_DB = Path(os.environ.get("HEARKIT_FUZZ_DB", Path.home() / ".cache" / "hearkit" / "fuzz-examples"))
+settings.register_profile("long", max_examples=800, database=DirectoryBasedExampleDatabase(LONG_DB), **_common)
+if PROFILE not in ("ci", "long"):
+    raise pytest.UsageError(f"HEARKIT_FUZZ must be 'ci' or 'long', got {PROFILE!r}")
+settings.load_profile(PROFILE)
+
+
+# Known failures: exceptions that another change (not merged yet when these tests were written)
+# is fixing. A call that raises one of them counts as "known" instead of failing the property, so
+# the fuzz targets stay free of xfails; each entry has a strict-xfail reproducer of the same name
+# in test_fuzz_regressions.py. When that reproducer starts passing, delete the entry here too.
+@dataclass(frozen=True)
+class Known:
+    name: str  # the reproducer: test_fuzz_regressions.py::test_<name>
+    exc: type | tuple[type, ...]
+    message: str = ""  # regex searched in str(exception)
+    where: str = ""  # "file.py:function" of the innermost hearkit frame, where it was raised or let through
+
+
+_DIGITS = "Exceeds the limit .* for integer string conversion"  # Python 3.11's int() guard, a ValueError
+KNOWN_FAILURES: list[Known] = [
+    # model metadata and front-end configs (runtime/metadata.py, runtime/frontend.py)
+    Known("metadata_json_deep_nesting", RecursionError, "JSON", "metadata.py:as_json"),
+    Known("metadata_json_huge_integer", ValueError, _DIGITS, "metadata.py:as_json"),
+    Known("frontend_json_deep_nesting", RecursionError, "JSON", "frontend.py:from_json"),
+    Known("frontend_json_huge_integer", ValueError, _DIGITS, "frontend.py:from_json"),
+    Known("frontend_float_fields_wrong_type", (TypeError, ValueError), "float", "frontend.py:__post_init__"),
+    # bundle manifests (runtime/artifacts.py)
+    Known("bundle_manifest_deep_nesting", RecursionError, "JSON", "artifacts.py:load_manifest"),
+    Known("bundle_manifest_huge_integer", ValueError, _DIGITS, "artifacts.py:load_manifest"),
+    # text readers (runtime/manifest.py, runtime/ctc.py, runtime/lm.py)
+    Known("manifest_non_utf8", UnicodeDecodeError, "", "manifest.py:read_manifest"),
+    Known("manifest_json_deep_nesting", RecursionError, "JSON", "manifest.py:read_manifest"),
+    Known("manifest_json_huge_integer", ValueError, _DIGITS, "manifest.py:read_manifest"),
+    Known("manifest_audio_filepath_wrong_type", TypeError, "expected str, bytes or os.PathLike", "manifest.py:read_manifest"),
+    Known("manifest_duration_wrong_type", (TypeError, ValueError), "float", "manifest.py:read_manifest"),
+    Known("librispeech_non_utf8", UnicodeDecodeError, "", "manifest.py:read_librispeech"),
+    Known("lexicon_non_utf8", UnicodeDecodeError, "", "ctc.py:load"),
+    Known("arpa_non_utf8", UnicodeDecodeError, "", "lm.py:load"),
+    Known("arpa_huge_count", ValueError, _DIGITS, "lm.py:load"),
+    # running a model whose metadata disagrees with its graph (runtime/classify.py)
+    Known("classify_short_window_ort_error", Exception, "ONNXRuntimeError", "classify.py:__call__"),
+    Known("transcribe_bad_subsampling_ort_error", Exception, "ONNXRuntimeError", "transcribe.py:_run"),
+    Known("transcribe_bad_subsampling_ort_error", MemoryError, "", "transcribe.py:_run"),
+    Known("classify_huge_window_memory", MemoryError, "", "classify.py:fit_window"),
+]
+
+# Known wrong answers (a result returned where a refusal is due), checked by name in the targets
+# through ``fuzz.wrong(name, condition, detail)``; same reproducer rule as above.
+KNOWN_WRONG: set[str] = {
+    "audio_out_of_range",            # audio.py: float samples beyond [-1, 1] returned
+    "audio_rate_unchecked",          # audio.py: a header rate above MAX_SAMPLE_RATE returned
+    "audio_empty_result",            # audio.py: resampling one sample returns zero samples
+    "audio_nonfinite_result",        # audio.py: huge finite samples resampled to NaN and returned
+    "classify_nonfinite_scores",     # classify.py: NaN scores for huge finite samples
+    "metadata_duplicate_labels",     # metadata.py
+    "metadata_window_unbounded",     # metadata.py: window_samples outside limits.window_samples
+    "metadata_subsampling_unbounded",  # metadata.py: subsampling < 1
+    "metadata_frontend_unbounded",   # frontend.py: sample_rate / n_fft / ... outside hearkit.limits
+    "metadata_vocab_unbounded",      # metadata.py: fewer vocab entries than limits.vocab
+    "manifest_duration_unchecked",   # manifest.py: NaN, negative or > 24 h durations accepted
+}
+
+
+def _address_space() -> int:
+    """This process's virtual memory size in bytes (Linux /proc/self/statm)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[0]) * resource.getpagesize()
+
+
+class Hang(BaseException):
+    """Raised by the timer inside a call that ran past HANG_SECONDS (a BaseException, so ``except Exception`` in hearkit cannot swallow it)."""
+
+
+def _alarm(signum, frame):
+    raise Hang("no return in time")
+
+
+@dataclass
+class Fuzz:
+    """Counts and the outcome rule, shared by every target of the session."""
+
+    examples: Counter = field(default_factory=Counter)
+    refusals: Counter = field(default_factory=Counter)
+    known: Counter = field(default_factory=Counter)
+    found: dict = field(default_factory=dict)  # signature -> [count, first detail] (COLLECT mode)
+    hang_seconds: float = HANG_SECONDS
+    memory_headroom: int = MEMORY_HEADROOM
+    collect: str | None = COLLECT
+
+    def _collect(self, sig: str, detail: str, args=()) -> None:
+        if sig not in self.found:
+            saved = []
+            for a in args:
+                if isinstance(a, Path) and a.is_file():
+                    dst = Path(self.collect) / f"{len(self.found):03d}{''.join(a.suffixes)}"
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(a, dst)
+                    saved.append(str(dst))
+                elif isinstance(a, Path) and a.is_dir() and (a / "manifest.json").is_file():
+                    dst = Path(self.collect) / f"{len(self.found):03d}.manifest.json"
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(a / "manifest.json", dst)
+                    saved.append(str(dst))
+            self.found[sig] = [0, detail[-3000:] + (f"\n  input saved: {saved}" if saved else "")]
+        self.found[sig][0] += 1
+
+    def example(self, target: str) -> None:
+        """Count one input tried by ``target``."""
+        self.examples[target] += 1
+
+    def call(self, target: str, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)`` under the rule; returns ``(result, None)``, ``(None, HearkitError)`` or ``(None, "known")``.
+
+        Raises:
+            AssertionError: ``fn`` raised anything else, a multi-line HearkitError, or hung.
+        """
+        old = signal.signal(signal.SIGALRM, _alarm)
+        signal.setitimer(signal.ITIMER_REAL, self.hang_seconds)
+        limits = resource.getrlimit(resource.RLIMIT_AS)
+        resource.setrlimit(resource.RLIMIT_AS, (_address_space() + self.memory_headroom, limits[1]))
+        try:
+            return fn(*args, **kwargs), None
+        except HearkitError as e:
+            msg = str(e)
+            assert msg.strip() and "\n" not in msg, f"{target}: a HearkitError must be one non-empty line, got {msg!r}"
+            self.refusals[target] += 1
+            return None, e
+        except Hang as e:
+            raise AssertionError(f"{target}: {fn.__qualname__} hung ({e}: {self.hang_seconds:g} s)") from None
+        except Exception as e:
+            tb = "".join(traceback.format_exception(e))
+            frames = [f for f in traceback.extract_tb(e.__traceback__) if re.search(r"/(hearkit|runtime)/", f.filename)]
+            where = f"{Path(frames[-1].filename).name}:{frames[-1].name}" if frames else "outside hearkit"
+            for k in KNOWN_FAILURES:
+                if isinstance(e, k.exc) and re.search(k.message, str(e)) and k.where == where:
+                    self.known[k.name] += 1
+                    return None, "known"
+            if self.collect:
+                line = f"{where}:{frames[-1].lineno}" if frames else where
+                self._collect(f"{target}: {type(e).__name__} at {line}", f"{e!r}\n{tb}", args)
+                return None, "known"
+            raise AssertionError(f"{target}: {fn.__qualname__} raised {type(e).__name__} (not a HearkitError):\n{tb}") from e
+        finally:
+            resource.setrlimit(resource.RLIMIT_AS, limits)
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+
+    def wrong(self, name: str, condition: bool, detail: str) -> bool:
+        """Assert ``not condition`` (a wrong answer), unless ``name`` is a known wrong answer; True when it was one."""
+        if not condition:
+            return False
+        if name in KNOWN_WRONG:
+            self.known[name] += 1
+            return True
+        if self.collect:
+            self._collect(f"wrong answer {name}", detail)
+            return True
+        raise AssertionError(f"wrong answer ({name}): {detail}")
+
+
+_FUZZ = Fuzz()
+
+
+@pytest.fixture(scope="session")
+def fuzz() -> Fuzz:
+    """The session's ``Fuzz``: ``call(target, fn, ...)``, ``example(target)``, ``wrong(name, cond, detail)``."""
+    return _FUZZ
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not _FUZZ.examples:
+        return
+    tr = terminalreporter
+    total = sum(_FUZZ.examples.values())
+    tr.section(f"fuzz: {total} examples tried (profile {PROFILE})")
+    for target, n in sorted(_FUZZ.examples.items()):
+        tr.write_line(f"  {target:<28} {n:>6} examples, {_FUZZ.refusals[target]:>6} HearkitError refusals")
+    for name, n in sorted(_FUZZ.known.items()):
+        tr.write_line(f"  known failure {name}: hit {n} times (test_fuzz_regressions.py::test_{name})")
+    for sig, (n, detail) in sorted(_FUZZ.found.items()):
+        tr.write_line(f"FOUND {sig}: {n} times; first: {detail}")
+    tr.write_line(f"fuzz total: {total} examples")
+
+
+# -- models the targets run: built once per session ------------------------------------------
+
+SR = 16000
+
+
+@pytest.fixture(scope="session")
+def clf_export(make_classifier_export) -> Path:
+    """An untrained cnn4-s export folder, labels _silence_/go/stop, 1-s window, n_fft 400 (streamable)."""
+    from hearkit.frontend import FrontendConfig
+
+    return make_classifier_export(["_silence_", "go", "stop"], frontend=FrontendConfig(n_fft=400, hop_length=160), seed=1)
+
+
+# the stand-in CTC pipeline of tests/test_transcribe.py (which test modules cannot import):
+# waveform -> framing Conv (n_fft 400, hop 160) -> log power -> stride-2 Conv -> LogSoftmax;
+# gibberish but deterministic transcripts, a receptive field far shorter than any overlap used here
+CTC_VOCAB = ["<blank>", " ", *"abcdefghijklmnopqrstuvwxyz", "'"]
+CTC_N_FFT, CTC_HOP, CTC_SUB, CTC_FILTERS = 400, 160, 2, 12
+
+
+@pytest.fixture(scope="session")
+def ctc_model(tmp_path_factory) -> Path:
+    """The stand-in CTC ``pipeline.onnx`` (hearkit ctc metadata), built with onnx.helper in well under a second."""
+    onnx = pytest.importorskip("onnx", reason="onnx builds the stand-in model (pip install 'hearkit[train]')")
+    import numpy as np
+    from onnx import TensorProto, helper
+
+    from hearkit.frontend import FrontendConfig
+    from hearkit.metadata import ModelInfo
+
+    rng = np.random.default_rng(0)
+    w1 = (rng.standard_normal((CTC_FILTERS, 1, CTC_N_FFT)) / np.sqrt(CTC_N_FFT)).astype(np.float32)
+    w2 = (rng.standard_normal((len(CTC_VOCAB), CTC_FILTERS, 2 * CTC_SUB)) * 0.1).astype(np.float32)
+    b2 = np.zeros(len(CTC_VOCAB), np.float32)
+    b2[0] = 2.0  # blank often, not always: transcripts with words to compare
+    inits = [
+        helper.make_tensor("w1", TensorProto.FLOAT, w1.shape, w1.ravel()),
+        helper.make_tensor("w2", TensorProto.FLOAT, w2.shape, w2.ravel()),
+        helper.make_tensor("b2", TensorProto.FLOAT, b2.shape, b2),
+        helper.make_tensor("axes1", TensorProto.INT64, [1], [1]),
+        helper.make_tensor("eps", TensorProto.FLOAT, [], [1e-6]),
+        helper.make_tensor("centre", TensorProto.FLOAT, [], [7.0]),
+    ]
+    nodes = [
+        helper.make_node("Unsqueeze", ["waveform", "axes1"], ["x3"]),
+        helper.make_node("Conv", ["x3", "w1"], ["fr"], strides=[CTC_HOP], kernel_shape=[CTC_N_FFT]),
+        helper.make_node("Mul", ["fr", "fr"], ["pw"]),
+        helper.make_node("Add", ["pw", "eps"], ["pe"]),
+        helper.make_node("Log", ["pe"], ["lf"]),
+        helper.make_node("Add", ["lf", "centre"], ["feat"]),
+        helper.make_node("Conv", ["feat", "w2", "b2"], ["logits"], strides=[CTC_SUB], kernel_shape=[2 * CTC_SUB], pads=[1, 1]),
+        helper.make_node("Transpose", ["logits"], ["lt"], perm=[0, 2, 1]),
+        helper.make_node("LogSoftmax", ["lt"], ["log_probs"], axis=-1),
+    ]
+    graph = helper.make_graph(
+        nodes, "stand_in_ctc",
+        [helper.make_tensor_value_info("waveform", TensorProto.FLOAT, ["batch", "samples"])],
+        [helper.make_tensor_value_info("log_probs", TensorProto.FLOAT, ["batch", "frames", len(CTC_VOCAB)])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    fe = FrontendConfig(sample_rate=SR, n_fft=CTC_N_FFT, hop_length=CTC_HOP)
+    info = ModelInfo(task="ctc", input="waveform", frontend=fe, vocab=tuple(CTC_VOCAB), blank=0, subsampling=CTC_SUB)
+    for k, v in sorted(info.to_props().items()):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v
+    path = tmp_path_factory.mktemp("fuzz_ctc") / "pipeline.onnx"
+    onnx.save(model, str(path))
+    return path
