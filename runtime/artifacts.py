@@ -182,8 +182,10 @@ def read_export(folder: str | os.PathLike) -> dict:
         raise ModelError(f"{folder}: no {EXPORT_SUMMARY} here; is this a directory written by `hearkit export`?")
     try:
         return json.loads(p.read_text())
-    except json.JSONDecodeError as e:
+    except ValueError as e:  # not JSON (a UnicodeDecodeError is one), or a 4300-digit integer
         raise ModelError(f"{p}: not valid JSON ({e})") from e
+    except RecursionError as e:
+        raise ModelError(f"{p}: not an export summary (JSON nested too deeply)") from e
 
 
 def write_export(folder: str | os.PathLike, summary: dict) -> Path:
@@ -264,8 +266,10 @@ def load_manifest(bundle: str | os.PathLike) -> dict:
         raise BundleError(f"{bundle}: not a hearkit bundle (no {MANIFEST}); make one with `hearkit package`")
     try:
         m = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except ValueError as e:  # not JSON, not UTF-8, or a 4300-digit integer
         raise BundleError(f"{p}: not valid JSON ({e})") from e
+    except RecursionError as e:  # "[[[[..." nested deeper than the parser's stack
+        raise BundleError(f"{p}: not a bundle manifest (JSON nested too deeply)") from e
     if not isinstance(m, dict) or m.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{p}: 'format' must be {BUNDLE_FORMAT!r}")
     if not isinstance(m.get("schema"), int) or m["schema"] > BUNDLE_SCHEMA:

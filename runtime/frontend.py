@@ -165,8 +165,10 @@ class FrontendConfig:
     def from_json(cls, s: str) -> "FrontendConfig":
         try:
             d = json.loads(s)
-        except json.JSONDecodeError as e:
+        except ValueError as e:  # not JSON, or an integer of thousands of digits (Python's 4300-digit limit)
             raise ConfigError(f"invalid front-end config: not JSON ({e})") from e
+        except RecursionError as e:  # "[[[[..." nested deeper than the parser's stack
+            raise ConfigError("invalid front-end config: JSON nested too deeply") from e
         if not isinstance(d, dict):
             raise ConfigError("invalid front-end config: expected a JSON object")
         return cls.from_dict(d)

@@ -103,7 +103,7 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
         where = f"{path}:{lineno}"
         try:
             d = json.loads(line)
-        except json.JSONDecodeError as e:
+        except ValueError as e:  # not JSON, or an integer of thousands of digits (Python's 4300-digit limit)
             raise ManifestError(f"{where}: not a JSON object ({e})") from e
         except RecursionError as e:  # "[[[[..." deeper than the parser's stack
             raise ManifestError(f"{where}: not a manifest line (JSON nested too deeply)") from e

@@ -113,7 +113,7 @@ class ModelInfo:
                                  f"at most {METADATA_VALUE_CHARS} are read")
             try:
                 v = json.loads(p[key])
-            except json.JSONDecodeError as e:
+            except ValueError as e:  # not JSON, or an integer of thousands of digits (Python's 4300-digit limit)
                 raise ModelError(f"{source}: metadata key '{PREFIX}{key}' is not valid JSON ({e})") from e
             except RecursionError as e:  # "[[[[..." nested deeper than the parser's stack
                 raise ModelError(f"{source}: metadata key '{PREFIX}{key}' is nested too deeply to be hearkit metadata") from e

@@ -81,49 +81,15 @@ class Known:
     where: str = ""  # "file.py:function" of the innermost hearkit frame, where it was raised or let through
 
 
-_DIGITS = "Exceeds the limit .* for integer string conversion"  # Python 3.11's int() guard, a ValueError
 KNOWN_FAILURES: list[Known] = [
-    # model metadata and front-end configs (runtime/metadata.py, runtime/frontend.py)
-    Known("metadata_json_deep_nesting", RecursionError, "JSON", "metadata.py:as_json"),
-    Known("metadata_json_huge_integer", ValueError, _DIGITS, "metadata.py:as_json"),
-    Known("frontend_json_deep_nesting", RecursionError, "JSON", "frontend.py:from_json"),
-    Known("frontend_json_huge_integer", ValueError, _DIGITS, "frontend.py:from_json"),
-    Known("frontend_float_fields_wrong_type", (TypeError, ValueError), "float", "frontend.py:__post_init__"),
-    # bundle manifests (runtime/artifacts.py)
-    Known("bundle_manifest_deep_nesting", RecursionError, "JSON", "artifacts.py:load_manifest"),
-    Known("bundle_manifest_huge_integer", ValueError, _DIGITS, "artifacts.py:load_manifest"),
-    # text readers (runtime/manifest.py, runtime/ctc.py, runtime/lm.py)
-    Known("manifest_non_utf8", UnicodeDecodeError, "", "manifest.py:read_manifest"),
-    Known("manifest_json_deep_nesting", RecursionError, "JSON", "manifest.py:read_manifest"),
-    Known("manifest_json_huge_integer", ValueError, _DIGITS, "manifest.py:read_manifest"),
-    Known("manifest_audio_filepath_wrong_type", TypeError, "expected str, bytes or os.PathLike", "manifest.py:read_manifest"),
-    Known("manifest_duration_wrong_type", (TypeError, ValueError), "float", "manifest.py:read_manifest"),
-    Known("librispeech_non_utf8", UnicodeDecodeError, "", "manifest.py:read_librispeech"),
-    Known("lexicon_non_utf8", UnicodeDecodeError, "", "ctc.py:load"),
-    Known("arpa_non_utf8", UnicodeDecodeError, "", "lm.py:load"),
-    Known("arpa_huge_count", ValueError, _DIGITS, "lm.py:load"),
-    # running a model whose metadata disagrees with its graph (runtime/classify.py)
-    Known("classify_short_window_ort_error", Exception, "ONNXRuntimeError", "classify.py:__call__"),
-    Known("transcribe_bad_subsampling_ort_error", Exception, "ONNXRuntimeError", "transcribe.py:_run"),
-    Known("transcribe_bad_subsampling_ort_error", MemoryError, "", "transcribe.py:_run"),
-    Known("classify_huge_window_memory", MemoryError, "", "classify.py:fit_window"),
+    # none open: every finding so far is fixed and guarded in test_fuzz_regressions.py
 ]
 
 # Known wrong answers (a result returned where a refusal is due), checked by name in the targets
 # through ``fuzz.wrong(name, condition, detail)``; same reproducer rule as above.
-KNOWN_WRONG: set[str] = {
-    "audio_out_of_range",            # audio.py: float samples beyond [-1, 1] returned
-    "audio_rate_unchecked",          # audio.py: a header rate above MAX_SAMPLE_RATE returned
-    "audio_empty_result",            # audio.py: resampling one sample returns zero samples
-    "audio_nonfinite_result",        # audio.py: huge finite samples resampled to NaN and returned
-    "classify_nonfinite_scores",     # classify.py: NaN scores for huge finite samples
-    "metadata_duplicate_labels",     # metadata.py
-    "metadata_window_unbounded",     # metadata.py: window_samples outside limits.window_samples
-    "metadata_subsampling_unbounded",  # metadata.py: subsampling < 1
-    "metadata_frontend_unbounded",   # frontend.py: sample_rate / n_fft / ... outside hearkit.limits
-    "metadata_vocab_unbounded",      # metadata.py: fewer vocab entries than limits.vocab
-    "manifest_duration_unchecked",   # manifest.py: NaN, negative or > 24 h durations accepted
-}
+KNOWN_WRONG: set[str] = set(
+    # none open (see KNOWN_FAILURES)
+)
 
 
 def _address_space() -> int:
