@@ -24,7 +24,7 @@ WAKEWORD_ENTRIES = ("data", "train-sentences", "run", "export", "test", "sentenc
               help="Train on these recordings (Speech Commands layout or folder-per-label) instead of a synthesized set.")
 @click.option("--model", default="cnn4-s", show_default=True, help="Architecture (see `hearkit train classify --help`).")
 @click.option("--epochs", type=Limited("epochs"), default=None,
-              help="Training epochs (Default: 30; 20 with --wakeword).")
+              help="Training epochs (Default: 30).")
 @click.option("--seed", type=Limited("seed"), default=0, show_default=True)
 def demo(out, force, wakeword, data, model, epochs, seed):
     """Synthesize keywords, train, export, quantize, verify and spot keywords — all offline.
@@ -52,7 +52,7 @@ def demo(out, force, wakeword, data, model, epochs, seed):
             raise click.UsageError("--wakeword builds its data from text; it takes no --data")
         out = out or "runs/wakeword-demo"
         with output_folder(out, force, allow=WAKEWORD_ENTRIES):
-            return _wakeword(wakeword, out, model, epochs or 20, seed)
+            return _wakeword(wakeword, out, model, epochs or 30, seed)
     out = out or "runs/demo"
     epochs = epochs or 30
     from hearkit.recipes.demo import DemoConfig, run_demo

@@ -65,7 +65,7 @@ class WakewordDemoConfig:
         phrase: the wake word, one to three English words (Default: "hey hearkit").
         out: working folder (Default: runs/wakeword-demo).
         voices: synthetic training speakers (Default: 300; ``hearkit data wakeword`` uses 800).
-        epochs: training epochs (Default: 20).
+        epochs: training epochs (Default: 30).
         model: architecture (Default: cnn4-s).
         fa_per_hour: false alarms per hour the threshold is calibrated for (Default: 1).
         test_speakers: unseen speakers saying the phrase for the DET curve (Default: 60).
@@ -75,7 +75,7 @@ class WakewordDemoConfig:
     phrase: str = "hey hearkit"
     out: str = "runs/wakeword-demo"
     voices: int = 300
-    epochs: int = 20
+    epochs: int = 30
     model: str = "cnn4-s"
     fa_per_hour: float = 1.0
     test_speakers: int = 60
@@ -218,9 +218,9 @@ def run_wakeword_demo(cfg: WakewordDemoConfig = WakewordDemoConfig()) -> dict:
         _say(f"[demo] synthesising a keyword set for {cfg.phrase!r} ({cfg.voices} speakers)")
         speech = out / "train-sentences"
         write_sentences(speech, random_voices(cfg.voices, seed=cfg.seed), TRAIN_CARRIERS, cfg.seed)
-        build_wakeword_set(WakewordConfig(phrases=(cfg.phrase,), voices=cfg.voices, near_misses=cfg.voices // 2,
-                                          other_words=cfg.voices, negatives=(str(speech),),
-                                          negative_windows=cfg.voices, silence=cfg.voices // 2, seed=cfg.seed),
+        build_wakeword_set(WakewordConfig(phrases=(cfg.phrase,), voices=cfg.voices, near_misses=cfg.voices,
+                                          other_words=2 * cfg.voices, negatives=(str(speech),),
+                                          negative_windows=2 * cfg.voices, silence=cfg.voices // 2, seed=cfg.seed),
                            data, force=data.exists(), log=_say)
     times["data"] = time.perf_counter() - t0
 
