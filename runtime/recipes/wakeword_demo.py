@@ -174,7 +174,8 @@ def spoken_sentences(phrase: str, voices: list, seed: int) -> tuple[np.ndarray, 
         parts.append(gap)
         t += len(gap) / SAMPLE_RATE
     wav = np.concatenate(parts)
-    return wav + synthetic_noise(rng, len(wav)) * 0.01, truth
+    # a loud speaker's peaks pass full scale: clipped here, as a sound card would (the spotter would clip them too)
+    return np.clip(wav + synthetic_noise(rng, len(wav)) * 0.01, -1.0, 1.0), truth
 
 
 def score_stream(truth: list[tuple[float, float]], detections: list, label: str,
