@@ -221,6 +221,27 @@ def tiny_classifier(tmp_path_factory) -> SimpleNamespace:
 
 
 @pytest.fixture(scope="session")
+def untrained_ctc_export(tmp_path_factory) -> Path:
+    """An fp32 export of an untrained, tiny ctc-conv model (a few seconds to build; needs torch)."""
+    torch = pytest.importorskip("torch", reason="building the test model needs hearkit[train]")
+    from hearkit.export.ctc import export_ctc
+    from hearkit.manifest import VOCAB
+    from hearkit.training.checkpoint import save_checkpoint
+    from hearkit.training.ctc_models import build_model, model_config
+    from hearkit.training.train_ctc import DEFAULT_FRONTEND
+
+    tmp = tmp_path_factory.mktemp("untrained_ctc")
+    torch.manual_seed(0)
+    mc = {**model_config("ctc-conv-s", channels=(16, 16), kernels=(5, 7), repeats=1, front_channels=16,
+                         front_kernel=5, end_channels=24, end_kernel=5), "name": "tiny-conv"}
+    net = build_model(mc, DEFAULT_FRONTEND.n_mels, len(VOCAB))
+    save_checkpoint({"task": "ctc", "model": mc, "frontend": DEFAULT_FRONTEND.to_dict(), "vocab": list(VOCAB),
+                     "blank": 0, "state_dict": net.state_dict()}, tmp / "best.pt")
+    export_ctc(tmp / "best.pt", tmp / "exp", quantize=(), check_seconds=(0.5,), log=lambda *_: None)
+    return tmp / "exp"
+
+
+@pytest.fixture(scope="session")
 def tiny_ctc(tmp_path_factory) -> SimpleNamespace:
     """Two epochs of ctc-conv-s on 8 generated 'a'/'b' tone utterances (about 10 s on one core).
 

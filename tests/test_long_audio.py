@@ -72,24 +72,8 @@ def kws_export(make_classifier_export) -> Path:
 
 
 @pytest.fixture(scope="module")
-def ctc_export(tmp_path_factory) -> Path:
-    """An fp32 export of an untrained, tiny ctc-conv model (a few seconds to build)."""
-    torch = pytest.importorskip("torch", reason="building the test model needs hearkit[train]")
-    from hearkit.export.ctc import export_ctc
-    from hearkit.manifest import VOCAB
-    from hearkit.training.checkpoint import save_checkpoint
-    from hearkit.training.ctc_models import build_model, model_config
-    from hearkit.training.train_ctc import DEFAULT_FRONTEND
-
-    tmp = tmp_path_factory.mktemp("long_ctc")
-    torch.manual_seed(0)
-    mc = {**model_config("ctc-conv-s", channels=(16, 16), kernels=(5, 7), repeats=1, front_channels=16,
-                         front_kernel=5, end_channels=24, end_kernel=5), "name": "tiny-conv"}
-    net = build_model(mc, DEFAULT_FRONTEND.n_mels, len(VOCAB))
-    save_checkpoint({"task": "ctc", "model": mc, "frontend": DEFAULT_FRONTEND.to_dict(), "vocab": list(VOCAB),
-                     "blank": 0, "state_dict": net.state_dict()}, tmp / "best.pt")
-    export_ctc(tmp / "best.pt", tmp / "exp", quantize=(), check_seconds=(0.5,), log=lambda *_: None)
-    return tmp / "exp"
+def ctc_export(untrained_ctc_export) -> Path:
+    return untrained_ctc_export
 
 
 def peak_mb(*args: str, timeout: float = 120) -> tuple[float, subprocess.CompletedProcess]:

@@ -37,7 +37,8 @@ FEATURE_CENTRE = 7.0  # log-power of speech here is around -7; centring makes th
 BLANK_BIAS = 4.0
 
 
-def build_ctc_model(path, seed=0, task="ctc"):
+def build_ctc_model(path, seed=0, task="ctc", blank_bias=BLANK_BIAS):
+    """The stand-in CTC pipeline at ``path``; tests/test_device_option.py and tests/fuzz load it from here."""
     from onnx import TensorProto, helper
 
     from hearkit.export.onnx_io import save_model, set_metadata
@@ -46,7 +47,7 @@ def build_ctc_model(path, seed=0, task="ctc"):
     w1 = (rng.standard_normal((N_FILTERS, 1, N_FFT)) / np.sqrt(N_FFT)).astype(np.float32)
     w2 = (rng.standard_normal((len(VOCAB), N_FILTERS, 2 * SUB)) * W2_SCALE).astype(np.float32)
     b2 = np.zeros(len(VOCAB), np.float32)
-    b2[0] = BLANK_BIAS  # blank most of the time, as trained CTC models do
+    b2[0] = blank_bias  # blank most of the time, as trained CTC models do
     inits = [
         helper.make_tensor("w1", TensorProto.FLOAT, w1.shape, w1.ravel()),
         helper.make_tensor("w2", TensorProto.FLOAT, w2.shape, w2.ravel()),

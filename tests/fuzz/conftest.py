@@ -226,60 +226,17 @@ def clf_export(make_classifier_export) -> Path:
     return make_classifier_export(["_silence_", "go", "stop"], frontend=FrontendConfig(n_fft=400, hop_length=160), seed=1)
 
 
-# the stand-in CTC pipeline of tests/test_transcribe.py (which test modules cannot import):
-# waveform -> framing Conv (n_fft 400, hop 160) -> log power -> stride-2 Conv -> LogSoftmax;
-# gibberish but deterministic transcripts, a receptive field far shorter than any overlap used here
-CTC_VOCAB = ["<blank>", " ", *"abcdefghijklmnopqrstuvwxyz", "'"]
-CTC_N_FFT, CTC_HOP, CTC_SUB, CTC_FILTERS = 400, 160, 2, 12
-
-
 @pytest.fixture(scope="session")
 def ctc_model(tmp_path_factory) -> Path:
-    """The stand-in CTC ``pipeline.onnx`` (hearkit ctc metadata), built with onnx.helper in well under a second."""
-    onnx = pytest.importorskip("onnx", reason="onnx builds the stand-in model (pip install 'hearkit[train]')")
-    import numpy as np
-    from onnx import TensorProto, helper
+    """The stand-in CTC ``pipeline.onnx`` of tests/test_transcribe.py (waveform -> framing Conv -> log power ->
+    stride-2 Conv -> LogSoftmax: gibberish but deterministic transcripts, a receptive field far shorter than
+    any overlap used here), blank less often so that transcripts hold words to compare."""
+    pytest.importorskip("onnx", reason="onnx builds the stand-in model (pip install 'hearkit[train]')")
+    import importlib.util
 
-    from hearkit.frontend import FrontendConfig
-    from hearkit.metadata import ModelInfo
-
-    rng = np.random.default_rng(0)
-    w1 = (rng.standard_normal((CTC_FILTERS, 1, CTC_N_FFT)) / np.sqrt(CTC_N_FFT)).astype(np.float32)
-    w2 = (rng.standard_normal((len(CTC_VOCAB), CTC_FILTERS, 2 * CTC_SUB)) * 0.1).astype(np.float32)
-    b2 = np.zeros(len(CTC_VOCAB), np.float32)
-    b2[0] = 2.0  # blank often, not always: transcripts with words to compare
-    inits = [
-        helper.make_tensor("w1", TensorProto.FLOAT, w1.shape, w1.ravel()),
-        helper.make_tensor("w2", TensorProto.FLOAT, w2.shape, w2.ravel()),
-        helper.make_tensor("b2", TensorProto.FLOAT, b2.shape, b2),
-        helper.make_tensor("axes1", TensorProto.INT64, [1], [1]),
-        helper.make_tensor("eps", TensorProto.FLOAT, [], [1e-6]),
-        helper.make_tensor("centre", TensorProto.FLOAT, [], [7.0]),
-    ]
-    nodes = [
-        helper.make_node("Unsqueeze", ["waveform", "axes1"], ["x3"]),
-        helper.make_node("Conv", ["x3", "w1"], ["fr"], strides=[CTC_HOP], kernel_shape=[CTC_N_FFT]),
-        helper.make_node("Mul", ["fr", "fr"], ["pw"]),
-        helper.make_node("Add", ["pw", "eps"], ["pe"]),
-        helper.make_node("Log", ["pe"], ["lf"]),
-        helper.make_node("Add", ["lf", "centre"], ["feat"]),
-        helper.make_node("Conv", ["feat", "w2", "b2"], ["logits"], strides=[CTC_SUB], kernel_shape=[2 * CTC_SUB], pads=[1, 1]),
-        helper.make_node("Transpose", ["logits"], ["lt"], perm=[0, 2, 1]),
-        helper.make_node("LogSoftmax", ["lt"], ["log_probs"], axis=-1),
-    ]
-    graph = helper.make_graph(
-        nodes, "stand_in_ctc",
-        [helper.make_tensor_value_info("waveform", TensorProto.FLOAT, ["batch", "samples"])],
-        [helper.make_tensor_value_info("log_probs", TensorProto.FLOAT, ["batch", "frames", len(CTC_VOCAB)])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    fe = FrontendConfig(sample_rate=SR, n_fft=CTC_N_FFT, hop_length=CTC_HOP)
-    info = ModelInfo(task="ctc", input="waveform", frontend=fe, vocab=tuple(CTC_VOCAB), blank=0, subsampling=CTC_SUB)
-    for k, v in sorted(info.to_props().items()):
-        entry = model.metadata_props.add()
-        entry.key, entry.value = k, v
-    path = tmp_path_factory.mktemp("fuzz_ctc") / "pipeline.onnx"
-    onnx.save(model, str(path))
-    return path
+    # test modules cannot import each other under importlib mode: load it by path
+    spec = importlib.util.spec_from_file_location("_hk_fuzz_test_transcribe",
+                                                  Path(__file__).parent.parent / "test_transcribe.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.build_ctc_model(tmp_path_factory.mktemp("fuzz_ctc") / "pipeline.onnx", blank_bias=2.0)
