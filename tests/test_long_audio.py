@@ -117,6 +117,21 @@ def test_stream_memory_is_bounded(long_wav, kws_export):
     assert mb < 150, f"stream peaked at {mb:.0f} MB (bound 150 MB; 75 MB before and after)"
 
 
+def test_detector_eval_streams_a_long_negative_file(long_wav, kws_export, tmp_path):
+    # the negatives are streamed in blocks: a 20-minute negative file is not held whole (77 MB as float32)
+    pos = tmp_path / "pos" / "a"
+    pos.mkdir(parents=True)
+    t = np.arange(16000) / 16000
+    sf.write(pos / "a1.wav", (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000)
+    neg = tmp_path / "neg"
+    neg.mkdir()
+    (neg / "long.wav").symlink_to(long_wav)
+    mb, r = peak_mb("eval", kws_export, "--positives", tmp_path / "pos", "--negatives", neg, "--json", timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout)["negative_hours"] == pytest.approx(LONG_MINUTES / 60, abs=1e-3)  # all of it, hours
+    assert mb < 150, f"eval peaked at {mb:.0f} MB (bound 150 MB, as stream)"
+
+
 def test_transcribe_memory_is_bounded(long_wav, ctc_export):
     mb, r = peak_mb("transcribe", ctc_export, long_wav, "--json")
     assert mb < 200, f"transcribe peaked at {mb:.0f} MB (bound 200 MB; 100 MB before and after)"

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hearkit.audio import load_audio
+from hearkit.audio import iter_blocks, load_audio
 from hearkit.errors import ConfigError
 from hearkit.files import save_figure
 
@@ -66,7 +66,7 @@ class StreamScores:
         seconds: length of the stream.
         utterances: positives placed in it (empty for negatives).
         left_out: negatives left out because their transcript holds a phrase, by phrase.
-        files: audio files streamed.
+        blocks: audio blocks streamed (a short file is one; a long one is read in parts).
     """
 
     times: np.ndarray
@@ -74,7 +74,7 @@ class StreamScores:
     seconds: float
     utterances: list[Utterance] = field(default_factory=list)
     left_out: dict[str, int] = field(default_factory=dict)
-    files: int = 0
+    blocks: int = 0
 
 
 # -- data ---------------------------------------------------------------------------------
@@ -230,9 +230,9 @@ def positive_stream(
 
 
 def negative_stream(files: Sequence[Path], sample_rate: int) -> Iterator[np.ndarray]:
-    """Yield the files' audio back to back, one file per block."""
+    """Yield the files' audio back to back in blocks of at most ``BLOCK_SECONDS`` (a 2-hour file is not held whole)."""
     for p in files:
-        yield load_audio(p, sample_rate)[0]
+        yield from iter_blocks(p, sample_rate)
 
 
 def stream_blocks(blocks: Iterable, utterances: list[Utterance]) -> Iterator[np.ndarray]:
@@ -259,7 +259,7 @@ def record_stream(spotter, blocks: Iterable) -> StreamScores:
     hist = spotter.history
     times = np.array([t for t, _ in hist], np.float64)
     scores = np.stack([s for _, s in hist]) if hist else np.zeros((0, len(spotter.labels)))
-    return StreamScores(times, scores, seconds, utts, files=n_blocks)
+    return StreamScores(times, scores, seconds, utts, blocks=n_blocks)
 
 
 # -- detections at a threshold -------------------------------------------------------------
