@@ -373,5 +373,12 @@ def test_bench_takes_a_bundle_path(bundles):
     fp = rep["footprint"]["hearkit"]
     assert "error" not in fp, fp
     assert fp["rss_mb"] > 10 and fp["label"] in ("a", "b", "c") and fp["model"].endswith("pipeline.int8.onnx")
-    r = CliRunner().invoke(main, ["bench", "model", str(bundles["x86-vnni"] / "pipeline.onnx"), "--repeat", "2", "--no-footprint"])
-    assert r.exit_code == 0 and "pipeline.onnx" in r.output and "footprint" not in r.output
+    # the spotter's CPU share, every way it runs: frame by frame and whole window, then each pipeline file
+    sp = rep["spotter"]
+    assert [r["case"] for r in sp[:2]] == ["preferred variant, streaming", "preferred variant, full window"]
+    assert [r["model"] for r in sp[2:]] == ["pipeline.int8.onnx", "pipeline.onnx"]
+    assert sp[0]["streaming"] is True and not any(r["streaming"] for r in sp[1:])
+    assert all(r["cpu_share_percent"] > 0 for r in sp) and rep["spotter_target_percent"] == 0.2
+    r = CliRunner().invoke(main, ["bench", "model", str(bundles["x86-vnni"] / "pipeline.onnx"), "--repeat", "2",
+                                  "--no-footprint", "--no-spotter"])
+    assert r.exit_code == 0 and "pipeline.onnx" in r.output and "footprint" not in r.output and "spotter" not in r.output

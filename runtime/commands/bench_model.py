@@ -12,7 +12,7 @@ import click
 
 from hearkit.commands.options import Limited
 
-from hearkit.evaluate.bench import CTC_SECONDS, FOOTPRINT_RSS_MB, FOOTPRINT_SECONDS
+from hearkit.evaluate.bench import CTC_SECONDS, FOOTPRINT_RSS_MB, FOOTPRINT_SECONDS, STREAM_SECONDS
 
 
 @click.command("model")
@@ -24,14 +24,16 @@ from hearkit.evaluate.bench import CTC_SECONDS, FOOTPRINT_RSS_MB, FOOTPRINT_SECO
 @click.option("--clip", type=click.Path(exists=True, dir_okay=False), default=None, help="Audio clip for the footprint run (Default: silence).")
 @click.option("--footprint/--no-footprint", default=True, show_default=True,
               help="Also measure a fresh process classifying one clip against `import torch` (classification models).")
+@click.option("--spotter/--no-spotter", default=True, show_default=True,
+              help="Also measure the keyword spotter's CPU share at a 100 ms hop, streaming and full window (classification models).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def bench_model(model, device, repeat, seconds, clip, footprint, as_json):
+def bench_model(model, device, repeat, seconds, clip, footprint, spotter, as_json):
     """Benchmark a model file, export folder or bundle: load, p50/p95 latency, RTF, size, peak RSS."""
     from hearkit.devices import load_profile
     from hearkit.evaluate.bench import bench_model as run
 
     profile = load_profile(device) if device else None
-    report = run(model, profile=profile, repeat=repeat, seconds=seconds, clip=clip, footprint=footprint)
+    report = run(model, profile=profile, repeat=repeat, seconds=seconds, clip=clip, footprint=footprint, spotter=spotter)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -49,3 +51,11 @@ def bench_model(model, device, repeat, seconds, clip, footprint, as_json):
             else:
                 what = "load bundle + classify one clip" if k == "hearkit" else "import torch only"
                 click.echo(f"  {k + ' (' + what + ')':<48} peak RSS {v['rss_mb']:>7.1f} MB   wall {v['wall_s']:>6.3f} s")
+    if "spotter" in report:
+        click.echo(f"keyword spotter, 100 ms hop, {STREAM_SECONDS:g} s of noise (process CPU / audio time; "
+                   f"target <= {report['spotter_target_percent']:g} % of a core for int8):")
+        for r in report["spotter"]:
+            if "error" in r:
+                click.echo(f"  {r['case']:<40} {r['error']}")
+            else:
+                click.echo(f"  {r['case']:<40} {r['cpu_share_percent']:>6.3f} % of a core   {r['wall_ms_per_hop']:>6.3f} ms per hop")

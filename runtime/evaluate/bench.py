@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hearkit.errors import HearkitError
+
 REFERENCE_SECONDS = 10.0    # front-end figures are reported per 10 s of audio
 FOOTPRINT_RSS_MB = 80.0     # target peak RSS of a process that classifies one clip
 FOOTPRINT_SECONDS = 0.5     # target wall time of that process, start to exit
@@ -197,15 +199,23 @@ def onnx_runner(path: str | os.PathLike, shape: tuple[int, ...], optimization: s
     return lambda: s.run(None, {name: x})
 
 
-def stream_cpu_share(model: str | os.PathLike, seconds: float = STREAM_SECONDS, hop: float = 0.1) -> dict:
+def stream_cpu_share(model: str | os.PathLike, seconds: float = STREAM_SECONDS, hop: float = 0.1,
+                     streaming: bool | None = None, device=None) -> dict:
     """Process CPU time / audio time of a KeywordSpotter fed ``seconds`` of noise in 100 ms chunks.
 
+    Args:
+        model: a classification model file, export folder or bundle.
+        seconds: audio fed (Default: ``STREAM_SECONDS``).
+        hop: seconds between decisions (Default: 0.1).
+        streaming: the spotter's ``streaming`` (Default: None, its own choice).
+        device: device profile for the session (Default: None, 1 thread, CPU).
+
     Returns:
-        ``{"cpu_share_percent", "wall_ms_per_hop"}``.
+        ``{"cpu_share_percent", "wall_ms_per_hop", "streaming"}`` (``streaming``: whether it ran frame by frame).
     """
     from hearkit.classify import KeywordSpotter
 
-    kws = KeywordSpotter(model, hop_seconds=hop)
+    kws = KeywordSpotter(model, hop_seconds=hop, streaming=streaming, device=device)
     sr = kws.sample_rate
     x = (0.05 * np.random.default_rng(1).standard_normal(int(seconds * sr))).astype(np.float32)
     n = int(STREAM_CHUNK * sr)
@@ -217,7 +227,38 @@ def stream_cpu_share(model: str | os.PathLike, seconds: float = STREAM_SECONDS, 
             kws.accept_waveform(x[i : i + n])
 
     t = time_calls({"stream": feed}, rounds=1, warmup=0)["stream"]
-    return {"cpu_share_percent": 100 * t.cpu_median / seconds, "wall_ms_per_hop": 1e3 * t.median / (seconds / hop)}
+    return {"cpu_share_percent": 100 * t.cpu_median / seconds, "wall_ms_per_hop": 1e3 * t.median / (seconds / hop),
+            "streaming": kws.streamer is not None}
+
+
+SPOTTER_TARGET_PERCENT = 0.2  # of one core, int8 at a 100 ms hop: a wake word listening all day
+
+
+def spotter_cpu(model: str | os.PathLike, profile=None, seconds: float = STREAM_SECONDS) -> list[dict]:
+    """The keyword spotter's CPU share at a 100 ms hop, every way it can run, side by side.
+
+    For an export folder or bundle: the preferred variant frame by frame (``StreamingScorer``,
+    each log-mel frame computed once) and with the whole window at every hop; then each
+    pipeline file of :func:`candidates` with the whole window.
+
+    Returns:
+        ``[{"case", "model", "cpu_share_percent", "wall_ms_per_hop", "streaming"}, ...]``.
+    """
+    path = Path(model)
+    cases: list[tuple[str, Path, bool | None]] = []
+    if path.is_dir():
+        cases += [("preferred variant, streaming", path, True), ("preferred variant, full window", path, False)]
+    prefer = profile.prefer if profile else "int8"
+    cases += [(f"{p.name}, full window", p, False) for p in candidates(path, prefer) if p.suffix == ".onnx"]
+    rows = []
+    for case, p, streaming in cases:
+        try:
+            r = stream_cpu_share(p, seconds, streaming=streaming, device=profile)
+        except HearkitError as e:  # a front-end that cannot stream: the row says so
+            rows.append({"case": case, "model": p.name, "error": str(e)})
+            continue
+        rows.append({"case": case, "model": p.name, **r})
+    return rows
 
 
 # -- hearkit bench MODEL_OR_BUNDLE ---------------------------------------------------
@@ -298,7 +339,7 @@ def measure_footprint(path: Path, prefer: str, clip: str | None = None) -> dict:
 
 
 def bench_model(model: str | os.PathLike, profile=None, repeat: int = 50, seconds: float | None = None,
-                clip: str | None = None, footprint: bool = True) -> dict:
+                clip: str | None = None, footprint: bool = True, spotter: bool = True) -> dict:
     """Benchmark a model file, export folder or bundle: load, p50/p95 latency, RTF, size, peak RSS.
 
     Args:
@@ -309,6 +350,8 @@ def bench_model(model: str | os.PathLike, profile=None, repeat: int = 50, second
         clip: audio clip for the footprint run (Default: silence).
         footprint: also measure a fresh process classifying one clip against `import torch`
             (classification models; Default: True).
+        spotter: also measure the keyword spotter's CPU share at a 100 ms hop, streaming and
+            full window (:func:`spotter_cpu`; classification models; Default: True).
 
     Returns:
         ``{"hearkit", "onnxruntime", "device", "threads", "machine", "repeat", "models": [bench_one, ...],
@@ -336,6 +379,9 @@ def bench_model(model: str | os.PathLike, profile=None, repeat: int = 50, second
     if footprint and results and results[0]["task"] == "classify":
         report["footprint"] = measure_footprint(path, prefer, clip)
         report["footprint_targets"] = {"rss_mb": FOOTPRINT_RSS_MB, "wall_s": FOOTPRINT_SECONDS}
+    if spotter and results and results[0]["task"] == "classify":
+        report["spotter"] = spotter_cpu(path, profile)
+        report["spotter_target_percent"] = SPOTTER_TARGET_PERCENT
     return report
 
 
