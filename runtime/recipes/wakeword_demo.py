@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from hearkit import artifacts
-from hearkit.files import write_audio
+from hearkit.files import write_audio, write_text
 from hearkit.recipes.wakeword import SAMPLE_RATE, WakewordConfig, label_of, phrase_words, synthetic_noise
 
 # Ordinary sentences, none holding a wake word a user is likely to pick. Training hears
@@ -195,7 +195,6 @@ def score_stream(truth: list[tuple[float, float]], detections: list, label: str,
 
 def run_wakeword_demo(cfg: WakewordDemoConfig = WakewordDemoConfig()) -> dict:
     """Synthesize → train → export + int8 → calibrate → DET → spot the phrase in sentences. Returns the summary."""
-
     from hearkit.classify import KeywordSpotter, plot_timeline
     from hearkit.errors import ConfigError
     from hearkit.evaluate.detector import evaluate_detector, plot_det
@@ -290,5 +289,5 @@ def run_wakeword_demo(cfg: WakewordDemoConfig = WakewordDemoConfig()) -> dict:
             "sentences": str(out / "sentences.flac"),
         },
     }
-    (out / "demo.json").write_text(json.dumps(summary, indent=1) + "\n")
+    write_text(out / "demo.json", json.dumps(summary, indent=1) + "\n")
     return summary
