@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,6 +100,24 @@ def _level(x: np.ndarray, dbfs: float) -> np.ndarray:
     return (x * (10 ** (dbfs / 20) / rms)).astype(np.float32)
 
 
+def _speak_to(folder: Path, stem: str, voices: list, text_of: Callable[[], str], rng: np.random.Generator) -> int:
+    """``text_of()`` said by each speaker of ``voices`` at -30..-18 dBFS into ``folder/<stem>_<i>.flac``; the count written."""
+    from hearkit.recipes.voices import SynthError, speak
+
+    folder.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for i, v in enumerate(voices):
+        text = text_of()
+        try:
+            x = speak(text, v, SAMPLE_RATE)
+        except SynthError:  # a voice that cannot say it: the next speaker
+            continue
+        write_audio(folder / f"{stem}_{i:04d}.flac", _level(x, float(rng.uniform(-30, -18))), SAMPLE_RATE,
+                    subtype="PCM_16")
+        n += 1
+    return n
+
+
 def write_test_material(phrase: str, root: Path, positives: list, negatives: list, calibration: list,
                         seed: int) -> dict:
     """Positives (the phrase alone), negative and calibration sentences (no phrase), by unseen speakers.
@@ -107,44 +125,19 @@ def write_test_material(phrase: str, root: Path, positives: list, negatives: lis
     Layout: ``positives/<label>/*.flac`` (what ``hearkit eval --positives`` reads), and
     ``negatives/*.flac``, ``calibration/*.flac`` (loose files: no transcript, no phrase).
     """
-    from hearkit.recipes.voices import SynthError, speak
-
     rng = np.random.default_rng(seed)
-    label = label_of(phrase)
-    counts = {"positives": 0, "negatives": 0, "calibration": 0}
-    for kind, voices, folder in (("positives", positives, root / "positives" / label),
-                                 ("negatives", negatives, root / "negatives"),
-                                 ("calibration", calibration, root / "calibration")):
-        folder.mkdir(parents=True, exist_ok=True)
-        for i, v in enumerate(voices):
-            text = phrase if kind == "positives" else str(rng.choice(TEST_CARRIERS))
-            try:
-                x = speak(text, v, SAMPLE_RATE)
-            except SynthError:
-                continue
-            write_audio(folder / f"{kind}_{i:04d}.flac", _level(x, float(rng.uniform(-30, -18))), SAMPLE_RATE,
-                     subtype="PCM_16")
-            counts[kind] += 1
-    return counts
+    sentence = lambda: str(rng.choice(TEST_CARRIERS))  # noqa: E731
+    return {
+        "positives": _speak_to(root / "positives" / label_of(phrase), "positives", positives, lambda: phrase, rng),
+        "negatives": _speak_to(root / "negatives", "negatives", negatives, sentence, rng),
+        "calibration": _speak_to(root / "calibration", "calibration", calibration, sentence, rng),
+    }
 
 
 def write_sentences(root: Path, voices: list, texts: Sequence[str], seed: int) -> int:
     """One sentence of ``texts`` per speaker of ``voices`` into ``root`` as loose FLAC files; returns the count."""
-
-    from hearkit.recipes.voices import SynthError, speak
-
     rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    n = 0
-    for i, v in enumerate(voices):
-        try:
-            x = speak(str(rng.choice(list(texts))), v, SAMPLE_RATE)
-        except SynthError:
-            continue
-        write_audio(root / f"sentence_{i:04d}.flac", _level(x, float(rng.uniform(-30, -18))), SAMPLE_RATE,
-                 subtype="PCM_16")
-        n += 1
-    return n
+    return _speak_to(root, "sentence", voices, lambda: str(rng.choice(list(texts))), rng)
 
 
 def spoken_sentences(phrase: str, voices: list, seed: int) -> tuple[np.ndarray, list[tuple[float, float]]]:
