@@ -123,6 +123,44 @@ def test_build_set_layout_split_by_voice_and_refusals(tmp_path):
 
 
 @needs_espeak
+def test_real_recordings_of_the_phrase_join_training_only(tmp_path):
+    from click.testing import CliRunner
+
+    from hearkit.cli import main
+    from hearkit.datasets import index_dataset
+
+    rec = tmp_path / "rec"
+    (rec / "hey_robot").mkdir(parents=True)
+    (rec / "other").mkdir()
+    rng = np.random.default_rng(3)
+    sf.write(rec / "hey_robot" / "a.wav", (0.3 * rng.standard_normal(8000)).astype(np.float32), 16000)
+    sf.write(rec / "hey_robot" / "b.flac", (0.3 * rng.standard_normal(48000)).astype(np.float32), 16000)  # 3 s: cut
+    sf.write(rec / "hey_robot" / "c.wav", (0.3 * rng.standard_normal(4000)).astype(np.float32), 8000)  # resampled
+    sf.write(rec / "other" / "d.wav", (0.3 * rng.standard_normal(8000)).astype(np.float32), 16000)  # not the phrase
+    out = tmp_path / "ww"
+    r = CliRunner().invoke(main, ["data", "wakeword", "hey robot", "-o", str(out), "--voices", "4", "--near-misses", "1",
+                                  "--other-words", "1", "--negative-windows", "0", "--reverb", "0",
+                                  "--recordings", str(rec), "--recording-repeats", "3"])
+    assert r.exit_code == 0, r.output
+    s = json.loads((out / "wakeword.json").read_text())
+    assert s["clips"]["real_positive_recordings"] == 3 and s["clips"]["hey_robot"] == 4 + 3 * 3
+    idx = index_dataset(out)
+    real = [e for e in idx.examples if e.label == "hey_robot" and "/rec" in e.path]
+    assert len(real) == 9 and {e.split for e in real} == {"train"}  # validation stays unseen synthetic voices
+    assert len({e.speaker for e in real}) == 3  # one speaker key per recording
+    for e in real:
+        x, sr = sf.read(e.path)
+        assert sr == 16000 and len(x) == round(s["window_seconds"] * 16000) and np.abs(x).max() <= 1.0
+    # a folder without any recording of the phrase is one clear error
+    (tmp_path / "none" / "other").mkdir(parents=True)
+    sf.write(tmp_path / "none" / "other" / "d.wav", np.zeros(800, np.float32), 16000)
+    r = CliRunner().invoke(main, ["data", "wakeword", "hey robot", "-o", str(tmp_path / "ww2"), "--voices", "4",
+                                  "--near-misses", "1", "--other-words", "1", "--negative-windows", "0",
+                                  "--recordings", str(tmp_path / "none")])
+    assert r.exit_code == 2 and "Error:" in r.output and not (tmp_path / "ww2").exists(), r.output
+
+
+@needs_espeak
 def test_cli_data_wakeword(tmp_path):
     from click.testing import CliRunner
 

@@ -82,6 +82,11 @@ def mine(model, set_dir, negatives, windows, min_score):
                    "are left out, and so are clips a validation_list.txt names. Repeatable.")
 @click.option("--negative-windows", type=Limited("count", hi=10**6), default=4000, show_default=True,
               help="Windows cut from --negatives.")
+@click.option("--recordings", multiple=True, type=click.Path(exists=True),
+              help="Real recordings of the phrases to add to training: a folder with a sub-folder per phrase "
+                   "(hey_computer/...) or a manifest whose text is the phrase. Repeatable. Without it: text only.")
+@click.option("--recording-repeats", type=Limited("count", lo=1, hi=100), default=8, show_default=True,
+              help="Copies of each recording, each placed and levelled anew.")
 @click.option("--noise", "noise", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Noise recordings for _silence_ and _background_noise_ (Default: generated noise). Repeatable.")
 @click.option("--near-misses", type=Limited("count", hi=10**6), default=800, show_default=True,
@@ -91,7 +96,8 @@ def mine(model, set_dir, negatives, windows, min_score):
 @click.option("--reverb", type=Limited("probability"), default=0.5, show_default=True, help="Share of clips in a simulated room.")
 @click.option("--seed", type=Limited("seed"), default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Replace a set this command wrote before.")
-def wakeword(phrases, out_dir, voices, negatives, negative_windows, noise, near_misses, other_words, reverb, seed, force):
+def wakeword(phrases, out_dir, voices, negatives, negative_windows, recordings, recording_repeats, noise, near_misses,
+             other_words, reverb, seed, force):
     """A keyword set for PHRASES from their text alone, in the layout `hearkit train classify` reads.
 
     Positives: every installed synthesiser (espeak-ng, flite, festival) as many speakers; negatives:
@@ -105,7 +111,7 @@ def wakeword(phrases, out_dir, voices, negatives, negative_windows, noise, near_
     from hearkit.recipes.wakeword import WakewordConfig, build_wakeword_set
 
     cfg = WakewordConfig(phrases=tuple(phrases), voices=voices, negatives=tuple(negatives), negative_windows=negative_windows,
-                         noise=tuple(noise), near_misses=near_misses, other_words=other_words, reverb=reverb, seed=seed)
+                         recordings=tuple(recordings), recording_repeats=recording_repeats, noise=tuple(noise), near_misses=near_misses, other_words=other_words, reverb=reverb, seed=seed)
     s = build_wakeword_set(cfg, out_dir, force=force, log=lambda m: click.echo(m, err=True))
     c = s["clips"]
     click.echo(f"{out_dir}: " + ", ".join(f"{lab} {c[lab]}" for lab in s["labels"])
