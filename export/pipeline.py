@@ -109,7 +109,7 @@ def _strip_node_debug_info(graph: onnx.GraphProto) -> None:
     """Drop the exporter's per-node debug entries (stack traces, fx node, class hierarchy, scopes).
 
     They are a fifth of a cnn4-s int8 file (13 of 65 KB) and nothing reads them; the firmware
-    budget is 64 KB for the network (docs/design.md §10).
+    budget is 64 KB for the network (docs/design.md §5).
     """
     for n in graph.node:
         del n.metadata_props[:]

@@ -111,7 +111,8 @@ def wakeword(phrases, out_dir, voices, negatives, negative_windows, recordings, 
     from hearkit.recipes.wakeword import WakewordConfig, build_wakeword_set
 
     cfg = WakewordConfig(phrases=tuple(phrases), voices=voices, negatives=tuple(negatives), negative_windows=negative_windows,
-                         recordings=tuple(recordings), recording_repeats=recording_repeats, noise=tuple(noise), near_misses=near_misses, other_words=other_words, reverb=reverb, seed=seed)
+                         recordings=tuple(recordings), recording_repeats=recording_repeats, noise=tuple(noise),
+                         near_misses=near_misses, other_words=other_words, reverb=reverb, seed=seed)
     s = build_wakeword_set(cfg, out_dir, force=force, log=lambda m: click.echo(m, err=True))
     c = s["clips"]
     click.echo(f"{out_dir}: " + ", ".join(f"{lab} {c[lab]}" for lab in s["labels"])
