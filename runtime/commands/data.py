@@ -100,9 +100,8 @@ def wakeword(phrases, out_dir, voices, negatives, negative_windows, recordings, 
              other_words, reverb, seed, force):
     """A keyword set for PHRASES from their text alone, in the layout `hearkit train classify` reads.
 
-    Positives: the flite and festival voices as many speakers (warped, at many rates); negatives:
-    partial phrases, phonetic near-misses and other words by every engine's speakers, and windows
-    of your real recordings.
+    Positives: every installed synthesiser (espeak-ng, flite, festival) as many speakers; negatives:
+    partial phrases, phonetic near-misses, other words, and windows of your real recordings.
 
     \b
     Example:

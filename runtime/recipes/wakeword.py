@@ -5,16 +5,15 @@ phrase, ``_unknown_``, ``_silence_``, ``_background_noise_``, and ``validation_l
 naming the clips of the validation voices (the split is by voice, so validation measures
 voices the model has not heard). What goes in, and why (docs/design.md §10):
 
-- **Positives**: the phrase spoken by many synthetic speakers (by default the natural-sounding
-  flite and festival voices, each multiplied by rate and a vocal-tract warp of 0.85-1.35; see
-  :mod:`hearkit.recipes.voices`: espeak-ng's formant voices taught nothing that carried to real
-  speech), at a random level and position in the window, a share with room reverberation
-  (pyroomacoustics' image-source rooms) and band-limited as by a cheap microphone. Speaker
-  diversity is what transfers to real voices.
+- **Positives**: the phrase spoken by many synthetic speakers (every installed engine,
+  each voice multiplied by rate, pitch, word gaps and a vocal-tract warp; see
+  :mod:`hearkit.recipes.voices`), at a random level and position in the window, a share
+  with room reverberation (pyroomacoustics' image-source rooms) and band-limited as by a
+  cheap microphone. Speaker diversity is what transfers to real voices.
 - **Negatives that make a detector precise**: partial phrases (each word alone, the first
   and last phonemes of each word), phonetic near-misses (the phrase's espeak phonemes with
   one substituted, and the dictionary words whose phonemes are closest), other words and
-  word sequences, spoken by a mixed pool of every engine's speakers; and windows cut from real recordings
+  word sequences, all by the same synthetic speakers; and windows cut from real recordings
   the user gives (``negatives``), leaving out any whose transcript holds the phrase.
 - **Silence**: noise from the user's noise folders, else generated (white, pink, brown, hum).
 
