@@ -222,7 +222,7 @@ def espeak_voices(n: int, seed: int = 0, accents: Sequence[str] = ESPEAK_ACCENTS
 
 
 def random_voices(n: int, seed: int = 0, engines: dict[str, tuple[str, ...]] | None = None,
-                  share: dict[str, float] | None = None, warp: tuple[float, float] = WARP_RANGE) -> list[Voice]:
+                  share: dict[str, float] | None = None) -> list[Voice]:
     """``n`` distinct speakers drawn over the installed engines, reproducible from ``seed``.
 
     Args:
@@ -232,7 +232,6 @@ def random_voices(n: int, seed: int = 0, engines: dict[str, tuple[str, ...]] | N
         share: fraction of speakers per engine (Default: espeak-ng 0.5, flite 0.25, festival 0.25,
             renormalised over the engines present). The few natural-sounding diphone and
             clustergen voices get many warps and rates each; espeak brings accents.
-        warp: range of the vocal-tract warp factor (Default: ``WARP_RANGE``).
     """
     engines = available_voices() if engines is None else engines
     if not engines:
@@ -251,7 +250,7 @@ def random_voices(n: int, seed: int = 0, engines: dict[str, tuple[str, ...]] | N
             name=rng.choice(engines[e]),
             rate=round(rng.uniform(*RATE_RANGE), 2),
             pitch=rng.randint(20, 80) if e == "espeak-ng" else 50,
-            warp=round(rng.uniform(*warp), 3),
+            warp=round(rng.uniform(*WARP_RANGE), 3),
             gap_ms=rng.choice((0, 0, 50, 120)) if e == "espeak-ng" else 0,
         )
         if v.key not in seen:

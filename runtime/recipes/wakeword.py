@@ -83,12 +83,6 @@ class WakewordConfig:
         other_words: clips of other words and word sequences (Default: 1500).
         negatives: folders or manifests of real audio to cut negative windows from (Default: none).
         negative_windows: windows cut from ``negatives`` (Default: 4000).
-        espeak_share: share of the positives' speakers drawn from espeak-ng (Default: 0, measured:
-            positives from espeak-ng alone missed 99.7 % of real utterances at 1 false alarm per
-            hour, from flite and festival alone 66.1 %; espeak-ng still speaks the negatives).
-        warp: vocal-tract warp range of the positives' speakers (Default: 0.85-1.35, measured: with
-            800 flite/festival speakers 58.0 % missed against 69.0 % for the mixed set1; most
-            of the installed diphone voices are male, and an upward warp makes higher voices).
         recordings: folders or manifests holding real recordings of the phrases (a folder per
             phrase, e.g. ``hey_computer/``, or manifest lines whose ``text`` is the phrase), added
             to training (Default: none: text only).
@@ -111,8 +105,6 @@ class WakewordConfig:
     other_words: int = 1500
     negatives: tuple[str, ...] = ()
     negative_windows: int = 4000
-    espeak_share: float = 0.0
-    warp: tuple[float, float] = (0.85, 1.35)
     recordings: tuple[str, ...] = ()
     recording_repeats: int = 8
     noise: tuple[str, ...] = ()
@@ -133,10 +125,6 @@ class WakewordConfig:
         labels = [label_of(p) for p in self.phrases]
         if len(set(labels)) != len(labels):
             raise ConfigError(f"phrases must differ: {list(self.phrases)}")
-        if not 0 <= self.espeak_share <= 1:
-            raise ConfigError(f"espeak_share must be a share in [0, 1], got {self.espeak_share}")
-        if not 0.5 <= self.warp[0] <= self.warp[1] <= 2.0:
-            raise ConfigError(f"warp must be a range within 0.5-2.0, got {self.warp}")
         if not 1 <= self.recording_repeats <= 100:
             raise ConfigError(f"recording_repeats must be in 1..100, got {self.recording_repeats}")
         for name in ("voices", "near_misses", "other_words", "negative_windows", "silence"):
@@ -414,14 +402,10 @@ def build_wakeword_set(cfg: WakewordConfig, out: str | os.PathLike, force: bool 
         raise SynthError("no speech synthesiser is installed: apt-get install espeak-ng flite festival")
     labels = [label_of(p) for p in cfg.phrases]
 
-    # speakers: the positives' pool leans on the natural-sounding engines (espeak_share, warp); the
-    # negatives are spoken by the mixed pool of every engine. Each pool validates its last voices.
-    rest = max(0.0, 1.0 - cfg.espeak_share) / 2
-    voices = random_voices(cfg.voices, seed=cfg.seed, engines=engines, warp=cfg.warp,
-                           share={"espeak-ng": cfg.espeak_share, "flite": rest, "festival": rest})
-    neg_voices = random_voices(cfg.voices, seed=cfg.seed, engines=engines)
+    # speakers: positives by every voice; negatives by the same voices (split alike)
+    voices = random_voices(cfg.voices, seed=cfg.seed, engines=engines)
     n_val = max(1, int(round(cfg.val_share * len(voices))))
-    val_keys = {v.key for v in voices[-n_val:]} | {v.key for v in neg_voices[-n_val:]}
+    val_keys = {v.key for v in voices[-n_val:]}
 
     log(f"data wakeword: phrases {', '.join(repr(p) for p in cfg.phrases)}; engines "
         + ", ".join(f"{e} ({len(v)} voices)" for e, v in engines.items()))
@@ -456,9 +440,9 @@ def build_wakeword_set(cfg: WakewordConfig, out: str | os.PathLike, force: bool 
         jobs += [(lab, p, False, v, int(rng.integers(1 << 31))) for v in voices]
     neg_texts = [texts[i] for i in rng.choice(len(texts), cfg.near_misses * len(cfg.phrases))] if texts else []
     neg_texts += [("_unknown_", t, False) for t in other_texts]
-    espeak_voices = [v for v in neg_voices if v.engine == "espeak-ng"] or neg_voices
+    espeak_voices = [v for v in voices if v.engine == "espeak-ng"] or voices
     for folder, t, ph in neg_texts:
-        v = espeak_voices[int(rng.integers(len(espeak_voices)))] if ph else neg_voices[int(rng.integers(len(neg_voices)))]
+        v = espeak_voices[int(rng.integers(len(espeak_voices)))] if ph else voices[int(rng.integers(len(voices)))]
         jobs.append((folder, t, ph, v, int(rng.integers(1 << 31))))
 
     tmp = root.with_name(f".{root.name}.hearkit-tmp")

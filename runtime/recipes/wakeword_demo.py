@@ -193,7 +193,7 @@ def run_wakeword_demo(cfg: WakewordDemoConfig = WakewordDemoConfig()) -> dict:
     from hearkit.evaluate.detector import evaluate_detector, plot_det
     from hearkit.export.calibrate import calibrate
     from hearkit.export.classify import export_classifier
-    from hearkit.recipes.voices import WARP_RANGE, random_voices
+    from hearkit.recipes.voices import random_voices
     from hearkit.recipes.wakeword import build_wakeword_set
     from hearkit.training.train_classify import TrainConfig, train_classifier
 
@@ -211,10 +211,7 @@ def run_wakeword_demo(cfg: WakewordDemoConfig = WakewordDemoConfig()) -> dict:
         _say(f"[demo] synthesising a keyword set for {cfg.phrase!r} ({cfg.voices} speakers)")
         speech = out / "train-sentences"
         write_sentences(speech, random_voices(cfg.voices, seed=cfg.seed), TRAIN_CARRIERS, cfg.seed)
-        # the demo's figures were measured with the mixed pool (espeak-ng half, the voices' own warp),
-        # and its unseen test voices are drawn outside that pool
-        build_wakeword_set(WakewordConfig(phrases=(cfg.phrase,), voices=cfg.voices, espeak_share=0.5, warp=WARP_RANGE,
-                                          near_misses=cfg.voices,
+        build_wakeword_set(WakewordConfig(phrases=(cfg.phrase,), voices=cfg.voices, near_misses=cfg.voices,
                                           other_words=2 * cfg.voices, negatives=(str(speech),),
                                           negative_windows=2 * cfg.voices, silence=cfg.voices // 2, seed=cfg.seed),
                            data, force=data.exists(), log=_say)
