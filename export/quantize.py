@@ -280,10 +280,7 @@ def _stem_nodes(graph: onnx.GraphProto) -> list[str]:
     """
     weights = {t.name: t for t in graph.initializer}
     producer = {o: n for n in graph.node for o in n.output}
-    consumers: dict[str, list] = {}
-    for n in graph.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
+    consumers = _consumers(graph)
     names: list[str] = []
     for n in graph.node:
         if n.op_type != "Conv" or n.input[1] not in weights:
@@ -311,6 +308,15 @@ def _stem_nodes(graph: onnx.GraphProto) -> list[str]:
     return names
 
 
+def _consumers(graph: onnx.GraphProto) -> dict[str, list]:
+    """Tensor name -> the nodes that read it."""
+    out: dict[str, list] = {}
+    for n in graph.node:
+        for i in n.input:
+            out.setdefault(i, []).append(n)
+    return out
+
+
 def _pool_before_stem_relu(graph: onnx.GraphProto) -> int:
     """Rewrite ``Conv(1 channel) -> Relu -> MaxPool`` as ``Conv -> MaxPool -> Relu``; return how many.
 
@@ -320,10 +326,7 @@ def _pool_before_stem_relu(graph: onnx.GraphProto) -> int:
     MaxPool, and a uint8 MaxPool in NCHW runs a generic kernel: 61 % of cnn4-s's int8 time.
     """
     weights = {t.name: t for t in graph.initializer}
-    consumers: dict[str, list] = {}
-    for n in graph.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
+    consumers = _consumers(graph)
     outputs = {o.name for o in graph.output}
     swapped = 0
     for conv in graph.node:

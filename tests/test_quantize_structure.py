@@ -21,28 +21,42 @@ ort = pytest.importorskip("onnxruntime")
 N_MELS, FRAMES, N_LABELS = 40, 49, 5
 
 
-def _optimized_ops(path, tmp_path) -> Counter:
+def _optimized_nodes(path, tmp_path):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # what hearkit's sessions use
     opts.optimized_model_filepath = str(tmp_path / "optimized.onnx")
     ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    return Counter(n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node)
+    return onnx.load(str(tmp_path / "optimized.onnx")).graph.node
 
 
-@pytest.fixture(scope="module")
-def dscnn_int8(tmp_path_factory):
+def _optimized_ops(path, tmp_path) -> Counter:
+    return Counter(n.op_type for n in _optimized_nodes(path, tmp_path))
+
+
+def _int8_export(tmp_path_factory, model: str):
+    """An untrained ``model`` exported and quantized with the default recipe: (folder, net, calibration features)."""
     from hearkit.export.pipeline import export_network
     from hearkit.export.quantize import DEFAULT_RECIPE, quantize_network
     from hearkit.training.models import build_model
 
     torch.manual_seed(0)
-    net = build_model("dscnn-s", N_LABELS, N_MELS).eval()
-    d = tmp_path_factory.mktemp("dscnn")
+    net = build_model(model, N_LABELS, N_MELS).eval()
+    d = tmp_path_factory.mktemp(model)
     onnx.save(export_network(net, N_MELS, example_frames=FRAMES), str(d / "model.onnx"))
     feats = np.random.default_rng(0).standard_normal((32, FRAMES, N_MELS)).astype(np.float32)
     quantize_network(d / "model.onnx", d / "model.int8.onnx", DEFAULT_RECIPE, feats)
     return d, net, feats
+
+
+@pytest.fixture(scope="module")
+def dscnn_int8(tmp_path_factory):
+    return _int8_export(tmp_path_factory, "dscnn-s")
+
+
+@pytest.fixture(scope="module")
+def cnn4s_int8(tmp_path_factory):
+    return _int8_export(tmp_path_factory, "cnn4-s")
 
 
 def test_default_recipe_fuses_dscnn_into_int8_kernels(dscnn_int8, tmp_path):
@@ -56,8 +70,9 @@ def test_default_recipe_fuses_dscnn_into_int8_kernels(dscnn_int8, tmp_path):
     assert ops["QuantizeLinear"] == 1 and ops["DequantizeLinear"] == 1, ops
 
 
-def test_int8_graph_still_computes_the_network(dscnn_int8):
-    d, net, feats = dscnn_int8
+@pytest.mark.parametrize("exported", ["dscnn_int8", "cnn4s_int8"])
+def test_int8_graph_still_computes_the_network(exported, request):
+    d, net, feats = request.getfixturevalue(exported)
     s = ort.InferenceSession(str(d / "model.int8.onnx"), providers=["CPUExecutionProvider"])
     got = s.run(None, {s.get_inputs()[0].name: feats})[0]
     with torch.inference_mode():
@@ -83,44 +98,14 @@ def test_mean_to_global_pool_is_exact():
     np.testing.assert_allclose(out, xv.mean(axis=(2, 3)), rtol=1e-6, atol=1e-6)  # float32 summation order only
 
 
-@pytest.fixture(scope="module")
-def cnn4s_int8(tmp_path_factory):
-    from hearkit.export.pipeline import export_network
-    from hearkit.export.quantize import DEFAULT_RECIPE, quantize_network
-    from hearkit.training.models import build_model
-
-    torch.manual_seed(0)
-    net = build_model("cnn4-s", N_LABELS, N_MELS).eval()
-    d = tmp_path_factory.mktemp("cnn4s")
-    onnx.save(export_network(net, N_MELS, example_frames=FRAMES), str(d / "model.onnx"))
-    feats = np.random.default_rng(0).standard_normal((32, FRAMES, N_MELS)).astype(np.float32)
-    quantize_network(d / "model.onnx", d / "model.int8.onnx", DEFAULT_RECIPE, feats)
-    return d, net, feats
-
-
 def test_cnn4s_stem_pools_in_fp32_before_the_quantizer(cnn4s_int8, tmp_path):
     # Conv -> Relu -> MaxPool as exported: onnxruntime moved the QuantizeLinear above the pool and
     # ran a generic uint8 NCHW MaxPool, 61 % of the int8 network's time (0.45 ms against 0.21 ms)
     d, _, _ = cnn4s_int8
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.optimized_model_filepath = str(tmp_path / "optimized.onnx")
-    ort.InferenceSession(str(d / "model.int8.onnx"), opts, providers=["CPUExecutionProvider"])
-    nodes = onnx.load(str(tmp_path / "optimized.onnx")).graph.node
-    ops = Counter((n.domain, n.op_type) for n in nodes)
+    ops = Counter((n.domain, n.op_type) for n in _optimized_nodes(d / "model.int8.onnx", tmp_path))
     assert ops[("", "MaxPool")] == 0, ops  # no pool left outside the fp32 NCHWc stem and the NHWC int8 chain
     assert ops[("com.microsoft.nchwc", "MaxPool")] == 1 and ops[("com.microsoft", "NhwcMaxPool")] == 3, ops
     assert ops[("com.microsoft", "QLinearConv")] == 3 and ops[("", "QuantizeLinear")] == 1, ops
-
-
-def test_cnn4s_int8_still_computes_the_network(cnn4s_int8):
-    d, net, feats = cnn4s_int8
-    s = ort.InferenceSession(str(d / "model.int8.onnx"), providers=["CPUExecutionProvider"])
-    got = s.run(None, {s.get_inputs()[0].name: feats})[0]
-    with torch.inference_mode():
-        want = net(torch.from_numpy(feats)).numpy()
-    # same tolerance as the DS-CNN check: 10 % of the logits' spread
-    assert np.abs(got - want).max() <= 0.1 * (want.max() - want.min()), np.abs(got - want).max()
 
 
 def test_pool_before_stem_relu_is_exact(tmp_path):
