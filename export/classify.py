@@ -30,7 +30,7 @@ import numpy as np
 from hearkit import artifacts
 from hearkit.errors import ConfigError
 from hearkit.export.task import Calibration, CliOption, Evaluation, Task, check_checkpoint, reference_alias
-from hearkit.frontend import FrontendConfig
+from hearkit.frontend import frontend_from_dict
 
 OUTPUT = "logits"                # the network's and pipeline's output tensor
 DEFAULT_CALIBRATION_CLIPS = 300  # training clips used to calibrate static quantization
@@ -59,7 +59,7 @@ def load_classifier(ckpt: dict):
     check_checkpoint(ckpt, "classify", ("labels", "window_samples"), "classification")
     net = model_from_config(ckpt["model"])
     net.load_state_dict(ckpt["state_dict"])
-    return net.eval(), FrontendConfig.from_dict(ckpt["frontend"])
+    return net.eval(), frontend_from_dict(ckpt["frontend"])
 
 
 def fit_window(x: np.ndarray, window_samples: int) -> np.ndarray:
@@ -178,6 +178,14 @@ class ClassifyTask(Task):
     def model_info(self, ckpt, net):
         return {"labels": tuple(str(x) for x in ckpt["labels"]), "window_samples": int(ckpt["window_samples"])}
 
+    def check_lengths(self, ckpt, net):
+        # a head on the last N speech-embedding vectors needs at least its window: checked there and a bit beyond
+        frames = getattr(net, "frames", None)
+        if frames:
+            window_s = int(ckpt["window_samples"]) / frontend_from_dict(ckpt["frontend"]).sample_rate
+            return (window_s, window_s + 0.37), (frames, frames + 7)
+        return self.check_seconds, self.check_frames
+
     def summary(self, ckpt, net):
         return {"labels": [str(x) for x in ckpt["labels"]], "window_samples": int(ckpt["window_samples"])}
 
@@ -185,13 +193,13 @@ class ClassifyTask(Task):
         from hearkit.export.pipeline import export_network
 
         log(f"export: network {ckpt['model'].get('name')} ({len(ckpt['labels'])} labels)")
-        frames = max(cfg.num_frames(int(ckpt["window_samples"])), 8)
+        frames = max(cfg.num_frames(int(ckpt["window_samples"])), getattr(net, "frames", 8))
         return export_network(net, cfg.n_mels, example_frames=frames, output_name=OUTPUT), "dynamo"
 
     def calibration(self, ckpt, checkpoint, count, log, data=None, fmt=None):
         examples, root = calibration_examples(ckpt, data, fmt, count)
         log(f"export: calibration features of {len(examples)} training clips from {root} (exported front-end)")
-        cfg = FrontendConfig.from_dict(ckpt["frontend"])
+        cfg = frontend_from_dict(ckpt["frontend"])
         return Calibration(load_windows([e.path for e in examples], cfg.sample_rate, int(ckpt["window_samples"])),
                            len(examples), root)
 
@@ -201,7 +209,7 @@ class ClassifyTask(Task):
 
         from hearkit.export.quantize import compute_features
         from hearkit.export.verify import onnx_latency_ms, torch_latency_ms
-        from hearkit.training.frontend import LogMel
+        from hearkit.training.frontend import frontend_module
 
         split = split or "val"
         labels = list(summary["labels"])
@@ -211,7 +219,7 @@ class ClassifyTask(Task):
         wav = load_windows([e.path for e in examples], cfg.sample_rate, window)
         y = np.array([labels.index(e.label) for e in examples])
 
-        ref, fe = self.reference(net, cfg), LogMel(cfg)
+        ref, fe = self.reference(net, cfg), frontend_module(cfg)
         batches = [torch.from_numpy(wav[i : i + VERIFY_BATCH]) for i in range(0, len(wav), VERIFY_BATCH)]
         with torch.inference_mode():
             feats_torch = np.concatenate([fe(b).numpy() for b in batches])

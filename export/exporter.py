@@ -82,9 +82,9 @@ def export(
         log: callable taking a progress line (Default: stderr).
         options: the task's data options (``data``, ``fmt`` for classify; ``manifest`` for ctc).
     """
-    from hearkit.export.frontend import build_frontend_graph
+    from hearkit.export.frontend import build_frontend_graph, describe_frontend
     from hearkit.training.checkpoint import check_finite_weights, load_checkpoint
-    from hearkit.training.frontend import LogMel
+    from hearkit.training.frontend import frontend_module
 
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     t0 = time.perf_counter()
@@ -110,20 +110,21 @@ def export(
         base.update(kw)
         return ModelInfo(**base)
 
-    log(f"export: front-end graph (n_fft {cfg.n_fft}, hop {cfg.hop_length}, {cfg.n_mels} mels)")
+    log(f"export: front-end graph ({describe_frontend(cfg)})")
     fe = build_frontend_graph(cfg, backend="onnx-conv")
     save_with_info(fe, info(task="frontend"), out / fe_file)
     model, exporter = t.export_network(net, cfg, ckpt, log)
     save_with_info(model, info(input="logmel"), out / net_file)
     save_with_info(merge_frontend(fe, model, FEATURES, t.output), info(), out / pipe_file)
 
-    seconds = tuple(check_seconds or t.check_seconds)
+    seconds, frames = t.check_lengths(ckpt, net)
+    seconds = tuple(check_seconds or seconds)
     log(f"export: checking graphs against torch at {list(seconds)} s, batch {list(CHECK_BATCHES)}")
-    refs = {artifacts.FRONTEND: LogMel(cfg), artifacts.PIPELINE: t.reference(net, cfg)}
+    refs = {artifacts.FRONTEND: frontend_module(cfg), artifacts.PIPELINE: t.reference(net, cfg)}
     graphs = {artifacts.file_name(s): s for s in t.checked_graphs}
     checks = check_waveform_graphs({f: out / f for f in graphs}, {f: torch_fn(refs[s]) for f, s in graphs.items()},
                                    cfg.sample_rate, seconds=seconds, batches=CHECK_BATCHES)
-    checks.append(check_feature_graph(net_file, out / net_file, torch_fn(net), cfg.n_mels, frames=t.check_frames))
+    checks.append(check_feature_graph(net_file, out / net_file, torch_fn(net), cfg.n_mels, frames=frames))
     # a checked front-end is recorded only: its parity is the front-end tests' business (docs/design.md §4)
     enforce_checks(checks, t.fp32_check_atol, log, skip=(fe_file,))
 

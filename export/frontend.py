@@ -93,6 +93,17 @@ def choose_plan(cfg: FrontendConfig) -> tuple[str, int]:
     return best[0]
 
 
+def describe_frontend(cfg) -> str:
+    """One line on a front-end for logs: its sizes, or the speech embedding's source."""
+    from hearkit.embedding import is_embedding
+
+    if is_embedding(cfg):
+        src = cfg.source
+        return (f"speech embedding from {src.get('package', '?')} {src.get('version', '')}, a 96-d vector every "
+                f"{cfg.hop_length / cfg.sample_rate * 1000:g} ms, input x{cfg.input_scale:g}")
+    return f"n_fft {cfg.n_fft}, hop {cfg.hop_length}, {cfg.n_mels} mels"
+
+
 def describe_plan(cfg: FrontendConfig) -> str:
     """One line for logs and the bench table, e.g. ``conv-DFT split 512 = 32 x 16``."""
     kind, n2 = choose_plan(cfg)
@@ -371,6 +382,12 @@ def build_frontend_graph(cfg: FrontendConfig, backend: str = "onnx-conv", opset:
         config in its ``hearkit.*`` metadata. Inputs shorter than one frame give
         zero frames.
     """
+    from hearkit.embedding import is_embedding
+
+    if is_embedding(cfg):  # the frozen speech embedding: its own graphs, composed (docs/design.md §17)
+        from hearkit.training.embedding import build_embedding_graph
+
+        return build_embedding_graph(cfg)
     _check(cfg, backend, opset)
     g = _G()
     x = _center(g, "waveform", cfg)

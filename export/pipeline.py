@@ -322,9 +322,9 @@ class WaveformModel(torch.nn.Module):
 
     def __init__(self, net: torch.nn.Module, cfg):
         super().__init__()
-        from hearkit.training.frontend import LogMel
+        from hearkit.training.frontend import frontend_module
 
-        self.frontend, self.net = LogMel(cfg), net
+        self.frontend, self.net = frontend_module(cfg), net
 
     def forward(self, waveform):
         return self.net(self.frontend(waveform))

@@ -168,6 +168,10 @@ class Task:
 
         return WaveformModel(net, cfg).eval()
 
+    def check_lengths(self, ckpt: dict, net) -> tuple[tuple[float, ...], tuple[int, ...]]:
+        """``(waveform seconds, network frames)`` the exported graphs are checked at (Default: the class's)."""
+        return self.check_seconds, self.check_frames
+
     # -- what travels with the files -----------------------------------------------
     def model_info(self, ckpt: dict, net) -> dict:
         """The task's own ``ModelInfo`` fields (labels and window, or vocabulary, blank and subsampling)."""

@@ -39,6 +39,13 @@ DEFAULT_SMOOTHING = 3          # decisions averaged (posterior smoothing window,
 DEFAULT_REFRACTORY = 1.0       # seconds after a detection during which no other fires
 
 
+def default_hop_seconds(fe) -> float:
+    """The spotter's step when none is given: 100 ms, or the front-end's own step where its frames are
+    that coarse (the speech embedding's 80 ms: docs/design.md §17), so each frame is computed once."""
+    step = fe.hop_length / fe.sample_rate
+    return step if step >= 0.05 else DEFAULT_HOP_SECONDS
+
+
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     """Numerically stable softmax in float64 (probabilities that sum to 1 within 1e-12)."""
     z = np.asarray(logits, dtype=np.float64)
@@ -436,7 +443,8 @@ class KeywordSpotter:
 
     Args:
         path: a classification model file or export directory.
-        hop_seconds: time between decisions (Default: the model's calibrated hop, else 0.1).
+        hop_seconds: time between decisions (Default: the model's calibrated hop, else 0.1, or the
+            speech embedding's 0.08 for a model on it).
         thresholds: a float for every keyword, or {label: threshold} (others use ``default_threshold``)
             (Default: the model's calibrated thresholds, else ``default_threshold``).
         default_threshold: threshold of keywords not in a ``thresholds`` dict (Default: 0.6).
@@ -496,7 +504,8 @@ class KeywordSpotter:
             calibrated = {}
         self.calibrated = calibrated
         if hop_seconds is None:
-            hop_seconds = calibrated.get("hop_seconds", DEFAULT_HOP_SECONDS)
+            hop_seconds = calibrated.get("hop_seconds", default_hop_seconds(onnx_scorer.info.frontend) if onnx_scorer
+                                         else DEFAULT_HOP_SECONDS)
         if smoothing is None:
             smoothing = calibrated.get("smoothing", DEFAULT_SMOOTHING)
         if refractory_seconds is None:

@@ -177,6 +177,31 @@ class FrontendConfig:
         return dataclasses.replace(self, **changes)
 
 
+def frontend_from_dict(d: dict):
+    """The front-end config of a checkpoint or model: ``FrontendConfig``, or the speech embedding's
+    ``hearkit.embedding.EmbeddingConfig`` when ``d["kind"]`` says so (docs/design.md §17)."""
+    if isinstance(d, dict) and d.get("kind") is not None:
+        from hearkit.embedding import KIND, EmbeddingConfig
+
+        if d["kind"] != KIND:
+            raise ConfigError(f"invalid front-end config: kind must be {KIND!r} or absent (log-mel), got {d['kind']!r}")
+        return EmbeddingConfig.from_dict(d)
+    return FrontendConfig.from_dict(d)
+
+
+def frontend_from_json(s: str):
+    """``frontend_from_dict`` of a JSON text (a model's ``hearkit.frontend`` metadata)."""
+    try:
+        d = json.loads(s)
+    except ValueError as e:
+        raise ConfigError(f"invalid front-end config: not JSON ({e})") from e
+    except RecursionError as e:
+        raise ConfigError("invalid front-end config: JSON nested too deeply") from e
+    if not isinstance(d, dict):
+        raise ConfigError("invalid front-end config: expected a JSON object")
+    return frontend_from_dict(d)
+
+
 # -- mel filterbank -----------------------------------------------------------
 def hz_to_mel(f, scale: str = "htk"):
     """Hz to mel, as librosa.hz_to_mel (``htk`` or Slaney's ``slaney``)."""

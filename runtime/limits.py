@@ -70,6 +70,7 @@ LIMITS: dict[str, Limit] = {
     "n_mels": Limit(int, 1, 512, "bands", "the filterbank is n_mels x (n_fft / 2 + 1)"),
     "hz": Limit(float, 0.0, 96000.0, "Hz", "a frequency: mel edges, filter cut-offs (half of the highest sample rate)"),
     "eps": Limit(float, 1e-12, 1.0, "", "the floor added before ln"),
+    "input_scale": Limit(float, 1e-3, 1e6, "", "samples times this feed the speech embedding: 1 ([-1, 1]) or 32768 (int16)"),
     # models' windows and streaming
     "window_s": Limit(float, 0.01, 30.0, "s", "the classifier window is held in memory per stream"),
     "hop_s": Limit(float, 0.001, 30.0, "s", "time between decisions, at most the longest window"),

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 
 from hearkit.errors import ConfigError, ModelError
-from hearkit.frontend import FrontendConfig
+from hearkit.frontend import FrontendConfig, frontend_from_json
 from hearkit.limits import check
 
 SCHEMA_VERSION = 1
@@ -162,7 +162,7 @@ class ModelInfo:
         if len(fe_json) > METADATA_VALUE_CHARS:
             raise ModelError(f"{source}: metadata frontend holds {len(fe_json)} characters; at most {METADATA_VALUE_CHARS} are read")
         try:
-            fe = FrontendConfig.from_json(fe_json)
+            fe = frontend_from_json(fe_json)
         except (ConfigError, RecursionError) as e:
             # the model is at fault, not the audio it is given: name the file and the key
             reason = str(e).removeprefix("invalid front-end config: ") if isinstance(e, ConfigError) else "nested too deeply"

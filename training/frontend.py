@@ -48,3 +48,16 @@ class LogMel(nn.Module):
         else:
             out = 10.0 * torch.log10(torch.clamp(mel, min=DB_FLOOR))
         return out.squeeze(0) if squeeze else out
+
+
+def frontend_module(cfg) -> nn.Module:
+    """The torch-side front-end of a config: ``LogMel`` for a ``FrontendConfig``, the frozen speech
+    embedding (``hearkit.training.embedding.EmbeddingFrontend``, onnxruntime inside) for an
+    ``EmbeddingConfig``. Both map (batch, samples) to (batch, frames, features)."""
+    from hearkit.embedding import is_embedding
+
+    if is_embedding(cfg):
+        from hearkit.training.embedding import EmbeddingFrontend
+
+        return EmbeddingFrontend(cfg)
+    return LogMel(cfg)

@@ -23,6 +23,8 @@ Architectures (``MODELS``):
 - ``cnn4``: the classic teaching model, four conv-BN-ReLU-maxpool blocks,
   global average pooling and a linear classifier; ``cnn4-s`` is the same with
   16/24/40/64 channels (36K parameters, under the 40K keyword budget).
+- ``emb-dnn``: a head on the frozen speech embedding (``hearkit.embedding``): its input is the
+  embedding's 96-d vectors every 80 ms, not log-mel, and the trainer caches them (docs/design.md §17).
 """
 
 from __future__ import annotations
@@ -262,6 +264,51 @@ class CNN4(LogMelClassifier):
         return self.fc(self.dropout(x.mean(dim=(2, 3))))
 
 
+# -- heads on the speech embedding ------------------------------------------------
+class EmbeddingDNN(LogMelClassifier):
+    """A head on the frozen speech embedding: the last ``frames`` 96-d vectors, flattened,
+    through two LayerNorm-ReLU layers (openWakeWord's head shape; docs/design.md §17).
+
+    Input (batch, frames, n_mels) with n_mels the embedding size; only the last ``frames``
+    vectors are used, so the input must hold at least that many (the window gives exactly them).
+
+    Args:
+        n_labels: number of classes.
+        n_mels: feature size (96 for the speech embedding).
+        frames: embeddings the head sees, one per 80 ms (Default: 16, 1.28 s of hops over a 2-s window).
+        hidden: width of the two layers (Default: 128; 16 frames: 214K parameters at 4 labels).
+        dropout: dropout after each layer (Default: 0.2).
+    """
+
+    name = "emb-dnn"
+
+    def __init__(self, n_labels: int, n_mels: int, frames: int = 16, hidden: int = 128, dropout: float = 0.2):
+        super().__init__()
+        frames, hidden = int(frames), int(hidden)
+        if frames < 1 or hidden < 1:
+            raise ConfigError(f"emb-dnn needs frames >= 1 and hidden >= 1, got {frames} and {hidden}")
+        self.hparams = dict(n_labels=n_labels, n_mels=n_mels, frames=frames, hidden=hidden, dropout=dropout)
+        self.frames = frames
+        self.body = nn.Sequential(
+            nn.Linear(frames * n_mels, hidden), nn.LayerNorm(hidden), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(hidden, hidden), nn.LayerNorm(hidden), nn.ReLU(), nn.Dropout(dropout),
+        )
+        self.fc = nn.Linear(hidden, n_labels)
+
+    def forward(self, x):  # x: (batch, frames, n_mels)
+        return self.fc(self.body(x[:, -self.frames :].flatten(1)))
+
+
+# Models whose input is the speech embedding (hearkit.embedding), not log-mel: the trainer
+# caches their features and the exporter checks them at their own window only.
+EMBEDDING_MODELS = ("emb-dnn",)
+
+
+def uses_embedding(name: str) -> bool:
+    """True for a model that runs on the frozen speech embedding."""
+    return name in EMBEDDING_MODELS
+
+
 # -- registry -----------------------------------------------------------------
 def _dscnn(size: str) -> Callable[..., nn.Module]:
     ch, layers = DSCNN_SIZES[size]
@@ -298,6 +345,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     **{f"bcresnet-{t}": _bcresnet(t) for t in range(1, 9)},
     "cnn4": _cnn4,
     "cnn4-s": _cnn4_s,
+    "emb-dnn": EmbeddingDNN,
 }
 
 

@@ -39,18 +39,19 @@ from hearkit.classify import classification_report, plot_confusion
 from hearkit.datasets import SILENCE_LABEL, DatasetIndex, default_window_seconds, index_dataset, noise_files
 from hearkit.errors import ConfigError
 from hearkit.files import write_text
-from hearkit.frontend import FrontendConfig
+from hearkit.frontend import FrontendConfig, frontend_from_dict
 from hearkit.limits import check
 from hearkit.training.augment import AugmentConfig, NoiseBank, augment_waveform, mixup, spec_augment
 from hearkit.training.checkpoint import load_checkpoint, save_checkpoint
 from hearkit.training.data import BAD_FILE_POLICIES, ClipDataset
-from hearkit.training.frontend import LogMel
+from hearkit.training.frontend import frontend_module
 from hearkit.training.loop import (BEST, LAST, SCHEDULES, Dist, LoopState, RunLog, TrainProgress, fit, loop_checkpoint,
                                    make_scheduler, open_run, restore_scheduler, resume_loop)
-from hearkit.training.models import MODELS, build_model, count_parameters, model_from_config
+from hearkit.training.models import MODELS, build_model, count_parameters, model_from_config, uses_embedding
 
 WARMUP_FRACTION = 0.1  # share of steps spent warming up (one-cycle pct_start; linear warm-up for cosine)
 EVAL_BATCH = 256  # clips per evaluation batch
+EMBEDDING_FRAMES = 16  # speech-embedding models: vectors the head sees by default (a 2-s window)
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,11 @@ class TrainConfig:
         checkpoint_every: also save ``last.pt`` every this many steps inside an epoch (Default: 50; 0 = epoch ends only).
         max_clips: use at most this many clips per split, evenly spread (tests, quick looks) (Default: None).
         num_threads: torch intra-op threads (Default: None = torch's choice).
+        feature_copies: for models on the frozen speech embedding (``emb-*``): augmented copies of
+            each training clip embedded once before training; epoch e trains on copy e mod K, so an
+            epoch costs the head, not the embedding (Default: 4).
+        input_scale: the speech embedding's input scale, 32768 (int16-scaled, openWakeWord's) or 1
+            ([-1, 1], livekit-wakeword's) (Default: None = ``EmbeddingConfig``'s, 32768).
         progress: show progress: a bar on a terminal, a line per ~10 % of the run in a log (Default: True).
         quiet: warnings and the result only: no progress, no line per epoch (Default: False).
     """
@@ -115,6 +121,8 @@ class TrainConfig:
     checkpoint_every: int = 50
     max_clips: int | None = None
     num_threads: int | None = None
+    feature_copies: int = 4
+    input_scale: float | None = None
     progress: bool = True
     quiet: bool = False
 
@@ -141,6 +149,8 @@ class TrainConfig:
             fail(f"schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}")
         if not 0 <= self.label_smoothing < 1:
             fail(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not isinstance(self.feature_copies, int) or not 1 <= self.feature_copies <= 64:
+            fail(f"feature_copies must be an integer in 1..64, got {self.feature_copies!r}")
         if self.checkpoint_every < 0:
             fail(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         if self.on_bad_file not in BAD_FILE_POLICIES:
@@ -160,7 +170,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         d = dict(d)
-        d["frontend"] = FrontendConfig.from_dict(d.get("frontend") or {})
+        d["frontend"] = frontend_from_dict(d.get("frontend") or {})
         d["augment"] = AugmentConfig(**(d.get("augment") or {}))
         return cls(**d)
 
@@ -185,10 +195,12 @@ def _noise_paths(cfg: TrainConfig, index: DatasetIndex) -> list[str]:
 
 # -- evaluation --------------------------------------------------------------------------
 @torch.no_grad()
-def predict(model, logmel, ds: ClipDataset, batch_size: int = EVAL_BATCH) -> np.ndarray:
-    """Logits (clips, n_labels) of a dataset, in order."""
+def predict(model, logmel, ds: ClipDataset, batch_size: int = EVAL_BATCH, features: torch.Tensor | None = None) -> np.ndarray:
+    """Logits (clips, n_labels) of a dataset, in order (of ``features`` when they were computed already)."""
     model.eval()
     out = []
+    if features is not None:
+        return torch.cat([model(features[s : s + batch_size]) for s in range(0, len(features), batch_size)]).numpy()
     for s in range(0, len(ds), batch_size):
         wav = torch.stack([ds[i][0] for i in range(s, min(s + batch_size, len(ds)))])
         out.append(model(logmel(wav)))
@@ -220,16 +232,27 @@ def train_classifier(config: TrainConfig, log: Callable[[str], object] | None = 
     labels = list(index.labels)
     fe = cfg.frontend
     window = int(round((cfg.window_seconds or default_window_seconds(index)) * fe.sample_rate))
+    emb_frames = None
+    if uses_embedding(cfg.model) and cfg.init is None:
+        # the frozen speech embedding is the front-end (docs/design.md §17): a window of whole 80-ms hops
+        from hearkit.training.embedding import embedding_config
+
+        fe = embedding_config(cfg.input_scale)
+        emb_frames = fe.num_frames(int(round(cfg.window_seconds * fe.sample_rate))) if cfg.window_seconds else EMBEDDING_FRAMES
+        if emb_frames < 1:
+            raise ConfigError(f"--window-seconds {cfg.window_seconds}: the speech embedding needs at least "
+                              f"{fe.n_fft / fe.sample_rate:.3f} s for one vector")
+        window = fe.window_for(emb_frames)
     init_ckpt = None
-    if ck is not None and cfg.init is not None:  # a resumed fine-tuning run: the front-end and window it started with
-        fe = FrontendConfig.from_dict(ck["frontend"])
+    if ck is not None and (cfg.init is not None or emb_frames is not None):  # a resumed run: the front-end and window it started with
+        fe = frontend_from_dict(ck["frontend"])
         window = int(ck["window_samples"])
     if cfg.init is not None and ck is None:
         init_ckpt = load_checkpoint(cfg.init)
         if init_ckpt.get("task") != "classify" or list(init_ckpt.get("labels", [])) != labels:
             raise ConfigError(f"--init {cfg.init}: not a classifier over this dataset's labels {labels} "
                               f"(it has {init_ckpt.get('labels')})")
-        fe = FrontendConfig.from_dict(init_ckpt["frontend"])
+        fe = frontend_from_dict(init_ckpt["frontend"])
         window = int(init_ckpt["window_samples"])
     if fe.num_frames(window) < 1:
         raise ConfigError(f"a window of {window} samples gives no front-end frame (n_fft {fe.n_fft}); use a longer --window-seconds")
@@ -266,8 +289,14 @@ def train_classifier(config: TrainConfig, log: Callable[[str], object] | None = 
     elif ck is not None and cfg.init is not None:
         model = model_from_config(ck["model"])
     else:
+        if emb_frames is not None:
+            kw["frames"] = emb_frames
         model = build_model(cfg.model, len(labels), fe.n_mels, **kw)
-    logmel = LogMel(fe)
+    logmel = frontend_module(fe)
+    cached = uses_embedding(model.config()["name"])
+    train_feats = val_feats = test_feats = None
+    if cached:
+        train_feats, val_feats, test_feats = _embed_sets(cfg, fe, logmel, train_ds, val_ds, test_ds, noise, say, show)
     n_params = count_parameters(model)
     say(f"model {model_name}: {n_params:,} parameters")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -290,7 +319,7 @@ def train_classifier(config: TrainConfig, log: Callable[[str], object] | None = 
     net = dist.wrap(model)
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        cfg_json = {**cfg.to_dict(), "labels": labels, "window_samples": window, "parameters": n_params, "model_config": model.config(),
+        cfg_json = {**cfg.to_dict(), "frontend": fe.to_dict(), "labels": labels, "window_samples": window, "parameters": n_params, "model_config": model.config(),
                     "world_size": dist.world, "dataset_format": index.format}
         write_text(out / "config.json", json.dumps(cfg_json, indent=2))
 
@@ -315,17 +344,20 @@ def train_classifier(config: TrainConfig, log: Callable[[str], object] | None = 
         perm = torch.randperm(len(train_ds), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
         mine = perm[: per_rank * dist.world][dist.rank :: dist.world] if dist.world > 1 else perm
         net.train()
-        stats.update(loss_sum=0.0, correct=0, seen=0)
+        stats.update(loss_sum=0.0, correct=0, seen=0, epoch=epoch)
         return [mine[s : s + cfg.batch_size] for s in range(0, len(mine), cfg.batch_size)]
 
     def train_step(batch):
         idx = batch.tolist()
-        wav = torch.stack([train_ds[i][0] for i in idx])
+        wav = None if cached else torch.stack([train_ds[i][0] for i in idx])
         y = train_ds.targets[idx]
-        wav = augment_waveform(wav, cfg.augment, fe.sample_rate, gen, noise)
-        with torch.no_grad():
-            feats = logmel(wav)
-        if cfg.augment.spec_augment:
+        if cached:  # augmented before the embedding, embedded once: this epoch's copy
+            feats = train_feats[stats["epoch"] % len(train_feats)][idx]
+        else:
+            wav = augment_waveform(wav, cfg.augment, fe.sample_rate, gen, noise)
+            with torch.no_grad():
+                feats = logmel(wav)
+        if cfg.augment.spec_augment and not cached:
             feats = spec_augment(feats, cfg.augment, gen)
         target = F.one_hot(y, k).float() * (1 - ls) + ls / k
         if cfg.augment.mixup:
@@ -342,7 +374,7 @@ def train_classifier(config: TrainConfig, log: Callable[[str], object] | None = 
         return {"loss": stats["loss_sum"] / stats["seen"], "acc": stats["correct"] / stats["seen"]}
 
     def end_epoch(epoch, started):
-        logits = predict(model, logmel, val_ds)
+        logits = predict(model, logmel, val_ds, features=val_feats)
         vt = val_ds.targets.numpy()
         val_loss = float(F.cross_entropy(torch.from_numpy(logits), val_ds.targets))
         val_acc = float((logits.argmax(1) == vt).mean())
@@ -371,18 +403,56 @@ def train_classifier(config: TrainConfig, log: Callable[[str], object] | None = 
 
     if main:
         skipped = train_ds.bad_files + val_ds.bad_files + (test_ds.bad_files if test_ds is not None else [])
-        _finish(out, model, logmel, val_ds, test_ds, labels, state.history, state.best, n_params, cfg, skipped, say)
+        _finish(out, model, logmel, val_ds, test_ds, labels, state.history, state.best, n_params, cfg, skipped, say,
+                val_feats, test_feats)
     dist.close()
     return out
 
 
-def _finish(out, model, logmel, val_ds, test_ds, labels, history, best, n_params, cfg, skipped, say):
+def _embed_sets(cfg, fe, frontend, train_ds, val_ds, test_ds, noise, say, show):
+    """Features of the frozen speech embedding, computed once: ``feature_copies`` augmented copies of
+    the training clips (waveform augmentations before the embedding, as they would be live), and the
+    validation and test clips as they are. Returns (train (K, clips, frames, dim), val, test) tensors."""
+    from hearkit.progress import Progress
+
+    k = cfg.feature_copies
+    gen = torch.Generator().manual_seed(cfg.seed * 7907 + 17)
+    sets = [("val", val_ds), ("test", test_ds)]
+    total = k * len(train_ds) + sum(len(d) for _, d in sets if d is not None)
+    say(f"speech embedding: {k} augmented copies of {len(train_ds)} training clips and {total - k * len(train_ds)} "
+        f"validation/test clips, embedded once ({fe.num_frames(train_ds.window)} vectors each)")
+    bar = Progress(total, "embedding clips", unit="clip") if show else None
+    batch = 64
+
+    def embed(ds, augment: bool) -> torch.Tensor:
+        out = []
+        for s in range(0, len(ds), batch):
+            wav = torch.stack([ds[i][0] for i in range(s, min(s + batch, len(ds)))])
+            if augment:
+                wav = augment_waveform(wav, cfg.augment, fe.sample_rate, gen, noise)
+            out.append(torch.from_numpy(frontend.features(wav.numpy())))
+            if bar is not None:
+                bar.update(len(wav))
+        return torch.cat(out)
+
+    started = time.process_time()
+    train = torch.stack([embed(train_ds, True) for _ in range(k)])
+    val = embed(val_ds, False) if val_ds is not None else None
+    test = embed(test_ds, False) if test_ds is not None and len(test_ds) else None
+    if bar is not None:
+        bar.close()
+    say(f"speech embedding: {total} clips in {time.process_time() - started:.0f} CPU s")
+    return train, val, test
+
+
+def _finish(out, model, logmel, val_ds, test_ds, labels, history, best, n_params, cfg, skipped, say,
+            val_feats=None, test_feats=None):
     """Evaluate best.pt on validation (and test) and write metrics.json and confusion.png."""
     ck = load_checkpoint(out / BEST)
     best_model = model_from_config(ck["model"])
     best_model.load_state_dict(ck["state_dict"])
     vt = val_ds.targets.numpy()
-    rep = classification_report(vt, predict(best_model, logmel, val_ds).argmax(1), labels)
+    rep = classification_report(vt, predict(best_model, logmel, val_ds, features=val_feats).argmax(1), labels)
     metrics = {
         "model": best_model.config()["name"],
         "parameters": n_params,
@@ -396,7 +466,8 @@ def _finish(out, model, logmel, val_ds, test_ds, labels, history, best, n_params
         "train_seconds": round(sum(h["seconds"] for h in history), 1),
     }
     if test_ds is not None and len(test_ds):
-        metrics["test"] = classification_report(test_ds.targets.numpy(), predict(best_model, logmel, test_ds).argmax(1), labels)
+        metrics["test"] = classification_report(test_ds.targets.numpy(),
+                                                predict(best_model, logmel, test_ds, features=test_feats).argmax(1), labels)
     write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     plot_confusion(rep["confusion"], labels, out / "confusion.png",
                    f"{best_model.config()['name']} — validation accuracy {rep['accuracy']:.1%} (epoch {best['epoch']})")

