@@ -29,7 +29,7 @@ from hearkit.errors import ModelError
 OPSET = 18          # the dynamo exporter's opset: the pipeline merges without conversion
 IR_VERSION = 8
 FEATURES = "logmel"  # the feature tensor every hearkit network takes (hearkit.export.pipeline.FEATURES)
-ORT_BATCH = 64       # clips per onnxruntime call when computing features
+ORT_BATCH = 16       # clips per onnxruntime call (256 windows: a batch of 64 grew the arena to ~3 GB)
 
 
 def _ops_before(graph: onnx.GraphProto, name: str) -> list:
