@@ -45,8 +45,8 @@ from hearkit.training.augment import AugmentConfig, NoiseBank, augment_waveform,
 from hearkit.training.checkpoint import load_checkpoint, save_checkpoint
 from hearkit.training.data import BAD_FILE_POLICIES, ClipDataset
 from hearkit.training.frontend import LogMel
-from hearkit.training.loop import (BEST, LAST, SCHEDULES, Dist, LoopState, RunLog, TrainProgress, fit, loop_checkpoint,
-                                   make_scheduler, open_run, restore_scheduler, resume_loop)
+from hearkit.training.loop import (BEST, DEFAULT_TRAIN_THREADS, LAST, SCHEDULES, Dist, LoopState, RunLog, TrainProgress, fit, loop_checkpoint,
+                                   make_scheduler, open_run, restore_scheduler, resume_loop, set_threads)
 from hearkit.training.models import MODELS, build_model, count_parameters, model_from_config
 
 WARMUP_FRACTION = 0.1  # share of steps spent warming up (one-cycle pct_start; linear warm-up for cosine)
@@ -85,7 +85,8 @@ class TrainConfig:
             on a set with more negatives) (Default: None).
         checkpoint_every: also save ``last.pt`` every this many steps inside an epoch (Default: 50; 0 = epoch ends only).
         max_clips: use at most this many clips per split, evenly spread (tests, quick looks) (Default: None).
-        num_threads: torch intra-op threads (Default: None = torch's choice).
+        num_threads: torch intra-op and inter-op threads (Default: 1, ``loop.DEFAULT_TRAIN_THREADS``: torch's
+            choice of all cores was 7x slower on a loaded 2-core machine; None = torch's choice).
         progress: show progress: a bar on a terminal, a line per ~10 % of the run in a log (Default: True).
         quiet: warnings and the result only: no progress, no line per epoch (Default: False).
     """
@@ -114,7 +115,7 @@ class TrainConfig:
     init: str | None = None
     checkpoint_every: int = 50
     max_clips: int | None = None
-    num_threads: int | None = None
+    num_threads: int | None = DEFAULT_TRAIN_THREADS
     progress: bool = True
     quiet: bool = False
 
@@ -211,8 +212,7 @@ def train_classifier(config: TrainConfig, log: Callable[[str], object] | None = 
     main = dist.main
     say = RunLog(main, cfg.quiet, log)
     show = cfg.progress and not cfg.quiet and main
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
+    set_threads(cfg.num_threads)
     out = Path(cfg.out)
     ck = open_run(out, cfg.resume, say)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hearkit.commands.options import Limited
+from hearkit.commands.options import Limited, start_torch, train_threads_option
 
 # what `hearkit demo` writes in its folder (hearkit.recipes.demo and .wakeword_demo), repeated to keep --help cheap
 DEMO_ENTRIES = ("keywords", "run", "export", "sentence.flac", "timeline.png", "demo.json")
@@ -26,7 +26,8 @@ WAKEWORD_ENTRIES = ("data", "train-sentences", "run", "export", "test", "sentenc
 @click.option("--epochs", type=Limited("epochs"), default=None,
               help="Training epochs (Default: 30).")
 @click.option("--seed", type=Limited("seed"), default=0, show_default=True)
-def demo(out, force, wakeword, data, model, epochs, seed):
+@train_threads_option
+def demo(out, force, wakeword, data, model, epochs, seed, threads):
     """Synthesize keywords, train, export, quantize, verify and spot keywords — all offline.
 
     \b
@@ -42,9 +43,7 @@ def demo(out, force, wakeword, data, model, epochs, seed):
     sentences without the phrase, a DET curve (det.png) on speakers training
     never heard, and the phrase spotted in sentences (timeline.png).
     """
-    from hearkit.errors import require
-
-    require("torch", "train")
+    start_torch(threads)
     from hearkit.files import output_folder
 
     if wakeword is not None:
@@ -52,14 +51,14 @@ def demo(out, force, wakeword, data, model, epochs, seed):
             raise click.UsageError("--wakeword builds its data from text; it takes no --data")
         out = out or "runs/wakeword-demo"
         with output_folder(out, force, allow=WAKEWORD_ENTRIES):
-            return _wakeword(wakeword, out, model, epochs or 30, seed)
+            return _wakeword(wakeword, out, model, epochs or 30, seed, threads)
     out = out or "runs/demo"
     epochs = epochs or 30
     from hearkit.recipes.demo import DemoConfig, run_demo
 
     # an earlier demo's folder is its own to continue (it resumes training there)
     with output_folder(out, force, allow=DEMO_ENTRIES):
-        s = run_demo(DemoConfig(out=out, data=data, model=model, epochs=epochs, seed=seed))
+        s = run_demo(DemoConfig(out=out, data=data, model=model, epochs=epochs, seed=seed, threads=threads))
     acc = s.get("accuracy") or {}
     click.echo("")
     click.echo("hearkit demo")
@@ -75,10 +74,11 @@ def demo(out, force, wakeword, data, model, epochs, seed):
     click.echo(f"  total             {s['total_seconds']} s")
 
 
-def _wakeword(phrase, out, model, epochs, seed):
+def _wakeword(phrase, out, model, epochs, seed, threads):
     from hearkit.recipes.wakeword_demo import WakewordDemoConfig, run_wakeword_demo
 
-    s = run_wakeword_demo(WakewordDemoConfig(phrase=phrase, out=out, model=model, epochs=epochs, seed=seed))
+    s = run_wakeword_demo(WakewordDemoConfig(phrase=phrase, out=out, model=model, epochs=epochs, seed=seed,
+                                             threads=threads))
     p = s["det"]["point"] or {}
     click.echo("")
     click.echo(f"hearkit demo --wakeword {phrase!r}")

@@ -53,6 +53,30 @@ class Limited(click.ParamType):
         return f"Limited({self.limit_name!r})"
 
 
+TRAIN_THREADS = 1  # hearkit.training.loop.DEFAULT_TRAIN_THREADS, repeated to keep --help cheap
+
+
+def train_threads_option(f):
+    """``--threads N`` of every command that trains (train classify / ctc, demo): torch threads, 1 by default.
+
+    torch's default (all cores) made training 7x slower on a loaded 2-core machine (docs/results.md,
+    "Training threads"); ``start_torch`` sets it before any torch work.
+    """
+    return click.option("--threads", type=Limited("threads"), default=TRAIN_THREADS, show_default=True,
+                        help="torch threads for training (intra- and inter-op). torch's default, all cores, was "
+                             "7x slower on a loaded 2-core machine (docs/results.md).")(f)
+
+
+def start_torch(threads: int | None) -> None:
+    """Check that torch is installed (the `train` extra) and size its thread pools before any torch work."""
+    from hearkit.errors import require
+
+    require("torch", "train")
+    from hearkit.training.loop import set_threads
+
+    set_threads(threads)
+
+
 def frontend_options(f):
     """Decorate a command with the FrontendConfig fields as options (defaults from FrontendConfig)."""
     opts = [

@@ -48,6 +48,7 @@ class DemoConfig:
         model: architecture (Default: cnn4-s, the fastest to train per CPU step).
         epochs: training epochs (Default: 30).
         seed: seed of synthesis and training (Default: 0).
+        threads: torch threads for training (Default: 1; see ``hearkit.training.loop.set_threads``).
     """
 
     out: str = "runs/demo"
@@ -55,6 +56,7 @@ class DemoConfig:
     model: str = "cnn4-s"
     epochs: int = 30
     seed: int = 0
+    threads: int = 1
 
 
 def _say(msg: str) -> None:
@@ -191,7 +193,7 @@ def run_demo(cfg: DemoConfig = DemoConfig()) -> dict:
     _say(f"[demo] training {cfg.model} for {cfg.epochs} epochs on {data}")
     # the Speech Commands recipe's settings (README): smaller batches, milder noise, wider gain
     run = train_classifier(TrainConfig(data=str(data), out=str(out / "run"), model=cfg.model, epochs=cfg.epochs,
-                                       batch_size=32, lr=3e-3, seed=cfg.seed,
+                                       batch_size=32, lr=3e-3, seed=cfg.seed, num_threads=cfg.threads,
                                        augment=AugmentConfig(snr_db=(5.0, 20.0), gain_db=(-12.0, 6.0)),
                                        resume=(out / "run" / "last.pt").is_file()))
     t_train = time.perf_counter() - t0

@@ -70,6 +70,7 @@ class WakewordDemoConfig:
         fa_per_hour: false alarms per hour the threshold is calibrated for (Default: 1).
         test_speakers: unseen speakers saying the phrase for the DET curve (Default: 60).
         seed: seed of synthesis and training (Default: 0).
+        threads: torch threads for training (Default: 1; see ``hearkit.training.loop.set_threads``).
     """
 
     phrase: str = "hey hearkit"
@@ -80,6 +81,7 @@ class WakewordDemoConfig:
     fa_per_hour: float = 1.0
     test_speakers: int = 60
     seed: int = 0
+    threads: int = 1
 
 
 def _say(msg: str) -> None:
@@ -220,7 +222,8 @@ def run_wakeword_demo(cfg: WakewordDemoConfig = WakewordDemoConfig()) -> dict:
     t0 = time.perf_counter()
     _say(f"[demo] training {cfg.model} for {cfg.epochs} epochs")
     run = train_classifier(TrainConfig(data=str(data), out=str(out / "run"), model=cfg.model, epochs=cfg.epochs,
-                                       seed=cfg.seed, resume=(out / "run" / "last.pt").is_file()))
+                                       seed=cfg.seed, num_threads=cfg.threads,
+                                       resume=(out / "run" / "last.pt").is_file()))
     times["train"] = time.perf_counter() - t0
     metrics = json.loads((Path(run) / "metrics.json").read_text())
 
