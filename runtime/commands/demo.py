@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hearkit.commands.options import Limited, start_torch, train_threads_option
+from hearkit.commands.options import Limited, out_option, start_torch, train_threads_option
 
 # what `hearkit demo` writes in its folder (hearkit.recipes.demo and .wakeword_demo), repeated to keep --help cheap
 DEMO_ENTRIES = ("keywords", "run", "export", "sentence.flac", "timeline.png", "demo.json")
@@ -13,7 +13,7 @@ WAKEWORD_ENTRIES = ("data", "train-sentences", "run", "export", "test", "sentenc
 
 
 @click.command()
-@click.option("-o", "--out", default=None, type=click.Path(file_okay=False),
+@out_option(default=None, type=click.Path(file_okay=False),
               help="Working folder (Default: runs/demo, or runs/wakeword-demo with --wakeword): new, empty or an "
                    "earlier demo's (it continues there); another occupied folder only with --force.")
 @click.option("--force", is_flag=True, help="Work in a folder that holds other files.")

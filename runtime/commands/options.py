@@ -53,6 +53,34 @@ class Limited(click.ParamType):
         return f"Limited({self.limit_name!r})"
 
 
+class OutOption(click.Option):
+    """``-o`` / ``--out`` with ``--output`` accepted too: help shows ``-o, --out``, the alias stays hidden.
+
+    Commands spelled the long form both ways (``train -o/--out``, ``export -o/--output``); both work
+    everywhere now, and one is documented.
+    """
+
+    ALIASES = ("--output",)
+
+    def get_help_record(self, ctx):
+        opts = self.opts
+        self.opts = [o for o in opts if o not in self.ALIASES]
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = opts
+
+
+def out_option(*dest: str, **kw):
+    """The ``-o/--out`` option (``--output`` a hidden alias) of every command that writes a file or folder.
+
+    Args:
+        dest: the parameter's name in the command function (Default: ``out``).
+        kw: ``click.option`` arguments (``required``, ``type``, ``help``, ...).
+    """
+    return click.option("-o", "--out", "--output", *(dest or ("out",)), cls=OutOption, **kw)
+
+
 TRAIN_THREADS = 1  # hearkit.training.loop.DEFAULT_TRAIN_THREADS, repeated to keep --help cheap
 
 

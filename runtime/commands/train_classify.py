@@ -10,8 +10,15 @@ from __future__ import annotations
 
 import click
 
-from hearkit.commands.options import Limited, config_from_options, frontend_options, parse_range as _range, start_torch, \
-    train_threads_option
+from hearkit.commands.options import (
+    Limited,
+    config_from_options,
+    frontend_options,
+    out_option,
+    parse_range as _range,
+    start_torch,
+    train_threads_option,
+)
 
 FORMATS = ("speech-commands", "urbansound8k", "folders")  # hearkit.datasets.FORMATS, repeated to keep --help cheap
 MODEL_NAMES = ("dscnn-s", "dscnn-m", "dscnn-l", *(f"bcresnet-{t}" for t in range(1, 9)), "cnn4", "cnn4-s")
@@ -64,7 +71,7 @@ MODEL_NAMES = ("dscnn-s", "dscnn-m", "dscnn-l", *(f"bcresnet-{t}" for t in range
 @click.option("--init", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Start from the weights of a classifier checkpoint over the same labels (its model, front-end and "
                    "window are kept): fine-tuning, e.g. a hard-negative stage.")
-@click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False),
+@out_option("run_dir", required=True, type=click.Path(file_okay=False),
               help="Run folder (RUN_DIR): new or empty, a run to --resume, or an occupied folder with --force.")
 @click.option("--force", is_flag=True, help="Write the run into a folder that holds other files (a run there needs --resume).")
 def classify(**kw):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from hearkit.commands.options import Limited, start_torch, train_threads_option
+from hearkit.commands.options import Limited, out_option, start_torch, train_threads_option
 
 MODELS = ("ctc-conv-s", "ctc-conv-m", "ctc-conv-l", "ctc-crnn")  # hearkit.training.ctc_models.MODELS
 OFF = ("off", "none")  # values that switch a LOW,HIGH augmentation off
@@ -64,7 +64,7 @@ def _range_or_off(text: str | None, what: str, positive: bool = False):
 @click.option("--no-progress", is_flag=True, help="No progress (a bar on a terminal, a line per ~10 % of the run in a log).")
 @click.option("-q", "--quiet", is_flag=True, help="Warnings and the result only: no progress, no line per epoch.")
 @click.option("--resume", is_flag=True, help="Continue from RUN_DIR/last.pt (model, optimizer, schedule, epoch).")
-@click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False),
+@out_option("run_dir", required=True, type=click.Path(file_okay=False),
               help="Run folder: new or empty, a run to --resume, or an occupied folder with --force.")
 @click.option("--force", is_flag=True, help="Write the run into a folder that holds other files (a run there needs --resume).")
 def ctc(train_manifest, val_manifest, model, rnn, epochs, lr, batch_seconds, max_batch, clip, noise_prob, speed,
