@@ -68,8 +68,14 @@ def demo(out, force, wakeword, data, model, epochs, seed, threads):
         click.echo("  accuracy (val)    " + ", ".join(f"{k} {v:.1%}" for k, v in acc.items() if isinstance(v, float)))
     click.echo(f"  verify            {'passed' if s['verify_passed'] else 'FAILED'} (see {s['files']['report']})")
     click.echo(f"  sentence          {s['keywords_found']}/{s['keywords_in_sentence']} keywords found, {s['false_alarms']} false alarms")
+    click.echo(f"    said: {s['sentence']['text']!r} (demo.json has each word's time)")
     for d in s["detections"]:
-        click.echo(f"    {d['time']:6.2f} s  {d['label']:<8} {d['score']:.2f}")
+        what = f"hit ({d['matched']['word']} said {d['matched']['start']:.2f}-{d['matched']['end']:.2f} s)" \
+            if d["outcome"] == "hit" else "false alarm"
+        click.echo(f"    {d['time']:6.2f} s  {d['label']:<8} {d['score']:.2f}  {what}")
+    missed = [t["word"] for t in s["truth"] if not t["found"]]
+    if missed:
+        click.echo(f"    missed: {', '.join(missed)}")
     click.echo(f"  files             {', '.join(s['files'].values())}")
     click.echo(f"  total             {s['total_seconds']} s")
 
@@ -83,13 +89,18 @@ def _wakeword(phrase, out, model, epochs, seed, threads):
     click.echo("")
     click.echo(f"hearkit demo --wakeword {phrase!r}")
     click.echo(f"  model             {s['model']}, {s['parameters']} parameters, val accuracy {s['val_accuracy']:.1%}")
-    click.echo(f"  threshold         {s['threshold']:.3f} (calibrated at 1 false alarm per hour on sentences)")
+    click.echo(f"  threshold         {s['threshold']:.3f}, what the detector uses (calibrated at 1 false alarm per "
+               f"hour on sentences; demo.json says why the DET point's differs)")
     if p:
         lo, hi = p["frr_ci95"]
         click.echo(f"  DET               misses {p['misses']}/{p['utterances']} ({100 * p['frr']:.1f} % [{100 * lo:.1f}-"
-                   f"{100 * hi:.1f}]) at {p['fa_per_hour']:.2f} false alarms per hour "
-                   f"({s['det']['negative_hours'] * 60:.1f} min of negatives); synthetic speakers, 10 dB SNR")
+                   f"{100 * hi:.1f}]) at {p['fa_per_hour']:.2f} false alarms per hour over "
+                   f"{s['det']['streamed']}; synthetic speakers, 10 dB SNR")
     click.echo(f"  sentences         {s['phrases_found']}/{s['phrases_in_sentences']} found, {s['false_alarms']} false "
                f"alarms in {s['sentence_seconds']:.0f} s")
+    for d in s["detections"]:
+        what = f"hit (said {d['matched']['start']:.2f}-{d['matched']['end']:.2f} s)" if d["outcome"] == "hit" \
+            else "false alarm"
+        click.echo(f"    {d['time']:6.2f} s  {d['score']:.2f}  {what}")
     click.echo(f"  files             {', '.join(s['files'].values())}")
     click.echo("  seconds           " + ", ".join(f"{k} {v:g}" for k, v in s["seconds"].items()))
