@@ -81,7 +81,8 @@ def run_classify(model, paths, top: int = 3, device=None):
         duration = audio_info(p)["duration"]
         if duration > LONG_AUDIO_WINDOWS * clf.window_samples / clf.sample_rate:
             click.echo(f"note: {p} is {duration:.2f} s long; the model heard its centre "
-                       f"{clf.window_samples / clf.sample_rate:g} s; for long audio use `hearkit stream`, which scores all of it", err=True)
+                       f"{clf.window_samples / clf.sample_rate:g} s; for long audio use `hearkit stream`, "
+                       "which scores all of it", err=True)
         yield {"file": str(p), "label": pred.label, "score": round(pred.score, 5),
                "top": [[lab, round(s, 5)] for lab, s in pred.top(top)]}
 
