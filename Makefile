@@ -1,6 +1,7 @@
 # hearkit: two commands on a fresh Linux machine.
 #   make demo   creates .venv, installs, runs the main job end to end on a built-in default
 #   make test   installs what the tests need, runs them
+#   make wheel  builds dist/hearkit-*.whl, what a device installs (copy it over, `pip install` it)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,7 +15,7 @@ PYTEST_ARGS ?=
 # (soundfile), qemu-user-static and debootstrap (the emulated arm64 parity suite).
 DEB_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts wamerican sox libsndfile1
 
-.PHONY: demo test test-slow test-all test-arm fuzz install system-deps clean help
+.PHONY: demo test test-slow test-all test-arm fuzz install system-deps wheel clean help
 
 help:
 	@echo "make demo   - install into $(VENV) and run the main job end to end"
@@ -22,6 +23,12 @@ help:
 	@echo "make test-slow - the slow tests (training to accuracy)"
 	@echo "make test-arm  - the emulated arm64 (Raspberry Pi) parity suite alone"
 	@echo "make fuzz   - the long fuzz run (>= 10,000 hostile inputs; make test runs a short one)"
+	@echo "make wheel  - build dist/hearkit-*.whl for a device (pip install it there; the runtime needs no torch)"
+
+# setuptools prints a notice on every strict editable install ("Strict editable installation
+# performed using the auxiliary directory"); the mode is chosen on purpose (below), so the
+# notice is filtered and the install log keeps only what needs reading.
+QUIET_EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +36,7 @@ $(VENV)/.installed: pyproject.toml
 	# torch first and pinned: 2.13.0 is a local CPU wheel here; a looser requirement
 	# would pull several GB of CUDA packages (docs/design.md §7).
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e ".[train,plot,dev,peer,embedding]" --config-settings editable_mode=strict
+	$(QUIET_EDITABLE) $(PIP) install --quiet -e ".[train,plot,dev,peer,embedding]" --config-settings editable_mode=strict
 	touch $@
 
 # The editable install is setuptools' "strict" mode: build/__editable__*/hearkit is a tree
@@ -38,7 +45,7 @@ $(VENV)/.installed: pyproject.toml
 # added or removed needs the tree rebuilt (~1 s): any change to the folders below does that.
 PACKAGE_DIRS := runtime training export devices
 $(VENV)/.linked: $(VENV)/.installed $(shell find $(PACKAGE_DIRS) -type d -not -name __pycache__ 2>/dev/null)
-	$(PIP) install --quiet --no-deps --no-build-isolation -e . --config-settings editable_mode=strict
+	$(QUIET_EDITABLE) $(PIP) install --quiet --no-deps --no-build-isolation -e . --config-settings editable_mode=strict
 	touch $@
 
 install: $(VENV)/.installed $(VENV)/.linked
@@ -80,6 +87,13 @@ test-arm: install system-deps
 	$(call apt_install,$(ARM_DEB_PACKAGES))
 	PIP="$(PY) -m pip" devices/emulation/build_rootfs.sh
 	$(PY) -m pytest -m emulation $(PYTEST_ARGS)
+
+# The wheel a device installs: `pip install hearkit-*.whl` there pulls only the runtime's
+# dependencies (numpy, onnxruntime, soundfile, soxr, click). Built with the venv's setuptools.
+wheel: install
+	rm -rf dist/hearkit-*.whl build/lib build/bdist.*   # build/lib may hold a module since removed
+	$(PY) -m build --wheel --no-isolation --outdir dist .
+	@ls dist/hearkit-*.whl
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Install hearkit's torch-free runtime on a device, for one of the shipped device profiles.
 #
-#   devices/setup.sh PROFILE [WHEEL_OR_SOURCE]     # default source: this checkout, else "hearkit" from PyPI
+#   devices/setup.sh PROFILE [WHEEL_OR_SOURCE]     # default source: this checkout
+#
+# hearkit is not on PyPI: give the wheel `make wheel` built (dist/hearkit-*.whl, copied over)
+# or a checkout; run from a checkout, the checkout is the default.
 #
 #   raspberry-pi-4, raspberry-pi-5   64-bit Raspberry Pi OS (bookworm)
 #   jetson-orin                      JetPack 6 (L4T r36, CUDA 12, TensorRT)
@@ -45,8 +48,13 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 SRC="${2:-}"
 if [ -z "$SRC" ]; then
   # In a checkout pyproject.toml sits beside devices/; the copy shipped in the wheel
-  # (hearkit/devices_data/setup.sh) has none, and installs hearkit from PyPI.
-  if [ -f "$HERE/../pyproject.toml" ]; then SRC="$(cd "$HERE/.." && pwd)"; else SRC=hearkit; fi
+  # (hearkit/devices_data/setup.sh) has none and needs the wheel named: no index has hearkit.
+  if [ -f "$HERE/../pyproject.toml" ]; then
+    SRC="$(cd "$HERE/.." && pwd)"
+  else
+    echo "error: name the hearkit wheel (\`make wheel\` in a checkout builds dist/hearkit-*.whl) or a checkout: hearkit is not on a package index" >&2
+    exit 2
+  fi
 fi
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 ARCH="$(uname -m)"

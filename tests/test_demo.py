@@ -88,3 +88,39 @@ def test_sentence_scoring_counts_a_second_detection_as_a_false_alarm():
     assert hits == truth
     assert [(d.label, d.time) for d in false] == [("yes", 3.1), ("go", 8.0)]  # 3.1 s: the same 'yes' fired again
     assert score_sentence(truth, [Detection("yes", 3.3, 0.9)]) == ([], [Detection("yes", 3.3, 0.9)])  # 1.3 s late
+
+
+def test_sentence_report_names_each_detection_hit_or_false_alarm_and_keeps_the_truth():
+    """demo.json's sentence part: the text, every word's time, which keywords were found, and why each detection counts."""
+    from hearkit.classify import Detection
+    from hearkit.recipes.demo import match_sentence, sentence_report
+
+    words = [{"word": "hello", "start": 0.5, "end": 0.9, "keyword": False},
+             {"word": "yes", "start": 1.6, "end": 2.0, "keyword": True},
+             {"word": "stop", "start": 3.0, "end": 3.5, "keyword": True}]
+    dets = [Detection("yes", 2.1, 0.9), Detection("yes", 2.6, 0.8), Detection("go", 5.0, 0.7)]
+    rep = sentence_report(words, dets, {"yes": 0.6, "stop": 0.6})
+    assert rep["sentence"]["text"] == "hello yes stop"
+    assert [w["word"] for w in rep["sentence"]["words"]] == ["hello", "yes", "stop"]
+    assert rep["truth"] == [{"word": "yes", "start": 1.6, "end": 2.0, "found": True, "detection_time": 2.1},
+                            {"word": "stop", "start": 3.0, "end": 3.5, "found": False, "detection_time": None}]
+    assert [d["outcome"] for d in rep["detections"]] == ["hit", "false alarm", "false alarm"]
+    assert rep["detections"][0]["matched"] == {"word": "yes", "start": 1.6, "end": 2.0}
+    assert rep["detections"][1]["matched"] is None
+    assert rep["thresholds"] == {"yes": 0.6, "stop": 0.6} and "false alarm" in rep["hit_rule"]
+    assert match_sentence([("yes", 1.8)], dets) == [0, None, None]
+
+
+def test_sentence_words_are_the_measured_sentence():
+    """The words' extents add no audio: the keyword centres are what synthesize_sentence gave before."""
+    from hearkit.recipes.demo import KEYWORDS, SENTENCE_WORDS, sentence_words, synthesize_sentence
+
+    wav, words = sentence_words()
+    wav2, truth = synthesize_sentence()
+    np.testing.assert_array_equal(wav, wav2)
+    assert [w["word"] for w in words] == list(SENTENCE_WORDS)
+    assert [(w["word"], (w["start"] + w["end"]) / 2) for w in words if w["keyword"]] == truth
+    assert {w for w, _ in truth} == set(KEYWORDS)
+    for a, b in zip(words, words[1:]):
+        assert a["start"] < a["end"] < b["start"]  # in order, with a gap between words
+    assert words[-1]["end"] <= len(wav) / 16000

@@ -30,7 +30,7 @@ def runtime_modules() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
+def wheel_build(tmp_path_factory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("wheel")
     # --no-isolation: build with the venv's setuptools rather than fetching one
     r = subprocess.run(
@@ -40,7 +40,38 @@ def wheel(tmp_path_factory) -> Path:
     )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     (whl,) = out.glob("hearkit-*.whl")
-    return whl
+    return whl, r.stdout + r.stderr
+
+
+@pytest.fixture(scope="module")
+def wheel(wheel_build) -> Path:
+    return wheel_build[0]
+
+
+def test_wheel_build_log_has_no_warnings_from_pyproject(wheel_build):
+    """The install log is for the user: setuptools' warnings about pyproject.toml (a licence as a
+    TOML table, a folder missing from `packages`) were ~178 lines of it (issue 20). Only the
+    environment's "byte-compiling is disabled" (PYTHONDONTWRITEBYTECODE) may say "warning"."""
+    _, log = wheel_build
+    warnings = [
+        line for line in log.splitlines() if "warn" in line.lower() and "byte-compiling is disabled" not in line
+    ]
+    assert not warnings, "\n".join(warnings[:10])
+
+
+def test_pyproject_lists_every_package_folder():
+    """Every folder under a mapped package that Python could import is in `packages`, data-only ones too."""
+    import tomllib
+
+    conf = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(conf["packages"])
+    for prefix, folder in conf["package-dir"].items():
+        for d in (ROOT / folder).rglob("*"):
+            rel = d.relative_to(ROOT / folder)
+            if d.is_dir() and all(p.isidentifier() for p in rel.parts) and "__pycache__" not in rel.parts:
+                name = ".".join([prefix, *rel.parts])
+                if not any(name.startswith(m + ".") for m in conf["package-dir"] if m != prefix and m.startswith(prefix)):
+                    assert name in listed, f"{d.relative_to(ROOT)} is importable as {name}: add it to pyproject packages"
 
 
 def test_wheel_holds_every_module(wheel):

@@ -66,7 +66,42 @@ def test_demo_wakeword_end_to_end(tmp_path):
     r = CliRunner().invoke(main, ["demo", "--wakeword", "hey robot", "-o", str(tmp_path / "d"), "--epochs", "5"])
     assert r.exit_code == 0, r.output
     s = json.loads((tmp_path / "d" / "demo.json").read_text())
-    assert s["phrase"] == "hey robot" and 0.0 <= s["threshold"] <= 1.0
+    assert s["phrase"] == "hey robot" and 0.0 <= s["threshold"] <= 1.0 and "detector" in s["threshold_note"]
+    assert s["det"]["sweep_threshold"] is not None and "threshold" not in s["det"]["point"]
+    assert len(s["truth"]) == s["phrases_in_sentences"] and all(d["outcome"] in ("hit", "false alarm") for d in s["detections"])
     assert s["phrases_in_sentences"] == 6 and s["test_material"]["positives"] >= 50
     for f in s["files"].values():
         assert Path(f).is_file(), f
+
+
+def test_stream_report_names_each_detection_and_the_phrase_times():
+    from hearkit.recipes.wakeword_demo import stream_report
+
+    sentences = [{"text": "hey robot good morning", "speaker": "a", "start": 0.5, "end": 3.0, "phrase": [0.5, 1.2]},
+                 {"text": "the bus leaves", "speaker": "b", "start": 4.0, "end": 6.0, "phrase": None},
+                 {"text": "lock the door hey robot", "speaker": "c", "start": 7.0, "end": 9.5, "phrase": [8.6, 9.5]}]
+    d = [SimpleNamespace(label="hey_robot", time=t, score=0.9) for t in (1.4, 5.0)]
+    rep = stream_report("hey robot", "hey_robot", sentences, d)
+    assert [s["text"] for s in rep["sentences"]] == ["hey robot good morning", "the bus leaves", "lock the door hey robot"]
+    assert rep["truth"] == [{"phrase": "hey robot", "start": 0.5, "end": 1.2, "found": True, "detection_time": 1.4},
+                            {"phrase": "hey robot", "start": 8.6, "end": 9.5, "found": False, "detection_time": None}]
+    assert [x["outcome"] for x in rep["detections"]] == ["hit", "false alarm"]
+    assert rep["detections"][0]["matched"] == {"start": 0.5, "end": 1.2} and rep["detections"][1]["matched"] is None
+
+
+@needs_espeak
+def test_sentence_stream_says_what_was_spoken_where():
+    """The texts and extents come with the same audio and phrase times as spoken_sentences."""
+    from hearkit.recipes.voices import random_voices
+    from hearkit.recipes.wakeword_demo import sentence_stream, spoken_sentences
+
+    voices = random_voices(4, seed=5, engines={"espeak-ng": ("en-us",)})
+    wav, sentences = sentence_stream("hey robot", voices, seed=1)
+    wav2, truth = spoken_sentences("hey robot", voices, seed=1)
+    np.testing.assert_array_equal(wav, wav2)
+    assert [tuple(s["phrase"]) for s in sentences if s["phrase"]] == truth
+    assert [("hey robot" in s["text"]) for s in sentences] == [True, False, True, False]
+    for s in sentences:
+        assert 0 < s["start"] < s["end"] <= len(wav) / 16000
+        if s["phrase"]:
+            assert s["start"] <= s["phrase"][0] < s["phrase"][1] <= s["end"]

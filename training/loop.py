@@ -17,6 +17,7 @@ so the two behave alike:
   ``last.pt`` (atomic, every ``checkpoint_every`` steps and at each epoch end, with
   optimizer, schedule, RNG states and history) and what ``resume`` continues from.
 - ``fit``: the epoch and step loop that ties them together.
+- ``set_threads``: torch's thread pools; training defaults to one thread.
 
 A checkpoint is the trainer's part (task, model, front-end, labels or vocabulary,
 weights, metrics, train_config) plus ``loop_checkpoint``'s part; both load with
@@ -85,6 +86,29 @@ class Dist:
         if self.world > 1 and torch.distributed.is_initialized():
             torch.distributed.barrier()
             torch.distributed.destroy_process_group()
+
+
+# -- threads ---------------------------------------------------------------------------
+DEFAULT_TRAIN_THREADS = 1  # see set_threads
+
+
+def set_threads(n: int | None) -> None:
+    """torch's intra-op and inter-op thread pools to ``n`` threads each (None: leave torch's choice).
+
+    Training the small models here defaults to 1 thread (``DEFAULT_TRAIN_THREADS``): torch's
+    default (all cores) collapsed on a loaded 2-core machine, 104 s wall against 15 s with one
+    thread for the same two epochs (docs/results.md, "Training threads"). Call it before any
+    torch work: the inter-op pool can be sized only once and before it starts, so a later call
+    (a second training in the same process) sets the intra-op pool and leaves the inter-op one.
+    """
+    if n is None:
+        return
+    torch.set_num_threads(int(n))
+    if torch.get_num_interop_threads() != int(n):
+        try:
+            torch.set_num_interop_threads(int(n))
+        except RuntimeError:  # parallel work has started, or it was set before: only once per process
+            pass
 
 
 # -- lines for people ---------------------------------------------------------------------

@@ -45,8 +45,8 @@ from hearkit.training.augment import AugmentConfig, NoiseBank, augment_waveform,
 from hearkit.training.checkpoint import load_checkpoint, save_checkpoint
 from hearkit.training.data import BAD_FILE_POLICIES, ClipDataset
 from hearkit.training.frontend import frontend_module
-from hearkit.training.loop import (BEST, LAST, SCHEDULES, Dist, LoopState, RunLog, TrainProgress, fit, loop_checkpoint,
-                                   make_scheduler, open_run, restore_scheduler, resume_loop)
+from hearkit.training.loop import (BEST, DEFAULT_TRAIN_THREADS, LAST, SCHEDULES, Dist, LoopState, RunLog, TrainProgress, fit, loop_checkpoint,
+                                   make_scheduler, open_run, restore_scheduler, resume_loop, set_threads)
 from hearkit.training.models import MODELS, build_model, count_parameters, model_from_config, uses_embedding
 
 WARMUP_FRACTION = 0.1  # share of steps spent warming up (one-cycle pct_start; linear warm-up for cosine)
@@ -86,7 +86,8 @@ class TrainConfig:
             on a set with more negatives) (Default: None).
         checkpoint_every: also save ``last.pt`` every this many steps inside an epoch (Default: 50; 0 = epoch ends only).
         max_clips: use at most this many clips per split, evenly spread (tests, quick looks) (Default: None).
-        num_threads: torch intra-op threads (Default: None = torch's choice).
+        num_threads: torch intra-op and inter-op threads (Default: 1, ``loop.DEFAULT_TRAIN_THREADS``: torch's
+            choice of all cores was 7x slower on a loaded 2-core machine; None = torch's choice).
         feature_copies: for models on the frozen speech embedding (``emb-*``): augmented copies of
             each training clip embedded once before training; epoch e trains on copy e mod K, so an
             epoch costs the head, not the embedding (Default: 4).
@@ -120,7 +121,7 @@ class TrainConfig:
     init: str | None = None
     checkpoint_every: int = 50
     max_clips: int | None = None
-    num_threads: int | None = None
+    num_threads: int | None = DEFAULT_TRAIN_THREADS
     feature_copies: int = 4
     input_scale: float | None = None
     progress: bool = True
@@ -223,8 +224,7 @@ def train_classifier(config: TrainConfig, log: Callable[[str], object] | None = 
     main = dist.main
     say = RunLog(main, cfg.quiet, log)
     show = cfg.progress and not cfg.quiet and main
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
+    set_threads(cfg.num_threads)
     out = Path(cfg.out)
     ck = open_run(out, cfg.resume, say)
 

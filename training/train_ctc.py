@@ -59,8 +59,8 @@ from hearkit.training.augment import (AugmentConfig, add_noise, band_limit, mel_
 from hearkit.training.checkpoint import load_checkpoint, save_checkpoint
 from hearkit.training.ctc_models import PRESETS, count_parameters, model_config, model_from_config
 from hearkit.training.frontend import LogMel
-from hearkit.training.loop import (BEST, LAST, Dist, LoopState, RunLog, TrainProgress, fit, loop_checkpoint,
-                                   make_scheduler, open_run, restore_scheduler, resume_loop)
+from hearkit.training.loop import (BEST, DEFAULT_TRAIN_THREADS, LAST, Dist, LoopState, RunLog, TrainProgress, fit, loop_checkpoint,
+                                   make_scheduler, open_run, restore_scheduler, resume_loop, set_threads)
 
 DEFAULT_FRONTEND = FrontendConfig(n_mels=64)  # 25 ms window would be 400; 512 keeps the shared default FFT size
 WARMUP_FRACTION = 0.15  # share of the one-cycle schedule spent warming up
@@ -89,7 +89,7 @@ class CTCTrainConfig:
         freq_masks, freq_width: SpecAugment frequency masks and their max width in bands (Default: 2, 10).
         time_masks, time_width: time masks and their max width as a fraction of the utterance (Default: 2, 0.05).
         seed: RNG seed (Default: 0).
-        num_threads: torch intra-op threads (Default: 1).
+        num_threads: torch intra-op and inter-op threads (Default: 1, ``loop.DEFAULT_TRAIN_THREADS``).
         rnn: override the RNN kind of ``ctc-crnn`` (gru | lstm) (Default: None = preset).
         n_mels: log-mel bands of the default front-end (Default: 64).
         model_overrides: constructor kwargs that replace the preset's (Default: none).
@@ -136,7 +136,7 @@ class CTCTrainConfig:
     time_masks: int = 2
     time_width: float = 0.05
     seed: int = 0
-    num_threads: int = 1
+    num_threads: int = DEFAULT_TRAIN_THREADS
     rnn: str | None = None
     n_mels: int = 64
     model_overrides: dict = field(default_factory=dict)
@@ -376,7 +376,7 @@ def train_ctc(config: CTCTrainConfig, log: Callable[[str], object] | None = None
     main = dist.main
     say = RunLog(main, cfg.quiet, log)
     show = cfg.progress and not cfg.quiet and main
-    torch.set_num_threads(cfg.num_threads)
+    set_threads(cfg.num_threads)
     run_dir = Path(cfg.out)
     ckpt = open_run(run_dir, cfg.resume, say)
     fe = cfg.frontend or DEFAULT_FRONTEND.replace(n_mels=cfg.n_mels)

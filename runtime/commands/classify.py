@@ -29,6 +29,8 @@ EVALUATORS: dict[str, str] = {
     "ctc": "hearkit.evaluate.ctc:eval_ctc",
 }
 PCM_BYTES = 2  # raw stdin samples are 16-bit little-endian
+LONG_AUDIO_WINDOWS = 3  # `run` on a file longer than this many model windows notes that `stream` is for long audio
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")  # what `stream --plot` writes (matplotlib picks the format by suffix)
 DEVICE_HELP = ("Device profile (see `hearkit devices`) or path to a profile.toml: its execution providers, "
                "threads and optimisation level, and its preferred variant from a folder or bundle.")
 
@@ -66,19 +68,21 @@ def run_classify(model, paths, top: int = 3, device=None):
     """One result dict per audio file: label, score and the ``top`` best labels.
 
     A clip longer than the model's window is classified by its centre window (the
-    rest is not read); a file longer than ``WHOLE_FILE_SECONDS`` gets a note on stderr
-    saying so, since `hearkit stream` is what scores a long recording throughout.
+    rest is not read); a file longer than ``LONG_AUDIO_WINDOWS`` windows (a 15-s sentence
+    for a 1-s keyword model) gets a one-line note on stderr saying so, since `hearkit
+    stream` is what scores a long recording throughout.
     """
-    from hearkit.audio import WHOLE_FILE_SECONDS, audio_info
+    from hearkit.audio import audio_info
     from hearkit.classify import Classifier
 
     clf = Classifier(model, device=device)
     for p in paths:
         pred = clf.classify(p)
         duration = audio_info(p)["duration"]
-        if duration > WHOLE_FILE_SECONDS:
+        if duration > LONG_AUDIO_WINDOWS * clf.window_samples / clf.sample_rate:
             click.echo(f"note: {p} is {duration:.2f} s long; the model heard its centre "
-                       f"{clf.window_samples / clf.sample_rate:g} s (`hearkit stream` scores all of it)", err=True)
+                       f"{clf.window_samples / clf.sample_rate:g} s; for long audio use `hearkit stream`, "
+                       "which scores all of it", err=True)
         yield {"file": str(p), "label": pred.label, "score": round(pred.score, 5),
                "top": [[lab, round(s, 5)] for lab, s in pred.top(top)]}
 
@@ -129,7 +133,8 @@ def _pcm_chunks(stream, samples: int):
               help="Seconds after a detection during which nothing else fires (Default: calibrated, else 1.0).")
 @click.option("--chunk", "chunk_seconds", type=Limited("seconds"), default=0.1, show_default=True,
               help="Seconds of audio read per step.")
-@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write scores over time with detections as PNG.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Write a PNG of the scores over time, the thresholds and the detections.")
 @click.option("--device", "-d", default=None, help=DEVICE_HELP + " Spinning stays off (periodic runs).")
 def stream(model, audio, hop_seconds, thresholds, smoothing, refractory_seconds, chunk_seconds, plot, device):
     """Spot keywords in AUDIO (a file, or `-` for raw 16-bit mono PCM at the model's rate on stdin).
@@ -138,6 +143,9 @@ def stream(model, audio, hop_seconds, thresholds, smoothing, refractory_seconds,
     from hearkit.audio import iter_blocks
     from hearkit.classify import KeywordSpotter
 
+    if plot is not None and Path(plot).suffix.lower() not in PLOT_SUFFIXES:  # before any scoring, not after it
+        raise click.BadParameter(f"{plot!r} must end in {', '.join(PLOT_SUFFIXES[:-1])} or {PLOT_SUFFIXES[-1]}",
+                                 param_hint="'--plot'")
     profile = _profile(device)
     th: dict[str, float] = {}
     default = None
@@ -171,7 +179,8 @@ def stream(model, audio, hop_seconds, thresholds, smoothing, refractory_seconds,
     if plot:
         from hearkit.classify import plot_timeline
 
-        plot_timeline(kws.history, kws.labels, found, plot, title=f"{Path(str(audio)).name}: {len(found)} detections")
+        plot_timeline(kws.history, kws.labels, found, plot, title=f"{Path(str(audio)).name}: {len(found)} detections",
+                      thresholds=kws.logic.label_thresholds())
         click.echo(f"wrote {plot}", err=True)
 
 

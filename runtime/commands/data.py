@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hearkit.commands.options import Limited
+from hearkit.commands.options import Limited, out_option
 
 
 def _progress(label):
@@ -30,7 +30,7 @@ def data():
 
 @data.command()
 @click.argument("manifests", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("-o", "--out", "out", required=True, type=click.Path(),
+@out_option("out", required=True, type=click.Path(),
               help="Output: a .jsonl file, or a folder that gets manifest.jsonl.")
 @click.option("--force", is_flag=True, help="Replace an existing output manifest.")
 def join(manifests, out, force):
@@ -74,7 +74,7 @@ def mine(model, set_dir, negatives, windows, min_score):
 
 @data.command()
 @click.argument("phrases", nargs=-1, required=True)
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder (new or empty).")
+@out_option("out_dir", required=True, type=click.Path(file_okay=False), help="Output folder (new or empty).")
 @click.option("--voices", type=Limited("count", lo=4, hi=100000), default=800, show_default=True,
               help="Synthetic speakers per phrase (engines x voices x rate, pitch, warp).")
 @click.option("--negatives", "negatives", multiple=True, type=click.Path(exists=True),
@@ -134,7 +134,7 @@ def wakeword(phrases, out_dir, voices, negatives, negative_windows, recordings, 
               help="Extra background-noise folder (the source's _silence_ clips of the same split are used too).")
 @click.option("--noise-prob", type=Limited("probability"), default=0.5, show_default=True, help="Share of utterances with noise.")
 @click.option("--seed", type=Limited("seed"), default=0, show_default=True)
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
+@out_option("out_dir", required=True, type=click.Path(file_okay=False),
               help="Output folder: new or empty (an occupied one, e.g. an earlier manifest.jsonl, only with --force).")
 @click.option("--force", is_flag=True, help="Write into an occupied folder, replacing its manifest.jsonl.")
 def concat(roots, more_roots, min_words, max_words, hours, split, noise_dirs, noise_prob, seed, out_dir, force):
@@ -168,7 +168,7 @@ def concat(roots, more_roots, min_words, max_words, hours, split, noise_dirs, no
 @click.option("--variants", default=None, help="Comma-separated voice variants, e.g. m3,f2,Alicia (default: 13 + none).")
 @click.option("--per-sentence", type=Limited("count", lo=1), default=1, show_default=True, help="Renditions of each sentence.")
 @click.option("--seed", type=Limited("seed"), default=0, show_default=True)
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
+@out_option("out_dir", required=True, type=click.Path(file_okay=False),
               help="Output folder: new or empty (an occupied one only with --force).")
 @click.option("--force", is_flag=True, help="Write into an occupied folder, replacing its manifest.jsonl.")
 def synth(text_file, voices, variants, per_sentence, seed, out_dir, force):

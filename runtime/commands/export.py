@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from hearkit.commands.options import Limited
+from hearkit.commands.options import Limited, out_option
 from hearkit.errors import require
 from hearkit.export.task import EXPORT, VERIFY
 from hearkit.export.tasks import merged_options
@@ -46,7 +46,7 @@ def _limited(kind):
 
 @click.command("export")
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
+@out_option("out_dir", required=True, type=click.Path(file_okay=False),
               help="Output folder: new or empty (an occupied one only with --force).")
 @click.option("--force", is_flag=True,
               help="Write into an occupied folder; graphs an earlier export there recorded and this one does not write are removed.")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from hearkit.commands.options import config_from_options, frontend_options
+from hearkit.commands.options import config_from_options, frontend_options, out_option
 
 FEATURE_BACKENDS = ("numpy", "torch", "onnx-conv", "onnx-stft")
 GRAPH_BACKENDS = ("onnx-conv", "onnx-stft")
@@ -15,7 +15,7 @@ GRAPH_BACKENDS = ("onnx-conv", "onnx-stft")
 
 @click.command()
 @click.argument("audio", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output .npy, float32 (frames, n_mels).")
+@out_option("output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output .npy, float32 (frames, n_mels).")
 @click.option("--backend", type=click.Choice(FEATURE_BACKENDS), default="numpy", show_default=True, help="numpy works everywhere; torch and onnx-* need hearkit[train] (the ONNX graph is built on the fly).")
 @click.option("--force", is_flag=True, help="Replace OUTPUT when it exists.")
 @frontend_options
@@ -106,7 +106,7 @@ def write_npy(output: Path, chunks, columns: int) -> tuple[int, int]:
 
 
 @click.command("export-frontend")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output .onnx file.")
+@out_option("output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output .onnx file.")
 @click.option("--backend", type=click.Choice(GRAPH_BACKENDS), default="onnx-conv", show_default=True, help="onnx-conv: Cooley-Tukey DFT in Conv/MatMul (fast, default); onnx-stft: the opset-17 STFT op.")
 @click.option("--streaming", is_flag=True, help="Export the streaming graph (inputs waveform + cache, outputs logmel + cache_out); needs --no-center.")
 @click.option("--opset", type=click.IntRange(min=17), default=17, show_default=True)

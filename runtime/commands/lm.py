@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from hearkit.commands.options import out_option
+
 
 @click.group("lm")
 def lm():
@@ -12,7 +14,7 @@ def lm():
 
 @lm.command("build")
 @click.argument("text", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="ARPA file to write.")
+@out_option("output", required=True, type=click.Path(dir_okay=False), help="ARPA file to write.")
 @click.option("--order", type=click.IntRange(1, 6), default=3, show_default=True, help="n-gram order.")
 @click.option(
     "--normalize/--no-normalize",

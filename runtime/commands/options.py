@@ -53,6 +53,58 @@ class Limited(click.ParamType):
         return f"Limited({self.limit_name!r})"
 
 
+class OutOption(click.Option):
+    """``-o`` / ``--out`` with ``--output`` accepted too: help shows ``-o, --out``, the alias stays hidden.
+
+    Commands spelled the long form both ways (``train -o/--out``, ``export -o/--output``); both work
+    everywhere now, and one is documented.
+    """
+
+    ALIASES = ("--output",)
+
+    def get_help_record(self, ctx):
+        opts = self.opts
+        self.opts = [o for o in opts if o not in self.ALIASES]
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = opts
+
+
+def out_option(*dest: str, **kw):
+    """The ``-o/--out`` option (``--output`` a hidden alias) of every command that writes a file or folder.
+
+    Args:
+        dest: the parameter's name in the command function (Default: ``out``).
+        kw: ``click.option`` arguments (``required``, ``type``, ``help``, ...).
+    """
+    return click.option("-o", "--out", "--output", *(dest or ("out",)), cls=OutOption, **kw)
+
+
+TRAIN_THREADS = 1  # hearkit.training.loop.DEFAULT_TRAIN_THREADS, repeated to keep --help cheap
+
+
+def train_threads_option(f):
+    """``--threads N`` of every command that trains (train classify / ctc, demo): torch threads, 1 by default.
+
+    torch's default (all cores) made training 7x slower on a loaded 2-core machine (docs/results.md,
+    "Training threads"); ``start_torch`` sets it before any torch work.
+    """
+    return click.option("--threads", type=Limited("threads"), default=TRAIN_THREADS, show_default=True,
+                        help="torch threads for training (intra- and inter-op). torch's default, all cores, was "
+                             "7x slower on a loaded 2-core machine (docs/results.md).")(f)
+
+
+def start_torch(threads: int | None) -> None:
+    """Check that torch is installed (the `train` extra) and size its thread pools before any torch work."""
+    from hearkit.errors import require
+
+    require("torch", "train")
+    from hearkit.training.loop import set_threads
+
+    set_threads(threads)
+
+
 def frontend_options(f):
     """Decorate a command with the FrontendConfig fields as options (defaults from FrontendConfig)."""
     opts = [

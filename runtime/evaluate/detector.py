@@ -465,10 +465,30 @@ def detector_report(curves: Sequence[dict], targets: Sequence[float], positive_s
     return out
 
 
+def duration_text(hours: float) -> str:
+    """A stream's length as people read it: minutes under an hour ("7.8 min"), hours above ("2.30 h")."""
+    return f"{hours * 60:.1f} min" if hours < 1 else f"{hours:.2f} h"
+
+
+def streamed_text(report: dict) -> str:
+    """What false alarms per hour are counted over, the same words in the DET plot, the summary and the demo:
+    "7.8 min streamed (5.1 min of negatives + 2.7 min of positives)"."""
+    neg, pos = report["negative_hours"], report["positive_hours"]
+    return f"{duration_text(neg + pos)} streamed ({duration_text(neg)} of negatives + {duration_text(pos)} of positives)"
+
+
+def draw_fa_targets(ax, targets: Sequence[float] = FA_TARGETS) -> None:
+    """The 0.5 / 1 / 2 false-alarms-per-hour guide lines of a DET plot, each labelled at the top."""
+    for t in targets:
+        ax.axvline(t, color="0.55", lw=0.8, ls=":")
+        ax.text(t, 0.99, f" {t:g} FA/h", transform=ax.get_xaxis_transform(), rotation=90, ha="right", va="top",
+                fontsize=7, color="0.35")
+
+
 def summary_lines(report: dict) -> list[str]:
     """One line per phrase and target, plus the mean, for a terminal."""
-    lines = [f"negatives {report['negative_hours']:.2f} h ({report['negative_files']} files, "
-             f"{sum(report['left_out'].values())} left out), positives at "
+    lines = [f"{streamed_text(report)}; {report['negative_files']} negative files "
+             f"({sum(report['left_out'].values())} left out), positives at "
              + (f"{report['snr_db']:g} dB SNR" if report["snr_db"] is not None else "no noise")]
     for name, ph in report["phrases"].items():
         for p in ph["points"]:
@@ -495,10 +515,9 @@ def plot_det(report: dict, path: str | os.PathLike, title: str = "") -> Path:
         # the zero-false-alarm end drawn at half the smallest measurable rate (log axis)
         floor = 0.5 / c["hours"]
         ax.step(np.maximum(fah, floor), 100 * frr, where="post", label=f"{name} ({c['utterances']} utterances)")
-    for t in FA_TARGETS:
-        ax.axvline(t, color="0.7", lw=0.8, ls=":")
     ax.set_xscale("log")
-    ax.set_xlabel(f"false alarms per hour ({report['negative_hours'] + report['positive_hours']:.2f} h streamed)")
+    draw_fa_targets(ax)
+    ax.set_xlabel(f"false alarms per hour (FA/h), over {streamed_text(report)}", fontsize=8)
     ax.set_ylabel("false-reject rate (%)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3, which="both")

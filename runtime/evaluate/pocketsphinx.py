@@ -52,12 +52,14 @@ from hearkit.evaluate.detector import (
     Utterance,
     build_curve,
     detector_report,
+    draw_fa_targets,
     envelope,
     match,
     negative_stream,
     positive_stream,
     stream_blocks,
     stream_sources,
+    streamed_text,
     words,
 )
 from hearkit.errors import ConfigError, require
@@ -450,11 +452,10 @@ def plot_det_engines(reports: dict[str, dict], path: str | os.PathLike, title: s
             ax.step(np.maximum(fah, floor), 100 * frr, where="post", ls=style,
                     color=colours[phrases.index(name) % len(colours)],
                     label=f"{engine}: {name} ({c['utterances']})")
-    for t in FA_TARGETS:
-        ax.axvline(t, color="0.7", lw=0.8, ls=":")
     first = next(iter(reports.values()))
     ax.set_xscale("log")
-    ax.set_xlabel(f"false alarms per hour ({first['negative_hours'] + first['positive_hours']:.2f} h streamed)")
+    draw_fa_targets(ax)
+    ax.set_xlabel(f"false alarms per hour (FA/h), over {streamed_text(first)}", fontsize=8)
     ax.set_ylabel("false-reject rate (%)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3, which="both")

@@ -48,6 +48,7 @@ class DemoConfig:
         model: architecture (Default: cnn4-s, the fastest to train per CPU step).
         epochs: training epochs (Default: 30).
         seed: seed of synthesis and training (Default: 0).
+        threads: torch threads for training (Default: 1; see ``hearkit.training.loop.set_threads``).
     """
 
     out: str = "runs/demo"
@@ -55,6 +56,7 @@ class DemoConfig:
     model: str = "cnn4-s"
     epochs: int = 30
     seed: int = 0
+    threads: int = 1
 
 
 def _say(msg: str) -> None:
@@ -134,43 +136,84 @@ def synthesize_keywords(
     return root
 
 
+SENTENCE_WORDS = ("hello", "yes", "the", "house", "stop", "please", "go", "cat", "down", "no", "up", "thanks")
+
+
+def sentence_words(seed: int = 99) -> tuple[np.ndarray, list[dict]]:
+    """The demo's 'sentence': keywords and other words by unseen voices, with every word's extent.
+
+    Returns:
+        (waveform at 16 kHz, [{"word", "start", "end" (s), "keyword" (bool)}, ...] in spoken order).
+    """
+    rng = np.random.default_rng(seed)
+    voices = demo_voices(len(SENTENCE_WORDS), 10_000 + seed)  # never among the training voices' seeds
+    parts, words, t = [np.zeros(SAMPLE_RATE // 2, np.float32)], [], 0.5
+    for w, v in zip(SENTENCE_WORDS, voices):
+        x = _say_word(w, v)
+        x = 0.6 * x / (np.abs(x).max() + 1e-9)
+        words.append({"word": w, "start": t, "end": t + len(x) / SAMPLE_RATE, "keyword": w in KEYWORDS})
+        gap = np.zeros(int(rng.uniform(0.5, 0.9) * SAMPLE_RATE), np.float32)
+        parts += [x, gap]
+        t += (len(x) + len(gap)) / SAMPLE_RATE
+    wav = np.concatenate(parts)
+    return wav + synthetic_noise(rng, len(wav)) * 0.03, words
+
+
 def synthesize_sentence(seed: int = 99) -> tuple[np.ndarray, list[tuple[str, float]]]:
     """A 'sentence' of keywords and other words by unseen voices, with the keyword times.
 
     Returns:
         (waveform at 16 kHz, [(keyword, centre time in s), ...]).
     """
-    rng = np.random.default_rng(seed)
-    words = ["hello", "yes", "the", "house", "stop", "please", "go", "cat", "down", "no", "up", "thanks"]
-    voices = demo_voices(len(words), 10_000 + seed)  # never among the training voices' seeds
-    parts, truth, t = [np.zeros(SAMPLE_RATE // 2, np.float32)], [], 0.5
-    for w, v in zip(words, voices):
-        x = _say_word(w, v)
-        x = 0.6 * x / (np.abs(x).max() + 1e-9)
-        if w in KEYWORDS:
-            truth.append((w, t + len(x) / SAMPLE_RATE / 2))
-        gap = np.zeros(int(rng.uniform(0.5, 0.9) * SAMPLE_RATE), np.float32)
-        parts += [x, gap]
-        t += (len(x) + len(gap)) / SAMPLE_RATE
-    wav = np.concatenate(parts)
-    return wav + synthetic_noise(rng, len(wav)) * 0.03, truth
+    wav, words = sentence_words(seed)
+    return wav, [(w["word"], (w["start"] + w["end"]) / 2) for w in words if w["keyword"]]
 
 
 HIT_BEFORE_S, HIT_AFTER_S = 0.5, 1.2  # a detection this close to a keyword's centre time can be its hit
+HIT_RULE = (f"a keyword is found by the first detection of its label from {HIT_BEFORE_S:g} s before to "
+            f"{HIT_AFTER_S:g} s after the centre of the spoken word; every other detection is a false alarm")
+
+
+def match_sentence(truth: list[tuple[str, float]], detections: list) -> list[int | None]:
+    """Per detection, the index in ``truth`` of the keyword it hits, or None for a false alarm (``HIT_RULE``)."""
+    matched: list[int | None] = [None] * len(detections)
+    for j, (w, tt) in enumerate(truth):
+        for i, d in enumerate(detections):
+            if matched[i] is None and d.label == w and tt - HIT_BEFORE_S <= d.time <= tt + HIT_AFTER_S:
+                matched[i] = j
+                break
+    return matched
 
 
 def score_sentence(truth: list[tuple[str, float]], detections: list) -> tuple[list, list]:
     """(hits, false alarms): each keyword is hit by the first detection of its label near it; every other
     detection, a second one of the same utterance included, is a false alarm."""
-    claimed: set[int] = set()
-    hits = []
-    for w, tt in truth:
-        for i, d in enumerate(detections):
-            if i not in claimed and d.label == w and tt - HIT_BEFORE_S <= d.time <= tt + HIT_AFTER_S:
-                claimed.add(i)
-                hits.append((w, tt))
-                break
-    return hits, [d for i, d in enumerate(detections) if i not in claimed]
+    matched = match_sentence(truth, detections)
+    hits = [truth[j] for j in sorted(j for j in matched if j is not None)]
+    return hits, [d for d, j in zip(detections, matched) if j is None]
+
+
+def sentence_report(words: list[dict], detections: list, thresholds: dict[str, float]) -> dict:
+    """What demo.json says of the sentence: its text, the true words, and each detection as hit or false alarm."""
+    keywords = [w for w in words if w["keyword"]]
+    matched = match_sentence([(w["word"], (w["start"] + w["end"]) / 2) for w in keywords], detections)
+    found = {j: d for d, j in zip(detections, matched) if j is not None}
+    r = lambda x: round(float(x), 2)  # noqa: E731
+    return {
+        "sentence": {"text": " ".join(w["word"] for w in words), "file": "sentence.flac",
+                     "words": [{"word": w["word"], "start": r(w["start"]), "end": r(w["end"]), "keyword": w["keyword"]}
+                               for w in words]},
+        "truth": [{"word": w["word"], "start": r(w["start"]), "end": r(w["end"]),
+                   "found": j in found, "detection_time": r(found[j].time) if j in found else None}
+                  for j, w in enumerate(keywords)],
+        "thresholds": {k: round(v, 3) for k, v in thresholds.items()},
+        "hit_rule": HIT_RULE,
+        "detections": [{"label": d.label, "time": r(d.time), "score": round(float(d.score), 3),
+                        "outcome": "false alarm" if j is None else "hit",
+                        "matched": None if j is None else {"word": keywords[j]["word"], "start": r(keywords[j]["start"]),
+                                                          "end": r(keywords[j]["end"])}}
+                       for d, j in zip(detections, matched)],
+    }
 
 
 def run_demo(cfg: DemoConfig = DemoConfig()) -> dict:
@@ -191,7 +234,7 @@ def run_demo(cfg: DemoConfig = DemoConfig()) -> dict:
     _say(f"[demo] training {cfg.model} for {cfg.epochs} epochs on {data}")
     # the Speech Commands recipe's settings (README): smaller batches, milder noise, wider gain
     run = train_classifier(TrainConfig(data=str(data), out=str(out / "run"), model=cfg.model, epochs=cfg.epochs,
-                                       batch_size=32, lr=3e-3, seed=cfg.seed,
+                                       batch_size=32, lr=3e-3, seed=cfg.seed, num_threads=cfg.threads,
                                        augment=AugmentConfig(snr_db=(5.0, 20.0), gain_db=(-12.0, 6.0)),
                                        resume=(out / "run" / "last.pt").is_file()))
     t_train = time.perf_counter() - t0
@@ -206,19 +249,25 @@ def run_demo(cfg: DemoConfig = DemoConfig()) -> dict:
     report = verify_classifier(out / "export", data=str(data))
 
     _say("[demo] spotting keywords in a sentence by unseen voices")
-    wav, truth = synthesize_sentence()
+    wav, words = sentence_words()
     write_audio(out / "sentence.flac", wav, SAMPLE_RATE)
     kws = KeywordSpotter(out / "export", record=True)
     detections = []
     for i in range(0, len(wav), 1600):  # 100 ms chunks, as a microphone would deliver them
         detections += kws.accept_waveform(wav[i : i + 1600])
+    told = sentence_report(words, detections, kws.logic.label_thresholds())
     try:
         from hearkit.classify import plot_timeline
 
-        plot_timeline(kws.history, kws.labels, detections, out / "timeline.png", title="demo sentence")
+        plot_timeline(kws.history, kws.labels, detections, out / "timeline.png",
+                      title=f"demo sentence: {told['sentence']['text']!r} (voices training never heard)",
+                      thresholds=kws.logic.label_thresholds(),
+                      truth=[(w["word"], w["start"], w["end"]) for w in words],
+                      outcomes=[d["outcome"] for d in told["detections"]])
     except Exception as e:  # matplotlib missing: the run still counts
         _say(f"[demo] no timeline plot ({e})")
-    hits, false = score_sentence(truth, detections)
+    n_found = sum(t["found"] for t in told["truth"])
+    n_false = sum(d["outcome"] == "false alarm" for d in told["detections"])
 
     summary = {
         "data": str(data),
@@ -229,15 +278,16 @@ def run_demo(cfg: DemoConfig = DemoConfig()) -> dict:
         "export_seconds": round(t_export, 1),
         "verify_passed": bool(report.get("passed")),
         "accuracy": {k: v.get("accuracy") for k, v in report["results"].items()},
-        "keywords_in_sentence": len(truth),
-        "keywords_found": len(hits),
-        "false_alarms": len(false),
-        "detections": [{"label": d.label, "time": round(d.time, 2), "score": round(float(d.score), 3)} for d in detections],
+        "keywords_in_sentence": len(told["truth"]),
+        "keywords_found": n_found,
+        "false_alarms": n_false,
+        **told,
         "total_seconds": round(time.perf_counter() - t_start, 1),
         "files": {
             "model": str(out / "export" / artifacts.file_name(artifacts.PIPELINE, artifacts.INT8)),
             "report": str(out / "export" / artifacts.REPORT_MD),
             "timeline": str(out / "timeline.png"),
+            "sentence": str(out / "sentence.flac"),
             "confusion": str(Path(run) / "confusion.png"),
         },
     }

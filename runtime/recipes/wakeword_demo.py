@@ -70,6 +70,7 @@ class WakewordDemoConfig:
         fa_per_hour: false alarms per hour the threshold is calibrated for (Default: 1).
         test_speakers: unseen speakers saying the phrase for the DET curve (Default: 60).
         seed: seed of synthesis and training (Default: 0).
+        threads: torch threads for training (Default: 1; see ``hearkit.training.loop.set_threads``).
     """
 
     phrase: str = "hey hearkit"
@@ -80,6 +81,7 @@ class WakewordDemoConfig:
     fa_per_hour: float = 1.0
     test_speakers: int = 60
     seed: int = 0
+    threads: int = 1
 
 
 def _say(msg: str) -> None:
@@ -140,12 +142,17 @@ def write_sentences(root: Path, voices: list, texts: Sequence[str], seed: int) -
     return _speak_to(root, "sentence", voices, lambda: str(rng.choice(list(texts))), rng)
 
 
-def spoken_sentences(phrase: str, voices: list, seed: int) -> tuple[np.ndarray, list[tuple[float, float]]]:
-    """Sentences by ``voices``, every other one holding the phrase; returns (waveform, phrase extents in s)."""
+def sentence_stream(phrase: str, voices: list, seed: int) -> tuple[np.ndarray, list[dict]]:
+    """Sentences by ``voices``, every other one holding the phrase, with what each says and where.
+
+    Returns:
+        (waveform, [{"text", "speaker", "start", "end" (s), "phrase": [start, end] or None}, ...]):
+        the text is what was spoken (a segment a voice cannot say is left out of both).
+    """
     from hearkit.recipes.voices import SynthError, speak
 
     rng = np.random.default_rng(seed)
-    parts, truth, t = [np.zeros(SAMPLE_RATE // 2, np.float32)], [], 0.5
+    parts, sentences, t = [np.zeros(SAMPLE_RATE // 2, np.float32)], [], 0.5
     for i, v in enumerate(voices):
         words = str(TEST_CARRIERS[(i * 7 + seed) % len(TEST_CARRIERS)]).split()
         segments = [" ".join(words)]
@@ -153,44 +160,82 @@ def spoken_sentences(phrase: str, voices: list, seed: int) -> tuple[np.ndarray, 
             cut = int(rng.choice([0, len(words) // 2, len(words)]))
             segments = [s for s in (" ".join(words[:cut]), phrase, " ".join(words[cut:])) if s]
         level = float(rng.uniform(-28, -18))
+        said, start, extent = [], t, None
         for s in segments:
             try:
                 x = _level(speak(s, v, SAMPLE_RATE), level)
             except SynthError:
                 continue
             if s == phrase:
-                truth.append((t, t + len(x) / SAMPLE_RATE))
+                extent = [t, t + len(x) / SAMPLE_RATE]
+            said.append(s)
             pause = np.zeros(int(rng.uniform(0.05, 0.25) * SAMPLE_RATE), np.float32)
             parts += [x, pause]
             t += (len(x) + len(pause)) / SAMPLE_RATE
+        if said:
+            sentences.append({"text": " ".join(said), "speaker": v.key, "start": start, "end": t, "phrase": extent})
         gap = np.zeros(int(rng.uniform(0.6, 1.2) * SAMPLE_RATE), np.float32)
         parts.append(gap)
         t += len(gap) / SAMPLE_RATE
     wav = np.concatenate(parts)
     # a loud speaker's peaks pass full scale: clipped here, as a sound card would (the spotter would clip them too)
-    return np.clip(wav + synthetic_noise(rng, len(wav)) * 0.01, -1.0, 1.0), truth
+    return np.clip(wav + synthetic_noise(rng, len(wav)) * 0.01, -1.0, 1.0), sentences
+
+
+def spoken_sentences(phrase: str, voices: list, seed: int) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """Sentences by ``voices``, every other one holding the phrase; returns (waveform, phrase extents in s)."""
+    wav, sentences = sentence_stream(phrase, voices, seed)
+    return wav, [tuple(s["phrase"]) for s in sentences if s["phrase"] is not None]
+
+
+HIT_AFTER_S = 0.5  # a detection up to this long after the phrase's end still hits it (hearkit eval's rule)
+
+
+def match_stream(truth: list[tuple[float, float]], detections: list, label: str,
+                 after: float = HIT_AFTER_S) -> list[int | None]:
+    """Per detection, the index in ``truth`` of the phrase it hits, or None for a false alarm (``score_stream``'s rule)."""
+    matched: list[int | None] = [None] * len(detections)
+    for j, (start, end) in enumerate(truth):
+        for i, d in enumerate(detections):
+            if matched[i] is None and d.label == label and start <= d.time <= end + after:
+                matched[i] = j
+                break
+    return matched
 
 
 def score_stream(truth: list[tuple[float, float]], detections: list, label: str,
-                 after: float = 0.5) -> tuple[int, list]:
+                 after: float = HIT_AFTER_S) -> tuple[int, list]:
     """(hits, false alarms): a phrase is hit by the first detection of ``label`` between its start and
     ``after`` s past its end; every other detection is a false alarm (the rule of ``hearkit eval``)."""
-    claimed: set[int] = set()
-    hits = 0
-    for start, end in truth:
-        for i, d in enumerate(detections):
-            if i not in claimed and d.label == label and start <= d.time <= end + after:
-                claimed.add(i)
-                hits += 1
-                break
-    return hits, [d for i, d in enumerate(detections) if i not in claimed]
+    matched = match_stream(truth, detections, label, after)
+    return sum(j is not None for j in matched), [d for d, j in zip(detections, matched) if j is None]
+
+
+def stream_report(phrase: str, label: str, sentences: list[dict], detections: list) -> dict:
+    """What demo.json says of the sentences: their text, where the phrase was said, each detection as hit or false alarm."""
+    truth = [tuple(s["phrase"]) for s in sentences if s["phrase"] is not None]
+    matched = match_stream(truth, detections, label)
+    found = {j: d for d, j in zip(detections, matched) if j is not None}
+    r = lambda x: round(float(x), 2)  # noqa: E731
+    return {
+        "sentences": [{"text": s["text"], "speaker": s["speaker"], "start": r(s["start"]), "end": r(s["end"]),
+                       "phrase": None if s["phrase"] is None else [r(x) for x in s["phrase"]]} for s in sentences],
+        "truth": [{"phrase": phrase, "start": r(a), "end": r(b), "found": j in found,
+                   "detection_time": r(found[j].time) if j in found else None} for j, (a, b) in enumerate(truth)],
+        "hit_rule": (f"a said phrase is found by the first detection from its start to {HIT_AFTER_S:g} s after its end; "
+                     "every other detection is a false alarm"),
+        "detections": [{"label": d.label, "time": r(d.time), "score": round(float(d.score), 3),
+                        "outcome": "false alarm" if j is None else "hit",
+                        "matched": None if j is None else {"start": r(truth[j][0]), "end": r(truth[j][1])}}
+                       for d, j in zip(detections, matched)],
+    }
 
 
 def run_wakeword_demo(cfg: WakewordDemoConfig = WakewordDemoConfig()) -> dict:
     """Synthesize → train → export + int8 → calibrate → DET → spot the phrase in sentences. Returns the summary."""
     from hearkit.classify import KeywordSpotter, plot_timeline
     from hearkit.errors import ConfigError
-    from hearkit.evaluate.detector import evaluate_detector, plot_det
+    from hearkit.evaluate.detector import evaluate_detector, plot_det, streamed_text
     from hearkit.export.calibrate import calibrate
     from hearkit.export.classify import export_classifier
     from hearkit.recipes.voices import random_voices
@@ -220,7 +265,8 @@ def run_wakeword_demo(cfg: WakewordDemoConfig = WakewordDemoConfig()) -> dict:
     t0 = time.perf_counter()
     _say(f"[demo] training {cfg.model} for {cfg.epochs} epochs")
     run = train_classifier(TrainConfig(data=str(data), out=str(out / "run"), model=cfg.model, epochs=cfg.epochs,
-                                       seed=cfg.seed, resume=(out / "run" / "last.pt").is_file()))
+                                       seed=cfg.seed, num_threads=cfg.threads,
+                                       resume=(out / "run" / "last.pt").is_file()))
     times["train"] = time.perf_counter() - t0
     metrics = json.loads((Path(run) / "metrics.json").read_text())
 
@@ -242,7 +288,7 @@ def run_wakeword_demo(cfg: WakewordDemoConfig = WakewordDemoConfig()) -> dict:
     _say(f"[demo] calibrating the threshold at {cfg.fa_per_hour:g} false alarms per hour")
     cal = calibrate(export, [str(test / "calibration")], fa_per_hour=cfg.fa_per_hour, log=_say)
     int8 = artifacts.file_name(artifacts.PIPELINE, artifacts.INT8)
-    threshold = cal.get(int8, next(iter(cal.values())))["thresholds"][label]
+    calibrated = cal.get(int8, next(iter(cal.values())))["thresholds"][label]
     _say("[demo] drawing the DET curve")
     spotter = KeywordSpotter(export)
     report = evaluate_detector(spotter, [str(test / "positives")], [str(test / "negatives")],
@@ -251,29 +297,48 @@ def run_wakeword_demo(cfg: WakewordDemoConfig = WakewordDemoConfig()) -> dict:
     times["calibrate_eval"] = time.perf_counter() - t0
 
     _say("[demo] spotting the phrase in sentences by further unseen speakers")
-    wav, truth = spoken_sentences(cfg.phrase, voices[7 * n:7 * n + 12], seed=cfg.seed + 1)
+    wav, sentences = sentence_stream(cfg.phrase, voices[7 * n:7 * n + 12], seed=cfg.seed + 1)
     write_audio(out / "sentences.flac", wav, SAMPLE_RATE)
     kws = KeywordSpotter(export, record=True)
+    used = kws.logic.label_thresholds()  # what the detector uses: the calibrated thresholds the int8 model carries
+    if abs(used[label] - calibrated) > 1e-6:
+        _say(f"[demo] the spotter uses threshold {used[label]:.3f}, not the calibrated {calibrated:.3f}")
     detections = []
     for i in range(0, len(wav), 1600):  # 100 ms chunks, as a microphone delivers them
         detections += kws.accept_waveform(wav[i:i + 1600])
-    plot_timeline(kws.history, kws.labels, detections, out / "timeline.png", title=f"{cfg.phrase!r} in sentences")
-    hits, false = score_stream(truth, detections, label)
+    told = stream_report(cfg.phrase, label, sentences, detections)
+    # ground truth: each sentence a grey span, the phrase in its label's colour (sentence texts are in demo.json)
+    truth_spans = [("", s["start"], s["end"]) for s in sentences] + [(label, *s["phrase"]) for s in sentences
+                                                                      if s["phrase"] is not None]
+    plot_timeline(kws.history, kws.labels, detections, out / "timeline.png", title=f"{cfg.phrase!r} in sentences",
+                  thresholds={label: used[label]}, truth=truth_spans,
+                  outcomes=[d["outcome"] for d in told["detections"]])
 
     point = next((p for p in report["phrases"][label]["points"] if p["target_fa_per_hour"] == cfg.fa_per_hour), None)
+    point = dict(point) if point else None
+    det_threshold = point.pop("threshold") if point else None
     summary = {
         "phrase": cfg.phrase,
         "model": cfg.model,
         "parameters": metrics.get("parameters"),
         "val_accuracy": metrics.get("best_val_acc"),
-        "threshold": threshold,
+        "threshold": used[label],
+        "threshold_note": (f"the detector's threshold: calibrated at {cfg.fa_per_hour:g} false alarm(s) per hour on "
+                           "the calibration sentences (hearkit calibrate) and stored in the int8 model; the "
+                           "sentences below are spotted with it"),
         "test_material": counts,
-        "det": {"frr": report["mean_frr"], "point": point, "negative_hours": report.get("negative_hours")},
-        "phrases_in_sentences": len(truth),
-        "phrases_found": hits,
-        "false_alarms": len(false),
+        "det": {"frr": report["mean_frr"], "point": point, "negative_hours": report.get("negative_hours"),
+                "streamed_hours": report["negative_hours"] + report["positive_hours"], "streamed": streamed_text(report),
+                "sweep_threshold": det_threshold,
+                "sweep_threshold_note": (f"not used by the detector: the threshold with the fewest misses at or under "
+                                         f"{cfg.fa_per_hour:g} false alarm(s) per hour on det.png's own streams "
+                                         "(the DET sweeps every threshold); it differs from the calibrated one "
+                                         "because the streams differ")},
+        "phrases_in_sentences": len(told["truth"]),
+        "phrases_found": sum(t["found"] for t in told["truth"]),
+        "false_alarms": sum(d["outcome"] == "false alarm" for d in told["detections"]),
         "sentence_seconds": round(len(wav) / SAMPLE_RATE, 1),
-        "detections": [{"label": d.label, "time": round(d.time, 2), "score": round(float(d.score), 3)} for d in detections],
+        **told,
         "seconds": {k: round(v, 1) for k, v in times.items()} | {"total": round(time.perf_counter() - t_start, 1)},
         "files": {
             "model": str(export / int8),
