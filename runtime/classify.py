@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from hearkit.audio import ChunkChecker, check_waveform, load_centre
-from hearkit.errors import ConfigError, ModelError, NotAudioError, check_finite
+from hearkit.errors import ConfigError, ModelError, NotAudioError, check_finite, run_session
 from hearkit.files import save_figure
 from hearkit.frontend import logmel
 from hearkit.limits import check, check_optional, check_threshold
@@ -85,6 +85,17 @@ class Prediction:
         return {"label": self.label, "score": self.score, "scores": self.scores}
 
 
+def check_input_bands(inp, info: ModelInfo, source) -> None:
+    """ModelError when a log-mel-input graph's mel axis is fixed and differs from its metadata's ``n_mels``."""
+    if info.input != "logmel":
+        return
+    shape = list(getattr(inp, "shape", None) or [])
+    bands = shape[-1] if shape else None
+    if len(shape) != 3 or (isinstance(bands, int) and bands != info.frontend.n_mels):
+        raise ModelError(f"{source}: a log-mel-input model whose input '{inp.name}' has shape {shape}, but its "
+                         f"metadata front-end makes (batch, frames, {info.frontend.n_mels}); re-export it")
+
+
 class OnnxScorer:
     """The network behind a plain callable: waveform windows (batch, samples) -> logits (batch, labels).
 
@@ -118,6 +129,7 @@ class OnnxScorer:
             raise ModelError(f"{self.path}: expected one input, found {[i.name for i in inputs]}")
         self.input_name = inputs[0].name
         self.output_name = self.session.get_outputs()[0].name
+        check_input_bands(inputs[0], self.info, self.path)
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
         x = np.asarray(windows, dtype=np.float32)
@@ -125,7 +137,7 @@ class OnnxScorer:
             x = x[None]
         if self.info.input == "logmel":
             x = logmel(x, self.info.frontend)
-        out = self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(x)})[0]
+        out = run_session(self.session, [self.output_name], {self.input_name: np.ascontiguousarray(x)}, self.path)[0]
         n = len(self.info.labels)
         if out.ndim != 2 or out.shape[1] != n:
             raise ModelError(f"{self.path}: output shape {out.shape} does not match {n} labels (batch, {n})")
@@ -370,6 +382,7 @@ class StreamingScorer:
         self.frontend_path = os.fspath(fe_path)
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
+        check_input_bands(self.session.get_inputs()[0], self.info, self.path)
         self.window, self.hop = int(window), int(hop)
         self.n_frames = fe.num_frames(self.window)
         # the window's frames end up to hop_length - 1 samples before its end; the next hop's first
@@ -407,7 +420,7 @@ class StreamingScorer:
             self._tail = seg[-self.carry :] if self.carry else seg[:0]
             pos += self.hop
             self.samples_seen += self.hop
-            logits = self.session.run([self.output_name], {self.input_name: self._frames[None]})[0][0]
+            logits = run_session(self.session, [self.output_name], {self.input_name: self._frames[None]}, self.path)[0][0]
             if not np.isfinite(logits).all():
                 # blame the graph that made the first non-finite values
                 check_finite(new, self.frontend_path, "log-mel features")
