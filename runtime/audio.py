@@ -17,6 +17,7 @@ Python API (docs/design.md §14), applied by ``check_waveform`` / ``ChunkChecker
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
@@ -49,6 +50,53 @@ CLIP_PEAK = 2.0
 MAX_CHANNELS = 32
 
 
+# libsndfile's messages for a file it cannot open, in words for the user; the file was stat'ed as a
+# regular, readable, non-empty file before, so "does not exist or is not a regular file" (what the MPEG
+# reader says when random bytes start like an MPEG frame) means bytes it could not decode
+_SNDFILE_MESSAGES = (
+    (("format not recognised", "unknown format", "not recognised"), NotAudioError, "not an audio file libsndfile can read"),
+    (("does not exist or is not a regular file",), NotAudioError,
+     "not an audio file libsndfile can read (it starts like MPEG audio but holds no frame that decodes)"),
+    (("sf_info struct incomplete", "bad sample rate", "samplerate", "channel count"), CorruptAudioError,
+     "the header is damaged: its sample rate or channel count is 0 or impossible"),
+    (("system error",), CorruptAudioError, "cannot be read (libsndfile reported a system error)"),
+)
+
+
+def _open_error(p: Path, e: Exception) -> AudioError:
+    """The AudioError for a file libsndfile refused to open: plain words, never its internal jargon."""
+    msg = str(e).lower()
+    for keys, kind, reason in _SNDFILE_MESSAGES:
+        if any(k in msg for k in keys):
+            return kind(p, reason)
+    detail = str(e).split(": ", 1)[-1].strip().rstrip(".")  # "Error opening 'x': ..." names the file itself
+    return CorruptAudioError(p, f"cannot be decoded ({detail})")
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Hide what C libraries write to file descriptor 2 inside the block (libmpg123's notes on random bytes).
+
+    The descriptor is swapped only for the duration of one open call; where it cannot be
+    swapped (no descriptor 2, a sandbox) the block runs unchanged.
+    """
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+        finally:
+            os.close(devnull)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _open(path: str | os.PathLike):
     import soundfile as sf
 
@@ -72,12 +120,10 @@ def _open(path: str | os.PathLike):
     if st.st_size == 0:
         raise EmptyAudioError(p, "file is empty (0 bytes)")
     try:
-        f = sf.SoundFile(str(p))
+        with _quiet_stderr():  # libmpg123 prints "Note: Illegal Audio-MPEG-Header ..." to fd 2 on random bytes
+            f = sf.SoundFile(str(p))
     except sf.LibsndfileError as e:
-        msg = str(e).lower()
-        if "format not recognised" in msg or "unknown format" in msg or "not recognised" in msg:
-            raise NotAudioError(p, "not an audio file libsndfile can read") from e
-        raise CorruptAudioError(p, f"cannot be decoded ({e})") from e
+        raise _open_error(p, e) from e
     except Exception as e:  # soundfile raises RuntimeError on some broken headers
         raise CorruptAudioError(p, f"cannot be decoded ({e})") from e
     # libsndfile quietly shortens a truncated WAV/AIFF to the bytes present; its own
