@@ -18,6 +18,8 @@ Python API (docs/design.md §14), applied by ``check_waveform`` / ``ChunkChecker
 from __future__ import annotations
 
 import contextlib
+import math
+import numbers
 import os
 import re
 import stat
@@ -27,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hearkit.limits import check as check_limit
+from hearkit.limits import check_optional
 from hearkit.errors import (
     AudioFileNotFound,
     CorruptAudioError,
@@ -154,6 +158,8 @@ def _validate(x, source: object, warn: bool, max_channels: int | None, note: str
             raise NotAudioError(source, f"shape {x.shape}: {ch} channels, at most {max_channels} are taken")
         if ch == 0:
             raise EmptyAudioError(source, f"audio has zero channels (shape {x.shape})")
+    elif x.ndim == 0:
+        raise NotAudioError(source, f"got a single number ({x.dtype} scalar), not samples; pass a 1-D array of samples")
     elif x.ndim != 1:
         raise NotAudioError(source, f"expected 1-D samples or (samples, channels), got shape {x.shape}")
     if x.size == 0:
@@ -258,8 +264,19 @@ class ChunkChecker:
         self.warned = False
 
 
+def _rate(value, what: str) -> int:
+    """A sample rate argument as an int: NaN, inf, a fraction, a bool or a word is a ConfigError naming ``what``
+    (``hearkit.limits.check``); the range of a file's rate (1..MAX_SAMPLE_RATE) is checked where it is used."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value == int(value):
+        return int(value)
+    return check_limit("sample_rate", value, what)  # raises: not a whole number
+
+
 def resample(x: np.ndarray, orig_sr: int, target_sr: int, source: object = "<array>") -> np.ndarray:
     """Resample mono float32 audio with soxr (high quality). A no-op when the rates match."""
+    orig_sr, target_sr = _rate(orig_sr, "orig_sr"), _rate(target_sr, "target_sr")
     if int(orig_sr) == int(target_sr):
         return x
     for name, sr in (("source", orig_sr), ("target", target_sr)):
@@ -289,6 +306,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple
     Returns:
         ``(samples, rate)``: samples of shape (n,), float32 in [-1, 1].
     """
+    sample_rate = check_optional("sample_rate", sample_rate, "sample_rate")
     with _open(path) as f:
         sr = f.samplerate
         if f.frames == 0:
@@ -330,6 +348,8 @@ def iter_blocks(
     shorter). Resampling is streamed with a stateful soxr resampler, so the
     concatenated blocks equal ``load_audio`` up to the resampler's filter edges.
     """
+    sample_rate = check_optional("sample_rate", sample_rate, "sample_rate")
+    block_seconds = check_limit("seconds", block_seconds, "block_seconds")
     import soxr
 
     with _open(path) as f:
@@ -460,6 +480,8 @@ def load_centre(path: str | os.PathLike, sample_rate: int, samples: int) -> np.n
     (exactly for files up to ``WHOLE_FILE_SECONDS``; see ``load_span``), but a two-hour
     file costs one window of memory, not two hours of it.
     """
+    sample_rate = check_limit("sample_rate", sample_rate, "sample_rate")
+    samples = check_limit("window_samples", samples, "samples")
     info = audio_info(path)
     if info["frames"] <= WHOLE_FILE_SECONDS * info["sample_rate"]:
         return load_audio(path, sample_rate)[0]

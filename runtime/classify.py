@@ -96,6 +96,21 @@ def check_input_bands(inp, info: ModelInfo, source) -> None:
                          f"metadata front-end makes (batch, frames, {info.frontend.n_mels}); re-export it")
 
 
+def clip_list(audios) -> list:
+    """``audios`` of a batch API as a list of clips; one clip (a path, an array) or a scalar is a ConfigError saying what to pass."""
+    if isinstance(audios, (str, os.PathLike)):
+        raise ConfigError(f"audios must be a list of clips (paths or 1-D arrays), got one path {os.fspath(audios)!r}: "
+                          "pass [path], or use classify() for one clip")
+    if isinstance(audios, np.ndarray) and audios.ndim < 2:
+        what = "a single number (0-d array)" if audios.ndim == 0 else f"one 1-D array of {audios.size} samples"
+        raise ConfigError(f"audios must be a list of clips (paths or 1-D arrays), got {what}: pass [x], "
+                          "or use classify() for one clip")
+    try:
+        return list(audios)
+    except TypeError:
+        raise ConfigError(f"audios must be a list of clips (paths or 1-D arrays), got {type(audios).__name__}") from None
+
+
 class OnnxScorer:
     """The network behind a plain callable: waveform windows (batch, samples) -> logits (batch, labels).
 
@@ -186,8 +201,10 @@ class Classifier:
             audios: paths, or 1-D arrays at ``sample_rate`` (Default: the model's rate).
             batch_size: clips per ONNX call.
         """
+        sample_rate = check_optional("sample_rate", sample_rate, "sample_rate")
+        batch_size = check("batch_size", batch_size, "batch_size")
+        audios = clip_list(audios)
         out = []
-        audios = list(audios)
         for i in range(0, len(audios), batch_size):
             batch = np.stack([self._prepare(a, sample_rate) for a in audios[i : i + batch_size]])
             out.append(self.scorer(batch))

@@ -268,6 +268,7 @@ class Transcriber:
         Returns:
             ``Transcript`` with text and words (times in seconds from the start).
         """
+        sample_rate = check_optional("sample_rate", sample_rate, "sample_rate")
         stream = _Stream(self)
         if isinstance(audio, (str, os.PathLike)):
             name = os.fspath(audio)
@@ -315,6 +316,7 @@ class Transcriber:
                 streaming resampler (Default: the model's rate).
             partial: compute and return the partial result (Default: True).
         """
+        sample_rate = check_optional("sample_rate", sample_rate, "sample_rate")
         s = self._stream
         x = s.check(chunk)
         if x.size == 0:
