@@ -159,7 +159,7 @@ def _validate(x, source: object, warn: bool, max_channels: int | None, note: str
         if ch == 0:
             raise EmptyAudioError(source, f"audio has zero channels (shape {x.shape})")
     elif x.ndim == 0:
-        raise NotAudioError(source, f"got a single number ({x.dtype} scalar), not samples; pass a 1-D array of samples")
+        raise NotAudioError(source, f"got a single number ({x.dtype} scalar, shape ()), not samples; pass a 1-D array of samples")
     elif x.ndim != 1:
         raise NotAudioError(source, f"expected 1-D samples or (samples, channels), got shape {x.shape}")
     if x.size == 0:
