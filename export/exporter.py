@@ -28,6 +28,7 @@ from pathlib import Path
 
 from hearkit import artifacts
 from hearkit.export.onnx_io import sha256_file
+from hearkit.files import removed_on_failure
 from hearkit.export.pipeline import (
     CHECK_BATCHES,
     FEATURES,
@@ -82,9 +83,7 @@ def export(
         log: callable taking a progress line (Default: stderr).
         options: the task's data options (``data``, ``fmt`` for classify; ``manifest`` for ctc).
     """
-    from hearkit.export.frontend import build_frontend_graph, describe_frontend
     from hearkit.training.checkpoint import check_finite_weights, load_checkpoint
-    from hearkit.training.frontend import frontend_module
 
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     t0 = time.perf_counter()
@@ -92,17 +91,14 @@ def export(
     ckpt = ckpt if ckpt is not None else load_checkpoint(checkpoint)
     check_finite_weights(ckpt, checkpoint)  # before any file is written
     t = get_task(task or ckpt.get("task"), checkpoint, "checkpoint")
-    net, cfg = t.load(ckpt)
+    net, cfg, fields = _checked_network(t, ckpt, checkpoint)
     count = calibration_clips or t.calibration_clips
     profile, dev_recipe, variants_asked = _device_plan(device, tuple(q for q in quantize if q != "none"))
     for q in variants_asked:  # an unknown recipe fails before any work, naming the known ones
         get_recipe(q)
     sha = sha256_file(checkpoint)
     metrics = scalar_metrics(ckpt)
-    fields = t.model_info(ckpt, net)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    fe_file, net_file, pipe_file = (artifacts.file_name(s) for s in (artifacts.FRONTEND, artifacts.MODEL, artifacts.PIPELINE))
 
     def info(**kw) -> ModelInfo:
         base = dict(task=t.name, input="waveform", frontend=cfg, checkpoint_sha256=sha, metrics=metrics,
@@ -110,6 +106,27 @@ def export(
         base.update(kw)
         return ModelInfo(**base)
 
+    # every field the files will carry, through the rules `hearkit run` reads them with, before any is written
+    for kind in (dict(task="frontend"), dict(input="logmel"), dict()):
+        _as_run_reads(info, kind, checkpoint)
+    # calibration audio too: a missing data folder fails now, not after the fp32 graphs
+    calib = None
+    if any(t.quantizer(ckpt, q) is None and get_recipe(q).static for q in variants_asked):
+        calib = t.calibration(ckpt, checkpoint, count, log, **options)
+    earlier = _earlier_export(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with removed_on_failure(out, also=lambda changed: earlier):
+        return _write(t, ckpt, checkpoint, out, net, cfg, info, sha, metrics, variants_asked, calib, profile,
+                      dev_recipe, count, options, check_seconds, log, t0)
+
+
+def _write(t, ckpt, checkpoint, out, net, cfg, info, sha, metrics, variants_asked, calib, profile, dev_recipe,
+           count, options, check_seconds, log, t0) -> dict:
+    """The writing half of :func:`export`: everything it reads was checked before."""
+    from hearkit.export.frontend import build_frontend_graph, describe_frontend
+    from hearkit.training.frontend import frontend_module
+
+    fe_file, net_file, pipe_file = (artifacts.file_name(s) for s in (artifacts.FRONTEND, artifacts.MODEL, artifacts.PIPELINE))
     log(f"export: front-end graph ({describe_frontend(cfg)})")
     fe = build_frontend_graph(cfg, backend="onnx-conv")
     save_with_info(fe, info(task="frontend"), out / fe_file)
@@ -128,7 +145,7 @@ def export(
     # a checked front-end is recorded only: its parity is the front-end tests' business (docs/design.md §4)
     enforce_checks(checks, t.fp32_check_atol, log, skip=(fe_file,))
 
-    variants, calib, calib_features = {}, None, None
+    variants, calib_features = {}, None
     for q in variants_asked:
         tag = variant_tag(get_recipe(q).name)
         own = t.quantizer(ckpt, q)
@@ -138,8 +155,7 @@ def export(
             qnet = own.quantize(out / net_file, out / artifacts.file_name(artifacts.MODEL, tag))
         else:
             r = get_recipe(q)
-            if r.static and calib is None:
-                calib = t.calibration(ckpt, checkpoint, count, log, **options)
+            if r.static and calib_features is None:
                 calib_features = compute_features(out / fe_file, calib.waveforms)
             log(f"export: quantizing the network with recipe {r.name} ({r.why})")
             qmeta = recipe_metadata(r, calib.count if (calib and r.static) else None)
@@ -169,6 +185,68 @@ def export(
         data = options.get(t.data_option) or options.get("data")
         summary = make_device_variant(out, summary, profile, dev_recipe, data, count)
     return summary
+
+
+def _checked_network(t, ckpt: dict, checkpoint: Path):
+    """``(network, front-end config, the task's metadata fields)``, or one ModelError naming the checkpoint.
+
+    The weights must fit the architecture the checkpoint records, and the network's output must
+    have one entry per label (classify) or vocabulary symbol (ctc): run refuses such a model later.
+    """
+    import torch
+
+    from hearkit.errors import HearkitError, ModelError
+
+    name = (ckpt.get("model") or {}).get("name") if isinstance(ckpt.get("model"), dict) else None
+    try:
+        net, cfg = t.load(ckpt)
+        fields = t.model_info(ckpt, net)
+    except HearkitError as e:
+        if str(checkpoint) in str(e):
+            raise
+        raise ModelError(f"{checkpoint}: {e}") from e
+    except Exception as e:  # a state_dict of other shapes, hyper-parameters the builder refuses
+        detail = " ".join(str(e).split())[:300]
+        raise ModelError(f"{checkpoint}: its weights do not fit the architecture it records ({name!r}): "
+                         f"{type(e).__name__}: {detail}") from e
+    names = fields.get("labels") or fields.get("vocab") or ()
+    frames = max(t.check_lengths(ckpt, net)[1])
+    try:
+        with torch.no_grad():
+            y = net(torch.zeros(1, frames, cfg.n_mels))
+    except Exception as e:
+        raise ModelError(f"{checkpoint}: its network cannot run on (1, {frames}, {cfg.n_mels}) "
+                         f"log-mel features: {type(e).__name__}: {' '.join(str(e).split())[:200]}") from e
+    if names and y.shape[-1] != len(names):
+        what = "labels" if fields.get("labels") else "vocabulary symbols"
+        raise ModelError(f"{checkpoint}: the network outputs {y.shape[-1]} scores but the checkpoint lists "
+                         f"{len(names)} {what}; they must match (`hearkit run` would refuse the export)")
+    return net, cfg, fields
+
+
+def _as_run_reads(info, kind: dict, checkpoint: Path) -> None:
+    """Round-trip one file's ModelInfo through ``ModelInfo.from_props`` (what run applies); ModelError naming the checkpoint."""
+    from hearkit.errors import HearkitError, ModelError
+
+    try:
+        ModelInfo.from_props(info(**kind).to_props(), source=str(checkpoint))
+    except ModelError as e:
+        msg = str(e).replace("metadata key 'hearkit.", "field '").replace(": metadata ", ": checkpoint field ")
+        raise ModelError(msg) from e
+    except HearkitError as e:
+        raise ModelError(f"{checkpoint}: {e}") from e
+    except (TypeError, ValueError, KeyError) as e:
+        raise ModelError(f"{checkpoint}: a checkpoint field has the wrong type ({type(e).__name__}: {e})") from e
+
+
+def _earlier_export(out: Path) -> list[str]:
+    """The files of an earlier export in ``out`` (its export.json and the graphs it lists); empty when none."""
+    try:
+        listed = artifacts.read_export(out).get("files") or {}
+    except Exception:  # no export there, or a damaged summary: nothing is known to be hearkit's
+        return []
+    graphs = [n for n in listed if isinstance(n, str) and "/" not in n and artifacts.parse_name(n) is not None]
+    return [*graphs, artifacts.EXPORT_SUMMARY]
 
 
 def _device_plan(device, variants: tuple[str, ...]):

@@ -17,6 +17,9 @@ Python API (docs/design.md §14), applied by ``check_waveform`` / ``ChunkChecker
 
 from __future__ import annotations
 
+import contextlib
+import math
+import numbers
 import os
 import re
 import stat
@@ -26,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hearkit.limits import check as check_limit
+from hearkit.limits import check_optional
 from hearkit.errors import (
     AudioFileNotFound,
     CorruptAudioError,
@@ -47,6 +52,53 @@ CLIP_PEAK = 2.0
 # A 2-D array is (samples, channels). Sound cards and mic arrays deliver up to 16 or so channels;
 # a second axis longer than this is a (channels, samples) array read the wrong way round.
 MAX_CHANNELS = 32
+
+
+# libsndfile's messages for a file it cannot open, in words for the user; the file was stat'ed as a
+# regular, readable, non-empty file before, so "does not exist or is not a regular file" (what the MPEG
+# reader says when random bytes start like an MPEG frame) means bytes it could not decode
+_SNDFILE_MESSAGES = (
+    (("format not recognised", "unknown format", "not recognised"), NotAudioError, "not an audio file libsndfile can read"),
+    (("does not exist or is not a regular file",), NotAudioError,
+     "not an audio file libsndfile can read (it starts like MPEG audio but holds no frame that decodes)"),
+    (("sf_info struct incomplete", "bad sample rate", "samplerate", "channel count"), CorruptAudioError,
+     "the header is damaged: its sample rate or channel count is 0 or impossible"),
+    (("system error",), CorruptAudioError, "cannot be read (libsndfile reported a system error)"),
+)
+
+
+def _open_error(p: Path, e: Exception) -> AudioError:
+    """The AudioError for a file libsndfile refused to open: plain words, never its internal jargon."""
+    msg = str(e).lower()
+    for keys, kind, reason in _SNDFILE_MESSAGES:
+        if any(k in msg for k in keys):
+            return kind(p, reason)
+    detail = str(e).split(": ", 1)[-1].strip().rstrip(".")  # "Error opening 'x': ..." names the file itself
+    return CorruptAudioError(p, f"cannot be decoded ({detail})")
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Hide what C libraries write to file descriptor 2 inside the block (libmpg123's notes on random bytes).
+
+    The descriptor is swapped only for the duration of one open call; where it cannot be
+    swapped (no descriptor 2, a sandbox) the block runs unchanged.
+    """
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+        finally:
+            os.close(devnull)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _open(path: str | os.PathLike):
@@ -72,12 +124,10 @@ def _open(path: str | os.PathLike):
     if st.st_size == 0:
         raise EmptyAudioError(p, "file is empty (0 bytes)")
     try:
-        f = sf.SoundFile(str(p))
+        with _quiet_stderr():  # libmpg123 prints "Note: Illegal Audio-MPEG-Header ..." to fd 2 on random bytes
+            f = sf.SoundFile(str(p))
     except sf.LibsndfileError as e:
-        msg = str(e).lower()
-        if "format not recognised" in msg or "unknown format" in msg or "not recognised" in msg:
-            raise NotAudioError(p, "not an audio file libsndfile can read") from e
-        raise CorruptAudioError(p, f"cannot be decoded ({e})") from e
+        raise _open_error(p, e) from e
     except Exception as e:  # soundfile raises RuntimeError on some broken headers
         raise CorruptAudioError(p, f"cannot be decoded ({e})") from e
     # libsndfile quietly shortens a truncated WAV/AIFF to the bytes present; its own
@@ -108,6 +158,8 @@ def _validate(x, source: object, warn: bool, max_channels: int | None, note: str
             raise NotAudioError(source, f"shape {x.shape}: {ch} channels, at most {max_channels} are taken")
         if ch == 0:
             raise EmptyAudioError(source, f"audio has zero channels (shape {x.shape})")
+    elif x.ndim == 0:
+        raise NotAudioError(source, f"got a single number ({x.dtype} scalar, shape ()), not samples; pass a 1-D array of samples")
     elif x.ndim != 1:
         raise NotAudioError(source, f"expected 1-D samples or (samples, channels), got shape {x.shape}")
     if x.size == 0:
@@ -212,8 +264,19 @@ class ChunkChecker:
         self.warned = False
 
 
+def _rate(value, what: str) -> int:
+    """A sample rate argument as an int: NaN, inf, a fraction, a bool or a word is a ConfigError naming ``what``
+    (``hearkit.limits.check``); the range of a file's rate (1..MAX_SAMPLE_RATE) is checked where it is used."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value == int(value):
+        return int(value)
+    return check_limit("sample_rate", value, what)  # raises: not a whole number
+
+
 def resample(x: np.ndarray, orig_sr: int, target_sr: int, source: object = "<array>") -> np.ndarray:
     """Resample mono float32 audio with soxr (high quality). A no-op when the rates match."""
+    orig_sr, target_sr = _rate(orig_sr, "orig_sr"), _rate(target_sr, "target_sr")
     if int(orig_sr) == int(target_sr):
         return x
     for name, sr in (("source", orig_sr), ("target", target_sr)):
@@ -243,6 +306,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple
     Returns:
         ``(samples, rate)``: samples of shape (n,), float32 in [-1, 1].
     """
+    sample_rate = check_optional("sample_rate", sample_rate, "sample_rate")
     with _open(path) as f:
         sr = f.samplerate
         if f.frames == 0:
@@ -284,6 +348,8 @@ def iter_blocks(
     shorter). Resampling is streamed with a stateful soxr resampler, so the
     concatenated blocks equal ``load_audio`` up to the resampler's filter edges.
     """
+    sample_rate = check_optional("sample_rate", sample_rate, "sample_rate")
+    block_seconds = check_limit("seconds", block_seconds, "block_seconds")
     import soxr
 
     with _open(path) as f:
@@ -414,6 +480,8 @@ def load_centre(path: str | os.PathLike, sample_rate: int, samples: int) -> np.n
     (exactly for files up to ``WHOLE_FILE_SECONDS``; see ``load_span``), but a two-hour
     file costs one window of memory, not two hours of it.
     """
+    sample_rate = check_limit("sample_rate", sample_rate, "sample_rate")
+    samples = check_limit("window_samples", samples, "samples")
     info = audio_info(path)
     if info["frames"] <= WHOLE_FILE_SECONDS * info["sample_rate"]:
         return load_audio(path, sample_rate)[0]

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from hearkit.audio import ChunkChecker, check_waveform, load_centre
-from hearkit.errors import ConfigError, ModelError, NotAudioError, check_finite
+from hearkit.errors import ConfigError, ModelError, NotAudioError, check_finite, run_session
 from hearkit.files import save_figure
 from hearkit.frontend import logmel
 from hearkit.limits import check, check_optional, check_threshold
@@ -92,6 +92,32 @@ class Prediction:
         return {"label": self.label, "score": self.score, "scores": self.scores}
 
 
+def check_input_bands(inp, info: ModelInfo, source) -> None:
+    """ModelError when a log-mel-input graph's mel axis is fixed and differs from its metadata's ``n_mels``."""
+    if info.input != "logmel":
+        return
+    shape = list(getattr(inp, "shape", None) or [])
+    bands = shape[-1] if shape else None
+    if len(shape) != 3 or (isinstance(bands, int) and bands != info.frontend.n_mels):
+        raise ModelError(f"{source}: a log-mel-input model whose input '{inp.name}' has shape {shape}, but its "
+                         f"metadata front-end makes (batch, frames, {info.frontend.n_mels}); re-export it")
+
+
+def clip_list(audios) -> list:
+    """``audios`` of a batch API as a list of clips; one clip (a path, an array) or a scalar is a ConfigError saying what to pass."""
+    if isinstance(audios, (str, os.PathLike)):
+        raise ConfigError(f"audios must be a list of clips (paths or 1-D arrays), got one path {os.fspath(audios)!r}: "
+                          "pass [path], or use classify() for one clip")
+    if isinstance(audios, np.ndarray) and audios.ndim < 2:
+        what = "a single number (0-d array)" if audios.ndim == 0 else f"one 1-D array of {audios.size} samples"
+        raise ConfigError(f"audios must be a list of clips (paths or 1-D arrays), got {what}: pass [x], "
+                          "or use classify() for one clip")
+    try:
+        return list(audios)
+    except TypeError:
+        raise ConfigError(f"audios must be a list of clips (paths or 1-D arrays), got {type(audios).__name__}") from None
+
+
 class OnnxScorer:
     """The network behind a plain callable: waveform windows (batch, samples) -> logits (batch, labels).
 
@@ -125,6 +151,7 @@ class OnnxScorer:
             raise ModelError(f"{self.path}: expected one input, found {[i.name for i in inputs]}")
         self.input_name = inputs[0].name
         self.output_name = self.session.get_outputs()[0].name
+        check_input_bands(inputs[0], self.info, self.path)
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
         x = np.asarray(windows, dtype=np.float32)
@@ -132,7 +159,7 @@ class OnnxScorer:
             x = x[None]
         if self.info.input == "logmel":
             x = logmel(x, self.info.frontend)
-        out = self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(x)})[0]
+        out = run_session(self.session, [self.output_name], {self.input_name: np.ascontiguousarray(x)}, self.path)[0]
         n = len(self.info.labels)
         if out.ndim != 2 or out.shape[1] != n:
             raise ModelError(f"{self.path}: output shape {out.shape} does not match {n} labels (batch, {n})")
@@ -181,8 +208,10 @@ class Classifier:
             audios: paths, or 1-D arrays at ``sample_rate`` (Default: the model's rate).
             batch_size: clips per ONNX call.
         """
+        sample_rate = check_optional("sample_rate", sample_rate, "sample_rate")
+        batch_size = check("batch_size", batch_size, "batch_size")
+        audios = clip_list(audios)
         out = []
-        audios = list(audios)
         for i in range(0, len(audios), batch_size):
             batch = np.stack([self._prepare(a, sample_rate) for a in audios[i : i + batch_size]])
             out.append(self.scorer(batch))
@@ -381,6 +410,7 @@ class StreamingScorer:
         self.frontend_path = os.fspath(fe_path)
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
+        check_input_bands(self.session.get_inputs()[0], self.info, self.path)
         self.window, self.hop = int(window), int(hop)
         self.n_frames = fe.num_frames(self.window)
         # the window's frames end up to hop_length - 1 samples before its end; the next hop's first
@@ -418,7 +448,7 @@ class StreamingScorer:
             self._tail = seg[-self.carry :] if self.carry else seg[:0]
             pos += self.hop
             self.samples_seen += self.hop
-            logits = self.session.run([self.output_name], {self.input_name: self._frames[None]})[0][0]
+            logits = run_session(self.session, [self.output_name], {self.input_name: self._frames[None]}, self.path)[0][0]
             if not np.isfinite(logits).all():
                 # blame the graph that made the first non-finite values
                 check_finite(new, self.frontend_path, "log-mel features")

@@ -105,3 +105,22 @@ def require(module: str, extra: str):
             f"{module} is needed for this command but is not installed: "
             f'pip install "hearkit[{extra}]"'
         ) from e
+
+
+def run_session(session, outputs, feeds: dict, source: object) -> list:
+    """``session.run(outputs, feeds)``, with onnxruntime's refusal as one ``ModelError`` naming ``source``.
+
+    onnxruntime raises its own exception types (``InvalidArgument``, ``Fail``, ``RuntimeException``)
+    over several lines when a model cannot take what it is fed: a log-mel model whose metadata
+    promises other mel bands than its input takes, an output that cannot be computed. Every
+    session call of the runtime passes here, so such a model ends in one line, not a traceback.
+    """
+    try:
+        return session.run(outputs, feeds)
+    except (HearkitError, MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as e:
+        shapes = ", ".join(f"{k} {tuple(getattr(v, 'shape', ()))}" for k, v in feeds.items())
+        detail = " ".join(str(e).split()).removeprefix("[ONNXRuntimeError] : ")
+        raise ModelError(f"{source}: onnxruntime could not run the model on {shapes} ({detail[:300]}); "
+                         "the graph does not match its hearkit metadata: re-export it") from e

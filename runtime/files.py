@@ -138,8 +138,74 @@ def write_audio(path: str | os.PathLike, x, sample_rate: int, subtype: str | Non
     import soundfile as sf
 
     with atomic_path(path) as tmp:
-        sf.write(os.fspath(tmp), x, int(sample_rate), subtype=subtype)
+        try:
+            sf.write(os.fspath(tmp), x, int(sample_rate), subtype=subtype)
+        except sf.LibsndfileError as e:
+            # libsndfile says "System error." for a full disk: an OSError like every other failed write
+            raise OSError(_write_errno(tmp), f"libsndfile could not write it ({' '.join(str(e).split())})",
+                          os.fspath(tmp)) from e
     return Path(path)
+
+
+def _write_errno(path: Path) -> int:
+    """ENOSPC when the file system of ``path`` has no block left (what a libsndfile "System error." mostly is), else EIO."""
+    try:
+        st = os.statvfs(path.parent)
+        return errno.ENOSPC if st.f_bavail == 0 else errno.EIO
+    except OSError:
+        return errno.EIO
+
+
+def _state(folder: Path) -> dict[str, tuple[int, int, int]]:
+    """Every file below ``folder``: relative path -> (inode, size, mtime_ns)."""
+    out = {}
+    if folder.is_dir():
+        for p in folder.rglob("*"):
+            if p.is_file() and not p.is_symlink():
+                st = p.stat()
+                out[os.fspath(p.relative_to(folder))] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    return out
+
+
+@contextlib.contextmanager
+def removed_on_failure(folder: str | os.PathLike, also=None) -> Iterator[Path]:
+    """Remove every file the block wrote below ``folder`` (new or changed ones) when it fails.
+
+    For commands that write many files into one folder (export's graphs, the audio of the data
+    commands): a failure part-way (a full disk, a bad clip, a refused model) leaves none of their
+    files behind, so nothing half-made can be loaded or mistaken for a whole result. Files that
+    were there before and are unchanged stay (a user's own, or an earlier run's). An ``OSError``
+    that claimed "nothing was written" for its one file is re-raised saying what was removed.
+
+    Args:
+        folder: the output folder (the lock file and empty sub-folders the block made go too).
+        also: ``callable(changed names) -> names``: further files to remove when some were
+            changed (export: the rest of the earlier export a ``--force`` run was replacing).
+    """
+    root = Path(folder)
+    before = _state(root)
+    dirs_before = {os.fspath(p.relative_to(root)) for p in root.rglob("*") if p.is_dir()} if root.is_dir() else set()
+    try:
+        yield root
+    except BaseException as e:
+        after = _state(root)
+        gone = sorted(n for n, st in after.items() if before.get(n) != st and n != LOCK_NAME)
+        changed = [n for n in gone if n in before]
+        if also is not None and changed:
+            gone = sorted(set(gone) | {n for n in also(changed) if n in after})
+        for n in gone:
+            with contextlib.suppress(OSError):
+                (root / n).unlink()
+        for d in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)) if root.is_dir() else ():
+            if not any(d.iterdir()) and os.fspath(d.relative_to(root)) not in dirs_before:
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+        if gone and isinstance(e, OSError) and not isinstance(e, FileNotFoundError):
+            note = f"{len(gone)} file(s) this run had written to {root} were removed; nothing of it is left"
+            strerror = (e.strerror or str(e)).split("; nothing was written")[0]
+            raise OSError(e.errno, f"{strerror}; {note}", e.filename) from e
+        raise
+
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:

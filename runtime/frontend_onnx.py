@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from hearkit.audio import check_waveform, downmix
-from hearkit.errors import ConfigError, ModelError, NonFiniteAudioError, NotAudioError
+from hearkit.errors import ConfigError, ModelError, NonFiniteAudioError, NotAudioError, run_session
 from hearkit.frontend import FrontendConfig
 from hearkit.metadata import ModelInfo, make_session
 
@@ -63,6 +63,7 @@ class OnnxFrontend:
 
     def __init__(self, path: str | os.PathLike, threads: int = 1, providers: list | None = None):
         self.session, self.info = _open(path, threads, True, providers, {"waveform"}, {"logmel"})
+        self.source = os.fspath(path)
         self.cfg: FrontendConfig = self.info.frontend
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -71,7 +72,7 @@ class OnnxFrontend:
         cfg = self.cfg
         if cfg.center and cfg.pad_mode == "reflect" and xb.shape[1] <= cfg.n_fft // 2:
             raise ConfigError(f"reflect padding needs more than n_fft//2 = {cfg.n_fft // 2} samples, got {xb.shape[1]}")
-        y = self.session.run(["logmel"], {"waveform": xb})[0]
+        y = run_session(self.session, ["logmel"], {"waveform": xb}, self.source)[0]
         return y[0] if single else y
 
 
@@ -96,6 +97,7 @@ class OnnxStreamingFrontend:
     def __init__(self, path: str | os.PathLike, threads: int = 1, providers: list | None = None):
         # No spinning: a periodic streaming session otherwise burns a core between chunks (docs/design.md §6).
         self.session, self.info = _open(path, threads, False, providers, {"waveform", "cache"}, {"logmel", "cache_out"})
+        self.source = os.fspath(path)
         self.cfg: FrontendConfig = self.info.frontend
         self.reset()
 
@@ -113,6 +115,6 @@ class OnnxStreamingFrontend:
             # not a whole frame yet: skip the session call (the graph would return 0 frames)
             self._cache = np.concatenate([self._cache, chunk], axis=1)
             return np.zeros((0, self.cfg.n_mels), np.float32)
-        y, self._cache = self.session.run(["logmel", "cache_out"], {"waveform": chunk, "cache": self._cache})
+        y, self._cache = run_session(self.session, ["logmel", "cache_out"], {"waveform": chunk, "cache": self._cache}, self.source)
         self.frames_emitted += y.shape[1]
         return y[0]

@@ -162,6 +162,14 @@ def read_dataset(path: str | os.PathLike) -> Manifest:
     if p.is_dir():
         if (p / "manifest.jsonl").is_file():
             return read_manifest(p / "manifest.jsonl")
+        if not any(p.rglob("*.trans.txt")):
+            # most often a classification dataset (--data of a classifier) given to a CTC model
+            labelled = any(d.is_dir() and not d.name.startswith(".") for d in p.iterdir())
+            raise ManifestError(
+                f"{p}: holds no manifest.jsonl and no LibriSpeech *.trans.txt"
+                + (" (it looks like a labelled classification dataset)" if labelled else "")
+                + "; this is a CTC (speech-to-text) model: it takes --manifest M.jsonl with transcripts, "
+                "a folder holding manifest.jsonl, or a LibriSpeech folder")
         return read_librispeech(p)
     return read_manifest(p)
 

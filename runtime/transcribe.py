@@ -26,7 +26,7 @@ import numpy as np
 
 from hearkit.audio import BLOCK_SECONDS, ChunkChecker, audio_info, check_waveform, iter_blocks, resample
 from hearkit.ctc import DEFAULT_ALPHA, BeamSearchDecoder, GreedyDecoder, Lexicon, Transcript, make_decoder
-from hearkit.errors import ConfigError, ModelError, check_finite
+from hearkit.errors import ConfigError, ModelError, check_finite, run_session
 from hearkit.limits import check, check_optional
 from hearkit.metadata import ModelInfo
 
@@ -243,7 +243,7 @@ class Transcriber:
         """Log-probs (frames, vocab) of one window of samples."""
         if x.size < self.min_samples:
             x = np.concatenate([x, np.zeros(self.min_samples - x.size, np.float32)])
-        out = self.session.run([self._out], {self._in: np.ascontiguousarray(x, np.float32)[None, :]})[0]
+        out = run_session(self.session, [self._out], {self._in: np.ascontiguousarray(x, np.float32)[None, :]}, self.path)[0]
         if out.ndim != 3 or out.shape[0] != 1 or out.shape[2] != len(self.vocab):
             raise ModelError(
                 f"{self.path}: output '{self._out}' has shape {out.shape}; expected (1, frames, {len(self.vocab)})"
@@ -268,6 +268,7 @@ class Transcriber:
         Returns:
             ``Transcript`` with text and words (times in seconds from the start).
         """
+        sample_rate = check_optional("sample_rate", sample_rate, "sample_rate")
         stream = _Stream(self)
         if isinstance(audio, (str, os.PathLike)):
             name = os.fspath(audio)
@@ -315,6 +316,7 @@ class Transcriber:
                 streaming resampler (Default: the model's rate).
             partial: compute and return the partial result (Default: True).
         """
+        sample_rate = check_optional("sample_rate", sample_rate, "sample_rate")
         s = self._stream
         x = s.check(chunk)
         if x.size == 0:

@@ -54,8 +54,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        detail = (str(e).splitlines() or [""])[0][:200]
-        raise ModelError(f"{path}: not a torch checkpoint hearkit can load ({type(e).__name__}: {detail})") from e
+        raise ModelError(f"{path}: {_load_refusal(e)}") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ModelError(f"{path}: not a hearkit checkpoint (missing 'format': '{FORMAT}')")
     if ckpt.get("version", 0) > VERSION:
@@ -64,6 +63,30 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         if key not in ckpt:
             raise ModelError(f"{path}: checkpoint lacks '{key}'")
     return ckpt
+
+
+def _load_refusal(e: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, without torch's advice to load it unsafely.
+
+    torch's refusal of a pickle that holds other objects than tensors and plain types says to
+    re-run with ``weights_only=False``: that runs whatever code the pickle names, the one thing
+    a user must not do with a file they did not make. Only the object it names is kept.
+    """
+    import pickle
+    import re
+
+    text = str(e)
+    if isinstance(e, pickle.UnpicklingError) or "weights only load failed" in text.lower():
+        m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        if m is None:  # an opcode torch's safe unpickler does not know: damaged bytes, or not a checkpoint
+            return "not a torch checkpoint hearkit can load (its bytes are not a pickle of tensors and plain values)"
+        what = f" (it names {m.group(1)})"
+        return ("holds pickled Python objects besides tensors and plain values" + what + "; hearkit loads "
+                "checkpoints without running pickled code and refuses it. A hearkit checkpoint is what "
+                "`hearkit train` writes; re-save the weights as one")
+    lines = [ln for ln in text.splitlines() if ln.strip() and "weights_only" not in ln]
+    detail = (lines or [""])[0][:200]
+    return f"not a torch checkpoint hearkit can load ({type(e).__name__}: {detail})"
 
 
 def check_finite_weights(ckpt: dict, path: str | os.PathLike) -> None:

@@ -77,6 +77,11 @@ def load_clips(
         kept.append(i)
     if bar is not None:
         bar.close()
+    if examples and not clips:
+        # nothing left to train or validate on: name the clips, not the checkpoint that never came
+        shown = "; ".join(f"{path}: {reason}" for path, reason in bad[:3])
+        more = f"; and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise ConfigError(f"every one of the {len(bad)} clips is unreadable, nothing is left to learn from: {shown}{more}")
     return clips, kept, bad
 
 

@@ -11,6 +11,7 @@ import json
 import click
 
 from hearkit.commands.options import Limited
+from hearkit.errors import HearkitError
 
 from hearkit.evaluate.bench import CTC_SECONDS, FOOTPRINT_RSS_MB, FOOTPRINT_SECONDS, STREAM_SECONDS
 
@@ -35,6 +36,10 @@ def bench_model(model, device, repeat, seconds, clip, footprint, spotter, as_jso
 
     profile = load_profile(device) if device else None
     report = run(model, profile=profile, repeat=repeat, seconds=seconds, clip=clip, footprint=footprint, spotter=spotter)
+    failed = [f"footprint: {v['error']}" for k, v in report.get("footprint", {}).items() if "error" in v and k == "hearkit"]
+    failed += [f"{r['case']}: {r['error']}" for r in report.get("spotter", []) if "error" in r]
+    if failed:  # a benchmark that could not measure what it was asked to is no result (exit 2, one line)
+        raise HearkitError(f"{model}: the benchmark could not measure {len(failed)} of its cases: " + "; ".join(failed))
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return

@@ -16,7 +16,7 @@ import click
 from hearkit.commands.options import Limited
 import numpy as np
 
-from hearkit.errors import ConfigError, ModelError
+from hearkit.errors import AudioError, ConfigError, EmptyAudioError, ModelError
 from hearkit.limits import check
 
 # task -> "module:function(model, audio_paths, top, device) -> iterator of JSON-able dicts (one per file)"
@@ -105,18 +105,66 @@ def run(model, audio, top, device):
 
 
 # -- stream --------------------------------------------------------------------------
-def _pcm_chunks(stream, samples: int):
-    """float32 chunks from raw 16-bit little-endian PCM on a binary stream."""
-    carry = b""
-    while True:
-        data = stream.read(samples * PCM_BYTES)
-        if not data:
-            break
-        data = carry + data
-        n = len(data) // PCM_BYTES * PCM_BYTES
-        carry = data[n:]
-        if n:
-            yield np.frombuffer(data[:n], dtype="<i2").astype(np.float32) / 32768.0
+class PcmReader:
+    """float32 chunks from raw 16-bit little-endian PCM on a binary stream, counting what arrived.
+
+    ``bytes_read`` is every byte read; ``ignored`` the trailing byte of an odd count (half a sample).
+    """
+
+    def __init__(self, stream, samples: int):
+        self.stream, self.samples = stream, samples
+        self.bytes_read = 0
+        self.ignored = 0
+
+    def __iter__(self):
+        carry = b""
+        while True:
+            data = self.stream.read(self.samples * PCM_BYTES)
+            if not data:
+                break
+            self.bytes_read += len(data)
+            data = carry + data
+            n = len(data) // PCM_BYTES * PCM_BYTES
+            carry = data[n:]
+            if n:
+                yield np.frombuffer(data[:n], dtype="<i2").astype(np.float32) / 32768.0
+        self.ignored = len(carry)
+
+
+def _stdin_reader(samples: int) -> PcmReader:
+    """A ``PcmReader`` on standard input; a closed standard input is one line (exit 2), not a traceback."""
+    buf = getattr(sys.stdin, "buffer", None) if sys.stdin is not None else None
+    if buf is None:
+        raise AudioError("-", "standard input is closed; pipe raw 16-bit mono PCM into `hearkit stream MODEL -`")
+    return PcmReader(_ClosedAsError(buf), samples)
+
+
+class _ClosedAsError:
+    """A binary stream whose read errors (a closed or invalid descriptor) become one AudioError naming stdin."""
+
+    def __init__(self, raw):
+        self.raw = raw
+
+    def read(self, n: int) -> bytes:
+        try:
+            return self.raw.read(n)
+        except (OSError, ValueError) as e:
+            reason = getattr(e, "strerror", None) or str(e)
+            raise AudioError("-", f"standard input cannot be read ({reason}); pipe raw 16-bit mono PCM into it") from e
+
+
+def _check_stdin_audio(reader: PcmReader) -> None:
+    """No sample at all on standard input is an error (exit 2): a pipeline whose source died must not look fine.
+
+    An odd trailing byte after real audio is half a sample: dropped with a warning.
+    """
+    if reader.bytes_read < PCM_BYTES:
+        got = "no bytes" if reader.bytes_read == 0 else f"{reader.bytes_read} byte, less than one 16-bit sample"
+        raise EmptyAudioError("-", f"no audio arrived on standard input ({got}); "
+                                   "pipe raw 16-bit little-endian mono PCM at the model's rate")
+    if reader.ignored:
+        click.echo(f"warning: -: standard input ended in the middle of a sample; its last {reader.ignored} byte "
+                   "was ignored", err=True)
 
 
 @click.command("stream")
@@ -167,12 +215,15 @@ def stream(model, audio, hop_seconds, thresholds, smoothing, refractory_seconds,
                          default_threshold=DEFAULT_THRESHOLD if default is None else default, device=profile)
     sr = kws.sample_rate
     n = max(1, int(round(chunk_seconds * sr)))
-    chunks = _pcm_chunks(sys.stdin.buffer, n) if audio == "-" else iter_blocks(audio, sr, block_seconds=chunk_seconds)
+    reader = _stdin_reader(n) if audio == "-" else None
+    chunks = reader if reader is not None else iter_blocks(audio, sr, block_seconds=chunk_seconds)
     found = []
     for chunk in chunks:
         for d in kws.accept_waveform(chunk):
             found.append(d)
             click.echo(json.dumps(d.to_dict()))
+    if reader is not None:
+        _check_stdin_audio(reader)
     for d in kws.flush():  # the stream ended: score its last moments too
         found.append(d)
         click.echo(json.dumps(d.to_dict()))

@@ -28,6 +28,11 @@ def data():
     """Build datasets: connected words and sentences for `hearkit train ctc`, wake-word sets for `train classify`."""
 
 
+def _DATA_INDEX(changed):
+    """What a data command's earlier output is indexed by: gone when a --force run replaced some of its audio and failed."""
+    return ["manifest.jsonl", "summary.json"]
+
+
 @data.command()
 @click.argument("manifests", nargs=-1, required=True, type=click.Path(exists=True))
 @out_option("out", required=True, type=click.Path(),
@@ -150,7 +155,9 @@ def concat(roots, more_roots, min_words, max_words, hours, split, noise_dirs, no
 
     for src in (*roots, *more_roots, *noise_dirs):
         refuse_containing(out_dir, src, "the input folder")
-    with output_folder(out_dir, force):
+    from hearkit.files import removed_on_failure
+
+    with output_folder(out_dir, force), removed_on_failure(out_dir, also=_DATA_INDEX):
         s = build_concat(
             list(roots) + list(more_roots), out_dir, split=split, hours=hours, min_words=min_words, max_words=max_words,
             noise_dirs=noise_dirs, noise_prob=noise_prob, seed=seed, progress=_progress(f"concat {split}"),
@@ -179,7 +186,9 @@ def synth(text_file, voices, variants, per_sentence, seed, out_dir, force):
     va = tuple(x.strip() for x in variants.split(",")) if variants is not None else DEFAULT_VARIANTS
     from hearkit.files import output_folder
 
-    with output_folder(out_dir, force):
+    from hearkit.files import removed_on_failure
+
+    with output_folder(out_dir, force), removed_on_failure(out_dir, also=_DATA_INDEX):
         s = build_synth(text_file, out_dir, voices=v, variants=va, per_sentence=per_sentence, seed=seed,
                         progress=_progress("synth"))
     click.echo(f"{out_dir}/manifest.jsonl: {s['utterances']} utterances, {s['hours']:.3f} h")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hearkit.errors import HearkitError
+from hearkit.errors import HearkitError, run_session
 
 REFERENCE_SECONDS = 10.0    # front-end figures are reported per 10 s of audio
 FOOTPRINT_RSS_MB = 80.0     # target peak RSS of a process that classifies one clip
@@ -312,6 +312,8 @@ def bench_one(path: Path, profile=None, repeat: int = 50, seconds: float | None 
     loads = time_calls({"load": load}, rounds=3, warmup=0)["load"]
     sess = sessions[-1]
     name = sess.get_inputs()[0].name
+    # a model that cannot run on its own input is one ModelError, before anything is timed
+    run_session(sess, None, {name: x}, path)
     # one untimed run first (time_calls' warm-up): allocations, first-run kernels
     lat = time_calls({"run": lambda: sess.run(None, {name: x})}, rounds=repeat, warmup=1)["run"]
     audio_s = n / sr
@@ -369,7 +371,19 @@ def bench_model(model: str | os.PathLike, profile=None, repeat: int = 50, second
 
     prefer = profile.prefer if profile else "int8"
     path = Path(model)
+    if clip is not None:  # the clip the footprint run classifies: unreadable audio is one AudioError, now
+        from hearkit.audio import load_audio
+
+        load_audio(clip)
     results = [bench_one(p, profile, repeat, seconds) for p in candidates(path, prefer)]
+    if results and results[0]["task"] == "classify" and (footprint or spotter):
+        # what the footprint child and the spotter do, once here: a model whose output does not
+        # match its labels, or a clip it cannot take, fails with its own one line instead of a table row
+        from hearkit.artifacts import resolve
+        from hearkit.classify import Classifier
+
+        clf = Classifier(resolve(path, prefer=prefer))
+        clf.classify(clip if clip is not None else np.zeros(clf.window_samples, np.float32))
     report = {
         "hearkit": __version__,
         "onnxruntime": ort.__version__,
