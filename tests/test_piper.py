@@ -56,3 +56,24 @@ def test_every_speaker_of_a_multi_speaker_voice_is_a_voice(tmp_path):
     assert all(hv.PIPER_NOISE_W_RANGE[0] <= v.noise_w <= hv.PIPER_NOISE_W_RANGE[1] for v in vs)
     assert all(hv.WARP_RANGE[0] <= v.warp <= hv.WARP_RANGE[1] for v in vs)
     assert len({v.key for v in vs}) == 40 and all("_" not in v.key for v in vs)  # keys are speaker ids in file names
+
+
+@needs_espeak
+def test_cli_data_wakeword_with_piper_only(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import hearkit.recipes.wakeword as ww
+    from hearkit.cli import main
+
+    monkeypatch.setattr(ww, "LEXICON_SAMPLE", 300)  # near-miss words from a small lexicon: seconds, not half a minute
+    out = tmp_path / "ww"
+    r = CliRunner().invoke(main, ["data", "wakeword", "hey robot", "-o", str(out), "--voices", "4", "--near-misses", "3",
+                                  "--other-words", "2", "--negative-windows", "0", "--reverb", "0",
+                                  "--piper-voice", VOICE, "--engines", "piper"])
+    assert r.exit_code == 0, r.output
+    s = json.loads((out / "wakeword.json").read_text())
+    assert s["config"]["engines"] == ["piper"] and s["voices"]["engines"] == {"piper": 4}
+    assert s["voices"]["piper_voices"] == [str(VOICE)]
+    pos = sorted((out / "hey_robot").iterdir())
+    assert len(pos) == s["clips"]["hey_robot"] >= 3 and all(p.name.startswith("piper-en-US-joe-medium-s0-") for p in pos)
+    assert all(p.name.startswith("piper-") for p in (out / "_unknown_").iterdir())  # negatives by the same voices
