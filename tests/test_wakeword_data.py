@@ -38,8 +38,12 @@ def test_tokenize_and_distance():
 def test_config_refuses_bad_values():
     with pytest.raises(ConfigError, match="at least one phrase"):
         WakewordConfig(phrases=())
-    with pytest.raises(ConfigError, match="1 to 5 words"):
+    with pytest.raises(ConfigError, match="nothing to say"):
         WakewordConfig(phrases=("!!",))
+    with pytest.raises(ConfigError, match="1 to 5 words"):
+        WakewordConfig(phrases=("one two three four five six",))
+    with pytest.raises(ConfigError, match="unknown engine 'sam'"):
+        WakewordConfig(phrases=("stop",), engines=("espeak-ng", "sam"))
     with pytest.raises(ConfigError, match="must differ"):
         WakewordConfig(phrases=("hey robot", "Hey, robot"))
     with pytest.raises(ConfigError, match="val_share"):
@@ -259,3 +263,56 @@ def test_a_failed_build_leaves_no_half_written_set(tmp_path, monkeypatch):
         build_wakeword_set(cfg, tmp_path / "set")
     assert calls["n"] == 1 and list(tmp_path.iterdir()) == []
     monkeypatch.setattr(ww, "_noise_clips", real)
+
+
+def test_engine_and_piper_voice_errors_are_one_line(tmp_path, monkeypatch):
+    """Unknown engine, missing voice file, missing .onnx.json, piper-tts missing: one line, exit 2, nothing written."""
+    import sys
+
+    from click.testing import CliRunner
+
+    from hearkit.cli import main
+
+    onnx = tmp_path / "v.onnx"
+    onnx.write_bytes(b"not read before the checks")
+    lone = tmp_path / "lone.onnx"
+    lone.write_bytes(b"")
+    (tmp_path / "v.onnx.json").write_text(json.dumps({"num_speakers": 1, "audio": {"sample_rate": 22050}}))
+    monkeypatch.setitem(sys.modules, "piper", None)  # as if piper-tts were not installed
+    base = ["data", "wakeword", "stop", "--voices", "4", "--negative-windows", "0"]
+    cases = [
+        (["--engines", "espeak-ng,klatt"], "unknown engine 'klatt'"),
+        (["--piper-voice", str(tmp_path / "nope.onnx")], "no such file"),
+        (["--piper-voice", str(lone)], "lone.onnx.json is missing"),
+        (["--piper-voice", str(onnx)], 'pip install "hearkit[piper]"'),
+        (["--engines", "piper"], "needs a voice"),
+        (["--piper-voice", str(onnx), "--engines", "espeak-ng"], "leave piper out"),
+    ]
+    for i, (extra, msg) in enumerate(cases):
+        out = tmp_path / f"set{i}"
+        r = CliRunner().invoke(main, [*base, "-o", str(out), *extra])
+        errors = [ln for ln in r.output.splitlines() if ln.startswith("Error:")]
+        assert r.exit_code == 2 and len(errors) == 1 and msg in errors[0], (extra, r.output)
+        assert "Traceback" not in r.output and not out.exists()
+
+
+@needs_espeak
+def test_a_phrase_nothing_can_say_is_one_line(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import hearkit.recipes.voices as voices
+    from hearkit.cli import main
+
+    for phrase, msg in (("", "nothing to say"), ("'", "nothing to say"), ("' ''", "nothing to say")):
+        r = CliRunner().invoke(main, ["data", "wakeword", phrase, "-o", str(tmp_path / "a"), "--voices", "4"])
+        assert r.exit_code == 2 and msg in r.output and "Traceback" not in r.output, (phrase, r.output)
+
+    def mute(text, voice, *a, **k):
+        raise voices.SynthError(f"{voice.engine} voice {voice.name} produced no audio for {text!r}")
+
+    monkeypatch.setattr(voices, "speak", mute)  # as an engine that cannot say the phrase
+    r = CliRunner().invoke(main, ["data", "wakeword", "zzyzx", "-o", str(tmp_path / "b"), "--voices", "4",
+                                  "--engines", "espeak-ng", "--negative-windows", "0"])
+    errors = [ln for ln in r.output.splitlines() if ln.startswith("Error:")]
+    assert r.exit_code == 2 and len(errors) == 1 and "none of the engines (espeak-ng) can say it" in errors[0], r.output
+    assert not (tmp_path / "b").exists()

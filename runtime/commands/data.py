@@ -99,25 +99,35 @@ def mine(model, set_dir, negatives, windows, min_score):
 @click.option("--other-words", type=Limited("count", hi=10**6), default=1500, show_default=True,
               help="Clips of other words and word sequences.")
 @click.option("--reverb", type=Limited("probability"), default=0.5, show_default=True, help="Share of clips in a simulated room.")
+@click.option("--piper-voice", "piper_voices", multiple=True, type=click.Path(dir_okay=False),
+              help="A Piper voice (its .onnx, with the .onnx.json beside it; needs hearkit[piper]); every speaker of a "
+                   "multi-speaker voice is a voice of its own. Repeatable. Nothing is downloaded.")
+@click.option("--engines", default=None, metavar="LIST",
+              help="Comma-separated engines that speak, of espeak-ng,flite,festival,piper "
+                   "[default: every installed one of the first three, plus piper with --piper-voice].")
 @click.option("--seed", type=Limited("seed"), default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Replace a set this command wrote before.")
 def wakeword(phrases, out_dir, voices, negatives, negative_windows, recordings, recording_repeats, noise, near_misses,
-             other_words, reverb, seed, force):
+             other_words, reverb, piper_voices, engines, seed, force):
     """A keyword set for PHRASES from their text alone, in the layout `hearkit train classify` reads.
 
-    Positives: every installed synthesiser (espeak-ng, flite, festival) as many speakers; negatives:
-    partial phrases, phonetic near-misses, other words, and windows of your real recordings.
+    Positives: every installed synthesiser (espeak-ng, flite, festival, and the Piper voices given)
+    as many speakers; negatives: partial phrases, phonetic near-misses, other words, and windows of
+    your real recordings.
 
     \b
     Example:
       hearkit data wakeword "hey computer" --negatives ../shared/data/speech_commands -o data/hey-computer
+      hearkit data wakeword "hey computer" --piper-voice voices/en_US-libritts_r-medium.onnx -o data/hey-computer-p
       hearkit train classify --data data/hey-computer -o runs/hey-computer
     """
+    from hearkit.recipes.voices import parse_engines
     from hearkit.recipes.wakeword import WakewordConfig, build_wakeword_set
 
     cfg = WakewordConfig(phrases=tuple(phrases), voices=voices, negatives=tuple(negatives), negative_windows=negative_windows,
                          recordings=tuple(recordings), recording_repeats=recording_repeats, noise=tuple(noise),
-                         near_misses=near_misses, other_words=other_words, reverb=reverb, seed=seed)
+                         near_misses=near_misses, other_words=other_words, reverb=reverb, seed=seed,
+                         engines=parse_engines(engines), piper_voices=tuple(piper_voices))
     s = build_wakeword_set(cfg, out_dir, force=force, log=lambda m: click.echo(m, err=True))
     c = s["clips"]
     click.echo(f"{out_dir}: " + ", ".join(f"{lab} {c[lab]}" for lab in s["labels"])

@@ -5,8 +5,9 @@ phrase, ``_unknown_``, ``_silence_``, ``_background_noise_``, and ``validation_l
 naming the clips of the validation voices (the split is by voice, so validation measures
 voices the model has not heard). What goes in, and why (docs/design.md §10):
 
-- **Positives**: the phrase spoken by many synthetic speakers (every installed engine,
-  each voice multiplied by rate, pitch, word gaps and a vocal-tract warp; see
+- **Positives**: the phrase spoken by many synthetic speakers (every installed engine, or
+  those ``engines`` names, and the Piper voice files given; each voice multiplied by rate,
+  pitch, word gaps, Piper's noise scales and a vocal-tract warp; see
   :mod:`hearkit.recipes.voices`), at a random level and position in the window, a share
   with room reverberation (pyroomacoustics' image-source rooms) and band-limited as by a
   cheap microphone. Speaker diversity is what transfers to real voices.
@@ -96,6 +97,11 @@ class WakewordConfig:
         window_seconds: clip length; 0 picks it from the phrases' synthesised length, 1.0-2.0 s (Default: 0).
         seed: seed of every random choice (Default: 0).
         workers: synthesiser processes run at once (Default: CPU count).
+        engines: the engines that speak, among ``hearkit.recipes.voices.ENGINES`` (Default: every
+            installed Debian engine, plus piper when ``piper_voices`` are given). They speak
+            the negatives too, so that no engine's sound marks the phrase.
+        piper_voices: Piper voice files (``.onnx``, its ``.onnx.json`` beside it); every speaker
+            of each is a voice (Default: none).
     """
 
     phrases: tuple[str, ...]
@@ -114,14 +120,22 @@ class WakewordConfig:
     window_seconds: float = 0.0
     seed: int = 0
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    engines: tuple[str, ...] = ()
+    piper_voices: tuple[str, ...] = ()
 
     def __post_init__(self):
+        from hearkit.recipes.voices import ENGINES
+
         if not self.phrases:
             raise ConfigError("give at least one phrase")
         for p in self.phrases:
             w = phrase_words(p)
+            if not w:
+                raise ConfigError(f"phrase {p!r}: nothing to say (no word of letters a-z)")
             if not 1 <= len(w) <= 5:
                 raise ConfigError(f"phrase {p!r}: needs 1 to 5 words of letters, got {len(w)}")
+        if bad := [e for e in self.engines if e not in ENGINES]:
+            raise ConfigError(f"unknown engine {', '.join(map(repr, bad))}; allowed: {', '.join(ENGINES)}")
         labels = [label_of(p) for p in self.phrases]
         if len(set(labels)) != len(labels):
             raise ConfigError(f"phrases must differ: {list(self.phrases)}")
@@ -144,8 +158,8 @@ class WakewordConfig:
 
 
 def phrase_words(phrase: str) -> list[str]:
-    """The lower-case words of a phrase."""
-    return re.findall(r"[a-z']+", phrase.lower())
+    """The lower-case words of a phrase (apostrophes kept inside a word only: ``it's``, not ``'``)."""
+    return [w for w in (t.strip("'") for t in re.findall(r"[a-z']+", phrase.lower())) if w]
 
 
 def label_of(phrase: str) -> str:
@@ -380,8 +394,11 @@ def build_wakeword_set(cfg: WakewordConfig, out: str | os.PathLike, force: bool 
     """Write a keyword set for ``cfg.phrases`` to ``out``; return its summary (also in ``out/wakeword.json``).
 
     Raises:
-        ConfigError: ``out`` holds files and ``force`` is not set, or an option is out of range.
-        SynthError: no synthesiser is installed.
+        ConfigError: ``out`` holds files and ``force`` is not set, an option is out of range, or
+            no engine can say a phrase.
+        SynthError: no synthesiser is installed, an engine asked for is missing, a Piper voice
+            file or its config is missing.
+        MissingDependencyError: Piper voices are given and piper-tts is not installed.
     """
     import soundfile as sf
 
@@ -397,7 +414,7 @@ def build_wakeword_set(cfg: WakewordConfig, out: str | os.PathLike, force: bool 
             raise ConfigError(f"-o {root}: not a set `hearkit data wakeword` wrote (no wakeword.json); refusing to replace it")
     t0 = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)
-    engines = available_voices()
+    engines = available_voices(cfg.engines or None, cfg.piper_voices)
     if not engines:
         raise SynthError("no speech synthesiser is installed: apt-get install espeak-ng flite festival")
     labels = [label_of(p) for p in cfg.phrases]
@@ -408,7 +425,24 @@ def build_wakeword_set(cfg: WakewordConfig, out: str | os.PathLike, force: bool 
     val_keys = {v.key for v in voices[-n_val:]}
 
     log(f"data wakeword: phrases {', '.join(repr(p) for p in cfg.phrases)}; engines "
-        + ", ".join(f"{e} ({len(v)} voices)" for e, v in engines.items()))
+        + ", ".join(f"{e} ({len(v)} {'speakers' if e == 'piper' else 'voices'})" for e, v in engines.items()))
+    # window: a typical (75th percentile) utterance of the phrases plus a margin, 1.0-2.0 s; a phrase
+    # that no probe voice can say is refused here, before any work
+    probe_voices = random_voices(8, seed=cfg.seed + 1, engines=engines)
+    probe = []
+    for p in cfg.phrases:
+        said, failed = [], []
+        for v in probe_voices:
+            try:
+                said.append(speak(p, v))
+            except SynthError as e:
+                failed.append(str(e))
+        if not said:
+            raise ConfigError(f"phrase {p!r}: none of the engines ({', '.join(engines)}) can say it: {failed[0]}")
+        probe += said
+    typical = float(np.quantile([len(x) for x in probe], 0.75)) / SAMPLE_RATE
+    window = cfg.window_seconds or float(np.clip(np.ceil((typical + WINDOW_MARGIN_S) * 10) / 10, 1.0, 2.0))
+    n = int(round(window * SAMPLE_RATE))
     texts: list[tuple[str, str, bool]] = []  # (folder, text, is_phonemes) for negatives
     plan_neg: dict[str, int] = {}
     lexicon = phonetic_lexicon(dictionary_words(LEXICON_SAMPLE, rng))
@@ -429,20 +463,14 @@ def build_wakeword_set(cfg: WakewordConfig, out: str | os.PathLike, force: bool 
     seqs = [" ".join(rng.choice(others, int(rng.integers(2, 5)))) for _ in range(n_seq)]
     other_texts = [t for t in singles + seqs if not holds_phrase(t)]
 
-    # window: a typical (75th percentile) utterance of the phrases plus a margin, 1.0-2.0 s
-    probe = [speak(p, v) for p in cfg.phrases for v in random_voices(8, seed=cfg.seed + 1, engines=engines)]
-    typical = float(np.quantile([len(x) for x in probe], 0.75)) / SAMPLE_RATE
-    window = cfg.window_seconds or float(np.clip(np.ceil((typical + WINDOW_MARGIN_S) * 10) / 10, 1.0, 2.0))
-    n = int(round(window * SAMPLE_RATE))
-
     jobs: list[tuple[str, str, bool, object, int]] = []  # (folder, text, phonemes, voice, seed)
     for lab, p in zip(labels, cfg.phrases):
         jobs += [(lab, p, False, v, int(rng.integers(1 << 31))) for v in voices]
     neg_texts = [texts[i] for i in rng.choice(len(texts), cfg.near_misses * len(cfg.phrases))] if texts else []
     neg_texts += [("_unknown_", t, False) for t in other_texts]
-    espeak_voices = [v for v in voices if v.engine == "espeak-ng"] or voices
+    phoneme_voices = [v for v in voices if v.engine in ("espeak-ng", "piper")] or voices  # the engines that read phonemes
     for folder, t, ph in neg_texts:
-        v = espeak_voices[int(rng.integers(len(espeak_voices)))] if ph else voices[int(rng.integers(len(voices)))]
+        v = phoneme_voices[int(rng.integers(len(phoneme_voices)))] if ph else voices[int(rng.integers(len(voices)))]
         jobs.append((folder, t, ph, v, int(rng.integers(1 << 31))))
 
     tmp = root.with_name(f".{root.name}.hearkit-tmp")
@@ -476,6 +504,8 @@ def build_wakeword_set(cfg: WakewordConfig, out: str | os.PathLike, force: bool 
                 status.show(f"data wakeword: synthesised {done}/{len(jobs)} clips ({time.perf_counter() - t0:.0f} s)",
                             100 * done / len(jobs))
         status.close()
+        if mute := [p for lab, p in zip(labels, cfg.phrases) if counts[lab] == 0]:
+            raise ConfigError(f"phrase {mute[0]!r}: none of the {len(voices)} voices said it in a {window:g} s window")
 
         if cfg.recordings:
             counts["real_positive_recordings"] = _add_recordings(cfg, labels, n, rng, tmp)
@@ -512,7 +542,8 @@ def build_wakeword_set(cfg: WakewordConfig, out: str | os.PathLike, force: bool 
         summary = {
             "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
             "labels": labels, "window_seconds": window, "clips": counts, "validation_clips": len(val_list),
-            "voices": {"total": len(voices), "validation": n_val, "engines": {e: sum(v.engine == e for v in voices) for e in engines}},
+            "voices": {"total": len(voices), "validation": n_val, "engines": {e: sum(v.engine == e for v in voices) for e in engines},
+                       "piper_voices": [os.path.abspath(q) for q in cfg.piper_voices]},
             "negative_texts": plan_neg | {"other": len(other_texts)}, "left_out": left_out,
             "seconds": round(time.perf_counter() - t0, 1),
         }
