@@ -93,6 +93,9 @@ class TrainConfig:
             epoch costs the head, not the embedding (Default: 4).
         input_scale: the speech embedding's input scale, 32768 (int16-scaled, openWakeWord's) or 1
             ([-1, 1], livekit-wakeword's) (Default: None = ``EmbeddingConfig``'s, 32768).
+        feature_cache: folder where the embedded copies are kept, one file per set of inputs (the clips,
+            window, copies, augmentation, seed and embedding files): a run with other head settings
+            reuses them instead of embedding again (Default: None = not kept).
         progress: show progress: a bar on a terminal, a line per ~10 % of the run in a log (Default: True).
         quiet: warnings and the result only: no progress, no line per epoch (Default: False).
     """
@@ -124,6 +127,7 @@ class TrainConfig:
     num_threads: int | None = DEFAULT_TRAIN_THREADS
     feature_copies: int = 4
     input_scale: float | None = None
+    feature_cache: str | None = None
     progress: bool = True
     quiet: bool = False
 
@@ -435,6 +439,12 @@ def _embed_sets(cfg, fe, frontend, train_ds, val_ds, test_ds, noise, say, show):
                 bar.update(len(wav))
         return torch.cat(out)
 
+    key = _cache_key(cfg, fe, train_ds, val_ds, test_ds, noise)
+    cached_file = Path(cfg.feature_cache) / f"embedding-{key}.pt" if cfg.feature_cache else None
+    if cached_file is not None and cached_file.is_file():
+        d = torch.load(cached_file, weights_only=True)
+        say(f"speech embedding: reusing {cached_file}")
+        return d["train"], d.get("val"), d.get("test")
     started = time.process_time()
     train = torch.stack([embed(train_ds, True) for _ in range(k)])
     val = embed(val_ds, False) if val_ds is not None else None
@@ -442,7 +452,30 @@ def _embed_sets(cfg, fe, frontend, train_ds, val_ds, test_ds, noise, say, show):
     if bar is not None:
         bar.close()
     say(f"speech embedding: {total} clips in {time.process_time() - started:.0f} CPU s")
+    if cached_file is not None:
+        from hearkit.files import atomic_path
+
+        cached_file.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(cached_file) as tmp:
+            torch.save({"train": train, "val": val, "test": test}, tmp)
+        say(f"speech embedding: kept in {cached_file}")
     return train, val, test
+
+
+def _cache_key(cfg, fe, train_ds, val_ds, test_ds, noise) -> str:
+    """sha256 (16 hex) of everything the embedded copies depend on."""
+    import hashlib
+
+    h = hashlib.sha256()
+    parts = [fe.to_json(), cfg.augment.to_dict(), cfg.feature_copies, cfg.seed, train_ds.window,
+             len(noise) if noise is not None else 0]
+    for ds in (train_ds, val_ds, test_ds):
+        parts.append([] if ds is None else [(e.path, e.label) for e in ds.examples])
+    h.update(json.dumps(parts, sort_keys=True, default=str).encode())
+    for ds in (train_ds, val_ds, test_ds):  # the audio itself, not only its names
+        for c in ([] if ds is None else ds.clips):
+            h.update(c.tobytes())
+    return h.hexdigest()[:16]
 
 
 def _finish(out, model, logmel, val_ds, test_ds, labels, history, best, n_params, cfg, skipped, say,

@@ -62,6 +62,9 @@ MODEL_NAMES = ("dscnn-s", "dscnn-m", "dscnn-l", *(f"bcresnet-{t}" for t in range
 @click.option("--time-mask-width", type=Limited("count", hi=10000), default=10, show_default=True, help="Frames.")
 @click.option("--feature-copies", type=Limited("count", lo=1, hi=64), default=4, show_default=True,
               help="emb-* models: augmented copies of each training clip embedded once; epoch e trains on copy e mod N.")
+@click.option("--feature-cache", type=click.Path(file_okay=False), default=None,
+              help="emb-* models: keep the embedded copies in this folder; a later run on the same clips, copies, "
+                   "augmentation and seed reuses them (other head settings train in a minute).")
 @click.option("--input-scale", type=click.Choice(["int16", "unit"]), default=None,
               help="emb-* models: samples reach the embedding int16-scaled (openWakeWord's convention; the default) "
                    "or in [-1, 1] (unit).")
@@ -119,7 +122,7 @@ def classify(**kw):
         label_smoothing=kw["label_smoothing"], seed=kw["seed"], noise_dir=kw["noise_dir"], val_fold=kw["val_fold"],
         test_fold=kw["test_fold"], keywords=keywords, window_seconds=kw["window_seconds"], frontend=fe, augment=aug,
         dropout=kw["dropout"], on_bad_file=kw["on_bad_file"], resume=kw["resume"], init=kw["init"], checkpoint_every=kw["checkpoint_every"],
-        max_clips=kw["max_clips"], feature_copies=kw["feature_copies"],
+        max_clips=kw["max_clips"], feature_copies=kw["feature_copies"], feature_cache=kw["feature_cache"],
         input_scale={None: None, "int16": 32768.0, "unit": 1.0}[kw["input_scale"]], num_threads=kw["threads"], progress=not kw["no_progress"], quiet=kw["quiet"],
     )
     from hearkit.files import run_folder
