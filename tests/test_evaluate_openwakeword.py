@@ -259,3 +259,17 @@ def test_bench_wakeword_peer_option(tmp_path, folders, kws_export):
     assert r.exit_code == 2 and "nope" in r.output
     r = CliRunner().invoke(bench_wakeword, args + ["--peer", "none"])
     assert r.exit_code == 0 and "hearkit FRR" in r.stdout and "FRR" not in r.stdout.replace("hearkit FRR", "")
+
+
+def test_bench_wakeword_default_skips_a_peer_that_is_not_installed(monkeypatch, folders, kws_export):
+    """By default a missing extra is one line on stderr and the table goes on; asked for by name, it is an error."""
+    import hearkit.commands.bench_wakeword as cmd
+
+    monkeypatch.setattr(cmd, "_installed", lambda module: module != "pyopen_wakeword")
+    args = [str(kws_export), "--positives", str(folders / "pos"), "--negatives", str(folders / "neg"), "--no-pocketsphinx"]
+    r = CliRunner().invoke(cmd.bench_wakeword, args)
+    assert r.exit_code == 0 and 'openwakeword: not installed (pip install "hearkit[oww]"): skipped' in r.stderr
+    assert "openwakeword FRR" not in r.stdout and "hearkit FRR" in r.stdout
+    monkeypatch.setitem(sys.modules, "pyopen_wakeword", None)  # import fails as if not installed
+    r = CliRunner().invoke(cmd.bench_wakeword, args + ["--peer", "openwakeword"])  # hearkit's main prints it in one line
+    assert r.exit_code != 0 and type(r.exception).__name__ == "MissingDependencyError" and "hearkit[oww]" in str(r.exception)
