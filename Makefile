@@ -36,7 +36,7 @@ $(VENV)/.installed: pyproject.toml
 	# torch first and pinned: 2.13.0 is a local CPU wheel here; a looser requirement
 	# would pull several GB of CUDA packages (docs/design.md §7).
 	$(PIP) install --quiet torch==2.13.0
-	$(QUIET_EDITABLE) $(PIP) install --quiet -e ".[train,plot,dev,peer,embedding,piper]" --config-settings editable_mode=strict
+	$(QUIET_EDITABLE) $(PIP) install --quiet -e ".[train,plot,dev,peer,embedding,piper,oww]" --config-settings editable_mode=strict
 	touch $@
 
 # The editable install is setuptools' "strict" mode: build/__editable__*/hearkit is a tree

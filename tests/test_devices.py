@@ -379,6 +379,10 @@ def test_bench_takes_a_bundle_path(bundles):
     assert [r["model"] for r in sp[2:]] == ["pipeline.int8.onnx", "pipeline.onnx"]
     assert sp[0]["streaming"] is True and not any(r["streaming"] for r in sp[1:])
     assert all(r["cpu_share_percent"] > 0 for r in sp) and rep["spotter_target_percent"] == 0.2
+    # beside it, openWakeWord's official model on the same noise (or one line saying the extra is missing)
+    (peer,) = rep["spotter_peers"]
+    assert peer["case"] == "openWakeWord alexa (peer, TFLite)"
+    assert ("hearkit[oww]" in peer["error"]) if "error" in peer else (peer["cpu_share_percent"] > 0 and peer["threads"] == 1)
     r = CliRunner().invoke(main, ["bench", "model", str(bundles["x86-vnni"] / "pipeline.onnx"), "--repeat", "2",
                                   "--no-footprint", "--no-spotter"])
     assert r.exit_code == 0 and "pipeline.onnx" in r.output and "footprint" not in r.output and "spotter" not in r.output

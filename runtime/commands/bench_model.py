@@ -60,7 +60,7 @@ def bench_model(model, device, repeat, seconds, clip, footprint, spotter, as_jso
     if "spotter" in report:
         click.echo(f"keyword spotter at its hop, {STREAM_SECONDS:g} s of noise (process CPU / audio time; "
                    f"target <= {report['spotter_target_percent']:g} % of a core for int8):")
-        for r in report["spotter"]:
+        for r in report["spotter"] + report.get("spotter_peers", []):
             if "error" in r:
                 click.echo(f"  {r['case']:<40} {r['error']}")
             else:

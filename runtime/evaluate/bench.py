@@ -265,6 +265,18 @@ def spotter_cpu(model: str | os.PathLike, profile=None, seconds: float = STREAM_
     return rows
 
 
+def peer_spotter_cpu(seconds: float = STREAM_SECONDS) -> list[dict]:
+    """openWakeWord's official ``alexa`` model (mel graph, speech embedding and head; TFLite, 1 thread)
+    streamed over the noise :func:`stream_cpu_share` feeds hearkit's spotter, in its 80-ms chunks: the
+    peer's share of a core, printed beside hearkit's. Without ``hearkit[oww]`` the row says so."""
+    from hearkit.evaluate import openwakeword as oww
+
+    if not oww.available():
+        return [{"case": "openWakeWord alexa (peer, TFLite)", "model": "alexa.tflite",
+                 "error": f'not installed: pip install "hearkit[{oww.EXTRA}]"'}]
+    return [oww.stream_cpu_share("alexa", seconds)]
+
+
 # -- hearkit bench MODEL_OR_BUNDLE ---------------------------------------------------
 def candidates(path: Path, prefer: str) -> list[Path]:
     """The model files to measure: the verified variants of a bundle or export folder, or the file itself."""
@@ -357,7 +369,8 @@ def bench_model(model: str | os.PathLike, profile=None, repeat: int = 50, second
         footprint: also measure a fresh process classifying one clip against `import torch`
             (classification models; Default: True).
         spotter: also measure the keyword spotter's CPU share at a 100 ms hop, streaming and
-            full window (:func:`spotter_cpu`; classification models; Default: True).
+            full window (:func:`spotter_cpu`; classification models; Default: True), and beside it
+            openWakeWord's official model on the same noise (:func:`peer_spotter_cpu`).
 
     Returns:
         ``{"hearkit", "onnxruntime", "device", "threads", "machine", "repeat", "models": [bench_one, ...],
@@ -400,6 +413,7 @@ def bench_model(model: str | os.PathLike, profile=None, repeat: int = 50, second
     if spotter and results and results[0]["task"] == "classify":
         report["spotter"] = spotter_cpu(path, profile)
         report["spotter_target_percent"] = SPOTTER_TARGET_PERCENT
+        report["spotter_peers"] = peer_spotter_cpu()
     return report
 
 

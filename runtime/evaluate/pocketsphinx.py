@@ -358,19 +358,24 @@ def compare_engines(
     pocketsphinx: bool = True,
     kws_threshold: float = PERMISSIVE_THRESHOLD,
     log: Callable[[str], None] = lambda m: None,
+    openwakeword: bool = False,
 ) -> dict:
-    """hearkit's spotter and PocketSphinx on the same streams: ``{"hearkit": report, "pocketsphinx": report}``.
+    """hearkit's spotter and its peers on the same streams: ``{"hearkit": report, "pocketsphinx": report, ...}``.
 
     Args:
         spotter: a :class:`~hearkit.classify.KeywordSpotter`; its phrases (non-background labels)
             are PocketSphinx's too.
         positives, negatives, noise, snr_db, targets, seed: as for ``evaluate_detector``.
-        pocketsphinx: also run PocketSphinx (Default: True; False returns hearkit's report alone).
+        pocketsphinx: also run PocketSphinx (Default: True).
         kws_threshold: PocketSphinx's decode threshold (Default: ``PERMISSIVE_THRESHOLD``).
         log: progress callable (Default: silent).
+        openwakeword: also run openWakeWord's official models on the phrases that have one
+            (:mod:`hearkit.evaluate.openwakeword`; Default: False). Its report is left out, and
+            a line logged, when none of the phrases has one.
 
     Each report carries ``cpu_seconds_per_hour`` of audio streamed: the spotter's
-    ``accept_waveform``/``flush`` process CPU time, and PocketSphinx's ``process_raw``/``end_utt``.
+    ``accept_waveform``/``flush`` process CPU time, PocketSphinx's ``process_raw``/``end_utt``,
+    openWakeWord's pipeline.
     """
     from hearkit.evaluate.detector import evaluate_detector
 
@@ -384,6 +389,13 @@ def compare_engines(
         out["pocketsphinx"] = evaluate_pocketsphinx(list(spotter.labels), positives, negatives, noise=noise,
                                                     snr_db=snr_db, targets=targets, seed=seed,
                                                     kws_threshold=kws_threshold, log=log)
+    if openwakeword:
+        from hearkit.evaluate.openwakeword import evaluate_openwakeword
+
+        rep = evaluate_openwakeword(list(spotter.labels), positives, negatives, noise=noise, snr_db=snr_db,
+                                    targets=targets, seed=seed, log=log)
+        if rep["phrases"]:
+            out["openwakeword"] = rep
     return out
 
 
@@ -420,7 +432,10 @@ def comparison_lines(reports: dict[str, dict]) -> list[str]:
                 cells.append(f"{cell:<{col}}")
             lines.append(f"{name:<16} {t:>5g}  " + "".join(cells))
     for t in targets:
-        means = [f"{100 * reports[n]['mean_frr'][str(t)]:5.1f} %" for n in names]
+        # an engine that covers fewer phrases (openWakeWord: those with an official model) says so
+        means = [f"{100 * reports[n]['mean_frr'][str(t)]:5.1f} %"
+                 + (f" ({len(reports[n]['phrases'])} of {len(phrases)} phrases)"
+                    if len(reports[n]["phrases"]) < len(phrases) else "") for n in names]
         lines.append(f"{'mean':<16} {t:>5g}  " + "".join(f"{m:<{col}}" for m in means))
     lines.append(f"{'CPU s per hour of audio':<24}" + "".join(
         f"{reports[n]['cpu_seconds_per_hour']:<{col}.1f}" for n in names))
@@ -429,12 +444,12 @@ def comparison_lines(reports: dict[str, dict]) -> list[str]:
     return lines
 
 
-ENGINE_STYLES = {"hearkit": "-", "pocketsphinx": "--"}
+ENGINE_STYLES = {"hearkit": "-", "pocketsphinx": "--", "openwakeword": ":"}
 
 
 def plot_det_engines(reports: dict[str, dict], path: str | os.PathLike, title: str = "") -> Path:
     """DET curves of several engines in one PNG: a colour per phrase, a line style per engine
-    (hearkit solid, PocketSphinx dashed)."""
+    (hearkit solid, PocketSphinx dashed, openWakeWord dotted)."""
     import matplotlib
 
     matplotlib.use("Agg")
