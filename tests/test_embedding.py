@@ -194,3 +194,22 @@ def test_run_and_bundle_of_an_embedding_model(emb_export, shared_data, tmp_path)
     assert '#define HEARKIT_FRONTEND "speech-embedding"' in header and "HEARKIT_N_MELS" not in header
     r = CliRunner().invoke(cli, ["run", str(bundle), str(clip)])
     assert r.exit_code == 0, r.output
+
+
+def test_feature_cache_is_reused_and_keyed_by_seed(shared_data, tmp_path):
+    """A second run on the same clips, copies and seed reads the kept vectors (same weights within 0:
+    the same features and seed); another seed embeds anew (its augmentation draws differ)."""
+    import torch
+
+    cache = tmp_path / "cache"
+    base = ["train", "classify", "--data", str(shared_data / "speech_commands"), "--model", "emb-dnn", "--epochs", "1",
+            "--max-clips", "24", "--feature-copies", "1", "--feature-cache", str(cache), "--no-progress"]
+    outs = []
+    for i, seed in enumerate((0, 0, 1)):
+        r = CliRunner().invoke(cli, [*base, "--seed", str(seed), "-o", str(tmp_path / f"run{i}")])
+        assert r.exit_code == 0, r.output
+        outs.append(r.output)
+    assert "reusing" not in outs[0] and "reusing" in outs[1] and "reusing" not in outs[2]
+    assert len(list(cache.glob("embedding-*.pt"))) == 2
+    a, b = (torch.load(tmp_path / f"run{i}" / "best.pt", weights_only=True)["state_dict"] for i in (0, 1))
+    assert all(torch.equal(a[k], b[k]) for k in a)

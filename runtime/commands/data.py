@@ -99,6 +99,9 @@ def mine(model, set_dir, negatives, windows, min_score):
 @click.option("--other-words", type=Limited("count", hi=10**6), default=1500, show_default=True,
               help="Clips of other words and word sequences.")
 @click.option("--reverb", type=Limited("probability"), default=0.5, show_default=True, help="Share of clips in a simulated room.")
+@click.option("--window-seconds", type=Limited("window_s", hi=3.0), default=None,
+              help="Clip length, 0.5-3 s (default: 1-2 s from the phrases' length). A model on the speech embedding "
+                   "sees 2 s: give 2 so its negatives are 2 s of real audio, not 1 s padded with silence.")
 @click.option("--piper-voice", "piper_voices", multiple=True, type=click.Path(dir_okay=False),
               help="A Piper voice (its .onnx, with the .onnx.json beside it; needs hearkit[piper]); every speaker of a "
                    "multi-speaker voice is a voice of its own. Repeatable. Nothing is downloaded.")
@@ -108,7 +111,7 @@ def mine(model, set_dir, negatives, windows, min_score):
 @click.option("--seed", type=Limited("seed"), default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Replace a set this command wrote before.")
 def wakeword(phrases, out_dir, voices, negatives, negative_windows, recordings, recording_repeats, noise, near_misses,
-             other_words, reverb, piper_voices, engines, seed, force):
+             other_words, reverb, window_seconds, piper_voices, engines, seed, force):
     """A keyword set for PHRASES from their text alone, in the layout `hearkit train classify` reads.
 
     Positives: every installed synthesiser (espeak-ng, flite, festival, and the Piper voices given)
@@ -127,6 +130,7 @@ def wakeword(phrases, out_dir, voices, negatives, negative_windows, recordings, 
     cfg = WakewordConfig(phrases=tuple(phrases), voices=voices, negatives=tuple(negatives), negative_windows=negative_windows,
                          recordings=tuple(recordings), recording_repeats=recording_repeats, noise=tuple(noise),
                          near_misses=near_misses, other_words=other_words, reverb=reverb, seed=seed,
+                         window_seconds=window_seconds or 0.0,
                          engines=parse_engines(engines), piper_voices=tuple(piper_voices))
     s = build_wakeword_set(cfg, out_dir, force=force, log=lambda m: click.echo(m, err=True))
     c = s["clips"]
