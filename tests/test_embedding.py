@@ -213,3 +213,21 @@ def test_feature_cache_is_reused_and_keyed_by_seed(shared_data, tmp_path):
     assert len(list(cache.glob("embedding-*.pt"))) == 2
     a, b = (torch.load(tmp_path / f"run{i}" / "best.pt", weights_only=True)["state_dict"] for i in (0, 1))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_training_clips_end_where_the_head_fires():
+    """emb-* training moves each clip's utterance to end 0.05-0.3 s before the window's end (the
+    evaluation's extent), never cutting it; a window full of sound stays as it is."""
+    from hearkit.evaluate.detector import utterance_extent
+    from hearkit.training.train_classify import end_aligned
+
+    x = np.zeros(32000, np.float32)
+    x[6000:14000] = 0.5 * np.sin(np.arange(8000) * 0.3)
+    for tail in (0.05, 0.3):
+        a, b = utterance_extent(end_aligned(x, SR, tail), SR)
+        assert abs((32000 - b) - tail * SR) <= 160 and abs((b - a) - 8000) <= 160  # one 10-ms frame of tolerance
+    late = np.roll(x, 17000)  # the utterance ends 1,000 samples before the end: moved left, not cut
+    a, b = utterance_extent(end_aligned(late, SR, 0.2), SR)
+    assert abs((32000 - b) - 3200) <= 160 and abs((b - a) - 8000) <= 160
+    full = (0.1 * np.random.default_rng(0).standard_normal(32000)).astype(np.float32)
+    assert np.array_equal(end_aligned(full, SR, 0.2), full)
