@@ -60,7 +60,7 @@ MODEL_NAMES = ("dscnn-s", "dscnn-m", "dscnn-l", *(f"bcresnet-{t}" for t in range
 @click.option("--freq-mask-width", type=Limited("count", hi=512), default=7, show_default=True, help="Mel bands.")
 @click.option("--time-masks", type=Limited("count", hi=100), default=2, show_default=True)
 @click.option("--time-mask-width", type=Limited("count", hi=10000), default=10, show_default=True, help="Frames.")
-@click.option("--feature-copies", type=Limited("count", lo=1, hi=64), default=4, show_default=True,
+@click.option("--feature-copies", type=Limited("count", lo=1, hi=64), default=2, show_default=True,
               help="emb-* models: augmented copies of each training clip embedded once; epoch e trains on copy e mod N.")
 @click.option("--feature-cache", type=click.Path(file_okay=False), default=None,
               help="emb-* models: keep the embedded copies in this folder; a later run on the same clips, copies, "
