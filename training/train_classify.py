@@ -95,7 +95,8 @@ class TrainConfig:
             choice of all cores was 7x slower on a loaded 2-core machine; None = torch's choice).
         feature_copies: for models on the frozen speech embedding (``emb-*``): augmented copies of
             each training clip embedded once before training; epoch e trains on copy e mod K, so an
-            epoch costs the head, not the embedding (Default: 2, the measured wake-word recipe: ~13 CPU min for 8,400 2-s clips).
+            epoch costs the head, not the embedding (Default: 2, the measured wake-word recipe: about
+            13 CPU minutes for 8,400 2-s clips).
         input_scale: the speech embedding's input scale, 32768 (int16-scaled, openWakeWord's) or 1
             ([-1, 1], livekit-wakeword's) (Default: None = ``EmbeddingConfig``'s, 32768).
         feature_cache: folder where the embedded copies are kept, one file per set of inputs (the clips,
