@@ -483,7 +483,8 @@ class KeywordSpotter:
             (Default: the model's calibrated thresholds, else ``default_threshold``).
         default_threshold: threshold of keywords not in a ``thresholds`` dict (Default: 0.6).
         smoothing: decisions averaged (Default: the model's calibrated value, else 3).
-        refractory_seconds: quiet time after a detection (Default: the model's calibrated value, else 1.0).
+        refractory_seconds: quiet time after a detection (Default: the model's calibrated value, else 1.0
+            or the model's window where that is longer: 2.0 on the speech embedding).
         record: keep (time, smoothed posteriors) of every decision in ``history`` (for plots).
         scorer: optional callable (batch, window_samples) -> logits replacing the ONNX session
             (the torch path, or tests); needs ``labels``, ``sample_rate`` and ``window_samples`` then.
@@ -543,7 +544,10 @@ class KeywordSpotter:
         if smoothing is None:
             smoothing = calibrated.get("smoothing", DEFAULT_SMOOTHING)
         if refractory_seconds is None:
-            refractory_seconds = calibrated.get("refractory_seconds", DEFAULT_REFRACTORY)
+            # a phrase stays in view for a window: one detection per window (the speech embedding's 2 s
+            # fired twice per real phrase at 1 s, docs/results.md)
+            refractory_seconds = calibrated.get("refractory_seconds",
+                                                max(DEFAULT_REFRACTORY, int(window_samples) / int(sample_rate)))
         if thresholds is None and calibrated.get("thresholds"):
             thresholds = calibrated["thresholds"]
         self.scorer = scorer
