@@ -51,6 +51,7 @@ from hearkit.training.models import MODELS, build_model, count_parameters, model
 
 WARMUP_FRACTION = 0.1  # share of steps spent warming up (one-cycle pct_start; linear warm-up for cosine)
 EVAL_BATCH = 256  # clips per evaluation batch
+DEFAULT_LABEL_SMOOTHING = 0.1  # log-mel models (the Speech Commands recipe); emb-* models train without
 EMBEDDING_FRAMES = 16  # speech-embedding models: vectors the head sees by default (a 2-s window)
 # speech-embedding models: each training clip's utterance (frames within 35 dB of its loudest) is moved to end this long before the window's
 # end (uniform; validation: the middle), so the head fires as the phrase ends. Centred or anywhere in
@@ -74,7 +75,9 @@ class TrainConfig:
         lr: peak learning rate of AdamW (Default: 3e-3).
         weight_decay: AdamW weight decay (Default: 1e-2).
         schedule: ``onecycle`` | ``cosine`` (with linear warm-up) (Default: onecycle).
-        label_smoothing: target smoothing ε (Default: 0.1).
+        label_smoothing: target smoothing ε (Default: None = 0.1, or 0 for ``emb-*`` models: smoothed
+            targets cap every confident posterior at one value, and a detector's threshold then cannot
+            rank real phrases above the few false alarms that reach the same cap; docs/results.md).
         seed: seed of everything random (Default: 0).
         noise_dir: background-noise folder (Default: None = the dataset's own
             ``_background_noise_`` files, else its training ``_silence_`` clips, else no noise).
@@ -115,7 +118,7 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-2
     schedule: str = "onecycle"
-    label_smoothing: float = 0.1
+    label_smoothing: float | None = None
     seed: int = 0
     noise_dir: str | None = None
     val_fold: int | None = None
@@ -158,7 +161,7 @@ class TrainConfig:
             fail(f"lr must be > 0, got {self.lr}")
         if self.schedule not in SCHEDULES:
             fail(f"schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}")
-        if not 0 <= self.label_smoothing < 1:
+        if self.label_smoothing is not None and not 0 <= self.label_smoothing < 1:
             fail(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not isinstance(self.feature_copies, int) or not 1 <= self.feature_copies <= 64:
             fail(f"feature_copies must be an integer in 1..64, got {self.feature_copies!r}")
@@ -304,6 +307,7 @@ def train_classifier(config: TrainConfig, log: Callable[[str], object] | None = 
         model = build_model(cfg.model, len(labels), fe.n_mels, **kw)
     logmel = frontend_module(fe)
     cached = uses_embedding(model.config()["name"])
+    label_smoothing = cfg.label_smoothing if cfg.label_smoothing is not None else (0.0 if cached else DEFAULT_LABEL_SMOOTHING)
     train_feats = val_feats = test_feats = None
     if cached:
         short = float(np.median([len(c) for c in train_ds.clips])) if len(train_ds) else window
@@ -337,12 +341,12 @@ def train_classifier(config: TrainConfig, log: Callable[[str], object] | None = 
     net = dist.wrap(model)
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        cfg_json = {**cfg.to_dict(), "frontend": fe.to_dict(), "labels": labels, "window_samples": window, "parameters": n_params, "model_config": model.config(),
+        cfg_json = {**cfg.to_dict(), "frontend": fe.to_dict(), "label_smoothing": label_smoothing, "labels": labels, "window_samples": window, "parameters": n_params, "model_config": model.config(),
                     "world_size": dist.world, "dataset_format": index.format}
         write_text(out / "config.json", json.dumps(cfg_json, indent=2))
 
     k = len(labels)
-    ls = cfg.label_smoothing
+    ls = label_smoothing
     stats = {}
 
     def checkpoint(metrics: dict) -> dict:

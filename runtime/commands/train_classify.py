@@ -35,7 +35,9 @@ MODEL_NAMES = ("dscnn-s", "dscnn-m", "dscnn-l", *(f"bcresnet-{t}" for t in range
 @click.option("--lr", type=Limited("lr"), default=3e-3, show_default=True, help="Peak AdamW learning rate.")
 @click.option("--weight-decay", type=Limited("weight_decay"), default=1e-2, show_default=True)
 @click.option("--schedule", type=click.Choice(["onecycle", "cosine"]), default="onecycle", show_default=True)
-@click.option("--label-smoothing", type=Limited("label_smoothing"), default=0.1, show_default=True)
+@click.option("--label-smoothing", type=Limited("label_smoothing"), default=None,
+              help="Target smoothing (default: 0.1; 0 for emb-* models, whose detection thresholds need "
+                   "posteriors that do not all stop at one cap).")
 @click.option("--dropout", type=Limited("dropout"), default=None, help="Model dropout (default: the architecture's).")
 @click.option("--seed", type=Limited("seed"), default=0, show_default=True)
 @click.option("--noise-dir", type=click.Path(exists=True, file_okay=False), default=None,
