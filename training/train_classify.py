@@ -102,6 +102,9 @@ class TrainConfig:
             13 CPU minutes for 8,400 2-s clips).
         input_scale: the speech embedding's input scale, 32768 (int16-scaled, openWakeWord's) or 1
             ([-1, 1], livekit-wakeword's) (Default: None = ``EmbeddingConfig``'s, 32768).
+        align_end: for ``emb-*`` models, move each clip's utterance to end ``ALIGN_TAIL_S`` before the
+            window's end, so a detector fires as the phrase ends (Default: True). Turn it off for clip
+            classification, where ``hearkit run`` and ``verify`` centre a clip in the window.
         feature_cache: folder where the embedded copies are kept, one file per set of inputs (the clips,
             window, copies, augmentation, seed and embedding files): a run with other head settings
             reuses them instead of embedding again (Default: None = not kept).
@@ -137,6 +140,7 @@ class TrainConfig:
     feature_copies: int = 2
     input_scale: float | None = None
     feature_cache: str | None = None
+    align_end: bool = True
     progress: bool = True
     quiet: bool = False
 
@@ -452,8 +456,9 @@ def _embed_sets(cfg, fe, frontend, train_ds, val_ds, test_ds, noise, say, show):
         out = []
         for s in range(0, len(ds), batch):
             wav = torch.stack([ds[i][0] for i in range(s, min(s + batch, len(ds)))])
-            tails = align_rng.uniform(*ALIGN_TAIL_S, len(wav)) if augment else np.full(len(wav), np.mean(ALIGN_TAIL_S))
-            wav = torch.from_numpy(np.stack([end_aligned(w.numpy(), fe.sample_rate, t) for w, t in zip(wav, tails)]))
+            if cfg.align_end:
+                tails = align_rng.uniform(*ALIGN_TAIL_S, len(wav)) if augment else np.full(len(wav), np.mean(ALIGN_TAIL_S))
+                wav = torch.from_numpy(np.stack([end_aligned(w.numpy(), fe.sample_rate, t) for w, t in zip(wav, tails)]))
             if augment:
                 wav = augment_waveform(wav, cfg.augment, fe.sample_rate, gen, noise)
             out.append(torch.from_numpy(frontend.features(wav.numpy())))
@@ -506,7 +511,8 @@ def _cache_key(cfg, fe, train_ds, val_ds, test_ds, noise) -> str:
     import hashlib
 
     h = hashlib.sha256()
-    parts = [fe.to_json(), cfg.augment.to_dict(), cfg.feature_copies, cfg.seed, train_ds.window, ALIGN_TAIL_S,
+    parts = [fe.to_json(), cfg.augment.to_dict(), cfg.feature_copies, cfg.seed, train_ds.window,
+             ALIGN_TAIL_S if cfg.align_end else None,
              len(noise) if noise is not None else 0]
     for ds in (train_ds, val_ds, test_ds):
         parts.append([] if ds is None else [(e.path, e.label) for e in ds.examples])
