@@ -235,6 +235,7 @@ def stream_cpu_share(model: str | os.PathLike, seconds: float = STREAM_SECONDS, 
 
 
 SPOTTER_TARGET_PERCENT = 0.2  # of one core, int8 at a 100 ms hop: a wake word listening all day
+EMBEDDING_SPOTTER_TARGET_PERCENT = 2.0  # on the speech embedding: its fp32 convolutions, one vector per 80 ms
 
 
 def spotter_cpu(model: str | os.PathLike, profile=None, seconds: float = STREAM_SECONDS) -> list[dict]:
@@ -412,7 +413,10 @@ def bench_model(model: str | os.PathLike, profile=None, repeat: int = 50, second
         report["footprint_targets"] = {"rss_mb": FOOTPRINT_RSS_MB, "wall_s": FOOTPRINT_SECONDS}
     if spotter and results and results[0]["task"] == "classify":
         report["spotter"] = spotter_cpu(path, profile)
-        report["spotter_target_percent"] = SPOTTER_TARGET_PERCENT
+        from hearkit.embedding import is_embedding
+
+        on_embedding = is_embedding(clf.info.frontend)
+        report["spotter_target_percent"] = EMBEDDING_SPOTTER_TARGET_PERCENT if on_embedding else SPOTTER_TARGET_PERCENT
         report["spotter_peers"] = peer_spotter_cpu()
     return report
 
