@@ -53,10 +53,10 @@ WARMUP_FRACTION = 0.1  # share of steps spent warming up (one-cycle pct_start; l
 EVAL_BATCH = 256  # clips per evaluation batch
 DEFAULT_LABEL_SMOOTHING = 0.1  # log-mel models (the Speech Commands recipe); emb-* models train without
 EMBEDDING_FRAMES = 16  # speech-embedding models: vectors the head sees by default (a 2-s window)
-# speech-embedding models: each training clip's utterance (frames within 35 dB of its loudest) is moved to end this long before the window's
-# end (uniform; validation: the middle), so the head fires as the phrase ends. Centred or anywhere in
-# a 2-s window, the posterior peaked 0.3-0.7 s after the phrase, past the 0.5-s hit window of the
-# evaluation, and a second rise after the 1-s refractory period counted as a false alarm (docs/results.md).
+# speech-embedding models: each training clip's utterance (frames within 35 dB of its loudest) is moved
+# to end this long before the window's end (uniform; validation: the middle), so the head fires as the
+# phrase ends. Centred or anywhere in a 2-s window, the posterior peaked 0.3-0.7 s after the phrase,
+# past the evaluation's 0.5-s hit window: a miss and a false alarm each time (docs/results.md).
 ALIGN_TAIL_S = (0.05, 0.3)
 
 
@@ -345,7 +345,8 @@ def train_classifier(config: TrainConfig, log: Callable[[str], object] | None = 
     net = dist.wrap(model)
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        cfg_json = {**cfg.to_dict(), "frontend": fe.to_dict(), "label_smoothing": label_smoothing, "labels": labels, "window_samples": window, "parameters": n_params, "model_config": model.config(),
+        cfg_json = {**cfg.to_dict(), "frontend": fe.to_dict(), "label_smoothing": label_smoothing, "labels": labels,
+                    "window_samples": window, "parameters": n_params, "model_config": model.config(),
                     "world_size": dist.world, "dataset_format": index.format}
         write_text(out / "config.json", json.dumps(cfg_json, indent=2))
 
