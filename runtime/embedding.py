@@ -112,11 +112,9 @@ class EmbeddingConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "EmbeddingConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"invalid front-end config: unknown keys {unknown}; allowed: {sorted(known)}")
-        return cls(**d)
+        from hearkit.frontend import config_from_dict
+
+        return config_from_dict(cls, d)
 
     def replace(self, **changes) -> "EmbeddingConfig":
         return dataclasses.replace(self, **changes)

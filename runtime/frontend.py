@@ -155,11 +155,7 @@ class FrontendConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "FrontendConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"invalid front-end config: unknown keys {unknown}; allowed: {sorted(known)}")
-        return cls(**d)
+        return config_from_dict(cls, d)
 
     @classmethod
     def from_json(cls, s: str) -> "FrontendConfig":
@@ -175,6 +171,15 @@ class FrontendConfig:
 
     def replace(self, **changes) -> "FrontendConfig":
         return dataclasses.replace(self, **changes)
+
+
+def config_from_dict(cls, d: dict):
+    """``cls(**d)`` for a front-end config dataclass, refusing keys it does not have."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ConfigError(f"invalid front-end config: unknown keys {unknown}; allowed: {sorted(known)}")
+    return cls(**d)
 
 
 def frontend_from_dict(d: dict):

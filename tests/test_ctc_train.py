@@ -376,9 +376,9 @@ def test_connected_words_recipe(shared_data, tmp_path):
     """Acceptance recipe of the README (slow: ~85 min on one core): connected words from
     Speech Commands + FSDD, two training stages, export, greedy WER on the validation speakers.
 
-    Measured: val WER 11.21 % / CER 6.98 % fp32, int8 11.39 % / 7.08 % (run dirs
-    /work/runs/e4/speed60 and ft2 on the development machine). The issue's target is
-    10 %; the limit asserts what the recipe reaches, with room for thread differences.
+    Measured: val WER 11.21 % / CER 6.98 % fp32, int8 11.39 % / 7.08 % (the two stages of
+    docs/recipes/speech.md). The aim is 10 %; the limit asserts what the recipe reaches, with
+    room for thread differences.
     """
     from click.testing import CliRunner
 
