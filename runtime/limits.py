@@ -56,6 +56,7 @@ LIMITS: dict[str, Limit] = {
     "weight_decay": Limit(float, 0.0, 10.0, "", "AdamW's decoupled decay; beyond 10 it zeroes the weights each step"),
     "dropout": Limit(float, 0.0, 0.99, "", "a share of units; 1 would zero every activation"),
     "label_smoothing": Limit(float, 0.0, 0.99, "", "1 would make every target uniform"),
+    "negative_weight": Limit(float, 1e-3, 1e3, "", "loss weight of background clips against keyword clips; 1 is plain cross-entropy"),
     "grad_clip": Limit(float, 1e-6, 1e6, "", "a gradient-norm bound"),
     "mixup": Limit(float, 0.0, 100.0, "", "Beta(a, a) parameter; 0 is off"),
     "probability": Limit(float, 0.0, 1.0, "", "a share of clips or utterances"),

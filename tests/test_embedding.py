@@ -217,7 +217,8 @@ def test_feature_cache_is_reused_and_keyed_by_seed(shared_data, tmp_path):
 
 def test_training_clips_end_where_the_head_fires():
     """emb-* training moves each clip's utterance to end 0.05-0.3 s before the window's end (the
-    evaluation's extent), never cutting it; a window full of sound stays as it is."""
+    evaluation's extent, above the clip's noise floor), never cutting it; a window full of sound stays
+    as it is."""
     from hearkit.evaluate.detector import utterance_extent
     from hearkit.training.train_classify import end_aligned
 
@@ -231,3 +232,13 @@ def test_training_clips_end_where_the_head_fires():
     assert abs((32000 - b) - 3200) <= 160 and abs((b - a) - 8000) <= 160
     full = (0.1 * np.random.default_rng(0).standard_normal(32000)).astype(np.float32)
     assert np.array_equal(end_aligned(full, SR, 0.2), full)
+    # a quiet voice over a floor 33 dB under it (espeak at -27 dBFS over the set's -60 dBFS floor): the
+    # evaluation's 35-dB extent is the whole clip, the aligned one is the voice
+    floored = (1e-3 * np.random.default_rng(1).standard_normal(32000)).astype(np.float32)
+    floored[6000:14000] += 0.045 * np.sin(np.arange(8000) * 0.3).astype(np.float32)
+    assert utterance_extent(floored, SR) == (0, 32000)
+    a, b = utterance_extent(floored, SR, above_floor_db=10.0)
+    assert abs(a - 6000) <= 160 and abs(b - 14000) <= 160
+    d = 32000 - 3200 - b  # the voice moved right to end 0.2 s before the end, zeros in front
+    y = end_aligned(floored, SR, 0.2)
+    assert np.array_equal(y[d:], floored[:-d]) and not y[:d].any()

@@ -219,3 +219,32 @@ def test_init_fine_tunes_from_a_checkpoint(tones, tmp_path):
             sf.write(other / lab / f"s{i}_nohash_0.wav", np.zeros(int(CLIP_S * SR), np.float32), SR)
     r = CliRunner().invoke(cli, ["train", *_args(other, tmp_path / "c", "--epochs", "1", "--init", str(first / "best.pt"))])
     assert r.exit_code == 2 and "--init" in r.output and "labels" in r.output
+
+
+def test_negative_weight_weighs_background_clips(tones, tmp_path):
+    """--negative-weight W: a background clip counts W times a keyword clip in the loss (1e-6), 1 is the
+    plain mean, and a weight outside 0.001..1000 is refused on the CLI and in the Python API."""
+    from hearkit.training.train_classify import soft_cross_entropy
+
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])
+    target = torch.eye(3)[[0, 1]]  # clip 0 is label 0, clip 1 is label 1
+    ce = -torch.log_softmax(logits, 1)[[0, 1], [0, 1]]
+    assert torch.allclose(soft_cross_entropy(logits, target), ce.mean(), atol=1e-6)
+    w = torch.tensor([4.0, 1.0, 1.0])  # label 0 is a background label weighted 4
+    assert torch.allclose(soft_cross_entropy(logits, target, w), (4 * ce[0] + ce[1]) / 5, atol=1e-6)
+    with pytest.raises(ConfigError, match="negative_weight"):
+        TrainConfig(data=str(tones), out=str(tmp_path / "x"), negative_weight=0.0)
+    r = CliRunner().invoke(cli, ["train", *_args(tones, tmp_path / "y", "--negative-weight", "5000")])
+    assert r.exit_code == 2 and "--negative-weight" in r.output
+    data = tmp_path / "bg"
+    shutil.copytree(tones, data)
+    (data / "low").rename(data / "_unknown_")
+    (data / "validation_list.txt").write_text((data / "validation_list.txt").read_text().replace("low/", "_unknown_/"))
+    outs = []
+    for wt in ("1", "20"):
+        r = CliRunner().invoke(cli, ["train", *_args(data, tmp_path / f"w{wt}", "--epochs", "1", "--negative-weight", wt,
+                                                     "--no-shift", "--no-gain", "--no-specaugment")])
+        assert r.exit_code == 0, r.output
+        assert json.loads((tmp_path / f"w{wt}" / "config.json").read_text())["negative_weight"] == float(wt)
+        outs.append(torch.load(tmp_path / f"w{wt}" / "last.pt", weights_only=False)["state_dict"])
+    assert any(not torch.equal(outs[0][k], outs[1][k]) for k in outs[0])

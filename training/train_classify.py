@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hearkit.classify import classification_report, plot_confusion
+from hearkit.classify import classification_report, is_background_label, plot_confusion
 from hearkit.datasets import SILENCE_LABEL, DatasetIndex, default_window_seconds, index_dataset, noise_files
 from hearkit.errors import ConfigError
 from hearkit.files import write_text
@@ -58,6 +58,7 @@ EMBEDDING_FRAMES = 16  # speech-embedding models: vectors the head sees by defau
 # phrase ends. Centred or anywhere in a 2-s window, the posterior peaked 0.3-0.7 s after the phrase,
 # past the evaluation's 0.5-s hit window: a miss and a false alarm each time (docs/results.md).
 ALIGN_TAIL_S = (0.05, 0.3)
+ALIGN_FLOOR_DB = 10.0  # the aligned utterance: frames this far above the clip's noise floor (and within 35 dB of its peak)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,9 @@ class TrainConfig:
         align_end: for ``emb-*`` models, move each clip's utterance to end ``ALIGN_TAIL_S`` before the
             window's end, so a detector fires as the phrase ends (Default: True). Turn it off for clip
             classification, where ``hearkit run`` and ``verify`` centre a clip in the window.
+        negative_weight: loss weight of the background clips (``_unknown_``, ``_silence_``) against the
+            keyword clips, as openWakeWord and microWakeWord weight negatives to buy fewer false
+            alarms per hour (Default: 1, plain cross-entropy).
         feature_cache: folder where the embedded copies are kept, one file per set of inputs (the clips,
             window, copies, augmentation, seed and embedding files): a run with other head settings
             reuses them instead of embedding again (Default: None = not kept).
@@ -141,6 +145,7 @@ class TrainConfig:
     input_scale: float | None = None
     feature_cache: str | None = None
     align_end: bool = True
+    negative_weight: float = 1.0
     progress: bool = True
     quiet: bool = False
 
@@ -152,7 +157,7 @@ class TrainConfig:
             fail(f"unknown model {self.model!r}; available models = {sorted(MODELS)}")
         # the Python API gets the CLI's limits (docs/design.md §13): torch segfaulted at 100000 threads
         for name, limit in (("num_threads", "threads"), ("epochs", "epochs"), ("batch_size", "batch_size"),
-                            ("seed", "seed"), ("lr", "lr")):
+                            ("seed", "seed"), ("lr", "lr"), ("negative_weight", "negative_weight")):
             if name == "num_threads" and self.num_threads is None:
                 continue
             try:
@@ -352,6 +357,8 @@ def train_classifier(config: TrainConfig, log: Callable[[str], object] | None = 
 
     k = len(labels)
     ls = label_smoothing
+    # per-class loss weight: background labels get negative_weight (1 everywhere: plain cross-entropy)
+    class_weight = torch.tensor([cfg.negative_weight if is_background_label(lab) else 1.0 for lab in labels])
     stats = {}
 
     def checkpoint(metrics: dict) -> dict:
@@ -390,7 +397,7 @@ def train_classifier(config: TrainConfig, log: Callable[[str], object] | None = 
         if cfg.augment.mixup:
             feats, target = mixup(feats, target, cfg.augment.mixup_alpha, gen)
         logits = net(feats)
-        loss = -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+        loss = soft_cross_entropy(logits, target, None if cfg.negative_weight == 1.0 else class_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -490,12 +497,24 @@ def _embed_sets(cfg, fe, frontend, train_ds, val_ds, test_ds, noise, say, show):
     return train, val, test
 
 
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, class_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy against soft targets (smoothed, mixed); with ``class_weight``, each clip weighs
+    as its target's mix of the class weights, and the mean is over those weights."""
+    ce = -(target * F.log_softmax(logits, dim=1)).sum(dim=1)
+    if class_weight is None:
+        return ce.mean()
+    w = target @ class_weight
+    return (w * ce).sum() / w.sum()
+
+
 def end_aligned(x: np.ndarray, sample_rate: int, tail_s: float) -> np.ndarray:
-    """``x`` shifted so its utterance (the evaluation's extent: frames within 30 dB of the loudest) ends
-    ``tail_s`` before the end; zeros fill in, and no sample of the utterance is cut."""
+    """``x`` shifted so its utterance ends ``tail_s`` before the end; zeros fill in, and no sample of the
+    utterance is cut. The utterance is the evaluation's extent (frames within 35 dB of the loudest),
+    also ``ALIGN_FLOOR_DB`` above the clip's floor: a quiet synthetic voice over the set's -60 dBFS
+    floor would otherwise span the whole clip and stay where it was (30 % of one set's clips)."""
     from hearkit.evaluate.detector import utterance_extent
 
-    a, b = utterance_extent(x, sample_rate)
+    a, b = utterance_extent(x, sample_rate, above_floor_db=ALIGN_FLOOR_DB)
     d = int(np.clip(len(x) - int(round(tail_s * sample_rate)) - b, -a, len(x) - b))
     if d == 0:
         return x
@@ -513,7 +532,7 @@ def _cache_key(cfg, fe, train_ds, val_ds, test_ds, noise) -> str:
 
     h = hashlib.sha256()
     parts = [fe.to_json(), cfg.augment.to_dict(), cfg.feature_copies, cfg.seed, train_ds.window,
-             ALIGN_TAIL_S if cfg.align_end else None,
+             (ALIGN_TAIL_S, ALIGN_FLOOR_DB) if cfg.align_end else None,
              len(noise) if noise is not None else 0]
     for ds in (train_ds, val_ds, test_ds):
         parts.append([] if ds is None else [(e.path, e.label) for e in ds.examples])

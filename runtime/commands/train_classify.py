@@ -67,6 +67,9 @@ MODEL_NAMES = ("dscnn-s", "dscnn-m", "dscnn-l", *(f"bcresnet-{t}" for t in range
 @click.option("--feature-cache", type=click.Path(file_okay=False), default=None,
               help="emb-* models: keep the embedded copies in this folder; a later run on the same clips, copies, "
                    "augmentation and seed reuses them (other head settings train in a minute).")
+@click.option("--negative-weight", type=Limited("negative_weight"), default=1.0, show_default=True,
+              help="Loss weight of background clips (_unknown_, _silence_) against keyword clips: above 1 "
+                   "trades misses for fewer false alarms per hour.")
 @click.option("--align-end/--no-align-end", default=True, show_default=True,
               help="emb-* models: each clip's utterance ends just before the window's end, so a detector fires as "
                    "the phrase ends; --no-align-end for clip classification (run and verify centre a clip).")
@@ -128,7 +131,7 @@ def classify(**kw):
         test_fold=kw["test_fold"], keywords=keywords, window_seconds=kw["window_seconds"], frontend=fe, augment=aug,
         dropout=kw["dropout"], on_bad_file=kw["on_bad_file"], resume=kw["resume"], init=kw["init"], checkpoint_every=kw["checkpoint_every"],
         max_clips=kw["max_clips"], feature_copies=kw["feature_copies"], feature_cache=kw["feature_cache"],
-        align_end=kw["align_end"],
+        align_end=kw["align_end"], negative_weight=kw["negative_weight"],
         input_scale={None: None, "int16": 32768.0, "unit": 1.0}[kw["input_scale"]], num_threads=kw["threads"], progress=not kw["no_progress"], quiet=kw["quiet"],
     )
     from hearkit.files import run_folder

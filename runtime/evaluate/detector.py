@@ -159,14 +159,22 @@ def negative_files(sources: Sequence[str | os.PathLike], phrases: Sequence[str])
     return keep, left
 
 
-def utterance_extent(x: np.ndarray, sample_rate: int) -> tuple[int, int]:
-    """(first, last + 1) sample of the 10-ms frames within ``EXTENT_DB`` of the clip's loudest frame."""
+def utterance_extent(x: np.ndarray, sample_rate: int, above_floor_db: float | None = None) -> tuple[int, int]:
+    """(first, last + 1) sample of the 10-ms frames within ``EXTENT_DB`` of the clip's loudest frame.
+
+    With ``above_floor_db``, frames must also be that many dB above the clip's noise floor (its
+    10th-percentile frame, capped 6 dB under the loudest): a quiet voice over a steady floor less
+    than ``EXTENT_DB`` below it then spans the voice, not the whole clip.
+    """
     hop = max(1, sample_rate // 100)
     n = len(x) // hop
     if n < 2:
         return 0, len(x)
     e = 10 * np.log10(np.mean(x[: n * hop].reshape(n, hop).astype(np.float64) ** 2, axis=1) + 1e-12)
-    on = np.nonzero(e > e.max() - EXTENT_DB)[0]
+    level = e.max() - EXTENT_DB
+    if above_floor_db is not None:
+        level = max(level, min(float(np.percentile(e, 10)) + above_floor_db, e.max() - 6.0))
+    on = np.nonzero(e > level)[0]
     return int(on[0] * hop), int(min(len(x), (on[-1] + 1) * hop))
 
 
