@@ -375,6 +375,20 @@ class SlidingWindow:
         return out
 
 
+def network_beside(path: str | os.PathLike) -> Path | None:
+    """The log-mel network of a pipeline file (``model.int8.onnx`` beside ``pipeline.int8.onnx``) when it
+    and the export's ``frontend.onnx`` sit beside it, else None: the pair a :class:`StreamingScorer` runs."""
+    from hearkit import artifacts
+
+    p = Path(path)
+    parsed = artifacts.parse_name(p.name) if p.is_file() else None
+    if parsed is None or parsed[0] != artifacts.PIPELINE:
+        return None
+    net = p.with_name(artifacts.file_name(artifacts.MODEL, parsed[1], parsed[2]))
+    fe = p.with_name(artifacts.file_name(artifacts.FRONTEND))
+    return net if net.is_file() and fe.is_file() else None
+
+
 class StreamingScorer:
     """Scores of the last window every hop, with each log-mel frame computed once.
 
@@ -387,7 +401,8 @@ class StreamingScorer:
     rounding. It needs ``center=False`` and window and hop in whole frames.
 
     Args:
-        path: an export folder or bundle (it holds ``frontend.onnx`` and the network).
+        path: an export folder or bundle (it holds ``frontend.onnx`` and the network), or a
+            network file (``model.int8.onnx``) with ``frontend.onnx`` beside it.
         window: samples per window; hop: samples between windows.
         device, threads: as for :class:`OnnxScorer` (the front-end runs on the CPU provider).
     """
@@ -405,7 +420,8 @@ class StreamingScorer:
         fe = self.info.frontend
         if not self.can_stream(fe, window, hop):
             raise ConfigError(f"streaming features need center=False and window/hop in whole frames of {fe.hop_length} samples")
-        fe_path = artifacts.resolve(path, prefer=artifacts.FP32, stems=(artifacts.FRONTEND,))
+        folder = Path(path) if Path(path).is_dir() else Path(path).parent  # a network file: its export's front-end
+        fe_path = artifacts.resolve(folder, prefer=artifacts.FP32, stems=(artifacts.FRONTEND,))
         self.frontend = OnnxFrontend(fe_path, threads=1)
         self.frontend_path = os.fspath(fe_path)
         self.input_name = self.session.get_inputs()[0].name
@@ -492,7 +508,8 @@ class KeywordSpotter:
             (Default: None, CPU with 1 thread). Spinning stays off whatever the profile says.
         streaming: compute each log-mel frame once (:class:`StreamingScorer`) instead of the
             whole window at every hop (Default: None = when ``path`` is an export folder or
-            bundle whose front-end allows it; the scores are the same within float rounding).
+            bundle, or a pipeline file with its network and ``frontend.onnx`` beside it, and the
+            front-end allows it; the scores are the same within float rounding).
     """
 
     def __init__(
@@ -520,8 +537,10 @@ class KeywordSpotter:
                       if isinstance(thresholds, Mapping) else None if thresholds is None else check_threshold(thresholds, "thresholds"))
         sample_rate = check_optional("sample_rate", sample_rate, "sample_rate")
         window_samples = check_optional("window_samples", window_samples, "window_samples")
-        if streaming and (scorer is not None or path is None or not Path(path).is_dir()):
-            raise ConfigError("streaming=True needs an export folder or bundle (its front-end and network graphs)")
+        network = None if path is None or scorer is not None else network_beside(path)
+        if streaming and (scorer is not None or path is None or not (Path(path).is_dir() or network)):
+            raise ConfigError("streaming=True needs an export folder or bundle (its front-end and network graphs), "
+                              "or a pipeline file with them beside it")
         onnx_scorer = None
         if scorer is None:
             if path is None:
@@ -569,9 +588,9 @@ class KeywordSpotter:
         self.logic = DetectionLogic(self.labels, th_map, default, int(smoothing), float(refractory_seconds))
         self.window = SlidingWindow(self.window_samples, hop)
         self.streamer: StreamingScorer | None = None
-        if (streaming is not False and onnx_scorer is not None and Path(path).is_dir()
+        if (streaming is not False and onnx_scorer is not None and (Path(path).is_dir() or network is not None)
                 and StreamingScorer.can_stream(onnx_scorer.info.frontend, self.window_samples, hop)):
-            self.streamer = StreamingScorer(path, self.window_samples, hop, device=device)
+            self.streamer = StreamingScorer(path if network is None else network, self.window_samples, hop, device=device)
         self.record = record
         self.history: list[tuple[float, np.ndarray]] = []
         self._check = ChunkChecker()

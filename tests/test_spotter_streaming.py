@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -38,10 +40,20 @@ def test_streaming_scores_equal_full_window(export, chunk):
     assert [(d.label, d.time) for d in inc.accept_waveform(x) + inc.flush()] == [(d.label, d.time) for d in d_full]
 
 
-def test_streaming_needs_a_folder(export):
+def test_streaming_needs_a_folder(export, tmp_path):
+    """A pipeline file streams when its network and front-end sit beside it (an export's variant, as
+    ``calibrate`` opens it), with that variant's network; a lone file runs the full window."""
+    import shutil
+
     from hearkit.classify import KeywordSpotter
     from hearkit.errors import ConfigError
 
+    for variant in sorted(p.name for p in export.glob("pipeline*.onnx")):  # every variant the export holds
+        kws = KeywordSpotter(export / variant)
+        assert kws.streamer is not None and Path(kws.streamer.path).name == variant.replace("pipeline", "model")
+    lone = tmp_path / "pipeline.onnx"
+    shutil.copy2(export / "pipeline.onnx", lone)
     with pytest.raises(ConfigError, match="export folder or bundle"):
-        KeywordSpotter(export / "pipeline.onnx", streaming=True)
-    assert KeywordSpotter(export / "pipeline.onnx").streamer is None  # a single file: the full-window pipeline
+        KeywordSpotter(lone, streaming=True)
+    assert KeywordSpotter(lone).streamer is None  # a single file: the full-window pipeline
+    assert KeywordSpotter(export / "pipeline.onnx", streaming=False).streamer is None
