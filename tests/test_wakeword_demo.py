@@ -105,3 +105,23 @@ def test_sentence_stream_says_what_was_spoken_where():
         assert 0 < s["start"] < s["end"] <= len(wav) / 16000
         if s["phrase"]:
             assert s["start"] <= s["phrase"][0] < s["phrase"][1] <= s["end"]
+
+
+def test_a_demo_on_the_speech_embedding_gets_two_second_clips(tmp_path, monkeypatch):
+    """--model emb-dnn: the set's clips are the 2 s its head sees; cnn4-s keeps the automatic length."""
+    pytest.importorskip("torch")
+    import hearkit.recipes.wakeword as ww
+    from hearkit.recipes.wakeword_demo import EMBEDDING_WINDOW_S, WakewordDemoConfig, run_wakeword_demo
+
+    seen = []
+
+    def stop(cfg, *args, **kwargs):
+        seen.append(cfg.window_seconds)
+        raise RuntimeError("set config seen")
+
+    monkeypatch.setattr(ww, "build_wakeword_set", stop)
+    monkeypatch.setattr("hearkit.recipes.wakeword_demo.write_sentences", lambda *a, **k: 0)
+    for model in ("emb-dnn", "cnn4-s"):
+        with pytest.raises(RuntimeError, match="set config seen"):
+            run_wakeword_demo(WakewordDemoConfig(phrase="hey robot", out=str(tmp_path / model), model=model, voices=4))
+    assert seen == [EMBEDDING_WINDOW_S, 0.0] and EMBEDDING_WINDOW_S == 2.0

@@ -57,6 +57,9 @@ TEST_CARRIERS = (
 )
 
 
+EMBEDDING_WINDOW_S = 2.0  # clips for a head on the speech embedding: its 16 vectors (docs/recipes/wakeword.md)
+
+
 @dataclass(frozen=True)
 class WakewordDemoConfig:
     """Settings of ``hearkit demo --wakeword``.
@@ -66,7 +69,8 @@ class WakewordDemoConfig:
         out: working folder (Default: runs/wakeword-demo).
         voices: synthetic training speakers (Default: 300; ``hearkit data wakeword`` uses 800).
         epochs: training epochs (Default: 30).
-        model: architecture (Default: cnn4-s).
+        model: architecture (Default: cnn4-s). A model on the speech embedding (``emb-dnn``, needs
+            ``hearkit[embedding]``) gets a set of 2-s clips, the window its head sees.
         fa_per_hour: false alarms per hour the threshold is calibrated for (Default: 1).
         test_speakers: unseen speakers saying the phrase for the DET curve (Default: 60).
         seed: seed of synthesis and training (Default: 0).
@@ -240,6 +244,7 @@ def run_wakeword_demo(cfg: WakewordDemoConfig = WakewordDemoConfig()) -> dict:
     from hearkit.export.classify import export_classifier
     from hearkit.recipes.voices import random_voices
     from hearkit.recipes.wakeword import build_wakeword_set
+    from hearkit.training.models import uses_embedding
     from hearkit.training.train_classify import TrainConfig, train_classifier
 
     if not 1 <= len(phrase_words(cfg.phrase)) <= 3:
@@ -258,7 +263,8 @@ def run_wakeword_demo(cfg: WakewordDemoConfig = WakewordDemoConfig()) -> dict:
         write_sentences(speech, random_voices(cfg.voices, seed=cfg.seed), TRAIN_CARRIERS, cfg.seed)
         build_wakeword_set(WakewordConfig(phrases=(cfg.phrase,), voices=cfg.voices, near_misses=cfg.voices,
                                           other_words=2 * cfg.voices, negatives=(str(speech),),
-                                          negative_windows=2 * cfg.voices, silence=cfg.voices // 2, seed=cfg.seed),
+                                          negative_windows=2 * cfg.voices, silence=cfg.voices // 2, seed=cfg.seed,
+                                          window_seconds=EMBEDDING_WINDOW_S if uses_embedding(cfg.model) else 0.0),
                            data, force=data.exists(), log=_say)
     times["data"] = time.perf_counter() - t0
 
