@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from hearkit import artifacts
+from hearkit.embedding import is_embedding
 from hearkit.export.onnx_io import sha256_file
 from hearkit.files import removed_on_failure
 from hearkit.export.pipeline import (
@@ -130,6 +131,11 @@ def _write(t, ckpt, checkpoint, out, net, cfg, info, sha, metrics, variants_aske
     log(f"export: front-end graph ({describe_frontend(cfg)})")
     fe = build_frontend_graph(cfg, backend="onnx-conv")
     save_with_info(fe, info(task="frontend"), out / fe_file)
+    if is_embedding(cfg):  # the same front-end cut at its mel frames: a stream computes each once
+        from hearkit.training.embedding import split_embedding_graph
+
+        for name, part in zip(artifacts.STREAM_GRAPHS, split_embedding_graph(fe)):
+            save_with_info(part, info(task="frontend"), out / name)
     model, exporter = t.export_network(net, cfg, ckpt, log)
     save_with_info(model, info(input="logmel"), out / net_file)
     save_with_info(merge_frontend(fe, model, FEATURES, t.output), info(), out / pipe_file)

@@ -563,6 +563,9 @@ def _write_bundle(src: Path, out: Path, name: str, profile: DeviceProfile, data,
     # fp32: copied as exported (same bytes, same names)
     for n in artifacts.EXPORT_GRAPHS:
         shutil.copy2(src / n, out / n)
+    for n in artifacts.STREAM_GRAPHS:  # a speech-embedding front-end in two parts, for streaming
+        if (src / n).is_file():
+            shutil.copy2(src / n, out / n)
     # int8 with the device's recipe
     recipe = device_recipe(profile)
     found = find_variant(src, recipe)
@@ -581,7 +584,9 @@ def _write_bundle(src: Path, out: Path, name: str, profile: DeviceProfile, data,
                 shutil.copy2(src / n, out / n)
 
     onnx_files = sorted(p.name for p in out.glob(f"*.{artifacts.ONNX}"))
-    roles = {artifacts.FRONTEND: "log-mel front-end", MODEL: "network (log-mel in)", PIPELINE: "front-end + network (waveform in)"}
+    roles = {artifacts.FRONTEND: "log-mel front-end", MODEL: "network (log-mel in)", PIPELINE: "front-end + network (waveform in)",
+             artifacts.MEL: "front-end, first part: mel frames (streaming)",
+             artifacts.EMBEDDING: "front-end, second part: mel frames to embedding vectors (streaming)"}
     models: dict[str, dict] = {}
     for n in onnx_files:
         mi = read_model_info(out / n)

@@ -3,13 +3,14 @@
 Nothing else spells a file name (STYLE: one owner per on-disk contract). The
 names are built from three parts:
 
-    <stem>[.<variant>].<kind>      stem: frontend | model | pipeline
+    <stem>[.<variant>].<kind>      stem: frontend | model | pipeline | mel | embedding
                                    variant: fp32 (no tag) | int8 | fp16 | a recipe name
                                    kind: onnx | ort (ORT format, for minimal builds)
 
 An **export folder** (``hearkit export``) holds ``frontend.onnx``, ``model.onnx``,
 ``pipeline.onnx``, quantized ``model.<variant>.onnx`` / ``pipeline.<variant>.onnx``
-pairs and ``export.json`` (what was written, the checks against torch, the
+pairs (a model on the speech embedding adds ``mel.onnx`` and ``embedding.onnx``, its
+front-end in two parts for streaming) and ``export.json`` (what was written, the checks against torch, the
 calibration); ``hearkit verify`` adds ``report.json`` and ``report.md`` (and, for
 CTC, ``verify_transcripts.tsv``).
 
@@ -48,14 +49,17 @@ VARIANTS = (INT8, FP32, FP16)  # also the order `resolve` tries them in after `p
 ONNX, ORT = "onnx", "ort"
 KINDS = (ONNX, ORT)
 FRONTEND, MODEL, PIPELINE = "frontend", "model", "pipeline"
-STEMS = (FRONTEND, MODEL, PIPELINE)  # waveform -> log-mel, log-mel -> outputs, waveform -> outputs
+MEL, EMBEDDING = "mel", "embedding"  # the speech-embedding front-end in two parts, for streaming
+STEMS = (FRONTEND, MODEL, PIPELINE, MEL, EMBEDDING)
+# waveform -> log-mel (or vectors), log-mel -> outputs, waveform -> outputs; waveform -> mel frames,
+# mel frames -> vectors
 
 
 def file_name(stem: str, variant: str = FP32, kind: str = ONNX) -> str:
     """The file name of one graph: ``pipeline.onnx`` for fp32, ``pipeline.int8.onnx``, ``model.fp16.ort``, ...
 
     Args:
-        stem: ``frontend`` | ``model`` | ``pipeline``.
+        stem: ``frontend`` | ``model`` | ``pipeline`` | ``mel`` | ``embedding``.
         variant: ``fp32`` (no tag) or the tag of a quantized variant: ``int8``, ``fp16``
             or a recipe name such as ``qdq-u8u8`` (Default: fp32).
         kind: ``onnx`` | ``ort`` (Default: onnx).
@@ -129,7 +133,10 @@ EXPORT_SUMMARY = "export.json"  # beside the graphs: what an export folder holds
 REPORT_JSON, REPORT_MD = "report.json", "report.md"  # written by `hearkit verify`
 VERIFY_TRANSCRIPTS = "verify_transcripts.tsv"  # CTC verify: reference and every variant's hypothesis per utterance
 PARITY_REPORTS = (REPORT_JSON, "parity.json")  # copied into a bundle when present, first found wins
-EXPORT_GRAPHS = tuple(file_name(s) for s in STEMS)  # the fp32 graphs every export holds
+EXPORT_GRAPHS = tuple(file_name(s) for s in (FRONTEND, MODEL, PIPELINE))  # the fp32 graphs every export holds
+# fp32 graphs an export of a model on the speech embedding adds: its front-end cut after the mel
+# frames, so a stream computes each mel frame once (StreamingScorer); bundles carry them too
+STREAM_GRAPHS = (file_name(MEL), file_name(EMBEDDING))
 
 
 def variant_files(variant: str, kind: str = ONNX) -> dict[str, str]:

@@ -400,6 +400,11 @@ class StreamingScorer:
     of zeros at the start), so the scores equal the waveform-in pipeline's within float
     rounding. It needs ``center=False`` and window and hop in whole frames.
 
+    On the speech embedding (a vector every 80 ms from the last 76 mel frames), an export's
+    ``mel.onnx`` and ``embedding.onnx`` (its front-end cut at the mel frames) let each mel frame
+    be computed once too: the scorer keeps the last 76, and the embedding graph runs on them.
+    Without them, each hop's mel graph recomputes the 76 frames the new vector sees.
+
     Args:
         path: an export folder or bundle (it holds ``frontend.onnx`` and the network), or a
             network file (``model.int8.onnx``) with ``frontend.onnx`` beside it.
@@ -432,7 +437,34 @@ class StreamingScorer:
         # the window's frames end up to hop_length - 1 samples before its end; the next hop's first
         # new frame starts where the window's frames would continue: this far before the window's end
         self.carry = self.window - fe.hop_length * self.n_frames
+        self._mel_parts = self._open_mel_parts(folder, fe, device)
         self.reset()
+
+    def _open_mel_parts(self, folder: Path, fe, device):
+        """(mel session, embedding session, mel frames kept, samples carried) when the export holds the
+        speech-embedding front-end in two parts, else None."""
+        from hearkit import artifacts
+        from hearkit.embedding import EMBEDDING_FRAMES, EMBEDDING_STRIDE, MEL_HOP, MEL_N_FFT, is_embedding
+        from hearkit.metadata import make_session
+
+        if not is_embedding(fe) or not all((folder / n).is_file() for n in artifacts.STREAM_GRAPHS):
+            return None
+        mel, emb = (make_session(artifacts.resolve(folder, prefer=artifacts.FP32, stems=(stem,)), threads=1, spinning=False)
+                    for stem in (artifacts.MEL, artifacts.EMBEDDING))
+        # the window's last vector ends `rest` samples before its end (window_for(n_frames) <= window);
+        # each hop's mel frames end there too, so those samples wait for the next hop
+        rest = self.window - (fe.n_fft + (self.n_frames - 1) * fe.hop_length)
+        kept = EMBEDDING_FRAMES - EMBEDDING_STRIDE + self.hop // MEL_HOP  # the frames of the hop's new vectors
+        return mel, emb, kept, MEL_N_FFT - MEL_HOP + rest, rest
+
+    def _new_frames(self, seg: np.ndarray) -> np.ndarray:
+        """The window's new frames (log-mel, or embedding vectors) from the carried tail plus one hop."""
+        if self._mel_parts is None:
+            return self.frontend(seg[None])[0]  # hop / hop_length frames
+        mel, emb, kept, _, rest = self._mel_parts
+        new = mel.run(None, {mel.get_inputs()[0].name: seg[None, : seg.size - rest]})[0][0]  # hop / 160 mel frames
+        self._mel = np.concatenate([self._mel, new])[-kept:]
+        return emb.run(None, {emb.get_inputs()[0].name: self._mel[None]})[0][0]  # hop / 1280 vectors
 
     @staticmethod
     def can_stream(fe, window: int, hop: int) -> bool:
@@ -444,7 +476,10 @@ class StreamingScorer:
         """A stream that begins with a window of zeros, as ``SlidingWindow`` does."""
         zeros = np.zeros((1, self.window), np.float32)
         self._frames = self.frontend(zeros)[0][-self.n_frames :].copy()  # (n_frames, n_mels)
-        self._tail = np.zeros(self.carry, np.float32)
+        self._tail = np.zeros(self.carry if self._mel_parts is None else self._mel_parts[3], np.float32)
+        if self._mel_parts is not None:
+            mel, _, kept, _, _ = self._mel_parts
+            self._mel = mel.run(None, {mel.get_inputs()[0].name: zeros})[0][0][-kept:].copy()
         self._pending = np.zeros(0, np.float32)
         self.samples_seen = 0
         self._check = ChunkChecker()
@@ -458,10 +493,10 @@ class StreamingScorer:
         pos = 0
         while buf.size - pos >= self.hop:
             seg = np.concatenate([self._tail, buf[pos : pos + self.hop]])
-            new = self.frontend(seg[None])[0]  # hop / hop_length frames
+            new = self._new_frames(seg)
             k = len(new)
             self._frames = np.concatenate([self._frames[k:], new]) if k < self.n_frames else new[-self.n_frames :]
-            self._tail = seg[-self.carry :] if self.carry else seg[:0]
+            self._tail = seg[-self._tail.size :] if self._tail.size else seg[:0]
             pos += self.hop
             self.samples_seen += self.hop
             logits = run_session(self.session, [self.output_name], {self.input_name: self._frames[None]}, self.path)[0][0]

@@ -158,15 +158,27 @@ def test_export_metadata_names_the_source_and_keeps_the_embedding_fp32(emb_expor
     assert not any(n.op_type == "QLinearConv" for n in qpipe.graph.node)
 
 
-def test_streaming_equals_the_whole_window_in_any_chunking(emb_export, shared_data):
+@pytest.mark.parametrize("parts", [True, False])
+def test_streaming_equals_the_whole_window_in_any_chunking(emb_export, shared_data, tmp_path, parts):
     """A new vector every 80 ms, the head on the last 16: the same posteriors as running the whole
-    2-s window every hop, for random chunk sizes (tolerance 1e-4: float32 sums in another order)."""
+    2-s window every hop, for random chunk sizes (tolerance 1e-4: float32 sums in another order).
+    With the export's mel.onnx + embedding.onnx each mel frame is computed once; without them (an
+    older export) each hop recomputes the 76 frames of its vector, with the same scores."""
+    import shutil
+
     import hearkit
+    from hearkit import artifacts
 
     _, out = emb_export
+    assert all((out / n).is_file() for n in artifacts.STREAM_GRAPHS)
+    if not parts:
+        out = Path(shutil.copytree(out, tmp_path / "older"))
+        for n in artifacts.STREAM_GRAPHS:
+            (out / n).unlink()
     x = _speech(shared_data, 6.0)
     stream = hearkit.KeywordSpotter(out, record=True)
     assert stream.streamer is not None and stream.hop_samples == 1280
+    assert (stream.streamer._mel_parts is not None) == parts
     whole = hearkit.KeywordSpotter(out, record=True, streaming=False)
     rng = np.random.default_rng(0)
     pos = 0
@@ -179,6 +191,12 @@ def test_streaming_equals_the_whole_window_in_any_chunking(emb_export, shared_da
     b = np.array([h[1] for h in whole.history])
     assert a.shape == b.shape == (len(x) // 1280, 12)
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
+    # a 160-ms hop: two vectors per hop from the kept frames
+    two = hearkit.KeywordSpotter(out, record=True, hop_seconds=0.16)
+    every = hearkit.KeywordSpotter(out, record=True, hop_seconds=0.16, streaming=False)
+    two.accept_waveform(x)
+    every.accept_waveform(x)
+    np.testing.assert_allclose(np.array([h[1] for h in two.history]), np.array([h[1] for h in every.history]), atol=1e-4, rtol=0)
 
 
 def test_run_and_bundle_of_an_embedding_model(emb_export, shared_data, tmp_path):
@@ -194,6 +212,10 @@ def test_run_and_bundle_of_an_embedding_model(emb_export, shared_data, tmp_path)
     assert '#define HEARKIT_FRONTEND "speech-embedding"' in header and "HEARKIT_N_MELS" not in header
     r = CliRunner().invoke(cli, ["run", str(bundle), str(clip)])
     assert r.exit_code == 0, r.output
+    from hearkit import artifacts
+
+    listed = json.loads((bundle / "manifest.json").read_text())["files"]
+    assert all(n in listed for n in artifacts.STREAM_GRAPHS)  # the streaming parts travel, checksummed
 
 
 def test_feature_cache_is_reused_and_keyed_by_seed(shared_data, tmp_path):

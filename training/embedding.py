@@ -9,7 +9,7 @@ the feature tensor keeping the name every hearkit network takes. Steps:
     -> every 8th mel frame, the 76 frames from there (one Gather) -> embedding graph
     -> (batch, frames, 96)
 
-``EmbeddingFrontend`` runs that graph with onnxruntime behind a torch module's face, so
+``split_embedding_graph`` cuts it at the mel frames for streaming. ``EmbeddingFrontend`` runs that graph with onnxruntime behind a torch module's face, so
 training, the export's checks and verify treat it like ``LogMel``: the embedding is frozen
 and never sees a gradient. ``reference_features`` runs the two published graphs as
 published (numpy glue, the 80 dB clip included), the independent oracle of the composition.
@@ -29,6 +29,7 @@ from hearkit.errors import ModelError
 OPSET = 18          # the dynamo exporter's opset: the pipeline merges without conversion
 IR_VERSION = 8
 FEATURES = "logmel"  # the feature tensor every hearkit network takes (hearkit.export.pipeline.FEATURES)
+MEL_FRAMES = "mel"   # (batch, T, 32) mel frames after / 10 + 2: where the streaming split cuts the graph
 ORT_BATCH = 16       # clips per onnxruntime call (256 windows: a batch of 64 grew the arena to ~3 GB)
 
 
@@ -82,8 +83,8 @@ def build_embedding_graph(cfg: EmbeddingConfig | None = None) -> onnx.ModelProto
     nodes += [
         helper.make_node("Div", [db, k["div"]], ["fe/db10"]),
         helper.make_node("Add", ["fe/db10", k["off"]], ["fe/mel4"]),           # (batch, 1, T, 32)
-        helper.make_node("Squeeze", ["fe/mel4", k["one"]], ["fe/mel"]),        # (batch, T, 32)
-        helper.make_node("Shape", ["fe/mel"], ["fe/shape"]),
+        helper.make_node("Squeeze", ["fe/mel4", k["one"]], [MEL_FRAMES]),        # (batch, T, 32)
+        helper.make_node("Shape", [MEL_FRAMES], ["fe/shape"]),
         helper.make_node("Gather", ["fe/shape", k["zero_s"]], ["fe/batch_s"], axis=0),
         helper.make_node("Gather", ["fe/shape", k["one_s"]], ["fe/t"], axis=0),
         # frames = max(T - 76 + 8, 0) // 8: (T - 76) // 8 + 1, none for T < 76 (ONNX's integer Div truncates)
@@ -95,7 +96,7 @@ def build_embedding_graph(cfg: EmbeddingConfig | None = None) -> onnx.ModelProto
         helper.make_node("Mul", ["fe/e", k["stride_s"]], ["fe/starts"]),
         helper.make_node("Reshape", ["fe/starts", k["col"]], ["fe/starts_col"]),  # (E, 1)
         helper.make_node("Add", ["fe/starts_col", k["offsets"]], ["fe/idx"]),     # (E, 76)
-        helper.make_node("Gather", ["fe/mel", "fe/idx"], ["fe/windows"], axis=1),  # (batch, E, 76, 32)
+        helper.make_node("Gather", [MEL_FRAMES, "fe/idx"], ["fe/windows"], axis=1),  # (batch, E, 76, 32)
         helper.make_node("Reshape", ["fe/windows", k["win_shape"]], [emb_in]),     # (batch * E, 76, 32, 1)
     ]
     nodes += list(emb.graph.node)
@@ -119,6 +120,23 @@ def build_embedding_graph(cfg: EmbeddingConfig | None = None) -> onnx.ModelProto
                         f"{cfg.source.get('version', '')} graphs, input x{cfg.input_scale:g}")
     onnx.checker.check_model(model)
     return model
+
+
+def split_embedding_graph(model: onnx.ModelProto) -> tuple[onnx.ModelProto, onnx.ModelProto]:
+    """The composed front-end cut at its mel frames: (``waveform`` -> ``mel`` (batch, T, 32), ``mel``
+    -> ``logmel`` (batch, (T - 76) // 8 + 1, 96)). A stream runs the first on each new hop and the
+    second on the last 76 frames it keeps, so each mel frame is computed once (``StreamingScorer``)."""
+    from onnx.utils import Extractor
+
+    typed = onnx.ModelProto()
+    typed.CopyFrom(model)
+    typed.graph.value_info.append(helper.make_tensor_value_info(MEL_FRAMES, TensorProto.FLOAT, ["batch", "mel_frames", 32]))
+    ex = Extractor(typed)
+    parts = (ex.extract_model(["waveform"], [MEL_FRAMES]), ex.extract_model([MEL_FRAMES], [FEATURES]))
+    for part in parts:
+        part.doc_string = model.doc_string
+        onnx.checker.check_model(part)
+    return parts
 
 
 def embedding_config(input_scale: float | None = None) -> EmbeddingConfig:
