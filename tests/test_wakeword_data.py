@@ -243,6 +243,28 @@ def test_mine_adds_the_highest_scoring_negative_windows(tmp_path, make_classifie
     info = json.loads((out / "wakeword.json").read_text())
     assert info["hard_negatives"][0]["added"] == 3
     assert not any("hard" in line for line in (out / "validation_list.txt").read_text().split())  # training only
+    # a folder streams (each log-mel frame once); a lone pipeline file scores each window whole:
+    # the same windows, the same audio, scores within 1e-5
+    import shutil
+
+    from hearkit.recipes.wakeword import mine_hard_negatives
+
+    found = []
+    for i, m in enumerate((export, tmp_path / "lone" / "pipeline.onnx")):
+        if i:
+            m.parent.mkdir()
+            shutil.copy2(export / "pipeline.onnx", m)
+        s = tmp_path / f"set{i}"
+        shutil.copytree(out, s)
+        for h in s.glob("_unknown_/hard*"):
+            h.unlink()
+        summary = mine_hard_negatives(m, [tmp_path / "neg"], s, windows=5, min_score=0.0)
+        hard = sorted(s.glob("_unknown_/hard*"))
+        found.append(([h.name for h in hard], [sf.read(h)[0] for h in hard], summary))
+    assert found[0][0] == found[1][0] and len(found[0][0]) == 5
+    assert all(np.array_equal(a, b) for a, b in zip(found[0][1], found[1][1]))
+    assert found[0][2]["scored_windows"] == found[1][2]["scored_windows"] and found[0][2]["hours"] == found[1][2]["hours"]
+    np.testing.assert_allclose(found[0][2]["score_quantiles"], found[1][2]["score_quantiles"], atol=1e-5, rtol=0)
 
 
 @needs_espeak
