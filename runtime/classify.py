@@ -437,12 +437,13 @@ class StreamingScorer:
         # the window's frames end up to hop_length - 1 samples before its end; the next hop's first
         # new frame starts where the window's frames would continue: this far before the window's end
         self.carry = self.window - fe.hop_length * self.n_frames
-        self._mel_parts = self._open_mel_parts(folder, fe, device)
+        self._mel_parts = self._open_mel_parts(folder, fe)
         self.reset()
 
-    def _open_mel_parts(self, folder: Path, fe, device):
-        """(mel session, embedding session, mel frames kept, samples carried) when the export holds the
-        speech-embedding front-end in two parts, else None."""
+    def _open_mel_parts(self, folder: Path, fe):
+        """(mel session, embedding session, mel frames kept, samples carried, samples of the carry that
+        wait for the next hop) when the export holds the speech-embedding front-end in two parts, else
+        None. Both run on the CPU provider, as the front-end does."""
         from hearkit import artifacts
         from hearkit.embedding import EMBEDDING_FRAMES, EMBEDDING_STRIDE, MEL_HOP, MEL_N_FFT, is_embedding
         from hearkit.metadata import make_session
