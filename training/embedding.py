@@ -9,8 +9,8 @@ the feature tensor keeping the name every hearkit network takes. Steps:
     -> every 8th mel frame, the 76 frames from there (one Gather) -> embedding graph
     -> (batch, frames, 96)
 
-``split_embedding_graph`` cuts it at the mel frames for streaming. ``EmbeddingFrontend`` runs that graph with onnxruntime behind a torch module's face, so
-training, the export's checks and verify treat it like ``LogMel``: the embedding is frozen
+``split_embedding_graph`` cuts it at the mel frames for streaming. ``EmbeddingFrontend`` runs
+that graph with onnxruntime behind a torch module's face, so training, the export's checks and verify treat it like ``LogMel``: the embedding is frozen
 and never sees a gradient. ``reference_features`` runs the two published graphs as
 published (numpy glue, the 80 dB clip included), the independent oracle of the composition.
 """
