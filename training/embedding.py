@@ -10,9 +10,10 @@ the feature tensor keeping the name every hearkit network takes. Steps:
     -> (batch, frames, 96)
 
 ``split_embedding_graph`` cuts it at the mel frames for streaming. ``EmbeddingFrontend`` runs
-that graph with onnxruntime behind a torch module's face, so training, the export's checks and verify treat it like ``LogMel``: the embedding is frozen
-and never sees a gradient. ``reference_features`` runs the two published graphs as
-published (numpy glue, the 80 dB clip included), the independent oracle of the composition.
+that graph with onnxruntime behind a torch module's face, so training, the export's checks and
+verify treat it like ``LogMel``: the embedding is frozen and never sees a gradient.
+``reference_features`` runs the two published graphs as published (numpy glue, the 80 dB clip
+included), the independent oracle of the composition.
 """
 
 from __future__ import annotations
