@@ -22,6 +22,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from pathlib import Path
 
 import numpy as np
@@ -375,6 +376,18 @@ class SlidingWindow:
         return out
 
 
+class _MelParts(NamedTuple):
+    """The speech-embedding front-end of a ``StreamingScorer`` in two parts (``mel.onnx``, ``embedding.onnx``)."""
+
+    mel: object        # session: waveform -> mel frames
+    mel_input: str
+    emb: object        # session: mel frames -> vectors
+    emb_input: str
+    kept: int          # mel frames kept between hops: those of one hop's new vectors
+    carry: int         # samples carried into the next hop's mel graph
+    rest: int          # of those, the samples after the window's last vector (they wait for the next hop)
+
+
 def network_beside(path: str | os.PathLike) -> Path | None:
     """The log-mel network of a pipeline file (``model.int8.onnx`` beside ``pipeline.int8.onnx``) when it
     and the export's ``frontend.onnx`` sit beside it, else None: the pair a :class:`StreamingScorer` runs."""
@@ -440,10 +453,9 @@ class StreamingScorer:
         self._mel_parts = self._open_mel_parts(folder, fe)
         self.reset()
 
-    def _open_mel_parts(self, folder: Path, fe):
-        """(mel session, embedding session, mel frames kept, samples carried, samples of the carry that
-        wait for the next hop) when the export holds the speech-embedding front-end in two parts, else
-        None. Both run on the CPU provider, as the front-end does."""
+    def _open_mel_parts(self, folder: Path, fe) -> "_MelParts | None":
+        """The speech-embedding front-end in two parts when the export holds them, else None. Both run
+        on the CPU provider, as the front-end does."""
         from hearkit import artifacts
         from hearkit.embedding import EMBEDDING_FRAMES, EMBEDDING_STRIDE, MEL_HOP, MEL_N_FFT, is_embedding
         from hearkit.metadata import make_session
@@ -455,17 +467,18 @@ class StreamingScorer:
         # the window's last vector ends `rest` samples before its end (window_for(n_frames) <= window);
         # each hop's mel frames end there too, so those samples wait for the next hop
         rest = self.window - (fe.n_fft + (self.n_frames - 1) * fe.hop_length)
-        kept = EMBEDDING_FRAMES - EMBEDDING_STRIDE + self.hop // MEL_HOP  # the frames of the hop's new vectors
-        return mel, emb, kept, MEL_N_FFT - MEL_HOP + rest, rest
+        return _MelParts(mel, mel.get_inputs()[0].name, emb, emb.get_inputs()[0].name,
+                         kept=EMBEDDING_FRAMES - EMBEDDING_STRIDE + self.hop // MEL_HOP,
+                         carry=MEL_N_FFT - MEL_HOP + rest, rest=rest)
 
     def _new_frames(self, seg: np.ndarray) -> np.ndarray:
         """The window's new frames (log-mel, or embedding vectors) from the carried tail plus one hop."""
-        if self._mel_parts is None:
+        m = self._mel_parts
+        if m is None:
             return self.frontend(seg[None])[0]  # hop / hop_length frames
-        mel, emb, kept, _, rest = self._mel_parts
-        new = mel.run(None, {mel.get_inputs()[0].name: seg[None, : seg.size - rest]})[0][0]  # hop / 160 mel frames
-        self._mel = np.concatenate([self._mel, new])[-kept:]
-        return emb.run(None, {emb.get_inputs()[0].name: self._mel[None]})[0][0]  # hop / 1280 vectors
+        new = m.mel.run(None, {m.mel_input: seg[None, : seg.size - m.rest]})[0][0]  # hop / 160 mel frames
+        self._mel = np.concatenate([self._mel, new])[-m.kept :]
+        return m.emb.run(None, {m.emb_input: self._mel[None]})[0][0]  # hop / 1280 vectors
 
     @staticmethod
     def can_stream(fe, window: int, hop: int) -> bool:
@@ -477,10 +490,10 @@ class StreamingScorer:
         """A stream that begins with a window of zeros, as ``SlidingWindow`` does."""
         zeros = np.zeros((1, self.window), np.float32)
         self._frames = self.frontend(zeros)[0][-self.n_frames :].copy()  # (n_frames, n_mels)
-        self._tail = np.zeros(self.carry if self._mel_parts is None else self._mel_parts[3], np.float32)
-        if self._mel_parts is not None:
-            mel, _, kept, _, _ = self._mel_parts
-            self._mel = mel.run(None, {mel.get_inputs()[0].name: zeros})[0][0][-kept:].copy()
+        m = self._mel_parts
+        self._tail = np.zeros(self.carry if m is None else m.carry, np.float32)
+        if m is not None:
+            self._mel = m.mel.run(None, {m.mel_input: zeros})[0][0][-m.kept :].copy()
         self._pending = np.zeros(0, np.float32)
         self.samples_seen = 0
         self._check = ChunkChecker()

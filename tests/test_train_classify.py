@@ -246,5 +246,5 @@ def test_negative_weight_weighs_background_clips(tones, tmp_path):
                                                      "--no-shift", "--no-gain", "--no-specaugment")])
         assert r.exit_code == 0, r.output
         assert json.loads((tmp_path / f"w{wt}" / "config.json").read_text())["negative_weight"] == float(wt)
-        outs.append(torch.load(tmp_path / f"w{wt}" / "last.pt", weights_only=False)["state_dict"])
+        outs.append(load_checkpoint(tmp_path / f"w{wt}" / "last.pt")["state_dict"])
     assert any(not torch.equal(outs[0][k], outs[1][k]) for k in outs[0])

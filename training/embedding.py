@@ -23,7 +23,7 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from hearkit.embedding import (EMBEDDING_DIM, EMBEDDING_FRAMES, EMBEDDING_STRIDE, MEL_DIVISOR, MEL_OFFSET,
+from hearkit.embedding import (EMBEDDING_DIM, EMBEDDING_FRAMES, EMBEDDING_STRIDE, MEL_BANDS, MEL_DIVISOR, MEL_OFFSET,
                                EmbeddingConfig, describe_source, resource_files)
 from hearkit.errors import ModelError
 
@@ -84,7 +84,7 @@ def build_embedding_graph(cfg: EmbeddingConfig | None = None) -> onnx.ModelProto
     nodes += [
         helper.make_node("Div", [db, k["div"]], ["fe/db10"]),
         helper.make_node("Add", ["fe/db10", k["off"]], ["fe/mel4"]),           # (batch, 1, T, 32)
-        helper.make_node("Squeeze", ["fe/mel4", k["one"]], [MEL_FRAMES]),        # (batch, T, 32)
+        helper.make_node("Squeeze", ["fe/mel4", k["one"]], [MEL_FRAMES]),          # (batch, T, 32)
         helper.make_node("Shape", [MEL_FRAMES], ["fe/shape"]),
         helper.make_node("Gather", ["fe/shape", k["zero_s"]], ["fe/batch_s"], axis=0),
         helper.make_node("Gather", ["fe/shape", k["one_s"]], ["fe/t"], axis=0),
@@ -131,7 +131,7 @@ def split_embedding_graph(model: onnx.ModelProto) -> tuple[onnx.ModelProto, onnx
 
     typed = onnx.ModelProto()
     typed.CopyFrom(model)
-    typed.graph.value_info.append(helper.make_tensor_value_info(MEL_FRAMES, TensorProto.FLOAT, ["batch", "mel_frames", 32]))
+    typed.graph.value_info.append(helper.make_tensor_value_info(MEL_FRAMES, TensorProto.FLOAT, ["batch", "mel_frames", MEL_BANDS]))
     ex = Extractor(typed)
     parts = (ex.extract_model(["waveform"], [MEL_FRAMES]), ex.extract_model([MEL_FRAMES], [FEATURES]))
     for part in parts:
