@@ -40,8 +40,6 @@ CLASSIFY_REPEAT = 400     # classify: timed runs per model
 INTERLEAVE_ROUNDS = 20    # classify: timed rounds; every candidate runs in every round
 CLASSIFY_WARMUP = 10      # classify: untimed calls of each candidate first
 TRANSCRIBE_REPEAT = 10    # transcribe: timed rounds (each runs every variant once)
-TARGET_INT8_RTF = 0.01    # int8 real-time factor a ctc-conv-s model must stay under on x86
-TARGET_MODEL = "ctc-conv-s"
 
 Log = Callable[[str], None]
 
@@ -107,7 +105,8 @@ def torch_transcriber(export_dir, fp32_model):
     ckpt, why = export_checkpoint(export_dir)
     if ckpt is None:
         return None, why
-    from hearkit.export.ctc import WaveformCTC, load_ctc
+    from hearkit.export.ctc import load_ctc
+    from hearkit.export.pipeline import WaveformModel
     from hearkit.transcribe import Transcriber
 
     torch = _torch_one_thread()
@@ -118,7 +117,7 @@ def torch_transcriber(export_dir, fp32_model):
     tr = Transcriber(fp32_model, threads=1)
     if list(ckpt["vocab"]) != list(tr.vocab) or cfg != tr.info.frontend:
         return None, f"checkpoint in {artifacts.EXPORT_SUMMARY} does not match {Path(fp32_model).name} (vocabulary or front-end differ)"
-    tr.session = TorchSession(WaveformCTC(net, cfg), torch)
+    tr.session = TorchSession(WaveformModel(net, cfg), torch)
     return tr, ""
 
 
@@ -132,11 +131,12 @@ def torch_classifier(d, window: int):
     ckpt, why = export_checkpoint(d)
     if ckpt is None:
         return None, why
-    from hearkit.export.classify import WaveformClassifier, load_classifier
+    from hearkit.export.classify import load_classifier
+    from hearkit.export.pipeline import WaveformModel
 
     torch = _torch_one_thread()
     net, cfg = load_classifier(ckpt)
-    pipe = WaveformClassifier(net, cfg).eval()
+    pipe = WaveformModel(net, cfg).eval()
     wav = torch.from_numpy((0.1 * np.random.default_rng(0).standard_normal((1, window))).astype(np.float32))
     feats = torch.randn(1, cfg.num_frames(window), cfg.n_mels)
 
@@ -425,7 +425,7 @@ def bench_transcribe(model_dir, audio: Sequence[str | os.PathLike] = (), seconds
 
     Returns:
         ``{"model_dir", "model", "task", "audio", "threads", "repeat", "decoder", "chunk_seconds",
-        "overlap_seconds", "baseline_rss_mb", "baseline_torch_rss_mb", "rows", "target"}``.
+        "overlap_seconds", "baseline_rss_mb", "baseline_torch_rss_mb", "rows"}``.
     """
     from hearkit.metadata import read_model_info
     from hearkit.transcribe import DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_SECONDS, Transcriber
@@ -503,11 +503,6 @@ def bench_transcribe(model_dir, audio: Sequence[str | os.PathLike] = (), seconds
             **({"memory_error": m["error"]} if m.get("error") else {}),
         })
     model_name = (info.model or {}).get("name", "?")
-    int8 = next((r for r in rows if r["variant"] == "onnx int8" and r["cpu_rtf"] is not None), None)
-    target = None
-    if int8 is not None:
-        target = {"model": TARGET_MODEL, "int8_rtf_max": TARGET_INT8_RTF, "applies": model_name == TARGET_MODEL,
-                  "int8_cpu_rtf": int8["cpu_rtf"], "int8_rtf": int8["rtf"], "met": int8["cpu_rtf"] <= TARGET_INT8_RTF}
     return {
         "model_dir": str(d), "model": model_name, "task": "ctc",
         "audio": {"source": source, "seconds": audio_s, "sample_rate": sr},
@@ -515,5 +510,5 @@ def bench_transcribe(model_dir, audio: Sequence[str | os.PathLike] = (), seconds
         "chunk_seconds": DEFAULT_CHUNK_SECONDS, "overlap_seconds": DEFAULT_OVERLAP_SECONDS,
         "baseline_rss_mb": baseline,
         "baseline_torch_rss_mb": baseline_torch,
-        "rows": rows, "target": target,
+        "rows": rows,
     }

@@ -29,7 +29,7 @@ import numpy as np
 
 from hearkit import artifacts
 from hearkit.errors import ConfigError
-from hearkit.export.task import Calibration, CliOption, Evaluation, Task, check_checkpoint, reference_alias
+from hearkit.export.task import Calibration, CliOption, Evaluation, Task, check_checkpoint
 from hearkit.frontend import frontend_from_dict
 
 OUTPUT = "logits"                # the network's and pipeline's output tensor
@@ -316,7 +316,3 @@ def verify_classifier(out_dir: str | os.PathLike, **kwargs) -> dict:
     """``hearkit.export.verify.verify`` of a classification export (``data``, ``fmt``, ``split``, ``thresholds``,
     ``checkpoint``, ``max_clips``, ``latency_runs``, ``log``: see there); returns the report."""
     return ClassifyTask().verify(out_dir, **kwargs)
-
-
-# the torch reference under its old name (benchmarks import it); it loads torch, so only on demand
-__getattr__ = reference_alias("WaveformClassifier")

@@ -37,7 +37,7 @@ import numpy as np
 
 from hearkit import artifacts
 from hearkit.errors import ConfigError, ModelError, check_finite
-from hearkit.export.task import Calibration, CliOption, Evaluation, Quantizer, Task, check_checkpoint, reference_alias
+from hearkit.export.task import Calibration, CliOption, Evaluation, Quantizer, Task, check_checkpoint
 from hearkit.frontend import FrontendConfig
 
 OUTPUT = "log_probs"
@@ -356,7 +356,3 @@ def verify_ctc(out_dir: str | os.PathLike, max_utterances: int | None = None, **
     """``hearkit.export.verify.verify`` of a CTC export (``manifest``, ``thresholds``, ``checkpoint``, ``latency_runs``,
     ``log``: see there; ``max_utterances`` is its ``max_clips``); returns the report."""
     return CTCTask().verify(out_dir, max_clips=max_utterances, **kwargs)
-
-
-# the torch reference under its old name (benchmarks import it); it loads torch, so only on demand
-__getattr__ = reference_alias("WaveformCTC")

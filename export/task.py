@@ -292,15 +292,3 @@ def check_checkpoint(ckpt: dict, task: str, keys: tuple[str, ...], kind: str) ->
     for key in keys:
         if key not in ckpt:
             raise ModelError(f"{kind} checkpoint lacks '{key}'")
-
-
-def reference_alias(name: str):
-    """A module ``__getattr__`` serving ``name`` as ``hearkit.export.pipeline.WaveformModel``, imported on first use (it needs torch)."""
-    def __getattr__(attr: str):
-        if attr == name:
-            from hearkit.export.pipeline import WaveformModel
-
-            return WaveformModel
-        raise AttributeError(f"module has no attribute {attr!r}")
-
-    return __getattr__

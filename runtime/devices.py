@@ -35,16 +35,12 @@ Example:
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10 has no tomllib; the runtime's deps keep it optional
-    tomllib = None
+import tomllib
 
 from hearkit.artifacts import VARIANTS
 from hearkit.errors import ConfigError
@@ -251,8 +247,6 @@ def load_profile(name_or_path: str | os.PathLike | DeviceProfile) -> DeviceProfi
     """
     if isinstance(name_or_path, DeviceProfile):
         return name_or_path
-    if tomllib is None:  # pragma: no cover
-        raise ConfigError("device profiles need Python >= 3.11 (tomllib)")
     s = os.fspath(name_or_path)
     p = Path(s)
     if p.is_dir():

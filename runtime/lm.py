@@ -295,8 +295,3 @@ class NGramLM:
     def __repr__(self) -> str:
         sizes = ", ".join(f"{k}-grams={len(self.tables[k])}" for k in sorted(self.tables))
         return f"NGramLM(order={self.order}, {sizes})"
-
-
-def load_lm(path: str | os.PathLike) -> NGramLM:
-    """Load an ARPA language model."""
-    return NGramLM.load(path)

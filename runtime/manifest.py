@@ -26,12 +26,10 @@ from hearkit.errors import ConfigError, HearkitError
 from hearkit.limits import LIMITS, check
 from hearkit.files import atomic_open
 
-# The alphabet and the normaliser live in hearkit.text (shared with training and the LM);
-# they are re-exported here, where readers of manifests have always found them.
-from hearkit.text import ALPHABET, BLANK, BLANK_ID, VOCAB, decode_ids, encode, normalize_text, text_lines
+from hearkit.text import normalize_text, text_lines
 
-__all__ = ["ALPHABET", "BLANK", "BLANK_ID", "VOCAB", "Manifest", "ManifestError", "Utterance", "decode_ids", "encode",
-           "normalize_text", "read_dataset", "read_librispeech", "read_manifest", "write_manifest"]
+__all__ = ["Manifest", "ManifestError", "Utterance", "read_dataset", "read_librispeech", "read_manifest",
+           "write_manifest"]
 
 
 class ManifestError(HearkitError):

@@ -225,7 +225,7 @@ def untrained_ctc_export(tmp_path_factory) -> Path:
     """An fp32 export of an untrained, tiny ctc-conv model (a few seconds to build; needs torch)."""
     torch = pytest.importorskip("torch", reason="building the test model needs hearkit[train]")
     from hearkit.export.ctc import export_ctc
-    from hearkit.manifest import VOCAB
+    from hearkit.text import VOCAB
     from hearkit.training.checkpoint import save_checkpoint
     from hearkit.training.ctc_models import build_model, model_config
     from hearkit.training.train_ctc import DEFAULT_FRONTEND

@@ -107,7 +107,7 @@ def make_ctc_export(out: Path, seed: int = 0) -> Path:
 
     from hearkit.export.ctc import export_ctc
     from hearkit.frontend import FrontendConfig
-    from hearkit.manifest import BLANK_ID, VOCAB
+    from hearkit.text import BLANK_ID, VOCAB
     from hearkit.training.checkpoint import save_checkpoint
     from hearkit.training.ctc_models import build_model, model_config
 

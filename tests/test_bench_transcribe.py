@@ -28,7 +28,7 @@ def tiny_export(tmp_path_factory):
     import soundfile as sf
 
     from hearkit.export.ctc import export_ctc
-    from hearkit.manifest import VOCAB
+    from hearkit.text import VOCAB
     from hearkit.training.checkpoint import save_checkpoint
     from hearkit.training.ctc_models import build_model, model_config
     from hearkit.training.train_ctc import DEFAULT_FRONTEND
@@ -77,7 +77,6 @@ def test_three_rows_with_rtf_and_memory(tiny_export):
     assert rows["torch eager"]["peak_rss_mb"] > rows["onnx int8"]["peak_rss_mb"]  # torch itself is hundreds of MB
     assert res["baseline_rss_mb"] < res["baseline_torch_rss_mb"] < rows["torch eager"]["peak_rss_mb"]
     assert rows["onnx int8"]["bytes"] < rows["onnx fp32"]["bytes"]
-    assert res["target"]["int8_rtf_max"] == 0.01 and res["target"]["applies"] is False  # only ctc-conv-s
 
 
 def test_torch_row_skipped_without_export_json(tiny_export, tmp_path):

@@ -100,11 +100,12 @@ def test_graphs_take_any_batch_and_length(export_dir, tiny_ckpt):
     """Batch and time are dynamic in every graph (docs/design.md §6: an example batch of 1 would bake it in)."""
     import onnxruntime as ort
 
-    from hearkit.export.classify import WaveformClassifier, load_classifier
+    from hearkit.export.classify import load_classifier
+    from hearkit.export.pipeline import WaveformModel
     from hearkit.training.checkpoint import load_checkpoint
 
     net, cfg = load_classifier(load_checkpoint(tiny_ckpt))
-    ref = WaveformClassifier(net, cfg).eval()
+    ref = WaveformModel(net, cfg).eval()
     rng = np.random.default_rng(0)
     pipe = ort.InferenceSession(str(export_dir / "pipeline.onnx"), providers=["CPUExecutionProvider"])
     q = ort.InferenceSession(str(export_dir / "pipeline.int8.onnx"), providers=["CPUExecutionProvider"])
@@ -124,11 +125,12 @@ def test_classifier_api_matches_torch(export_dir, tiny_ckpt, val_clips):
     import hearkit
     from hearkit.audio import load_audio
     from hearkit.classify import fit_window
-    from hearkit.export.classify import WaveformClassifier, load_classifier
+    from hearkit.export.classify import load_classifier
+    from hearkit.export.pipeline import WaveformModel
     from hearkit.training.checkpoint import load_checkpoint
 
     net, cfg = load_classifier(load_checkpoint(tiny_ckpt))
-    ref = WaveformClassifier(net, cfg).eval()
+    ref = WaveformModel(net, cfg).eval()
     clf = hearkit.Classifier(export_dir / "pipeline.onnx")
     wav = np.stack([fit_window(load_audio(p, 16000)[0], 16000) for p in val_clips])
     with torch.no_grad():

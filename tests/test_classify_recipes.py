@@ -1,7 +1,7 @@
 """Acceptance recipes on the real data: training to accuracy. Slow (10-20 minutes each on 1 core).
 
 Each runs the documented ``hearkit train classify`` recipe and checks the number
-the issue asks for. Run with ``make test-slow`` (or ``pytest -m slow -k recipe``).
+the recipe publishes. Run with ``make test-slow`` (or ``pytest -m slow -k recipe``).
 
 The options are the ones that produced the measured numbers (``--threads 1``, seed 0;
 torch on one thread repeats a run, more threads change the reduction order and with

@@ -11,7 +11,8 @@ import soundfile as sf
 
 from hearkit.asr_metrics import edit_distance, wer_cer
 from hearkit.errors import ConfigError
-from hearkit.manifest import VOCAB, ManifestError, encode, normalize_text, read_dataset, read_librispeech, read_manifest
+from hearkit.manifest import ManifestError, read_dataset, read_librispeech, read_manifest
+from hearkit.text import VOCAB, encode, normalize_text
 
 SR = 16000
 

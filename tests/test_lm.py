@@ -133,19 +133,24 @@ def test_cli_lm_build_and_score(tmp_path):
     assert r.exit_code == 2
 
 
-def test_lm_and_manifest_normalise_text_alike():
-    """The LM must hold the words the model emits: the manifests' normalisation (accents folded, ’ -> ')."""
-    from hearkit.manifest import normalize_text as manifest_text
+def test_lm_and_manifest_normalise_text_alike(tmp_path):
+    """The LM must hold the words the model emits: a manifest's text, as read (accents folded, ’ -> ')."""
+    import json
+
+    from hearkit.manifest import read_manifest
 
     line = "Café — don’t"
-    assert manifest_text(line) == "cafe don't"
+    (tmp_path / "m.jsonl").write_text(json.dumps({"audio_filepath": "a.flac", "duration": 1.0, "text": line}) + "\n",
+                                      encoding="utf-8")
+    read = read_manifest(tmp_path / "m.jsonl").utterances[0].text
+    assert read == "cafe don't"
     lm, dropped = NGramLM.build_from_text([line], order=1)
-    assert lm.vocab - {BOS, EOS, UNK} == set(manifest_text(line).split()) == {"cafe", "don't"}
+    assert lm.vocab - {BOS, EOS, UNK} == set(read.split()) == {"cafe", "don't"}
     assert not dropped  # nothing of it lies outside the alphabet once normalised
 
 
 def test_lm_alphabet_is_the_model_vocabulary_without_blank():
-    from hearkit.manifest import BLANK_ID, VOCAB
+    from hearkit.text import BLANK_ID, VOCAB
 
     assert DEFAULT_ALPHABET == frozenset(VOCAB) - {VOCAB[BLANK_ID]}
     assert len(VOCAB) == len(DEFAULT_ALPHABET) + 1  # no token twice

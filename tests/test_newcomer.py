@@ -1,4 +1,4 @@
-"""A newcomer's rough edges (issue 20): `-o` spelled both ways, `stream --plot` checked first,
+"""A newcomer's rough edges: `-o` spelled both ways, `stream --plot` checked first,
 `run` on long audio says that `stream` is for it, and timelines that show the truth."""
 
 from __future__ import annotations

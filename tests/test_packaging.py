@@ -50,7 +50,7 @@ def wheel(wheel_build) -> Path:
 
 def test_wheel_build_log_has_no_warnings_from_pyproject(wheel_build):
     """The install log is for the user: setuptools' warnings about pyproject.toml (a licence as a
-    TOML table, a folder missing from `packages`) were ~178 lines of it (issue 20). Only the
+    TOML table, a folder missing from `packages`) were ~178 lines of it. Only the
     environment's "byte-compiling is disabled" (PYTHONDONTWRITEBYTECODE) may say "warning"."""
     _, log = wheel_build
     warnings = [

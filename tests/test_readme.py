@@ -1,4 +1,4 @@
-"""The README's Quick start works for a newcomer (issue 20): after `make demo`, its activation step puts
+"""The README's Quick start works for a newcomer: after `make demo`, its activation step puts
 `hearkit` on PATH in a clean shell, every `hearkit` command it lists exists, and the files those
 commands read are ones the demo writes.
 

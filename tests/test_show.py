@@ -32,7 +32,8 @@ def test_show_writes_png(clip, tmp_path):
 
 def test_show_augment_adds_rows(clip, tmp_path, shared_data):
     plain, aug = tmp_path / "plain.png", tmp_path / "aug.png"
-    CliRunner().invoke(main, ["show", str(clip), "-o", str(plain)])
+    r = CliRunner().invoke(main, ["show", str(clip), "-o", str(plain)])
+    assert r.exit_code == 0, (r.output, r.exception)
     r = CliRunner().invoke(main, ["show", str(clip), "-o", str(aug), "--augment",
                                   "--noise-dir", str(shared_data / "speech_commands" / "_silence_")])
     assert r.exit_code == 0, (r.output, r.exception)

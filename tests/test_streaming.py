@@ -15,7 +15,7 @@ CONFIGS = {
     "16k-512-hop161": FrontendConfig(n_fft=512, hop_length=161, n_mels=40),  # onnx-conv's framed plan
 }
 # Streaming computes each frame from the same samples with the same ops as offline;
-# only float32 summation order may differ (ORT picks kernels by shape): 1e-5 (issue target).
+# only float32 summation order may differ (ORT picks kernels by shape): 1e-5.
 TOL_STREAM = 1e-5
 
 

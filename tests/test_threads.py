@@ -1,4 +1,4 @@
-"""Training threads (issue 20): every command that trains takes --threads, 1 by default, set before torch works.
+"""Training threads: every command that trains takes --threads, 1 by default, set before torch works.
 
 torch's default (all cores) made `train classify --epochs 2` take 104 s wall against 15 s with one
 thread on a loaded 2-core machine (docs/results.md, "Training threads").

@@ -42,7 +42,7 @@ DSCNN_SIZES = {"s": (64, 4), "m": (172, 4), "l": (276, 5)}
 DSCNN_FIRST_KERNEL = (10, 4)  # (time frames, mel bands), as Hello Edge's 10×4 first conv
 BCRESNET_SUBBANDS = 5  # SubSpectralNorm sub-bands (the paper's choice for 40 mel bands)
 CNN4_CHANNELS = (16, 32, 64, 128)
-# cnn4-s: the same blocks narrowed to stay under the 40K-parameter keyword budget
+# cnn4-s: the same blocks narrowed to stay under 40K parameters, a keyword model a microcontroller can hold
 # (36.4K at 12 labels); plain convolutions train ~4x faster per step on CPU than the
 # depthwise models of the same size, which is what made 90 % on Speech Commands
 # reachable in a 2-core training budget.

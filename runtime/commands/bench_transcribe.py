@@ -15,7 +15,7 @@ from hearkit.commands.options import Limited
 
 # torch-free at import (torch and onnx load inside its functions), so --help works on a device
 from hearkit.evaluate.bench import DEFAULT_SIGNAL_SECONDS
-from hearkit.export.bench import TARGET_INT8_RTF, TARGET_MODEL, TRANSCRIBE_REPEAT
+from hearkit.export.bench import TRANSCRIBE_REPEAT
 
 
 @click.command("transcribe")
@@ -77,11 +77,3 @@ def bench_transcribe(model_dir, audio_files, audio, seconds, repeat, memory, as_
                    f"the torch row includes torch (`import hearkit, torch` alone: "
                    f"{f(result['baseline_torch_rss_mb'], '{:.1f}')} MB) and onnxruntime with the fp32 session "
                    "that configures its transcriber")
-    target = result["target"]
-    if target is not None:
-        head = (f"target: int8 RTF <= {TARGET_INT8_RTF} for {TARGET_MODEL} on x86: CPU RTF {target['int8_cpu_rtf']:.4f} "
-                f"(wall {target['int8_rtf']:.4f})")
-        if target["applies"]:
-            click.echo(f"{head} -> {'met' if target['met'] else 'NOT met'}")
-        else:
-            click.echo(f"{head}; no verdict: the target is for {TARGET_MODEL}, this is {result['model']}")

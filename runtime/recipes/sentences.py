@@ -15,7 +15,8 @@ import numpy as np
 
 from hearkit.errors import ConfigError
 from hearkit.files import write_audio, write_text
-from hearkit.manifest import Utterance, normalize_text, write_manifest
+from hearkit.manifest import Utterance, write_manifest
+from hearkit.text import normalize_text
 from hearkit.text import text_lines
 
 SAMPLE_RATE = 16000  # Hz, every utterance is written at this rate

@@ -1,4 +1,4 @@
-"""Wrong answers with exit 0, and audio in (issue 14): out-of-range, NaN and multi-channel audio,
+"""Wrong answers with exit 0, and audio in: out-of-range, NaN and multi-channel audio,
 models that output NaN, NaN checkpoints, hostile metadata.csv, FIFOs and devices as audio.
 
 The audio policy under test is docs/design.md §14: float peaks up to ``CLIP_PEAK`` are clipped
@@ -427,7 +427,11 @@ def test_offline_api_refuses_empty_audio(hostile, models, api):
 @pytest.mark.parametrize("api", ["KeywordSpotter.accept_waveform", "Transcriber.accept_waveform"])
 @pytest.mark.parametrize("empty", [(0,), (0, 2)], ids=str)
 def test_streaming_api_takes_empty_chunks(models, api, empty):
-    _apis(models)[api](np.zeros(empty, np.float32))  # nothing to score yet: no error, no result needed
+    """An empty chunk is no audio: no error, and the stream after it answers as if it never came."""
+    burst = _burst()
+    with_empty, plain = _apis(models)[api], _apis(models)[api]
+    with_empty(np.zeros(empty, np.float32))
+    assert repr(with_empty(burst)) == repr(plain(burst))
 
 
 # -- multi-channel chunks are downmixed in every streaming API ------------------------------------

@@ -1,4 +1,4 @@
-"""The last weak answers (issue 21), one test per class, several inputs each.
+"""Weak answers, one test per class, several inputs each.
 
 1. tracebacks that escaped the one-line handler; 2. silence where the user needs a word (stdin);
 3. errors inside a benchmark table with exit 0; 4. checkpoint fields trusted until late (export
