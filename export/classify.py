@@ -62,13 +62,6 @@ def load_classifier(ckpt: dict):
     return net.eval(), frontend_from_dict(ckpt["frontend"])
 
 
-def fit_window(x: np.ndarray, window_samples: int) -> np.ndarray:
-    """Pad/crop exactly as the runtime does (``hearkit.classify.fit_window``)."""
-    from hearkit.classify import fit_window as fw
-
-    return fw(x, window_samples)
-
-
 def dataset_options(train_config: dict, fmt: str | None, data) -> dict:
     """``index_dataset`` options that reproduce the training run's labels and splits.
 
@@ -137,7 +130,7 @@ def eval_examples(summary: dict, data, fmt, split: str, max_clips: int | None):
 
 def load_windows(paths, sample_rate: int, window_samples: int) -> np.ndarray:
     """(n, window_samples) float32 of audio files (resampled, padded/cropped); unreadable files fail loudly."""
-    from hearkit.audio import load_centre
+    from hearkit.audio import fit_window, load_centre
 
     return np.stack([fit_window(load_centre(p, sample_rate, window_samples), window_samples) for p in paths]).astype(np.float32)
 

@@ -553,3 +553,29 @@ def frame_segments(
     seg, _ = cut(buf)
     if seg is not None:
         yield seg
+
+
+def fit_window(x: np.ndarray, window_samples: int, offset: int | None = None) -> np.ndarray:
+    """Pad with zeros on both sides, centred, or crop to exactly ``window_samples``: how training,
+    export and the runtime see a clip of another length.
+
+    Args:
+        x: (..., samples).
+        window_samples: output length in samples.
+        offset: crop start for clips longer than the window (Default: None = centred; training
+            draws it to shift clips).
+    """
+    n = x.shape[-1]
+    if n == window_samples:
+        return x
+    if n < window_samples:
+        left = (window_samples - n) // 2
+        return np.pad(x, [(0, 0)] * (x.ndim - 1) + [(left, window_samples - n - left)])
+    start = (n - window_samples) // 2 if offset is None else int(np.clip(offset, 0, n - window_samples))
+    return x[..., start : start + window_samples]
+
+
+def snr_gain(signal_power, noise_power, snr_db):
+    """The gain that puts noise of mean square ``noise_power`` ``snr_db`` dB below a signal of mean
+    square ``signal_power``: ``sqrt(Ps / (Pn 10^(snr/10)))`` (numpy; the callers floor the powers)."""
+    return np.sqrt(signal_power / (noise_power * 10 ** (snr_db / 10)))

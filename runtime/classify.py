@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hearkit.audio import ChunkChecker, check_waveform, load_centre
+from hearkit.audio import ChunkChecker, check_waveform, fit_window, load_centre
 from hearkit.errors import ConfigError, ModelError, NotAudioError, check_finite, run_session
 from hearkit.files import save_figure
 from hearkit.frontend import logmel
@@ -53,22 +53,6 @@ def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     z = z - z.max(axis=axis, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=axis, keepdims=True)
-
-
-def fit_window(x: np.ndarray, window_samples: int) -> np.ndarray:
-    """Pad with zeros on both sides, or crop, centred, to exactly ``window_samples``.
-
-    The same as the training loader (``hearkit.training.data.fit_to_window``), so a
-    clip of another length is seen as in training.
-    """
-    n = x.shape[-1]
-    if n == window_samples:
-        return x
-    if n < window_samples:
-        left = (window_samples - n) // 2
-        return np.pad(x, (left, window_samples - n - left))
-    start = (n - window_samples) // 2
-    return x[start : start + window_samples]
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,7 @@ def make_ctc_export(out: Path, seed: int = 0) -> Path:
 def _inputs(shared: Path | None, tmp: Path) -> dict[str, Path]:
     """Waveforms both sides run: real clips when ../shared/data exists, seeded signals otherwise."""
     from hearkit.audio import load_audio
-    from hearkit.classify import fit_window
+    from hearkit.audio import fit_window
 
     n_ctc = int(CTC_SECONDS * SAMPLE_RATE)
     if shared is not None and (shared / "speech_commands").is_dir():

@@ -128,7 +128,8 @@ def _bad_tree(tmp_path):
 
 def test_clip_dataset_bad_files(tmp_path, capsys):
     torch = pytest.importorskip("torch")
-    from hearkit.training.data import ClipDataset, fit_to_window
+    from hearkit.audio import fit_window
+    from hearkit.training.data import ClipDataset
 
     idx = _bad_tree(tmp_path)
     train = idx.split("train")
@@ -141,5 +142,5 @@ def test_clip_dataset_bad_files(tmp_path, capsys):
     x, y = ds[0]
     assert x.shape == (SR,) and x.dtype == torch.float32 and 0 <= y < 2
     # pad centres, crop centres
-    assert np.array_equal(fit_to_window(np.ones(4, np.float32), 8), [0, 0, 1, 1, 1, 1, 0, 0])
-    assert np.array_equal(fit_to_window(np.arange(10, dtype=np.float32), 4), [3, 4, 5, 6])
+    assert np.array_equal(fit_window(np.ones(4, np.float32), 8), [0, 0, 1, 1, 1, 1, 0, 0])
+    assert np.array_equal(fit_window(np.arange(10, dtype=np.float32), 4), [3, 4, 5, 6])

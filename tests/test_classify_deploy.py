@@ -124,7 +124,7 @@ def test_graphs_take_any_batch_and_length(export_dir, tiny_ckpt):
 def test_classifier_api_matches_torch(export_dir, tiny_ckpt, val_clips):
     import hearkit
     from hearkit.audio import load_audio
-    from hearkit.classify import fit_window
+    from hearkit.audio import fit_window
     from hearkit.export.classify import load_classifier
     from hearkit.export.pipeline import WaveformModel
     from hearkit.training.checkpoint import load_checkpoint

@@ -31,7 +31,8 @@ def _one_thread():
     [("ctc-conv-s", 0.5e6, 1.0e6), ("ctc-conv-m", 1.0e6, 2.0e6), ("ctc-conv-l", 2.0e6, 5.0e6), ("ctc-crnn", 0.5e6, 2.0e6)],
 )
 def test_model_shapes_and_params(name, lo, hi):
-    from hearkit.training.ctc_models import build_model, count_parameters, model_config, model_from_config
+    from hearkit.training.ctc_models import build_model, model_config, model_from_config
+    from hearkit.training.models import count_parameters
 
     m = build_model(name, N_MELS, len(VOCAB)).eval()
     assert lo <= count_parameters(m) <= hi

@@ -170,7 +170,7 @@ def test_load_span_equals_a_slice_of_load_audio(minute_plus, sr, start, frames):
 
 def test_load_centre_keeps_what_fit_window_keeps(minute_plus, tmp_path):
     from hearkit.audio import load_audio, load_centre
-    from hearkit.classify import fit_window
+    from hearkit.audio import fit_window
 
     short = tmp_path / "short.wav"
     sf.write(short, _speechish(3 * SR, 1), SR)
@@ -304,7 +304,8 @@ def test_show_of_a_long_file_draws_columns(minute_plus, tmp_path):
 
 def test_classifier_on_a_long_file_equals_its_centre(minute_plus, kws_export):
     from hearkit.audio import load_audio
-    from hearkit.classify import Classifier, fit_window
+    from hearkit.audio import fit_window
+    from hearkit.classify import Classifier
 
     clf = Classifier(kws_export)
     for path in minute_plus.values():

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hearkit.audio import load_audio
+from hearkit.audio import load_audio, snr_gain
 from hearkit.errors import ConfigError
 from hearkit.files import write_audio, write_text
 from hearkit.manifest import Utterance, write_manifest
@@ -208,7 +208,7 @@ def _add_noise(y: np.ndarray, noise: np.ndarray, snr_db: float, rng: np.random.G
     n = noise[start : start + len(y)].astype(np.float64)
     ps = np.mean(y.astype(np.float64) ** 2) + 1e-12
     pn = np.mean(n**2) + 1e-12
-    return (y + n * np.sqrt(ps / (pn * 10 ** (snr_db / 10)))).astype(np.float32)
+    return (y + n * snr_gain(ps, pn, snr_db)).astype(np.float32)
 
 
 def build_concat(

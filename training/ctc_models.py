@@ -247,8 +247,3 @@ def build_model(name: str | dict, n_mels: int, vocab_size: int, **overrides) -> 
     """
     cfg = {**name, **overrides} if isinstance(name, dict) else model_config(name, **overrides)
     return model_from_config(cfg, n_mels, vocab_size)
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -15,30 +15,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from hearkit.audio import load_audio
+from hearkit.audio import fit_window, load_audio
 from hearkit.datasets import Example
 from hearkit.errors import AudioError, ConfigError
 from hearkit.progress import Progress
 
 BAD_FILE_POLICIES = ("skip", "fail")
-
-
-def fit_to_window(x: np.ndarray, window: int, offset: int | None = None) -> np.ndarray:
-    """Pad (zeros, centred) or crop a clip to exactly ``window`` samples.
-
-    Args:
-        x: (samples,) float32.
-        window: output length in samples.
-        offset: crop start for clips longer than the window (Default: None = centred).
-    """
-    n = x.shape[0]
-    if n == window:
-        return x
-    if n < window:
-        left = (window - n) // 2
-        return np.pad(x, (left, window - n - left))
-    start = (n - window) // 2 if offset is None else int(np.clip(offset, 0, n - window))
-    return x[start : start + window]
 
 
 def load_clips(
@@ -139,4 +121,4 @@ class ClipDataset(Dataset):
         offset = None
         if self.random_crop and x.shape[0] > self.window:
             offset = int(self._rng.integers(0, x.shape[0] - self.window + 1))
-        return torch.from_numpy(np.ascontiguousarray(fit_to_window(x, self.window, offset))), int(self.targets[i])
+        return torch.from_numpy(np.ascontiguousarray(fit_window(x, self.window, offset))), int(self.targets[i])

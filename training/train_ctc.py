@@ -57,7 +57,8 @@ from hearkit.text import BLANK_ID, VOCAB, encode
 from hearkit.training.augment import (AugmentConfig, add_noise, band_limit, mel_centres_hz, random_gain, spec_augment,
                                       speed_perturb, vtlp)
 from hearkit.training.checkpoint import load_checkpoint, save_checkpoint
-from hearkit.training.ctc_models import PRESETS, count_parameters, model_config, model_from_config
+from hearkit.training.ctc_models import PRESETS, model_config, model_from_config
+from hearkit.training.models import count_parameters
 from hearkit.training.frontend import LogMel
 from hearkit.training.loop import (BEST, DEFAULT_TRAIN_THREADS, LAST, Dist, LoopState, RunLog, TrainProgress, fit, loop_checkpoint,
                                    make_scheduler, open_run, restore_scheduler, resume_loop, set_threads)

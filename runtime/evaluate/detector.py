@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hearkit.audio import iter_blocks, load_audio
+from hearkit.audio import iter_blocks, load_audio, snr_gain
 from hearkit.errors import ConfigError
 from hearkit.files import save_figure
 
@@ -228,7 +228,7 @@ def positive_stream(
             n = noise.take(block.size).astype(np.float64)
             p_speech = np.mean(x[a:b].astype(np.float64) ** 2)
             p_noise = max(np.mean(n**2), 1e-20)
-            block = block + (n * np.sqrt(p_speech / p_noise / 10 ** (snr_db / 10))).astype(np.float32)
+            block = block + (n * snr_gain(p_speech, p_noise, snr_db)).astype(np.float32)
             block = np.clip(block, -1.0, 1.0)
         start = (pos + gap + a) / sample_rate
         end = (pos + gap + b) / sample_rate
