@@ -201,7 +201,7 @@ class ClassifyTask(Task):
         import torch
 
         from hearkit.export.quantize import compute_features
-        from hearkit.export.verify import onnx_latency_ms, torch_latency_ms
+        from hearkit.export.report import onnx_latency_ms, torch_latency_ms
         from hearkit.training.frontend import frontend_module
 
         split = split or "val"
@@ -252,7 +252,7 @@ class ClassifyTask(Task):
         return Evaluation(fields, results)
 
     def checks(self, results, th):
-        from hearkit.export.verify import limit_check
+        from hearkit.export.report import limit_check
 
         fp = results[artifacts.FP32]
         rows = [
@@ -270,7 +270,7 @@ class ClassifyTask(Task):
         return rows
 
     def report_markdown(self, r):
-        from hearkit.export.verify import fmt, kib, report_markdown, results_table
+        from hearkit.export.report import fmt, kib, report_markdown, results_table
 
         table = results_table(r["results"], [
             ("file", lambda v: v.get("file", "checkpoint") if v.get("bytes") else "–"),
@@ -297,15 +297,3 @@ class ClassifyTask(Task):
         from hearkit.classify import Classifier
 
         return Classifier(path, **kwargs)
-
-
-def export_classifier(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, **kwargs) -> dict:
-    """``hearkit.export.exporter.export`` of a classification checkpoint (``quantize``, ``calibration_clips``,
-    ``data``, ``fmt``, ``ckpt``, ``log``: see there); returns the ``export.json`` summary."""
-    return ClassifyTask().export(checkpoint, out_dir, **kwargs)
-
-
-def verify_classifier(out_dir: str | os.PathLike, **kwargs) -> dict:
-    """``hearkit.export.verify.verify`` of a classification export (``data``, ``fmt``, ``split``, ``thresholds``,
-    ``checkpoint``, ``max_clips``, ``latency_runs``, ``log``: see there); returns the report."""
-    return ClassifyTask().verify(out_dir, **kwargs)

@@ -310,7 +310,7 @@ class CTCTask(Task):
         return Evaluation(fields, results, {artifacts.VERIFY_TRANSCRIPTS: transcripts})
 
     def checks(self, results, th):
-        from hearkit.export.verify import limit_check
+        from hearkit.export.report import limit_check
 
         fp = results[artifacts.FP32]
         rows = [
@@ -325,7 +325,7 @@ class CTCTask(Task):
         return rows
 
     def report_markdown(self, r):
-        from hearkit.export.verify import fmt, kib, report_markdown, results_table
+        from hearkit.export.report import fmt, kib, report_markdown, results_table
 
         table = results_table(r["results"], [
             ("file", lambda v: v.get("file", "checkpoint")),
@@ -343,16 +343,3 @@ class CTCTask(Task):
         from hearkit.transcribe import Transcriber
 
         return Transcriber(path, **kwargs)
-
-
-def export_ctc(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, calibration_utterances: int | None = None,
-               **kwargs) -> dict:
-    """``hearkit.export.exporter.export`` of a CTC checkpoint (``quantize``, ``manifest``, ``ckpt``, ``check_seconds``,
-    ``log``: see there; ``calibration_utterances`` is its ``calibration_clips``); returns the ``export.json`` summary."""
-    return CTCTask().export(checkpoint, out_dir, calibration_clips=calibration_utterances, **kwargs)
-
-
-def verify_ctc(out_dir: str | os.PathLike, max_utterances: int | None = None, **kwargs) -> dict:
-    """``hearkit.export.verify.verify`` of a CTC export (``manifest``, ``thresholds``, ``checkpoint``, ``latency_runs``,
-    ``log``: see there; ``max_utterances`` is its ``max_clips``); returns the report."""
-    return CTCTask().verify(out_dir, max_clips=max_utterances, **kwargs)

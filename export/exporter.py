@@ -266,3 +266,15 @@ def _device_plan(device, variants: tuple[str, ...]):
     variants, recipe = plan_device_variants(variants, profile)
     return profile, recipe, variants
 
+
+def export_classifier(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, **kwargs) -> dict:
+    """``export`` of a classification checkpoint (``quantize``, ``calibration_clips``,
+    ``data``, ``fmt``, ``ckpt``, ``log``: see there); returns the ``export.json`` summary."""
+    return export(checkpoint, out_dir, task="classify", **kwargs)
+
+
+def export_ctc(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, calibration_utterances: int | None = None,
+               **kwargs) -> dict:
+    """``export`` of a CTC checkpoint (``quantize``, ``manifest``, ``ckpt``, ``check_seconds``,
+    ``log``: see there; ``calibration_utterances`` is its ``calibration_clips``); returns the ``export.json`` summary."""
+    return export(checkpoint, out_dir, task="ctc", calibration_clips=calibration_utterances, **kwargs)

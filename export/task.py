@@ -224,19 +224,6 @@ class Task:
         """The torch-free runtime object that runs an exported pipeline of this task."""
         raise NotImplementedError
 
-    # -- the skeletons, for this task ------------------------------------------------
-    def export(self, checkpoint, out_dir, **kwargs) -> dict:
-        """``hearkit.export.exporter.export`` of a checkpoint that must be this task's."""
-        from hearkit.export.exporter import export
-
-        return export(checkpoint, out_dir, task=self.name, **kwargs)
-
-    def verify(self, out_dir, **kwargs) -> dict:
-        """``hearkit.export.verify.verify`` of an export that must be this task's."""
-        from hearkit.export.verify import verify
-
-        return verify(out_dir, task=self.name, **kwargs)
-
     # -- command line ----------------------------------------------------------------
     def options(self, command: str) -> tuple[CliOption, ...]:
         """The options this task reads in ``command`` (``export`` | ``verify``)."""

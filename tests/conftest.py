@@ -81,7 +81,7 @@ def make_classifier_export(tmp_path_factory):
     pytest.importorskip("torch", reason="building the test model needs hearkit[train]")
 
     def make(labels, model: str = "cnn4-s", frontend=None, seed: int = 0) -> Path:
-        from hearkit.export.classify import export_classifier
+        from hearkit.export.exporter import export_classifier
 
         tmp = tmp_path_factory.mktemp("export")
         ckpt = _untrained_checkpoint(tmp / "model.pt", labels, model, frontend, seed)
@@ -224,7 +224,7 @@ def tiny_classifier(tmp_path_factory) -> SimpleNamespace:
 def untrained_ctc_export(tmp_path_factory) -> Path:
     """An fp32 export of an untrained, tiny ctc-conv model (a few seconds to build; needs torch)."""
     torch = pytest.importorskip("torch", reason="building the test model needs hearkit[train]")
-    from hearkit.export.ctc import export_ctc
+    from hearkit.export.exporter import export_ctc
     from hearkit.text import VOCAB
     from hearkit.training.checkpoint import save_checkpoint
     from hearkit.training.ctc_models import build_model, model_config

@@ -65,7 +65,7 @@ def make_kws_export(out: Path, seed: int = 0) -> Path:
     """An fp32 export of an untrained DS-CNN-S keyword model (4 labels, 1 s window)."""
     import torch
 
-    from hearkit.export.classify import export_classifier
+    from hearkit.export.exporter import export_classifier
     from hearkit.frontend import FrontendConfig
     from hearkit.training.checkpoint import save_checkpoint
     from hearkit.training.models import build_model
@@ -85,7 +85,7 @@ def make_emb_export(out: Path, seed: int = 0) -> Path:
     """An fp32 export of an untrained emb-dnn head on the frozen speech embedding (4 labels, 2-s window)."""
     import torch
 
-    from hearkit.export.classify import export_classifier
+    from hearkit.export.exporter import export_classifier
     from hearkit.training.checkpoint import save_checkpoint
     from hearkit.training.embedding import embedding_config
     from hearkit.training.models import build_model
@@ -105,7 +105,7 @@ def make_ctc_export(out: Path, seed: int = 0) -> Path:
     """An fp32 export of an untrained, narrow ctc-conv model (stride 2 or 4 as the preset)."""
     import torch
 
-    from hearkit.export.ctc import export_ctc
+    from hearkit.export.exporter import export_ctc
     from hearkit.frontend import FrontendConfig
     from hearkit.text import BLANK_ID, VOCAB
     from hearkit.training.checkpoint import save_checkpoint

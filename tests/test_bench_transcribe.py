@@ -27,7 +27,7 @@ TINY = dict(channels=(16, 16), kernels=(5, 7), repeats=1, front_channels=16, fro
 def tiny_export(tmp_path_factory):
     import soundfile as sf
 
-    from hearkit.export.ctc import export_ctc
+    from hearkit.export.exporter import export_ctc
     from hearkit.text import VOCAB
     from hearkit.training.checkpoint import save_checkpoint
     from hearkit.training.ctc_models import build_model, model_config

@@ -170,7 +170,9 @@ def test_export_conv_at_several_lengths(tiny_run, tmp_path):
     """
     import onnxruntime as ort
 
-    from hearkit.export.ctc import FP32_CHECK_ATOL, export_ctc, load_ctc
+    from hearkit.export.ctc import FP32_CHECK_ATOL, load_ctc
+
+    from hearkit.export.exporter import export_ctc
     from hearkit.export.pipeline import WaveformModel
     from hearkit.metadata import read_model_info
     from hearkit.training.checkpoint import load_checkpoint
@@ -201,7 +203,8 @@ def test_export_conv_at_several_lengths(tiny_run, tmp_path):
 
 
 def test_verify_ctc_report(tiny_run, tmp_path):
-    from hearkit.export.ctc import export_ctc, verify_ctc
+    from hearkit.export.exporter import export_ctc
+    from hearkit.export.verify import verify_ctc
 
     tmp, m, _ = tiny_run
     out = tmp_path / "exp"
@@ -226,7 +229,7 @@ def test_verify_cli_applies_its_thresholds_to_ctc_exports(tiny_run, tmp_path):
     from click.testing import CliRunner
 
     from hearkit.cli import main
-    from hearkit.export.ctc import export_ctc
+    from hearkit.export.exporter import export_ctc
 
     tmp, m, _ = tiny_run
     out = tmp_path / "exp"
@@ -254,7 +257,7 @@ def test_verify_cli_applies_its_thresholds_to_ctc_exports(tiny_run, tmp_path):
 @pytest.mark.parametrize("rnn", ["gru", "lstm"])
 def test_export_crnn_at_several_lengths(rnn, tmp_path):
     """ctc-crnn goes through the TorchScript exporter; the graph must follow the input length (docs/design.md §6)."""
-    from hearkit.export.ctc import export_ctc
+    from hearkit.export.exporter import export_ctc
     from hearkit.metadata import read_model_info
     from hearkit.training.checkpoint import save_checkpoint
     from hearkit.training.ctc_models import build_model, model_config
@@ -322,7 +325,7 @@ def test_yesno_trains_to_low_wer(shared_data, tmp_path):
     The limit leaves room for seed and thread differences.
     """
     from hearkit.evaluate.ctc import eval_ctc
-    from hearkit.export.ctc import export_ctc
+    from hearkit.export.exporter import export_ctc
     from hearkit.training.train_ctc import CTCTrainConfig, train_ctc
 
     src = shared_data / "yesno"

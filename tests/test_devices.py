@@ -134,7 +134,7 @@ def kws_export(untrained_classifier, tmp_path_factory) -> tuple[Path, Path]:
     pytest.importorskip("onnx", reason="export needs hearkit[train] (onnx)")
     import soundfile as sf
 
-    from hearkit.export.classify import export_classifier
+    from hearkit.export.exporter import export_classifier
 
     tmp = tmp_path_factory.mktemp("kws")
     export_classifier(untrained_classifier, tmp / "export", quantize=(), log=lambda m: None)

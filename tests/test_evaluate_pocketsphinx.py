@@ -319,7 +319,7 @@ def test_evaluate_pocketsphinx_report_is_what_summary_lines_and_plot_det_take(po
 def kws_export(tmp_path_factory):
     """An fp32 export of an untrained cnn4-s with the phrases "seven" and "stop"."""
     torch = pytest.importorskip("torch", reason="building the test model needs hearkit[train]")
-    from hearkit.export.classify import export_classifier
+    from hearkit.export.exporter import export_classifier
     from hearkit.frontend import FrontendConfig
     from hearkit.training.checkpoint import save_checkpoint
     from hearkit.training.models import build_model

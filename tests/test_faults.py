@@ -111,7 +111,7 @@ class _Inputs(dict):
     def __missing__(self, key):
         if key != "export":
             raise KeyError(key)
-        from hearkit.export.classify import export_classifier
+        from hearkit.export.exporter import export_classifier
 
         export_classifier(self["ckpt"], self["root"] / "export", quantize=(), log=lambda m: None)
         self["export"] = self["root"] / "export"

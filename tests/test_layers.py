@@ -3,7 +3,8 @@
 ``lint-imports`` runs in a subprocess on the real tree, then on throwaway copies of
 the package under ``tmp_path`` with one breach each, to show the check can fail:
 an upward import at module level, one inside a function body, a runtime module
-that imports torch inside a function, and a new module that no layer names.
+that imports torch inside a function, an export task that reaches back up to the
+verify skeleton, two tasks that import each other, and a new module that no layer names.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def lint(cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
 def test_the_tree_keeps_the_contract():
     r = lint(ROOT)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
-    assert "layers KEPT" in r.stdout and "torch-free runtime KEPT" in r.stdout, r.stdout[-2000:]
+    for contract in ("layers", "torch-free runtime", "export layers"):
+        assert f"\n{contract} KEPT" in r.stdout, (contract, r.stdout[-2000:])
 
 
 @pytest.fixture
@@ -73,6 +75,12 @@ BREACHES = {
     "torch inside a runtime function": (
         "hearkit/classify.py", "\n\ndef _lazy_torch():\n    import torch  # noqa\n",
         ["torch-free runtime BROKEN", "hearkit.classify -> torch"]),
+    "a task reaching back up to the verify skeleton": (
+        "hearkit/export/classify.py", "\n\ndef _lazy_skeleton():\n    from hearkit.export import verify  # noqa\n",
+        ["export layers BROKEN", "hearkit.export.classify -> hearkit.export.verify"]),
+    "two tasks importing each other": (
+        "hearkit/export/ctc.py", "\nfrom hearkit.export import classify as _sibling  # noqa\n",
+        ["export layers BROKEN", "hearkit.export.ctc -> hearkit.export.classify"]),
     "a module no layer names": (
         "hearkit/unplaced.py", '"""A new module the contract does not list."""\n',
         ["layers BROKEN", "unplaced"]),

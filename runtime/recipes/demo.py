@@ -220,8 +220,8 @@ def run_demo(cfg: DemoConfig = DemoConfig()) -> dict:
     """Synthesize (or index) data → train → export + int8 → verify → spot keywords. Returns the summary."""
 
     from hearkit.classify import KeywordSpotter
-    from hearkit.export.classify import export_classifier
-    from hearkit.export.classify import verify_classifier
+    from hearkit.export.exporter import export_classifier
+    from hearkit.export.verify import verify_classifier
     from hearkit.training.augment import AugmentConfig
     from hearkit.training.train_classify import TrainConfig, train_classifier
 

@@ -241,7 +241,7 @@ def run_wakeword_demo(cfg: WakewordDemoConfig = WakewordDemoConfig()) -> dict:
     from hearkit.errors import ConfigError
     from hearkit.evaluate.detector import evaluate_detector, plot_det, streamed_text
     from hearkit.export.calibrate import calibrate
-    from hearkit.export.classify import export_classifier
+    from hearkit.export.exporter import export_classifier
     from hearkit.recipes.voices import random_voices
     from hearkit.recipes.wakeword import build_wakeword_set
     from hearkit.training.models import uses_embedding

@@ -735,7 +735,7 @@ def test_256_threads_train(hostile, tonegen, tmp_path):
 @pytest.mark.slow
 def test_transcribe_256_threads(hostile, tiny_ctc, tmp_path):
     """transcribe --threads 256 finishes (2000 hung before the limit)."""
-    from hearkit.export.ctc import export_ctc
+    from hearkit.export.exporter import export_ctc
 
     out_dir = tmp_path / "asr"
     export_ctc(tiny_ctc.checkpoint, out_dir, quantize=(), log=lambda m: None)

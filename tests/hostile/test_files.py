@@ -36,7 +36,7 @@ def _wav(path: Path, seconds: float = 1.0, seed: int = 0) -> Path:
 @pytest.fixture(scope="module")
 def env(untrained_classifier, tonegen, tmp_path_factory):
     """A checkpoint, its fp32 export, a bundle of it (no ORT), calibration audio, a clip, a words set and a manifest."""
-    from hearkit.export.classify import export_classifier
+    from hearkit.export.exporter import export_classifier
     from hearkit.export.package import package
 
     root = tmp_path_factory.mktemp("files")

@@ -691,7 +691,7 @@ def test_check_finite_weights_passes_a_good_checkpoint(untrained_classifier):
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")], ids=["nan", "inf", "minus-inf"])
 @pytest.mark.parametrize("points", [False, True], ids=["error", "points"])
 def test_limit_check_fails_non_finite_values_and_stays_json(value, points):
-    from hearkit.export.verify import limit_check
+    from hearkit.export.report import limit_check
 
     row = limit_check("logits max err", value, 1e-3, points=points)
     assert row["passed"] is False

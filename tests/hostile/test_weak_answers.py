@@ -40,7 +40,7 @@ def _wav(path: Path, seconds: float = 1.0, seed: int = 0) -> Path:
 @pytest.fixture(scope="module")
 def env(untrained_classifier, tmp_path_factory):
     """A good checkpoint (and its dict), its fp32 export and a clip."""
-    from hearkit.export.classify import export_classifier
+    from hearkit.export.exporter import export_classifier
     from hearkit.training.checkpoint import load_checkpoint
 
     root = tmp_path_factory.mktemp("weak")
