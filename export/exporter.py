@@ -94,9 +94,8 @@ def export(
     t = get_task(task or ckpt.get("task"), checkpoint, "checkpoint")
     net, cfg, fields = _checked_network(t, ckpt, checkpoint)
     count = calibration_clips or t.calibration_clips
-    profile, dev_recipe, variants_asked = _device_plan(device, tuple(q for q in quantize if q != "none"))
-    for q in variants_asked:  # an unknown recipe fails before any work, naming the known ones
-        get_recipe(q)
+    # an unknown recipe fails here, before any work, naming the known ones
+    profile, plan = _quantize_plan(device, tuple(q for q in quantize if q != "none"))
     sha = sha256_file(checkpoint)
     metrics = scalar_metrics(ckpt)
     out = Path(out_dir)
@@ -112,17 +111,17 @@ def export(
         _as_run_reads(info, kind, checkpoint)
     # calibration audio too: a missing data folder fails now, not after the fp32 graphs
     calib = None
-    if any(t.quantizer(ckpt, q) is None and get_recipe(q).static for q in variants_asked):
+    if any(t.quantizer(ckpt, asked) is None and r.static for _, asked, r in plan):
         calib = t.calibration(ckpt, checkpoint, count, log, **options)
     earlier = _earlier_export(out)
     out.mkdir(parents=True, exist_ok=True)
     with removed_on_failure(out, also=lambda changed: earlier):
-        return _write(t, ckpt, checkpoint, out, net, cfg, info, sha, metrics, variants_asked, calib, profile,
-                      dev_recipe, count, options, check_seconds, log, t0)
+        return _write(t, ckpt, checkpoint, out, net, cfg, info, sha, metrics, plan, calib, profile, check_seconds,
+                      log, t0)
 
 
-def _write(t, ckpt, checkpoint, out, net, cfg, info, sha, metrics, variants_asked, calib, profile, dev_recipe,
-           count, options, check_seconds, log, t0) -> dict:
+def _write(t, ckpt, checkpoint, out, net, cfg, info, sha, metrics, plan, calib, profile, check_seconds, log,
+           t0) -> dict:
     """The writing half of :func:`export`: everything it reads was checked before."""
     from hearkit.export.frontend import build_frontend_graph, describe_frontend
     from hearkit.training.frontend import frontend_module
@@ -152,15 +151,13 @@ def _write(t, ckpt, checkpoint, out, net, cfg, info, sha, metrics, variants_aske
     enforce_checks(checks, t.fp32_check_atol, log, skip=(fe_file,))
 
     variants, calib_features = {}, None
-    for q in variants_asked:
-        tag = variant_tag(get_recipe(q).name)
-        own = t.quantizer(ckpt, q)
+    for tag, asked, r in plan:
+        own = t.quantizer(ckpt, asked)
         if own is not None:
             log(own.describe)
             qmeta = own.metadata
             qnet = own.quantize(out / net_file, out / artifacts.file_name(artifacts.MODEL, tag))
         else:
-            r = get_recipe(q)
             if r.static and calib_features is None:
                 calib_features = compute_features(out / fe_file, calib.waveforms)
             log(f"export: quantizing the network with recipe {r.name} ({r.why})")
@@ -183,14 +180,9 @@ def _write(t, ckpt, checkpoint, out, net, cfg, info, sha, metrics, variants_aske
         "check_atol": t.fp32_check_atol,
         "variants": variants,
         "calibration": None if calib is None else {t.unit: calib.count, "data": calib.data, "split": "train"},
+        **({"device": profile.name} if profile is not None else {}),
     }
-    summary = write_summary(out, summary, t0, log)
-    if profile is not None:
-        from hearkit.export.package import make_device_variant
-
-        data = options.get(t.data_option) or options.get("data")
-        summary = make_device_variant(out, summary, profile, dev_recipe, data, count)
-    return summary
+    return write_summary(out, summary, t0, log)
 
 
 def _checked_network(t, ckpt: dict, checkpoint: Path):
@@ -255,16 +247,25 @@ def _earlier_export(out: Path) -> list[str]:
     return [*graphs, artifacts.EXPORT_SUMMARY]
 
 
-def _device_plan(device, variants: tuple[str, ...]):
-    """``(profile, its int8 recipe, the variants to make)``: a device's recipe replaces the default int8."""
+def _quantize_plan(device, asked: tuple[str, ...]):
+    """``(profile or None, [(file tag, name as asked, recipe), ...])``: the quantized variants to make.
+
+    With a device, its recipe (``hearkit.export.package.device_recipe``: a registered one with the
+    same settings, else the profile's own) makes the ``int8`` variant, under the int8 file names
+    the runtime and ``hearkit package`` look for; asking for that recipe by name as well makes it
+    once. Raises ConfigError for an unknown recipe name.
+    """
+    plan = [(variant_tag(get_recipe(q).name), q, get_recipe(q)) for q in asked]
     if device is None:
-        return None, None, variants
+        return None, plan
     from hearkit.devices import DeviceProfile, load_profile
-    from hearkit.export.package import plan_device_variants
+    from hearkit.export.package import device_recipe
 
     profile = device if isinstance(device, DeviceProfile) else load_profile(device)
-    variants, recipe = plan_device_variants(variants, profile)
-    return profile, recipe, variants
+    dev = device_recipe(profile)
+    if any(tag == artifacts.INT8 for tag, _, _ in plan):
+        plan = [p for p in plan if p[0] != artifacts.INT8 and p[2].name != dev.name] + [(artifacts.INT8, dev.name, dev)]
+    return profile, plan
 
 
 def export_classifier(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, **kwargs) -> dict:

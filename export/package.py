@@ -18,9 +18,9 @@ A bundle holds, for the device profile chosen:
   the model metadata and the parity report when the export has one;
 - ``README.md`` with the exact commands to run it.
 
-Every file name comes from ``hearkit.artifacts``. The step ``hearkit export --device``
-ends with (:func:`plan_device_variants`, :func:`make_device_variant`: the device's
-recipe made the export's int8 variant) lives here too, beside the quantization it shares.
+Every file name comes from ``hearkit.artifacts``. ``hearkit export --device`` takes the
+device's recipe from :func:`device_recipe` and makes its int8 variant in the exporter's
+one quantize loop.
 """
 
 from __future__ import annotations
@@ -95,70 +95,6 @@ def find_variant(export_dir: Path, recipe: QuantRecipe) -> tuple[Path | None, Pa
     return None
 
 
-def plan_device_variants(variants: tuple[str, ...], profile: DeviceProfile | None) -> tuple[tuple[str, ...], QuantRecipe | None]:
-    """The variants ``hearkit export --device`` asks the exporter for, and the device's int8 recipe.
-
-    With ``int8`` among ``variants``, the device's recipe replaces the default one: a
-    registered recipe is made by the exporter (with its calibration) and renamed to
-    the int8 files by :func:`make_device_variant`; an unregistered one is quantized
-    there. Without a profile or without ``int8`` nothing changes (recipe None).
-    """
-    if profile is None or INT8 not in variants:
-        return variants, None
-    from hearkit.export.quantize import RECIPES
-
-    recipe = device_recipe(profile)
-    variants = tuple(v for v in variants if v not in (INT8, recipe.name))
-    if recipe.name in RECIPES:
-        variants += (recipe.name,)
-    return variants, recipe
-
-
-def make_device_variant(out_dir: str | os.PathLike, summary: dict, profile: DeviceProfile, recipe: QuantRecipe | None,
-                        data=None, clips: int = DEFAULT_CALIBRATION_CLIPS, log=_log_default) -> dict:
-    """Make the device recipe's variant the export's int8 one and record the device in ``export.json``.
-
-    The int8 file names are what the runtime and ``hearkit package`` look for
-    (``hearkit run out/kws --device NAME`` runs it; ``package`` reuses it). A
-    registered recipe was quantized by the exporter under its own name and is
-    renamed here; a recipe that matches no registered one (e.g. the Pi 4's U8S8
-    without reduce-range) is quantized as ``hearkit package`` does it.
-
-    Args:
-        out_dir: the export folder the exporter just wrote.
-        summary: its summary (the exporter's return value); updated and returned.
-        profile: the device profile.
-        recipe: from :func:`plan_device_variants` (None: only the device is recorded).
-        data: calibration audio for an unregistered recipe (Default: the training manifest
-            a CTC export records).
-        clips: calibration clips for it (Default: 200).
-        log: progress callable (Default: stderr).
-    """
-    out = Path(out_dir)
-    if recipe is not None:
-        from hearkit.export.quantize import RECIPES
-
-        int8 = artifacts.variant_files(INT8)
-        variants = summary.setdefault("variants", {})
-        if recipe.name in RECIPES:
-            suffix = next(k for k, v in variants.items() if v.get("recipe") == recipe.name)
-            v = variants.pop(suffix)
-            for stem in (MODEL, PIPELINE):
-                if v[stem] != int8[stem]:
-                    os.replace(out / v[stem], out / int8[stem])
-                    summary["files"][int8[stem]] = summary["files"].pop(v[stem])
-        else:
-            # CTC checkpoints record their training manifest, not a data folder
-            src = data or (summary.get("train_config") or {}).get("train_manifest")
-            quantize_for_device(out, out, recipe, data=src, clips=clips, log=log)
-            for name in int8.values():
-                summary["files"][name] = {"bytes": (out / name).stat().st_size, "sha256": sha256_file(out / name)}
-        variants[INT8] = {"recipe": recipe.name, **int8}
-    summary["device"] = profile.name
-    artifacts.write_export(out, summary)
-    return summary
-
-
 def calibration_files(data: str | os.PathLike, clips: int) -> list[Path]:
     """Audio files for calibration: deterministic, spread evenly over the sorted list.
 
@@ -231,24 +167,21 @@ def quantize_for_device(export_dir: Path, out_dir: Path, recipe, data=None, clip
     """Write ``model.int8.onnx`` and ``pipeline.int8.onnx`` in ``out_dir`` with ``recipe``; return the recipe metadata."""
     import onnx
 
-    from hearkit.export.pipeline import FEATURES, merge_frontend, save_with_info
+    from hearkit.export.pipeline import save_variant
     from hearkit.export.quantize import compute_features, quantize_network, recipe_metadata
 
     net_file, fe_file = file_name(MODEL), file_name(artifacts.FRONTEND)
-    int8 = artifacts.variant_files(INT8)
     base = read_model_info(export_dir / file_name(PIPELINE))
     src = _calibration_source(export_dir, data)
     files = calibration_files(src, clips)
     log(f"package: calibrating recipe {recipe.name} on {len(files)} clips from {src}")
     feats = compute_features(export_dir / fe_file, calibration_waveforms(base, files))
     qmeta = recipe_metadata(recipe, len(files))
-    qnet = quantize_network(export_dir / net_file, out_dir / int8[MODEL], recipe, feats)
-    net_info = read_model_info(export_dir / net_file)
-    save_with_info(qnet, dataclasses.replace(net_info, quantization=qmeta), out_dir / int8[MODEL])
+    qnet = quantize_network(export_dir / net_file, out_dir / file_name(MODEL, INT8), recipe, feats)
     out_name = onnx.load(os.fspath(export_dir / net_file), load_external_data=False).graph.output[0].name
     fe = onnx.load(os.fspath(export_dir / fe_file))
-    qpipe = merge_frontend(fe, qnet, FEATURES, out_name)
-    save_with_info(qpipe, dataclasses.replace(base, quantization=qmeta), out_dir / int8[PIPELINE])
+    # the network file's metadata is the pipeline's with a log-mel input, as the exporter writes them
+    save_variant(out_dir, fe, qnet, lambda **kw: dataclasses.replace(base, **kw), qmeta, INT8, out_name)
     return qmeta
 
 
