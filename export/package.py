@@ -142,8 +142,7 @@ def _train_split(root: Path) -> list[Path]:
 
 def calibration_waveforms(info: ModelInfo, files: list[Path]) -> np.ndarray:
     """(n, samples) float32 windows: the model's window for classifiers, fixed chunks for CTC."""
-    from hearkit.audio import load_centre
-    from hearkit.audio import fit_window
+    from hearkit.audio import fit_window, load_centre
 
     sr = info.frontend.sample_rate
     n = int(info.window_samples or round(CALIBRATION_SECONDS_CTC * sr))

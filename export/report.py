@@ -46,7 +46,7 @@ def torch_latency_ms(module, window: int, runs: int = LATENCY_RUNS) -> float:
 
 def onnx_latency_ms(path: str | os.PathLike, window: int, runs: int = LATENCY_RUNS) -> float:
     """Median ms of one clip (batch 1) through an ONNX pipeline, 1 thread."""
-    from hearkit.metadata import make_session
+    from hearkit.sessions import make_session
 
     s = make_session(path, threads=1)
     name = s.get_inputs()[0].name

@@ -442,7 +442,7 @@ class StreamingScorer:
         on the CPU provider, as the front-end does."""
         from hearkit import artifacts
         from hearkit.embedding import EMBEDDING_FRAMES, EMBEDDING_STRIDE, MEL_HOP, MEL_N_FFT, is_embedding
-        from hearkit.metadata import make_session
+        from hearkit.sessions import make_session
 
         if not is_embedding(fe) or not all((folder / n).is_file() for n in artifacts.STREAM_GRAPHS):
             return None

@@ -16,7 +16,8 @@ import numpy as np
 from hearkit.audio import check_waveform, downmix
 from hearkit.errors import ConfigError, ModelError, NonFiniteAudioError, NotAudioError, run_session
 from hearkit.frontend import FrontendConfig
-from hearkit.metadata import ModelInfo, make_session
+from hearkit.metadata import ModelInfo
+from hearkit.sessions import make_session
 
 
 def _open(path, threads: int, spinning: bool, providers, want_inputs: set[str], want_outputs: set[str]):

@@ -229,17 +229,17 @@ def read_props(path: str | os.PathLike) -> dict[str, str]:
     """The metadata map of an ONNX or ORT-format model, read with onnxruntime (no onnx package)."""
     import onnxruntime as ort
 
-    p = _model_path(path)
+    p = checked_model_path(path)
     try:
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         sess = ort.InferenceSession(p, opts, providers=["CPUExecutionProvider"])
     except Exception as e:
-        raise _load_error(p, e) from e
+        raise load_error(p, e) from e
     return dict(sess.get_modelmeta().custom_metadata_map)
 
 
-def _model_path(path: str | os.PathLike) -> str:
+def checked_model_path(path: str | os.PathLike) -> str:
     """``path`` as a string, or a ModelError when it is missing or not a regular file (a FIFO would block the reader)."""
     p = os.fspath(path)
     if not os.path.exists(p):
@@ -249,7 +249,7 @@ def _model_path(path: str | os.PathLike) -> str:
     return p
 
 
-def _load_error(path: str, e: Exception) -> ModelError:
+def load_error(path: str, e: Exception) -> ModelError:
     """The one-line error for a file onnxruntime refused; a torch checkpoint is told to be exported first."""
     import zipfile
 
@@ -264,49 +264,3 @@ def _load_error(path: str, e: Exception) -> ModelError:
 def read_model_info(path: str | os.PathLike) -> ModelInfo:
     """Parse and validate the hearkit metadata of a model file."""
     return ModelInfo.from_props(read_props(path), source=os.fspath(path))
-
-
-def make_session(
-    path: str | os.PathLike,
-    threads: int = 1,
-    spinning: bool = True,
-    providers: list | None = None,
-    optimization: str = "all",
-    config: dict[str, str] | None = None,
-):
-    """An onnxruntime InferenceSession with hearkit's defaults.
-
-    Args:
-        path: model file (.onnx or .ort).
-        threads: intra-op threads (Default: 1, what a small edge model wants).
-        spinning: let idle threads spin. Turn off for periodic streaming: it cut
-            CPU from 51 % to 3 % of a core at the same latency (docs/design.md §6).
-        providers: execution providers in order (Default: CPU).
-        optimization: ``all`` | ``extended`` | ``basic`` | ``none``.
-        config: extra session config entries (``add_session_config_entry``),
-            e.g. ``{"session.record_ep_graph_assignment_info": "1"}`` (Default: none).
-    """
-    # onnxruntime hung at 2000 intra-op threads; every session of hearkit passes here
-    threads = check("threads", threads, "threads")
-    import onnxruntime as ort
-
-    levels = {
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-    }
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = levels[optimization]
-    if not spinning:
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    for key, value in (config or {}).items():
-        opts.add_session_config_entry(key, str(value))
-    p = _model_path(path)
-    try:
-        return ort.InferenceSession(p, opts, providers=providers or ["CPUExecutionProvider"])
-    except Exception as e:
-        raise _load_error(p, e) from e

@@ -152,7 +152,8 @@ GUEST = textwrap.dedent(
     import json, platform, sys
     import numpy as np, onnxruntime as ort
     from hearkit.artifacts import resolve
-    from hearkit.metadata import make_session, read_model_info
+    from hearkit.metadata import read_model_info
+    from hearkit.sessions import make_session
     from hearkit.ctc import greedy_tokens
     jobs = json.load(open(sys.argv[1]))
     out = {"machine": platform.machine(), "onnxruntime": ort.__version__}
@@ -171,7 +172,7 @@ GUEST = textwrap.dedent(
 
 def _host_run(jobs: list[dict]) -> dict:
     from hearkit.ctc import greedy_tokens
-    from hearkit.metadata import make_session
+    from hearkit.sessions import make_session
 
     res = {}
     for job in jobs:
@@ -268,7 +269,7 @@ def test_bundles_match_x86_under_emulation(cpu, arm64_root, bundles):
             jobs.append({"model": str(b / name), "input": str(bundles["inputs"][task]),
                          "output": str(tmp / f"{cpu}-{task}-{name}.npy"), "blank": blank, "task": task, "name": name})
         if task == "emb":  # the two front-end parts a device streams with: waveform -> mel frames -> vectors
-            from hearkit.metadata import make_session
+            from hearkit.sessions import make_session
 
             mel_in = tmp / f"{cpu}-emb-mel-frames.npy"
             s = make_session(b / "mel.onnx", threads=1)

@@ -24,7 +24,8 @@ from hearkit.cli import main
 from hearkit.ctc import greedy_decode
 from hearkit.errors import ModelError
 from hearkit.frontend import FrontendConfig
-from hearkit.metadata import ModelInfo, make_session
+from hearkit.metadata import ModelInfo
+from hearkit.sessions import make_session
 
 onnx = pytest.importorskip("onnx", reason="onnx builds the stand-in model (pip install 'hearkit[train]')")
 

@@ -191,7 +191,7 @@ def bench_signal(sample_rate: int, seconds: float | None = None,
 
 def onnx_runner(path: str | os.PathLike, shape: tuple[int, ...], optimization: str = "all") -> Callable[[], object]:
     """A callable that runs the model at ``path`` once on seeded noise of ``shape`` (1 thread)."""
-    from hearkit.metadata import make_session
+    from hearkit.sessions import make_session
 
     s = make_session(path, threads=1, optimization=optimization)
     name = s.get_inputs()[0].name
@@ -305,7 +305,8 @@ def bench_one(path: Path, profile=None, repeat: int = 50, seconds: float | None 
         repeat: timed runs (Default: 50).
         seconds: audio per call (Default: the model's window, or ``CTC_SECONDS`` without one).
     """
-    from hearkit.metadata import make_session, read_model_info
+    from hearkit.metadata import read_model_info
+    from hearkit.sessions import make_session
     from hearkit.sessions import profile_session
 
     info = read_model_info(path)

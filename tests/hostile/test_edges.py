@@ -248,7 +248,7 @@ THREADS_BAD = [0, -1, 257, 2000, 100000, math.nan, math.inf, 2.5, "four", True, 
 
 @pytest.mark.parametrize("threads", [t for t in THREADS_BAD if t is not None], ids=repr)
 def test_make_session_threads(hostile, ws, threads):
-    from hearkit.metadata import make_session
+    from hearkit.sessions import make_session
 
     hostile.api_refused(make_session, ws / "model.onnx", threads=threads, names=("threads", "from 1 to 256"))
 
