@@ -393,24 +393,6 @@ def writing(folder: str | os.PathLike) -> Iterator[Path]:
                 p.rmdir()  # only when empty: a refused or failed first write leaves no folder behind
 
 
-def save_figure(fig, path: str | os.PathLike, **savefig_kw) -> Path:
-    """``fig.savefig`` atomically (format from ``path``'s suffix), then close the figure, also on failure.
-
-    Args:
-        fig: a matplotlib Figure.
-        path: the image to write (its folder is created).
-        savefig_kw: passed to ``savefig`` (``dpi=120``, ...).
-    """
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=Path(path).suffix.lstrip(".").lower() or None, **savefig_kw)
-    finally:
-        import matplotlib.pyplot as plt  # only reached by a caller that drew with it
-
-        plt.close(fig)
-    return Path(path)
-
-
 @contextlib.contextmanager
 def output_folder(folder: str | os.PathLike, force: bool, option: str = "-o", allow=(), check: bool = True) -> Iterator[Path]:
     """What a command that writes a folder holds while it writes: :func:`writing`, then :func:`check_output_dir`.

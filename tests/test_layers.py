@@ -3,7 +3,8 @@
 ``lint-imports`` runs in a subprocess on the real tree, then on throwaway copies of
 the package under ``tmp_path`` with one breach each, to show the check can fail:
 an upward import at module level, one inside a function body, a runtime module
-that imports torch inside a function, an export task that reaches back up to the
+that imports torch inside a function, a device API module that imports matplotlib
+inside a function, an export task that reaches back up to the
 verify skeleton, two tasks that import each other, and a new module that no layer names.
 """
 
@@ -35,7 +36,7 @@ def lint(cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
 def test_the_tree_keeps_the_contract():
     r = lint(ROOT)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
-    for contract in ("layers", "torch-free runtime", "export layers"):
+    for contract in ("layers", "torch-free runtime", "no plots in the device API", "export layers"):
         assert f"\n{contract} KEPT" in r.stdout, (contract, r.stdout[-2000:])
 
 
@@ -75,6 +76,9 @@ BREACHES = {
     "torch inside a runtime function": (
         "hearkit/classify.py", "\n\ndef _lazy_torch():\n    import torch  # noqa\n",
         ["torch-free runtime BROKEN", "hearkit.classify -> torch"]),
+    "matplotlib inside a device API function": (
+        "hearkit/transcribe.py", "\n\ndef _lazy_plot():\n    import matplotlib  # noqa\n",
+        ["no plots in the device API BROKEN", "hearkit.transcribe -> matplotlib"]),
     "a task reaching back up to the verify skeleton": (
         "hearkit/export/classify.py", "\n\ndef _lazy_skeleton():\n    from hearkit.export import verify  # noqa\n",
         ["export layers BROKEN", "hearkit.export.classify -> hearkit.export.verify"]),

@@ -35,7 +35,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hearkit.classify import classification_report, is_background_label, plot_confusion
+from hearkit.classify import is_background_label
+
+from hearkit.evaluate.metrics import classification_report
+
+from hearkit.evaluate.plots import plot_confusion
 from hearkit.datasets import SILENCE_LABEL, DatasetIndex, default_window_seconds, index_dataset, noise_files
 from hearkit.errors import ConfigError
 from hearkit.files import write_text

@@ -1,7 +1,7 @@
 """Accuracy of an exported classification model on a dataset split (torch-free): ``hearkit eval`` for ``task=classify``.
 
 Clips go through ``hearkit.Classifier`` in batches, so the figures are those a
-device gets; the report is ``hearkit.classify.classification_report``'s.
+device gets; the report is ``hearkit.evaluate.metrics.classification_report``'s.
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ def eval_classify(
         ``classification_report``'s dict (``accuracy``, ``per_class``, ``confusion``) plus
         ``model``, ``data``, ``format``, ``split``, ``clips`` and ``labels``.
     """
-    from hearkit.classify import Classifier, classification_report, is_background_label, plot_confusion
+    from hearkit.classify import Classifier, is_background_label
+    from hearkit.evaluate.metrics import classification_report
+    from hearkit.evaluate.plots import plot_confusion
     from hearkit.datasets import index_dataset
     from hearkit.progress import StatusLine
 
