@@ -33,7 +33,7 @@ from hearkit.evaluate.bench import (
     stream_cpu_share,
     time_calls,
 )
-from hearkit.evaluate.plots import save_figure
+from hearkit.plots import save_figure
 
 PORTABLE = "onnx fp32 (no NCHWc)"  # fp32 at optimisation level 'extended'
 CLASSIFY_REPEAT = 400     # classify: timed runs per model

@@ -30,7 +30,7 @@ def kws(make_classifier_export, tmp_path_factory) -> tuple[Path, Path]:
 def test_calibrate_writes_thresholds_the_spotter_uses(kws):
     from hearkit.classify import KeywordSpotter
     from hearkit.evaluate.detector import audio_files
-    from hearkit.export.calibrate import calibrate
+    from hearkit.export.thresholds import calibrate
     from hearkit.metadata import read_model_info
 
     export, neg = kws
@@ -58,7 +58,7 @@ def test_calibrate_writes_thresholds_the_spotter_uses(kws):
 
 def test_calibrate_refuses_what_it_cannot_do(kws, tmp_path):
     from hearkit.errors import ConfigError
-    from hearkit.export.calibrate import calibrate, threshold_for_negatives
+    from hearkit.export.thresholds import calibrate, threshold_for_negatives
 
     export, neg = kws
     with pytest.raises(ConfigError, match="fa-per-hour"):
@@ -134,7 +134,7 @@ def test_calibrate_without_positives_takes_the_score_just_above_the_highest_nega
 
     from hearkit.classify import KeywordSpotter
     from hearkit.evaluate.detector import audio_files, negative_stream, record_stream
-    from hearkit.export.calibrate import calibrate
+    from hearkit.export.thresholds import calibrate
 
     export, neg = kws
     mine = tmp_path / "export"

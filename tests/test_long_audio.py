@@ -270,7 +270,7 @@ def test_features_of_a_short_file_are_the_bytes_np_save_writes(tmp_path, signals
 
 
 def test_summary_columns_pool_the_frames(signals):
-    from hearkit.evaluate.show import summarise
+    from hearkit.plots.clip import summarise
     from hearkit.frontend import FrontendConfig, power_spectrogram
 
     cfg = FrontendConfig(center=True)

@@ -82,7 +82,7 @@ def test_run_notes_stream_for_audio_much_longer_than_the_window(make_classifier_
 @pytest.fixture
 def captured_figure(monkeypatch):
     """plot_timeline's figure, caught instead of written."""
-    import hearkit.evaluate.plots as hc
+    import hearkit.plots.detection as hc
 
     seen = {}
 
@@ -95,7 +95,7 @@ def captured_figure(monkeypatch):
 
 def _timeline(captured, **kw):
     from hearkit.classify import Detection
-    from hearkit.evaluate.plots import plot_timeline
+    from hearkit.plots.detection import plot_timeline
 
     labels = ["_silence_", "yes", "no"]
     history = [(t, np.array([0.8, 0.1, 0.1])) for t in np.arange(0.1, 6.0, 0.1)]

@@ -39,7 +39,7 @@ from hearkit.classify import is_background_label
 
 from hearkit.evaluate.metrics import classification_report
 
-from hearkit.evaluate.plots import plot_confusion
+from hearkit.plots.detection import plot_confusion
 from hearkit.datasets import SILENCE_LABEL, DatasetIndex, default_window_seconds, index_dataset, noise_files
 from hearkit.errors import ConfigError
 from hearkit.files import write_text

@@ -49,7 +49,7 @@ from hearkit.asr_metrics import wer_cer
 from hearkit.audio import load_audio
 from hearkit.ctc import greedy_decode
 from hearkit.errors import ConfigError
-from hearkit.evaluate.plots import save_figure
+from hearkit.plots import save_figure
 from hearkit.files import write_text
 from hearkit.frontend import FrontendConfig
 from hearkit.limits import check

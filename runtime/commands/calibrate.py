@@ -39,7 +39,7 @@ def calibrate(export_dir, negatives, fa_per_hour, positives, noise, snr_db, hop_
     from hearkit.errors import require
 
     require("onnx", "train")
-    from hearkit.export.calibrate import calibrate as run
+    from hearkit.export.thresholds import calibrate as run
     from hearkit.files import writing
 
     with writing(export_dir):  # rewrites the export's graphs and export.json: one writer at a time

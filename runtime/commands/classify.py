@@ -228,7 +228,7 @@ def stream(model, audio, hop_seconds, thresholds, smoothing, refractory_seconds,
         found.append(d)
         click.echo(json.dumps(d.to_dict()))
     if plot:
-        from hearkit.evaluate.plots import plot_timeline
+        from hearkit.plots.detection import plot_timeline
 
         plot_timeline(kws.history, kws.labels, found, plot, title=f"{Path(str(audio)).name}: {len(found)} detections",
                       thresholds=kws.logic.label_thresholds())

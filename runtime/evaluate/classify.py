@@ -45,7 +45,7 @@ def eval_classify(
     """
     from hearkit.classify import Classifier, is_background_label
     from hearkit.evaluate.metrics import classification_report
-    from hearkit.evaluate.plots import plot_confusion
+    from hearkit.plots.detection import plot_confusion
     from hearkit.datasets import index_dataset
     from hearkit.progress import StatusLine
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from hearkit.audio import iter_blocks, load_audio, snr_gain
 from hearkit.errors import ConfigError
-from hearkit.evaluate.plots import save_figure
+from hearkit.plots import save_figure
 
 HIT_AFTER_END_S = 0.5            # a detection up to this long after the utterance's end is a hit
 FA_TARGETS = (0.5, 1.0, 2.0)     # false alarms per hour at which the false-reject rate is reported

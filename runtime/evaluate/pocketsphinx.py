@@ -63,7 +63,7 @@ from hearkit.evaluate.detector import (
     words,
 )
 from hearkit.errors import ConfigError, require
-from hearkit.evaluate.plots import save_figure
+from hearkit.plots import save_figure
 
 SAMPLE_RATE = 16000            # the shipped en-us acoustic model's rate
 PERMISSIVE_THRESHOLD = 1e-40   # kws_threshold of the one decode; every stricter one is recovered from scores.

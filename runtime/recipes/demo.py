@@ -257,7 +257,7 @@ def run_demo(cfg: DemoConfig = DemoConfig()) -> dict:
         detections += kws.accept_waveform(wav[i : i + 1600])
     told = sentence_report(words, detections, kws.logic.label_thresholds())
     try:
-        from hearkit.evaluate.plots import plot_timeline
+        from hearkit.plots.detection import plot_timeline
 
         plot_timeline(kws.history, kws.labels, detections, out / "timeline.png",
                       title=f"demo sentence: {told['sentence']['text']!r} (voices training never heard)",

@@ -1,7 +1,7 @@
 """``hearkit show``'s job: a clip's panels, and with ``augment`` one row per training augmentation.
 
 The augmented rows come from ``hearkit.training.augment`` (torch), which is why this
-job sits in the recipes layer; the drawing itself is ``hearkit.evaluate.show``.
+job sits in the recipes layer; the drawing itself is ``hearkit.plots.clip``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def show(audio_path: str | Path, out_png: str | Path, cfg: FrontendConfig, augme
     Raises:
         ConfigError: ``noise_dir`` holds no audio file.
     """
-    from hearkit.evaluate.show import clip_title, draw_rows, show_clip
+    from hearkit.plots.clip import clip_title, draw_rows, show_clip
 
     if not augment:
         return show_clip(audio_path, out_png, cfg)  # torch-free

@@ -238,10 +238,10 @@ def stream_report(phrase: str, label: str, sentences: list[dict], detections: li
 def run_wakeword_demo(cfg: WakewordDemoConfig = WakewordDemoConfig()) -> dict:
     """Synthesize → train → export + int8 → calibrate → DET → spot the phrase in sentences. Returns the summary."""
     from hearkit.classify import KeywordSpotter
-    from hearkit.evaluate.plots import plot_timeline
+    from hearkit.plots.detection import plot_timeline
     from hearkit.errors import ConfigError
     from hearkit.evaluate.detector import evaluate_detector, plot_det, streamed_text
-    from hearkit.export.calibrate import calibrate
+    from hearkit.export.thresholds import calibrate
     from hearkit.export.exporter import export_classifier
     from hearkit.recipes.voices import random_voices
     from hearkit.recipes.wakeword import build_wakeword_set

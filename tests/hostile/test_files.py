@@ -335,7 +335,7 @@ def test_a_failing_write_keeps_the_old_file(hostile, env, tmp_path, monkeypatch,
 
 
 def _api_writers(env):
-    from hearkit.evaluate.plots import plot_confusion
+    from hearkit.plots.detection import plot_confusion
     from hearkit.export.onnx_io import save_model
     from hearkit.lm import NGramLM
     from hearkit.manifest import Utterance, write_manifest

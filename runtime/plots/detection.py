@@ -1,4 +1,4 @@
-"""Pictures: the keyword timeline, the confusion matrix, and the one atomic way every picture is saved (matplotlib).
+"""The pictures of an evaluation: the keyword timeline and the confusion matrix, as PNG (matplotlib).
 
 matplotlib is not a dependency of the device runtime (``pip install "hearkit[plot]"`` or the
 training extra brings it); it loads inside the functions, and an import-linter contract keeps it
@@ -14,25 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from hearkit.classify import is_background_label
-from hearkit.files import atomic_path
-
-def save_figure(fig, path: str | os.PathLike, **savefig_kw) -> Path:
-    """``fig.savefig`` atomically (format from ``path``'s suffix), then close the figure, also on failure.
-
-    Args:
-        fig: a matplotlib Figure.
-        path: the image to write (its folder is created).
-        savefig_kw: passed to ``savefig`` (``dpi=120``, ...).
-    """
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=Path(path).suffix.lstrip(".").lower() or None, **savefig_kw)
-    finally:
-        import matplotlib.pyplot as plt  # only reached by a caller that drew with it
-
-        plt.close(fig)
-    return Path(path)
-
+from hearkit.plots import save_figure
 
 HIT, FALSE_ALARM = "hit", "false alarm"  # the outcomes a timeline's detections can be drawn with
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hearkit.evaluate.plots import save_figure
+from hearkit.plots import save_figure
 from hearkit.frontend import FrontendConfig, apply_log, logmel, mel_filterbank, power_spectrogram
 
 ROW_INCHES = 3.2  # height of one row of panels
