@@ -155,6 +155,16 @@ def test_real_recordings_of_the_phrase_join_training_only(tmp_path):
     for e in real:
         x, sr = sf.read(e.path)
         assert sr == 16000 and len(x) == round(s["window_seconds"] * 16000) and np.abs(x).max() <= 1.0
+    # a recording is cut to its utterance before it is placed: 0.4 s of "speech" in 1.5 s of its own noise
+    from hearkit.recipes.wakeword import RECORDING_MARGIN_S, trimmed_recording
+
+    x = (0.003 * rng.standard_normal(24000)).astype(np.float32)  # about -50 dBFS of room noise
+    x[9600:16000] += (0.2 * np.sin(np.arange(6400) * 0.2)).astype(np.float32)  # 0.6-1.0 s
+    y = trimmed_recording(x, 16000)
+    want = 6400 + 2 * RECORDING_MARGIN_S * 16000
+    assert abs(len(y) - want) <= 2 * 160, (len(y), want)  # within one 10-ms frame each side
+    start = 9600 - int(RECORDING_MARGIN_S * 16000)  # the sine starts on a frame boundary
+    assert np.array_equal(y, x[start : start + len(y)])  # the recording's own samples, cut
     # a folder without any recording of the phrase is one clear error
     (tmp_path / "none" / "other").mkdir(parents=True)
     sf.write(tmp_path / "none" / "other" / "d.wav", np.zeros(800, np.float32), 16000)

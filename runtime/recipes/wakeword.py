@@ -70,6 +70,8 @@ STREAM_SHARE = 0.5                 # share of real negative windows cut across r
 LEXICON_SAMPLE = 20000              # dictionary words searched for phonetic near-misses
 WINDOW_MARGIN_S = 0.3               # automatic window: a typical utterance of the phrases plus this
 BACKGROUND_LEVEL_DBFS = -60.0        # floor of noise under every clip, so none is digital silence
+RECORDING_FLOOR_DB = 10.0            # a real recording's utterance: frames this far above its own noise floor
+RECORDING_MARGIN_S = 0.05            # kept each side of a real recording's utterance
 
 
 @dataclass(frozen=True)
@@ -559,13 +561,26 @@ def build_wakeword_set(cfg: WakewordConfig, out: str | os.PathLike, force: bool 
     return summary
 
 
+def trimmed_recording(x: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """A real recording cut to its utterance plus ``RECORDING_MARGIN_S`` each side: the frames
+    ``RECORDING_FLOOR_DB`` above the recording's own noise floor (and within 35 dB of its peak),
+    ``hearkit.evaluate.detector.utterance_extent``'s rule, as synthetic clips carry no lead-in."""
+    from hearkit.evaluate.detector import utterance_extent
+
+    a, b = utterance_extent(x, sample_rate, above_floor_db=RECORDING_FLOOR_DB)
+    m = int(round(RECORDING_MARGIN_S * sample_rate))
+    return x[max(0, a - m) : min(len(x), b + m)]
+
+
 def _add_recordings(cfg: WakewordConfig, labels: list[str], n: int, rng: np.random.Generator, tmp: Path) -> int:
     """Write ``cfg.recording_repeats`` copies of every real recording of a phrase into its label folder.
 
-    Each copy sits at a random place in the ``n``-sample window at a random level (as synthetic
-    positives do, without a simulated room: the recording has its own). All go to training: the
-    validation split stays the held-out synthetic voices, so it still measures unseen speakers.
-    Returns the number of recordings.
+    Each recording is first cut to its utterance (``trimmed_recording``: its own background noise
+    would otherwise count as speech, and a word that ends 0.5 s before the end of its 1-s clip
+    teaches a detector to fire that late), then each copy sits at a random place in the
+    ``n``-sample window at a random level (as synthetic positives do, without a simulated room:
+    the recording has its own). All go to training: the validation split stays the held-out
+    synthetic voices, so it still measures unseen speakers. Returns the number of recordings.
     """
     import soundfile as sf
 
@@ -576,7 +591,7 @@ def _add_recordings(cfg: WakewordConfig, labels: list[str], n: int, rng: np.rand
     total = 0
     for lab, paths in found.items():
         for src in paths:
-            x, _ = load_audio(src, SAMPLE_RATE)
+            x = trimmed_recording(load_audio(src, SAMPLE_RATE)[0], SAMPLE_RATE)
             if len(x) > n:  # longer than the window: keep the loudest window-long stretch of it
                 c = np.concatenate([[0.0], np.cumsum(x.astype(np.float64) ** 2)])
                 start = int(np.argmax(c[n:] - c[:-n]))
