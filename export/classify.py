@@ -292,8 +292,3 @@ class ClassifyTask(Task):
             f"- front-end max |onnx − torch| on these clips: {r['frontend_max_abs_err']:.3g} (log-mel)",
         ]
         return report_markdown(r, "", about, table, notes)
-
-    def runner(self, path, **kwargs):
-        from hearkit.classify import Classifier
-
-        return Classifier(path, **kwargs)

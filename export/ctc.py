@@ -338,8 +338,3 @@ class CTCTask(Task):
         ])
         about = [f"- data: `{r['manifest']}`, {r['utterances']} utterances, {r['audio_seconds']:.1f} s of audio"]
         return report_markdown(r, " (ctc)", about, table)
-
-    def runner(self, path, **kwargs):
-        from hearkit.transcribe import Transcriber
-
-        return Transcriber(path, **kwargs)

@@ -60,9 +60,9 @@ from hearkit.devices import DeviceProfile, QuantRecipe, load_profile
 from hearkit.errors import ConfigError, ModelError
 from hearkit.files import contains, entries, write_json, writing
 from hearkit.metadata import ModelInfo, read_model_info
+from hearkit.tasks import TASKS, get_task
 
 DEFAULT_CALIBRATION_CLIPS = 200  # clips of real audio for a device recipe the export lacks
-CALIBRATION_SECONDS_CTC = 4.0    # seconds per calibration chunk for CTC models (no fixed window)
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
 
@@ -145,7 +145,7 @@ def calibration_waveforms(info: ModelInfo, files: list[Path]) -> np.ndarray:
     from hearkit.audio import fit_window, load_centre
 
     sr = info.frontend.sample_rate
-    n = int(info.window_samples or round(CALIBRATION_SECONDS_CTC * sr))
+    n = int(info.window_samples or round(get_task(info.task).calibration_seconds * sr))
     return np.stack([fit_window(load_centre(p, sr, n), n) for p in files]).astype(np.float32)
 
 
@@ -265,23 +265,12 @@ def write_c_sources(bundle: Path, model_file: str, info: ModelInfo, device: str)
         f'#include "{C_HEADER}"',
         "",
     ]
-    if info.task == "classify":
-        h += [
-            f"#define HEARKIT_WINDOW_SAMPLES {int(info.window_samples or 0)}  /* samples per decision */",
-            f"#define HEARKIT_NUM_LABELS {len(info.labels)}",
-            "extern const char *const hearkit_labels[HEARKIT_NUM_LABELS];",
-        ]
-        c += ["const char *const hearkit_labels[HEARKIT_NUM_LABELS] = {"]
-        c += [f"    {_c_string(x)}," for x in info.labels] + ["};", ""]
-    elif info.task == "ctc":
-        h += [
-            f"#define HEARKIT_SUBSAMPLING {int(info.subsampling or 1)}  /* feature frames per output frame */",
-            f"#define HEARKIT_VOCAB_SIZE {len(info.vocab)}",
-            f"#define HEARKIT_BLANK_ID {int(info.blank)}",
-            "extern const char *const hearkit_vocab[HEARKIT_VOCAB_SIZE];",
-        ]
-        c += ["const char *const hearkit_vocab[HEARKIT_VOCAB_SIZE] = {"]
-        c += [f"    {_c_string(x)}," for x in info.vocab] + ["};", ""]
+    if info.task in TASKS:  # the task's constants and its array of names (labels, vocabulary)
+        th = TASKS[info.task].c_header(info)
+        h += [f"#define {name} {value}" + (f"  /* {note} */" if note else "") for name, value, note in th.defines]
+        h += [f"extern const char *const {th.array}[{th.size}];"]
+        c += [f"const char *const {th.array}[{th.size}] = {{"]
+        c += [f"    {_c_string(x)}," for x in th.names] + ["};", ""]
     h += [
         "",
         "/* ORT-format model bytes, 16-byte aligned (flatbuffers reads them in place). */",

@@ -15,7 +15,8 @@ subclass, registered by name in ``hearkit.export.tasks.TASKS``. It says
 - its verify thresholds (a frozen dataclass, :attr:`Task.thresholds`), its evaluator
   (:meth:`Task.evaluate`: torch vs ONNX fp32 vs quantized on the task's metric),
   its pass/fail checks (:meth:`Task.checks`) and report (:meth:`Task.report_markdown`);
-- its runtime runner (:meth:`Task.runner`: ``hearkit.Classifier``, ``hearkit.Transcriber``);
+- its runtime side from the runtime's task registry (:attr:`Task.runtime`, ``hearkit.tasks``):
+  the runner (``hearkit.Classifier``, ``hearkit.Transcriber``), evaluator, C header fields;
 - its command-line options of ``hearkit export`` and ``hearkit verify``
   (:attr:`Task.export_options`, :attr:`Task.verify_options`).
 
@@ -220,9 +221,16 @@ class Task:
         raise NotImplementedError
 
     # -- runtime ---------------------------------------------------------------------
+    @property
+    def runtime(self):
+        """This task in the runtime's registry (``hearkit.tasks``): its runner, evaluator, C header, calibration clip."""
+        from hearkit.tasks import get_task
+
+        return get_task(self.name)
+
     def runner(self, path, **kwargs):
-        """The torch-free runtime object that runs an exported pipeline of this task."""
-        raise NotImplementedError
+        """The torch-free runtime object that runs an exported pipeline of this task (the registry's runner)."""
+        return self.runtime.runner()(path, **kwargs)
 
     # -- command line ----------------------------------------------------------------
     def options(self, command: str) -> tuple[CliOption, ...]:

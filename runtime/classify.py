@@ -37,6 +37,7 @@ DEFAULT_HOP_SECONDS = 0.1      # seconds between two spotting decisions
 DEFAULT_THRESHOLD = 0.6        # smoothed posterior needed to report a keyword
 DEFAULT_SMOOTHING = 3          # decisions averaged (posterior smoothing window, in hops)
 DEFAULT_REFRACTORY = 1.0       # seconds after a detection during which no other fires
+LONG_AUDIO_WINDOWS = 3         # classify_files notes that a file longer than this many windows wants `stream`
 
 
 def default_hop_seconds(fe) -> float:
@@ -242,6 +243,29 @@ class Detection:
 def is_background_label(label: str) -> bool:
     """Labels like ``_silence_`` / ``_unknown_`` (Speech Commands' convention) never trigger."""
     return label.startswith("_") and label.endswith("_")
+
+
+def classify_files(model, paths, top: int = 3, device=None, note: Callable[[str], None] | None = None):
+    """One result dict per audio file: label, score and the ``top`` best labels.
+
+    A clip longer than the model's window is classified by its centre window (the
+    rest is not read); a file longer than ``LONG_AUDIO_WINDOWS`` windows (a 15-s sentence
+    for a 1-s keyword model) gets a one-line ``note`` saying so, since `hearkit
+    stream` is what scores a long recording throughout.
+    """
+    from hearkit.audio import audio_info
+
+    note = note or (lambda m: None)
+    clf = Classifier(model, device=device)
+    for p in paths:
+        pred = clf.classify(p)
+        duration = audio_info(p)["duration"]
+        if duration > LONG_AUDIO_WINDOWS * clf.window_samples / clf.sample_rate:
+            note(f"note: {p} is {duration:.2f} s long; the model heard its centre "
+                       f"{clf.window_samples / clf.sample_rate:g} s; for long audio use `hearkit stream`, "
+                       "which scores all of it")
+        yield {"file": str(p), "label": pred.label, "score": round(pred.score, 5),
+               "top": [[lab, round(s, 5)] for lab, s in pred.top(top)]}
 
 
 @dataclass

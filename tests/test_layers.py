@@ -101,3 +101,18 @@ def test_a_breach_fails(package_copy, breach):
     assert r.returncode != 0, r.stdout[-4000:]
     for text in expected:
         assert text in r.stdout, (text, r.stdout[-4000:])
+
+
+def test_one_task_registry_serves_runtime_and_export():
+    """The runtime's registry (hearkit.tasks) knows every task export/ can write, and export's tasks take
+    their runner from it; the metadata schema knows every task of the registry."""
+    from hearkit.export.tasks import TASKS as EXPORT_TASKS
+    from hearkit.metadata import TASKS as METADATA_TASKS
+    from hearkit.tasks import TASKS, get_task
+
+    assert set(EXPORT_TASKS) == set(TASKS) and set(TASKS) < set(METADATA_TASKS)
+    for name, t in EXPORT_TASKS.items():
+        assert t.runtime is TASKS[name]
+    assert TASKS["classify"].runner().__name__ == "Classifier" and TASKS["ctc"].runner().__name__ == "Transcriber"
+    with pytest.raises(Exception, match="has no runtime"):
+        get_task("frontend", "frontend.onnx")

@@ -292,7 +292,10 @@ def test_cli_eval_ctc_greedy_and_lexicon(model_path, long_speech, tmp_path):
     assert r2.exit_code == 0 and wer_part(r2.output) == wer_part(r.output)
     cls = build_ctc_model(tmp_path / "cls.onnx", task="classify")
     r = CliRunner().invoke(main, ["eval", str(cls), "--data", str(tmp_path), "--beam", "4"])
-    assert r.exit_code == 2 and "for CTC models" in r.output
+    assert r.exit_code == 2 and "only for ctc models" in r.output
+    # `hearkit run` on a CTC model names what to use instead (the task registry's run_instead)
+    r = CliRunner().invoke(main, ["run", str(model_path), str(tmp_path / "u0.wav")])
+    assert r.exit_code == 2 and "hearkit transcribe" in r.output, r.output
 
 
 def test_errors(model_path, tmp_path):

@@ -1,12 +1,11 @@
 """``hearkit run``, ``hearkit stream`` and ``hearkit eval``: torch-free use of exported models.
 
-``run`` and ``eval`` dispatch on the model's metadata task (``RUNNERS`` /
-``EVALUATORS``: ``"task": "module:function"``), so another task plugs in with one line.
+``run`` and ``eval`` dispatch on the model's metadata task through the task registry
+(``hearkit.tasks``): what each task runs, evaluates and prints is declared there.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -19,25 +18,10 @@ import numpy as np
 from hearkit.errors import AudioError, ConfigError, EmptyAudioError, ModelError
 from hearkit.limits import check
 
-# task -> "module:function(model, audio_paths, top, device) -> iterator of JSON-able dicts (one per file)"
-RUNNERS: dict[str, str] = {
-    "classify": "hearkit.commands.classify:run_classify",
-}
-# task -> "module:function(model, **options) -> report dict" (options: see `eval`)
-EVALUATORS: dict[str, str] = {
-    "classify": "hearkit.evaluate.classify:eval_classify",
-    "ctc": "hearkit.evaluate.ctc:eval_ctc",
-}
 PCM_BYTES = 2  # raw stdin samples are 16-bit little-endian
-LONG_AUDIO_WINDOWS = 3  # `run` on a file longer than this many model windows notes that `stream` is for long audio
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")  # what `stream --plot` writes (matplotlib picks the format by suffix)
 DEVICE_HELP = ("Device profile (see `hearkit devices`) or path to a profile.toml: its execution providers, "
                "threads and optimisation level, and its preferred variant from a folder or bundle.")
-
-
-def _load(spec: str):
-    module, attr = spec.split(":")
-    return getattr(importlib.import_module(module), attr)
 
 
 def _task(model, device=None) -> tuple[str, Path]:
@@ -64,29 +48,6 @@ def _profile(device):
 
 
 # -- run -----------------------------------------------------------------------------
-def run_classify(model, paths, top: int = 3, device=None):
-    """One result dict per audio file: label, score and the ``top`` best labels.
-
-    A clip longer than the model's window is classified by its centre window (the
-    rest is not read); a file longer than ``LONG_AUDIO_WINDOWS`` windows (a 15-s sentence
-    for a 1-s keyword model) gets a one-line note on stderr saying so, since `hearkit
-    stream` is what scores a long recording throughout.
-    """
-    from hearkit.audio import audio_info
-    from hearkit.classify import Classifier
-
-    clf = Classifier(model, device=device)
-    for p in paths:
-        pred = clf.classify(p)
-        duration = audio_info(p)["duration"]
-        if duration > LONG_AUDIO_WINDOWS * clf.window_samples / clf.sample_rate:
-            click.echo(f"note: {p} is {duration:.2f} s long; the model heard its centre "
-                       f"{clf.window_samples / clf.sample_rate:g} s; for long audio use `hearkit stream`, "
-                       "which scores all of it", err=True)
-        yield {"file": str(p), "label": pred.label, "score": round(pred.score, 5),
-               "top": [[lab, round(s, 5)] for lab, s in pred.top(top)]}
-
-
 @click.command("run")
 @click.argument("model", type=click.Path(exists=True))
 @click.argument("audio", nargs=-1, required=True, type=click.Path())
@@ -96,11 +57,14 @@ def run(model, audio, top, device):
     """Run MODEL (a .onnx file, an export folder or a bundle) on AUDIO files: one JSON line per file.
 
     Any format libsndfile reads; audio is resampled to the model's rate."""
+    from hearkit.tasks import get_task
+
     profile = _profile(device)
     task, path = _task(model, profile)
-    if task not in RUNNERS:
-        raise ModelError(f"{path}: `hearkit run` has no runner for task {task!r}; supported: {sorted(RUNNERS)}")
-    for line in _load(RUNNERS[task])(path, list(audio), top=top, device=profile):
+    t = get_task(task, path)
+    if t.run_files is None:
+        raise ModelError(f"{path}: `hearkit run` does nothing with a {task} model; use {t.run_instead}")
+    for line in t.run_files()(path, list(audio), top=top, device=profile, note=lambda m: click.echo(m, err=True)):
         click.echo(json.dumps(line))
 
 
@@ -278,29 +242,23 @@ def eval_(model, data, fmt, split, val_fold, test_fold, manifest, confusion, bea
     """
     if positives or negatives:
         return _eval_detector(model, positives, negatives, noise, snr_db, plot, seed, as_json)
+    from hearkit.tasks import TASKS, get_task
+
     task, path = _task(model)
-    if task not in EVALUATORS:
-        raise ModelError(f"{path}: `hearkit eval` has no evaluator for task {task!r}; supported: {sorted(EVALUATORS)}")
-    kw = {"beam": beam, "lexicon": lexicon, "lm": lm_path} if task == "ctc" else {}
-    if task != "ctc" and (beam or lexicon or lm_path):
-        raise ConfigError("--beam, --lexicon and --lm are for CTC models")
-    rep = _load(EVALUATORS[task])(path, data=data, fmt=fmt, split=split, val_fold=val_fold, test_fold=test_fold,
-                                  manifest=manifest, confusion=confusion, **kw)
+    t = get_task(task, path)
+    given = {"beam": beam, "lexicon": lexicon, "lm": lm_path}
+    if stray := [k for k, v in given.items() if v and k not in t.eval_options]:
+        readers = sorted(name for name, other in TASKS.items() if stray[0] in other.eval_options)
+        raise ConfigError(f"{', '.join('--' + k for k in stray)}: only for {' and '.join(readers)} models; "
+                          f"{path} is a {task} model")
+    kw = {k: v for k, v in given.items() if k in t.eval_options}
+    rep = t.evaluator()(path, data=data, fmt=fmt, split=split, val_fold=val_fold, test_fold=test_fold,
+                        manifest=manifest, confusion=confusion, **kw)
     if as_json:
         click.echo(json.dumps(rep, indent=2))
         return
-    if task == "ctc":
-        click.echo(f"{rep['model']} on {rep['manifest']} ({rep['utterances']} utterances, {rep['decoder']}): "
-                   f"WER {100 * rep['wer']:.2f} % ({rep['word_errors']}/{rep['words']} words), "
-                   f"CER {100 * rep['cer']:.2f} %, RTF {rep['rtf']:.4f}")
-        return
-    if "per_class" not in rep:  # another task's evaluator: print what it returned
-        click.echo(json.dumps(rep, indent=2))
-        return
-    click.echo(f"{rep['model']} on {rep['data']} ({rep['split']}, {rep['clips']} clips): accuracy {100 * rep['accuracy']:.2f} %")
-    click.echo(f"{'label':<16} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}")
-    for lab, r in rep["per_class"].items():
-        click.echo(f"{lab:<16} {r['precision']:>9.3f} {r['recall']:>7.3f} {r['f1']:>6.3f} {r['support']:>8d}")
+    for line in t.report_lines(rep):
+        click.echo(line)
     if confusion:
         click.echo(f"wrote {confusion}", err=True)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from hearkit.errors import HearkitError, run_session
+from hearkit.tasks import TASKS
 
 REFERENCE_SECONDS = 10.0    # front-end figures are reported per 10 s of audio
 FOOTPRINT_RSS_MB = 80.0     # target peak RSS of a process that classifies one clip
@@ -391,7 +392,8 @@ def bench_model(model: str | os.PathLike, profile=None, repeat: int = 50, second
 
         load_audio(clip)
     results = [bench_one(p, profile, repeat, seconds) for p in candidates(path, prefer)]
-    if results and results[0]["task"] == "classify" and (footprint or spotter):
+    spots = bool(results) and results[0]["task"] in TASKS and TASKS[results[0]["task"]].spots_keywords
+    if spots and (footprint or spotter):
         # what the footprint child and the spotter do, once here: a model whose output does not
         # match its labels, or a clip it cannot take, fails with its own one line instead of a table row
         from hearkit.artifacts import resolve
@@ -409,10 +411,10 @@ def bench_model(model: str | os.PathLike, profile=None, repeat: int = 50, second
         "models": results,
         "bench_process_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KiB,
     }
-    if footprint and results and results[0]["task"] == "classify":
+    if footprint and spots:
         report["footprint"] = measure_footprint(path, prefer, clip)
         report["footprint_targets"] = {"rss_mb": FOOTPRINT_RSS_MB, "wall_s": FOOTPRINT_SECONDS}
-    if spotter and results and results[0]["task"] == "classify":
+    if spotter and spots:
         report["spotter"] = spotter_cpu(path, profile)
         from hearkit.embedding import is_embedding
 
