@@ -348,3 +348,29 @@ def test_a_phrase_nothing_can_say_is_one_line(tmp_path, monkeypatch):
     errors = [ln for ln in r.output.splitlines() if ln.startswith("Error:")]
     assert r.exit_code == 2 and len(errors) == 1 and "none of the engines (espeak-ng) can say it" in errors[0], r.output
     assert not (tmp_path / "b").exists()
+
+
+@needs_espeak
+def test_a_set_does_not_depend_on_where_its_negatives_lie(tmp_path):
+    """Real negative windows are named, and put in validation, by their path under the sources' common folder:
+    the same recordings in another folder (another machine; the wake-word demo's own -o) give the same set."""
+    import shutil
+
+    rng = np.random.default_rng(0)
+    first = tmp_path / "here" / "neg"
+    (first / "talk").mkdir(parents=True)
+    for i in range(12):
+        sf.write(first / "talk" / f"n{i}.wav", (0.1 * rng.standard_normal(24000)).astype(np.float32), 16000)
+    second = tmp_path / "elsewhere" / "deeper" / "neg"
+    shutil.copytree(first, second)
+    sets = []
+    for k, neg in enumerate((first, second)):
+        out = tmp_path / f"set{k}"
+        build_wakeword_set(WakewordConfig(phrases=("stop",), voices=4, near_misses=1, other_words=1, negative_windows=20,
+                                          negatives=(str(neg),), silence=2, reverb=0.0, workers=1), out)
+        sets.append(out)
+    names = [sorted(p.name for p in (s / "_unknown_").iterdir() if p.name.startswith("real")) for s in sets]
+    assert len(names[0]) == 20 and names[0] == names[1]
+    assert (sets[0] / "validation_list.txt").read_text() == (sets[1] / "validation_list.txt").read_text()
+    for name in names[0]:
+        assert (sets[0] / "_unknown_" / name).read_bytes() == (sets[1] / "_unknown_" / name).read_bytes()

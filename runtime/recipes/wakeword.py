@@ -522,12 +522,15 @@ def build_wakeword_set(cfg: WakewordConfig, out: str | os.PathLike, force: bool 
             held = _held_out(cfg.negatives)
             files = [f for f in files if str(Path(f).resolve()) not in held]
             windows = _cut_windows(files, cfg.negative_windows, n, rng)
+            origin = _common_folder(cfg.negatives)
             for j, (src, w) in enumerate(windows):
-                key = "real" + hashlib.sha1(str(src).encode()).hexdigest()[:10]
-                rel = f"_unknown_/{key}_nohash_{j}.flac"
+                # named by the file's path under the sources' common folder, not its absolute path: the
+                # same sources elsewhere (another machine, or the demo's own -o) give the same set
+                digest = hashlib.sha1(os.path.relpath(Path(src).resolve(), origin).encode()).hexdigest()
+                rel = f"_unknown_/real{digest[:10]}_nohash_{j}.flac"
                 sf.write(tmp / rel, w, SAMPLE_RATE, subtype="PCM_16")
                 counts["_unknown_"] += 1
-                if int(hashlib.sha1(str(src).encode()).hexdigest(), 16) % 100 < 100 * cfg.val_share:
+                if int(digest, 16) % 100 < 100 * cfg.val_share:
                     val_list.append(rel)
             counts["real_negative_windows"] = len(windows)
             log(f"data wakeword: {len(files)} real negative files ({sum(left_out.values())} left out: transcript holds a phrase)")
@@ -602,6 +605,12 @@ def _add_recordings(cfg: WakewordConfig, labels: list[str], n: int, rng: np.rand
                 sf.write(tmp / lab / f"{key}_nohash_{k}.flac", clip, SAMPLE_RATE, subtype="PCM_16")
             total += 1
     return total
+
+
+def _common_folder(sources: Sequence[str | os.PathLike]) -> str:
+    """The deepest folder holding every source (a manifest file counts as its folder)."""
+    dirs = [str(p if p.is_dir() else p.parent) for p in (Path(s).resolve() for s in sources)]
+    return os.path.commonpath(dirs)
 
 
 def _held_out(sources: Sequence[str]) -> set[str]:
