@@ -259,7 +259,7 @@ def eval_(model, data, fmt, split, val_fold, test_fold, manifest, confusion, bea
         return
     for line in t.report_lines(rep):
         click.echo(line)
-    if confusion:
+    if confusion and Path(confusion).is_file():  # a CTC evaluation draws no confusion matrix
         click.echo(f"wrote {confusion}", err=True)
 
 
