@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import click
 
@@ -155,3 +156,31 @@ def parse_range(text: str, what: str) -> tuple[float, float]:
     if lo > hi:
         raise click.BadParameter(f"{what} must have LOW <= HIGH, got {text!r}")
     return lo, hi
+
+
+# -- the model and device options of run, stream and eval -----------------------------------
+DEVICE_HELP = ("Device profile (see `hearkit devices`) or path to a profile.toml: its execution providers, "
+               "threads and optimisation level, and its preferred variant from a folder or bundle.")
+
+
+def model_task(model, device=None) -> tuple[str, Path]:
+    """(metadata task, model file) of MODEL: the device's preferred variant (Default: int8) of a folder or bundle.
+
+    Pipelines (waveform in) come first; a folder without any falls back to the
+    network alone (``model*.onnx``, log-mel in), which the runners also take.
+    """
+    from hearkit.artifacts import MODEL, PIPELINE
+    from hearkit.metadata import read_model_info
+    from hearkit.sessions import model_file
+
+    path = model_file(model, device, stems=(PIPELINE, MODEL))
+    return read_model_info(path).task, path
+
+
+def device_profile(device):
+    """The loaded profile, or None; an unknown name is one line listing the known ones (exit 2)."""
+    if device is None:
+        return None
+    from hearkit.devices import load_profile
+
+    return load_profile(device)
