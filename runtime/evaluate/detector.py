@@ -23,9 +23,11 @@ by the audio: streams are generated clip by clip.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +144,17 @@ def positive_files(sources: Sequence[str | os.PathLike], labels: Sequence[str]) 
             "(a folder per phrase, or a manifest whose text is the phrase)"
         )
     return found
+
+
+@contextlib.contextmanager
+def cpu_timed(owner, attr: str = "cpu_seconds") -> Iterator[None]:
+    """Add the process CPU seconds the block takes to ``owner.<attr>`` (set with ``object.__setattr__``,
+    so a wrapper that forwards its attributes keeps the count itself): the peers' figures of CPU per hour."""
+    t = time.process_time()
+    try:
+        yield
+    finally:
+        object.__setattr__(owner, attr, getattr(owner, attr) + time.process_time() - t)
 
 
 def negative_files(sources: Sequence[str | os.PathLike], phrases: Sequence[str]) -> tuple[list[Path], dict[str, int]]:

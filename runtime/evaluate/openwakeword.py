@@ -42,6 +42,7 @@ from hearkit.evaluate.detector import (
     N_THRESHOLDS,
     Utterance,
     build_curve,
+    cpu_timed,
     detections,
     detector_report,
     match,
@@ -255,16 +256,15 @@ class OfficialSpotter:
         self.samples_seen += x.size
 
     def _process(self, pcm: np.ndarray) -> None:
-        t0 = time.process_time()
-        for i in range(0, pcm.size, CHUNK_SAMPLES):
-            self._fed += CHUNK_SAMPLES
-            now = self._fed / SAMPLE_RATE
-            for emb in self._features.process_streaming(pcm[i : i + CHUNK_SAMPLES].tobytes()):
-                for lab, net in self._nets.items():
-                    for p in net.process_streaming(emb):
-                        self._times[lab].append(now)
-                        self._scores[lab].append(p)
-        self.cpu_seconds += time.process_time() - t0
+        with cpu_timed(self):
+            for i in range(0, pcm.size, CHUNK_SAMPLES):
+                self._fed += CHUNK_SAMPLES
+                now = self._fed / SAMPLE_RATE
+                for emb in self._features.process_streaming(pcm[i : i + CHUNK_SAMPLES].tobytes()):
+                    for lab, net in self._nets.items():
+                        for p in net.process_streaming(emb):
+                            self._times[lab].append(now)
+                            self._scores[lab].append(p)
 
     def finish(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """End of stream: the last part chunk, padded with silence, goes through (times capped at the

@@ -40,7 +40,6 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +50,7 @@ from hearkit.evaluate.detector import (
     FA_TARGETS,
     Utterance,
     build_curve,
+    cpu_timed,
     detector_report,
     draw_fa_targets,
     envelope,
@@ -208,10 +208,9 @@ class KeyphraseSpotter:
         self._pending = buf[n:].copy()
 
     def _process(self, pcm: np.ndarray) -> None:
-        t = time.process_time()
-        for i in range(0, pcm.size, CHUNK_SAMPLES):
-            self.decoder.process_raw(pcm[i : i + CHUNK_SAMPLES].tobytes(), False, False)
-        self.cpu_seconds += time.process_time() - t
+        with cpu_timed(self):
+            for i in range(0, pcm.size, CHUNK_SAMPLES):
+                self.decoder.process_raw(pcm[i : i + CHUNK_SAMPLES].tobytes(), False, False)
 
     def finish(self) -> list[KeyphraseDetection]:
         """End of stream: flush, end the utterance and return every detection in creation order.
@@ -222,16 +221,15 @@ class KeyphraseSpotter:
         end = self.samples_seen / SAMPLE_RATE
         self._process(np.concatenate([self._pending, np.zeros(int(FLUSH_SECONDS * SAMPLE_RATE), np.int16)]))
         self._pending = np.zeros(0, np.int16)
-        t = time.process_time()
-        self.decoder.end_utt()
         out = []
-        for seg in self.decoder.seg() or ():  # None when nothing was detected
-            # seg.prob is logbase ** (score - KWS_MAX); its log is an integer to within float rounding
-            score = round(math.log(seg.prob) / math.log(self.logbase)) + KWS_MAX
-            t_rep = (seg.end_frame + self.kws_delay + REPORT_LAG_FRAMES) / self.frate
-            out.append(KeyphraseDetection(self._label[seg.word.strip()], min(t_rep, end), int(score),
-                                          int(seg.start_frame), int(seg.end_frame)))
-        self.cpu_seconds += time.process_time() - t
+        with cpu_timed(self):
+            self.decoder.end_utt()
+            for seg in self.decoder.seg() or ():  # None when nothing was detected
+                # seg.prob is logbase ** (score - KWS_MAX); its log is an integer to within float rounding
+                score = round(math.log(seg.prob) / math.log(self.logbase)) + KWS_MAX
+                t_rep = (seg.end_frame + self.kws_delay + REPORT_LAG_FRAMES) / self.frate
+                out.append(KeyphraseDetection(self._label[seg.word.strip()], min(t_rep, end), int(score),
+                                              int(seg.start_frame), int(seg.end_frame)))
         return out
 
 
@@ -334,11 +332,8 @@ class _TimedSpotter:
         setattr(self._spotter, name, value)
 
     def _timed(self, fn, *args):
-        t = time.process_time()
-        try:
+        with cpu_timed(self):
             return fn(*args)
-        finally:
-            object.__setattr__(self, "cpu_seconds", self.cpu_seconds + time.process_time() - t)
 
     def accept_waveform(self, chunk):
         return self._timed(self._spotter.accept_waveform, chunk)
