@@ -28,6 +28,7 @@ import click
 import numpy as np
 
 from hearkit import artifacts
+from hearkit.audio import load_centre_windows
 from hearkit.errors import ConfigError
 from hearkit.export.task import Calibration, CliOption, Evaluation, Task, check_checkpoint
 from hearkit.frontend import frontend_from_dict
@@ -128,13 +129,6 @@ def eval_examples(summary: dict, data, fmt, split: str, max_clips: int | None):
     return ex, str(root), idx.format
 
 
-def load_windows(paths, sample_rate: int, window_samples: int) -> np.ndarray:
-    """(n, window_samples) float32 of audio files (resampled, padded/cropped); unreadable files fail loudly."""
-    from hearkit.audio import fit_window, load_centre
-
-    return np.stack([fit_window(load_centre(p, sample_rate, window_samples), window_samples) for p in paths]).astype(np.float32)
-
-
 class ClassifyTask(Task):
     """Classification: labels and a fixed window in, logits out, accuracy as the metric."""
 
@@ -193,7 +187,7 @@ class ClassifyTask(Task):
         examples, root = calibration_examples(ckpt, data, fmt, count)
         log(f"export: calibration features of {len(examples)} training clips from {root} (exported front-end)")
         cfg = frontend_from_dict(ckpt["frontend"])
-        return Calibration(load_windows([e.path for e in examples], cfg.sample_rate, int(ckpt["window_samples"])),
+        return Calibration(load_centre_windows([e.path for e in examples], cfg.sample_rate, int(ckpt["window_samples"])),
                            len(examples), root)
 
     def evaluate(self, out, summary, net, cfg, variants, *, max_clips, latency_runs, log, data=None, fmt=None,
@@ -209,7 +203,7 @@ class ClassifyTask(Task):
         window = int(summary["window_samples"])
         examples, root, data_format = eval_examples(summary, data, fmt, split, max_clips)
         log(f"verify: {len(examples)} clips of split '{split}' from {root}")
-        wav = load_windows([e.path for e in examples], cfg.sample_rate, window)
+        wav = load_centre_windows([e.path for e in examples], cfg.sample_rate, window)
         y = np.array([labels.index(e.label) for e in examples])
 
         ref, fe = self.reference(net, cfg), frontend_module(cfg)

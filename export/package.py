@@ -142,11 +142,10 @@ def _train_split(root: Path) -> list[Path]:
 
 def calibration_waveforms(info: ModelInfo, files: list[Path]) -> np.ndarray:
     """(n, samples) float32 windows: the model's window for classifiers, fixed chunks for CTC."""
-    from hearkit.audio import fit_window, load_centre
+    from hearkit.audio import load_centre_windows
 
     sr = info.frontend.sample_rate
-    n = int(info.window_samples or round(get_task(info.task).calibration_seconds * sr))
-    return np.stack([fit_window(load_centre(p, sr, n), n) for p in files]).astype(np.float32)
+    return load_centre_windows(files, sr, int(info.window_samples or round(get_task(info.task).calibration_seconds * sr)))
 
 
 def _calibration_source(export_dir: Path, data) -> str:

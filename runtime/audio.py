@@ -579,3 +579,10 @@ def snr_gain(signal_power, noise_power, snr_db):
     """The gain that puts noise of mean square ``noise_power`` ``snr_db`` dB below a signal of mean
     square ``signal_power``: ``sqrt(Ps / (Pn 10^(snr/10)))`` (numpy; the callers floor the powers)."""
     return np.sqrt(signal_power / (noise_power * 10 ** (snr_db / 10)))
+
+
+def load_centre_windows(paths, sample_rate: int, window_samples: int) -> np.ndarray:
+    """(n, window_samples) float32: each file's centre window (resampled, padded or cropped as
+    :func:`fit_window` does), read without the rest of the file; an unreadable file fails loudly."""
+    return np.stack([fit_window(load_centre(p, sample_rate, window_samples), window_samples)
+                     for p in paths]).astype(np.float32)
