@@ -14,6 +14,37 @@ from hearkit.limits import LIMITS, check
 _D = FrontendConfig()
 
 
+class ModelName(click.ParamType):
+    """A network family registered in ``hearkit.training.models.MODELS``, the one list of them.
+
+    The registry imports torch, so it is read when needed: ``--help`` lists the names where
+    torch is installed (``NAME`` otherwise), and a value is checked when the command runs.
+    """
+
+    name = "model"
+
+    @staticmethod
+    def _names() -> list[str]:
+        from hearkit.training.models import MODELS
+
+        return list(MODELS)
+
+    def get_metavar(self, param, ctx=None):
+        try:
+            return "[" + "|".join(self._names()) + "]"
+        except ImportError:
+            return "NAME"
+
+    def convert(self, value, param, ctx):
+        try:
+            names = self._names()
+        except ImportError:  # the command itself says what to install
+            return value
+        if value not in names:
+            self.fail(f"{value!r} is not one of {', '.join(repr(n) for n in names)}.", param, ctx)
+        return value
+
+
 class Limited(click.ParamType):
     """A number checked against one limit of ``hearkit.limits.LIMITS`` (docs/design.md §13).
 

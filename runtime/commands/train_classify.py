@@ -12,6 +12,7 @@ import click
 
 from hearkit.commands.options import (
     Limited,
+    ModelName,
     config_from_options,
     frontend_options,
     out_option,
@@ -21,13 +22,12 @@ from hearkit.commands.options import (
 )
 
 FORMATS = ("speech-commands", "urbansound8k", "folders")  # hearkit.datasets.FORMATS, repeated to keep --help cheap
-MODEL_NAMES = ("dscnn-s", "dscnn-m", "dscnn-l", *(f"bcresnet-{t}" for t in range(1, 9)), "cnn4", "cnn4-s", "emb-dnn")
 
 
 @click.command("classify")
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="Dataset folder.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, help="Dataset layout (default: detected).")
-@click.option("--model", type=click.Choice(MODEL_NAMES), default="cnn4-s", show_default=True,
+@click.option("--model", type=ModelName(), default="cnn4-s", show_default=True,
               help="Architecture; cnn4-s is the fastest per CPU step (about 4x dscnn-s); emb-dnn is a head on the "
                    "frozen speech embedding pretrained on real speech (needs hearkit[embedding]; docs/design.md §17).")
 @click.option("--epochs", type=Limited("epochs"), default=30, show_default=True)
