@@ -22,8 +22,8 @@ import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -262,8 +262,8 @@ def classify_files(model, paths, top: int = 3, device=None, note: Callable[[str]
         duration = audio_info(p)["duration"]
         if duration > LONG_AUDIO_WINDOWS * clf.window_samples / clf.sample_rate:
             note(f"note: {p} is {duration:.2f} s long; the model heard its centre "
-                       f"{clf.window_samples / clf.sample_rate:g} s; for long audio use `hearkit stream`, "
-                       "which scores all of it")
+                 f"{clf.window_samples / clf.sample_rate:g} s; for long audio use `hearkit stream`, "
+                 "which scores all of it")
         yield {"file": str(p), "label": pred.label, "score": round(pred.score, 5),
                "top": [[lab, round(s, 5)] for lab, s in pred.top(top)]}
 

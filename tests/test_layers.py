@@ -114,5 +114,7 @@ def test_one_task_registry_serves_runtime_and_export():
     for name, t in EXPORT_TASKS.items():
         assert t.runtime is TASKS[name]
     assert TASKS["classify"].runner().__name__ == "Classifier" and TASKS["ctc"].runner().__name__ == "Transcriber"
-    with pytest.raises(Exception, match="has no runtime"):
+    from hearkit.errors import ModelError
+
+    with pytest.raises(ModelError, match="has no runtime"):
         get_task("frontend", "frontend.onnx")

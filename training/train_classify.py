@@ -36,15 +36,14 @@ import torch
 import torch.nn.functional as F
 
 from hearkit.classify import is_background_label
-
-from hearkit.evaluate.metrics import classification_report
-
-from hearkit.plots.detection import plot_confusion
 from hearkit.datasets import SILENCE_LABEL, DatasetIndex, default_window_seconds, index_dataset, noise_files
 from hearkit.errors import ConfigError
+from hearkit.evaluate.detector import OVER_FLOOR_DB
+from hearkit.evaluate.metrics import classification_report
 from hearkit.files import write_text
 from hearkit.frontend import FrontendConfig, frontend_from_dict
 from hearkit.limits import check
+from hearkit.plots.detection import plot_confusion
 from hearkit.training.augment import AugmentConfig, NoiseBank, augment_waveform, mixup, spec_augment
 from hearkit.training.checkpoint import load_checkpoint, save_checkpoint
 from hearkit.training.data import BAD_FILE_POLICIES, ClipDataset
@@ -62,7 +61,7 @@ EMBEDDING_FRAMES = 16  # speech-embedding models: vectors the head sees by defau
 # phrase ends. Centred or anywhere in a 2-s window, the posterior peaked 0.3-0.7 s after the phrase,
 # past the evaluation's 0.5-s hit window: a miss and a false alarm each time (docs/results.md).
 ALIGN_TAIL_S = (0.05, 0.3)
-ALIGN_FLOOR_DB = 10.0  # the aligned utterance: frames this far above the clip's noise floor (and within 35 dB of its peak)
+ALIGN_FLOOR_DB = OVER_FLOOR_DB  # the aligned utterance: frames this far above the clip's noise floor (and within 35 dB of its peak)
 
 
 @dataclass(frozen=True)

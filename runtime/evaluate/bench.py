@@ -307,8 +307,7 @@ def bench_one(path: Path, profile=None, repeat: int = 50, seconds: float | None 
         seconds: audio per call (Default: the model's window, or ``CTC_SECONDS`` without one).
     """
     from hearkit.metadata import read_model_info
-    from hearkit.sessions import make_session
-    from hearkit.sessions import profile_session
+    from hearkit.sessions import make_session, profile_session
 
     info = read_model_info(path)
     sr = info.frontend.sample_rate
@@ -392,7 +391,8 @@ def bench_model(model: str | os.PathLike, profile=None, repeat: int = 50, second
 
         load_audio(clip)
     results = [bench_one(p, profile, repeat, seconds) for p in candidates(path, prefer)]
-    spots = bool(results) and results[0]["task"] in TASKS and TASKS[results[0]["task"]].spots_keywords
+    task = TASKS.get(results[0]["task"]) if results else None
+    spots = task is not None and task.spots_keywords
     if spots and (footprint or spotter):
         # what the footprint child and the spotter do, once here: a model whose output does not
         # match its labels, or a clip it cannot take, fails with its own one line instead of a table row

@@ -44,9 +44,9 @@ def eval_classify(
         ``model``, ``data``, ``format``, ``split``, ``clips`` and ``labels``.
     """
     from hearkit.classify import Classifier, is_background_label
+    from hearkit.datasets import index_dataset
     from hearkit.evaluate.metrics import classification_report
     from hearkit.plots.detection import plot_confusion
-    from hearkit.datasets import index_dataset
     from hearkit.progress import StatusLine
 
     if unused.get("manifest"):

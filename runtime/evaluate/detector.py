@@ -42,6 +42,7 @@ HIT_AFTER_END_S = 0.5            # a detection up to this long after the utteran
 FA_TARGETS = (0.5, 1.0, 2.0)     # false alarms per hour at which the false-reject rate is reported
 GAP_SECONDS = (1.5, 2.5)         # silence or noise between two positives (uniform), longer than a hit window
 EXTENT_DB = 35.0                 # an utterance spans the 10-ms frames within this many dB of its loudest
+OVER_FLOOR_DB = 10.0             # ... and, where a clip has a noise floor of its own, this many dB above it
 N_THRESHOLDS = 400               # thresholds swept (quantiles of the recorded scores, plus 0 and 1)
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 BACKGROUND_FOLDERS = ("_silence_", "_background_noise_")

@@ -70,7 +70,6 @@ STREAM_SHARE = 0.5                 # share of real negative windows cut across r
 LEXICON_SAMPLE = 20000              # dictionary words searched for phonetic near-misses
 WINDOW_MARGIN_S = 0.3               # automatic window: a typical utterance of the phrases plus this
 BACKGROUND_LEVEL_DBFS = -60.0        # floor of noise under every clip, so none is digital silence
-RECORDING_FLOOR_DB = 10.0            # a real recording's utterance: frames this far above its own noise floor
 RECORDING_MARGIN_S = 0.05            # kept each side of a real recording's utterance
 
 
@@ -566,11 +565,11 @@ def build_wakeword_set(cfg: WakewordConfig, out: str | os.PathLike, force: bool 
 
 def trimmed_recording(x: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """A real recording cut to its utterance plus ``RECORDING_MARGIN_S`` each side: the frames
-    ``RECORDING_FLOOR_DB`` above the recording's own noise floor (and within 35 dB of its peak),
-    ``hearkit.evaluate.detector.utterance_extent``'s rule, as synthetic clips carry no lead-in."""
-    from hearkit.evaluate.detector import utterance_extent
+    ``OVER_FLOOR_DB`` above the recording's own noise floor (and within 35 dB of its peak), the rule
+    training aligns clips by, as synthetic clips carry no lead-in."""
+    from hearkit.evaluate.detector import OVER_FLOOR_DB, utterance_extent
 
-    a, b = utterance_extent(x, sample_rate, above_floor_db=RECORDING_FLOOR_DB)
+    a, b = utterance_extent(x, sample_rate, above_floor_db=OVER_FLOOR_DB)
     m = int(round(RECORDING_MARGIN_S * sample_rate))
     return x[max(0, a - m) : min(len(x), b + m)]
 
