@@ -248,20 +248,23 @@ def tiny_ctc(tmp_path_factory) -> SimpleNamespace:
     Returns ``root`` (holding ``data/`` and ``run/``), ``run``, ``checkpoint`` (best.pt),
     ``manifest`` (the one manifest it trained and validated on) and ``metrics``
     (metrics.json). A valid trained checkpoint, not a good model: its WER is not asserted.
-    The run uses ``speed_range=None``, vtlp, lowpass and gain settings that
-    tests/test_ctc_train.py checks in the checkpoint.
+    The run's augmentation has no speed change and has vtlp, band-limit and gain settings
+    that tests/test_ctc_train.py checks in the checkpoint.
     """
     pytest.importorskip("torch", reason="training the test model needs hearkit[train]")
     import json
 
-    from hearkit.training.train_ctc import CTCTrainConfig, train_ctc
+    import dataclasses
+
+    from hearkit.training.train_ctc import DEFAULT_AUGMENT, CTCTrainConfig, train_ctc
 
     tmp = tmp_path_factory.mktemp("tiny_ctc")
     m = tone_corpus(tmp / "data")
-    # speed_range=None: the default before it became the README recipe's (0.9, 1.1)
+    # no speed change: the default before it became the README recipe's (0.9, 1.1)
+    augment = dataclasses.replace(DEFAULT_AUGMENT, speed=False, vtlp=(0.9, 1.1), band_limit_prob=0.5, gain=True,
+                                  gain_db=(-18.0, 6.0))
     cfg = CTCTrainConfig(m, m, str(tmp / "run"), model="ctc-conv-s", epochs=2, batch_seconds=8, max_batch=4, lr=3e-3,
-                         seed=0, average_last=2, vtlp=(0.9, 1.1), lowpass_prob=0.5, gain_db=(-18.0, 6.0),
-                         speed_range=None)
+                         seed=0, average_last=2, augment=augment)
     with _torch_threads(1):
         assert train_ctc(cfg, log=lambda *_: None) == tmp / "run"
     return SimpleNamespace(root=tmp, run=tmp / "run", checkpoint=tmp / "run" / "best.pt", manifest=m,

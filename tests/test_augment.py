@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -165,6 +167,26 @@ def test_config_validation():
         AugmentConfig(snr_db=(10, 0))
     with pytest.raises(ConfigError, match="noise_prob"):
         AugmentConfig(noise_prob=2)
+    with pytest.raises(ConfigError, match="vtlp"):
+        AugmentConfig(vtlp=(0.0, 1.1))
+    with pytest.raises(ConfigError, match="vtlp"):
+        AugmentConfig(vtlp=(1.1, 0.9))
+    with pytest.raises(ConfigError, match="band_limit_prob"):
+        AugmentConfig(band_limit_prob=1.5)
+    assert AugmentConfig(vtlp=[0.9, 1.1]).vtlp == (0.9, 1.1)  # from a saved config's list
+
+
+def test_augment_waveform_band_limits_and_clips_the_gain_when_asked():
+    """The CTC recipe's steps through the classifier's waveform stage: band limit, then a clipped gain."""
+    x = 0.5 * torch.randn(8, SR, generator=_gen(6))
+    off = AugmentConfig.off()
+    y = augment_waveform(x, dataclasses.replace(off, band_limit_prob=1.0, band_limit_hz=4000.0), SR, _gen())
+    above = torch.fft.rfftfreq(SR, 1 / SR) > 4000.0
+    # nothing above the cut-off on every clip (prob 1); below it the spectrum is the input's
+    assert float(torch.fft.rfft(y).abs()[:, above].max()) < 1e-3 * float(torch.fft.rfft(x).abs()[:, above].max())
+    loud = dataclasses.replace(off, gain=True, gain_db=(12.0, 12.0))
+    assert float(augment_waveform(x, loud, SR, _gen()).abs().max()) > 1.5  # 0.5 σ x 4: unclipped by default
+    assert float(augment_waveform(x, dataclasses.replace(loud, gain_clip=True), SR, _gen()).abs().max()) <= 1.0
 
 
 def test_add_noise_white_reaches_the_snr_on_the_picked_share(signals):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -73,8 +74,11 @@ def test_stride4_variant():
         assert m(torch.randn(1, 101, N_MELS)).shape[1] == 26  # ceil(ceil(101/2)/2)
 
 
-# speed_range=None: the default before it became the README recipe's (0.9, 1.1)
-OLD_DEFAULTS = dict(speed_range=None)
+def old_defaults() -> dict:
+    """No speed change: the default before it became the README recipe's (0.9, 1.1)."""
+    from hearkit.training.train_ctc import DEFAULT_AUGMENT
+
+    return dict(augment=dataclasses.replace(DEFAULT_AUGMENT, speed=False))
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +102,10 @@ def test_tiny_training_run_writes_run_dir(tiny_run):
     assert ck["vocab"][ck["blank"]] == "<blank>" and " " in ck["vocab"]
     assert ck["subsampling"] == 2 and ck["epoch"] == 2
     assert ck["train_config"]["val_manifest"].endswith("manifest.jsonl")
-    assert ck["train_config"]["vtlp"] == [0.9, 1.1] and ck["train_config"]["lowpass_prob"] == 0.5
-    assert ck["train_config"]["gain_db"] == [-18.0, 6.0]
+    aug = ck["train_config"]["augment"]
+    assert aug["vtlp"] == [0.9, 1.1] and aug["band_limit_prob"] == 0.5 and aug["speed"] is False
+    assert aug["gain"] is True and aug["gain_db"] == [-18.0, 6.0] and aug["gain_clip"] is True
+    assert ck["train_config"]["frontend"]["n_mels"] == 64 and "n_mels" not in ck["train_config"]
     assert 0.0 <= best["best_val_wer"] and best["best_epoch"] in (1, 2)
     assert ck["best"]["epoch"] == best["best_epoch"] and [h["epoch"] for h in best["history"]] == [1, 2]
 
@@ -154,7 +160,7 @@ def test_resume_continues_from_last_epoch(tiny_run, tmp_path):
     lines = []
     # --average-last given at resume wins over the saved one (2); 1 = the last epoch, BatchNorm recomputed
     train_ctc(CTCTrainConfig(m, m, str(run), epochs=3, batch_seconds=8, max_batch=4, average_last=1, resume=True,
-                             **OLD_DEFAULTS), log=lines.append)
+                             **old_defaults()), log=lines.append)
     assert any("resuming" in s and "at epoch 3, step 0" in s for s in lines)  # 2 epochs were done
     ck = load_checkpoint(run / "last.pt")
     assert ck["epoch"] == 3
@@ -308,7 +314,7 @@ def test_init_fine_tunes_from_another_checkpoint(tiny_run, tmp_path):
     lines = []
     # lr tiny: the weights must start from the source checkpoint and barely move
     train_ctc(CTCTrainConfig(m, m, str(tmp_path / "ft"), model="ctc-crnn", epochs=1, batch_seconds=8, max_batch=4,
-                             lr=1e-9, init=str(tmp / "run" / "last.pt"), **OLD_DEFAULTS), log=lines.append)
+                             lr=1e-9, init=str(tmp / "run" / "last.pt"), **old_defaults()), log=lines.append)
     ft = load_checkpoint(tmp_path / "ft" / "last.pt")
     assert ft["model"] == src["model"]  # the source's architecture wins over --model
     assert ft["train_config"]["init"].endswith("last.pt")
@@ -337,7 +343,7 @@ def test_yesno_trains_to_low_wer(shared_data, tmp_path):
     (tmp_path / "test.jsonl").write_text("".join(json.dumps(d) + "\n" for i, d in enumerate(lines) if i in test))
     # validation on the training set: the test utterances must not choose the checkpoint
     cfg = CTCTrainConfig(str(tmp_path / "train.jsonl"), str(tmp_path / "train.jsonl"), str(tmp_path / "run"),
-                         model="ctc-conv-s", epochs=25, batch_seconds=10, max_batch=4, **OLD_DEFAULTS)
+                         model="ctc-conv-s", epochs=25, batch_seconds=10, max_batch=4, **old_defaults())
     train_ctc(cfg, log=lambda *_: None)
     export_ctc(tmp_path / "run" / "last.pt", tmp_path / "exp", check_seconds=(3.7,), log=lambda *_: None)
     for f in ("pipeline.onnx", "pipeline.int8.onnx"):
@@ -427,6 +433,32 @@ def test_eval_of_a_checkpoint_says_to_export_it_first(tiny_run, tmp_path):
 
 
 # The README's first connected-words training command, option for option (its 13.1 % stage).
+def test_resumed_config_takes_the_saved_augmentation_and_a_flat_one_gives_way():
+    from hearkit.training.augment import AugmentConfig
+    from hearkit.training.train_ctc import DEFAULT_AUGMENT, CTCTrainConfig
+
+    now = CTCTrainConfig("t.jsonl", "v.jsonl", "run", epochs=9)
+    saved = {**CTCTrainConfig("a", "b", "c", seed=4, epochs=3,
+                              augment=dataclasses.replace(DEFAULT_AUGMENT, noise_prob=0.2, vtlp=(0.9, 1.1))).to_dict()}
+    json.dumps(saved)  # JSON-able as it is saved
+    r = now.resumed(saved)
+    assert r.seed == 4 and r.epochs == 9 and r.train_manifest == "t.jsonl"  # the run place is the command's
+    assert r.augment == dataclasses.replace(DEFAULT_AUGMENT, noise_prob=0.2, vtlp=(0.9, 1.1))
+    assert isinstance(r.augment, AugmentConfig)
+    # a run saved with the flat fields of before resumes with the augmentation given now
+    old = now.resumed({"seed": 2, "noise_prob": 0.1, "freq_width": 3, "n_mels": 40, "speed_range": None})
+    assert old.seed == 2 and old.augment == DEFAULT_AUGMENT
+
+
+def test_config_json_has_the_classifier_s_shape(tiny_run):
+    """One config.json shape for both trainers: the checkpoint's fields without weights, the options under `train`."""
+    tmp, _, _ = tiny_run
+    c = json.loads((tmp / "run" / "config.json").read_text())
+    assert {"task", "model", "frontend", "parameters", "world_size", "train", "vocab", "blank", "subsampling"} <= set(c)
+    assert c["task"] == "ctc" and c["world_size"] == 1 and c["frontend"]["n_mels"] == 64
+    assert c["train"]["augment"]["freq_mask_width"] == 10 and c["parameters"] > 1000
+
+
 README_FIRST_CTC = ["--speed", "0.9,1.1", "--epochs", "60"]
 
 
@@ -453,8 +485,9 @@ def test_defaults_are_the_readme_connected_words_command(tmp_path, monkeypatch):
         assert r.exit_code == 0, r.output
         assert "best: epoch 1, val WER 50.00 %" in r.stdout
     assert seen[0] == seen[1] == tc.CTCTrainConfig(m, m, run)
-    assert (seen[0].epochs, seen[0].speed_range, seen[0].model) == (60, (0.9, 1.1), "ctc-conv-s")
-    assert seen[2].speed_range is None
+    assert (seen[0].epochs, seen[0].augment.speed, seen[0].augment.speed_range, seen[0].model) == (60, True, (0.9, 1.1),
+                                                                                                   "ctc-conv-s")
+    assert seen[2].augment.speed is False
 
 
 def test_cli_log_is_plain_lines_and_quiet_keeps_the_result(tmp_path, tonegen):
@@ -490,8 +523,10 @@ def test_resumed_run_equals_the_uninterrupted_one(tmp_path, tonegen):
     from hearkit.training.train_ctc import CTCTrainConfig, train_ctc
 
     m = tonegen.corpus(tmp_path / "data")
-    kw = dict(model="ctc-conv-s", epochs=2, batch_seconds=4, max_batch=2, seed=5, speed_range=(0.9, 1.1), vtlp=(0.9, 1.1),
-              gain_db=(-6.0, 6.0), progress=False)
+    from hearkit.training.train_ctc import DEFAULT_AUGMENT
+
+    augment = dataclasses.replace(DEFAULT_AUGMENT, vtlp=(0.9, 1.1), gain=True, gain_db=(-6.0, 6.0))
+    kw = dict(model="ctc-conv-s", epochs=2, batch_seconds=4, max_batch=2, seed=5, augment=augment, progress=False)
     train_ctc(CTCTrainConfig(m, m, str(tmp_path / "through"), **kw), log=lambda *_: None)
 
     def stop_after_epoch_1(line):

@@ -70,7 +70,9 @@ def test_tiny_run_writes_run_dir(tones, tmp_path):
     model = model_from_config(ck["model"])
     model.load_state_dict(ck["state_dict"])
     assert model(torch.randn(2, 30, ck["frontend"]["n_mels"])).shape == (2, 3)
-    assert json.loads((out / "config.json").read_text())["labels"] == sorted(LABELS)
+    c = json.loads((out / "config.json").read_text())
+    assert c["labels"] == sorted(LABELS) and c["task"] == "classify" and c["window_samples"] == int(CLIP_S * SR)
+    assert c["model"]["name"] == "dscnn-s" and c["train"]["epochs"] == 2 and c["label_smoothing"] == 0.1
     with pytest.raises(ConfigError, match="--resume"):
         train_classifier(cfg)  # a finished run is not overwritten by accident
 
@@ -245,6 +247,6 @@ def test_negative_weight_weighs_background_clips(tones, tmp_path):
         r = CliRunner().invoke(cli, ["train", *_args(data, tmp_path / f"w{wt}", "--epochs", "1", "--negative-weight", wt,
                                                      "--no-shift", "--no-gain", "--no-specaugment")])
         assert r.exit_code == 0, r.output
-        assert json.loads((tmp_path / f"w{wt}" / "config.json").read_text())["negative_weight"] == float(wt)
+        assert json.loads((tmp_path / f"w{wt}" / "config.json").read_text())["train"]["negative_weight"] == float(wt)
         outs.append(load_checkpoint(tmp_path / f"w{wt}" / "last.pt")["state_dict"])
     assert any(not torch.equal(outs[0][k], outs[1][k]) for k in outs[0])

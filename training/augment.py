@@ -13,11 +13,14 @@ each trainer keeps what its measured recipes ran with (and the same random draws
 | --- | --- | --- |
 | ``speed_perturb`` | ``keep_length=True``: fixed window, about its centre | ``keep_length=False``: each utterance changes length, no word is cut |
 | ``add_noise`` | recorded noise (``bank``), exact SNR per clip | white noise (``bank=None``) |
-| ``random_gain`` | unclipped | ``clip=True``, as a 16-bit recording |
-| ``spec_augment`` | fixed-size batch; fill: each clip's mean | ``lengths``: per utterance inside its length, time masks a fraction of it; fill: the batch mean |
+| ``random_gain`` | ``gain_clip=False`` (its default) | ``gain_clip=True``, as a 16-bit recording |
+| ``spec_augment`` | fixed-size batch; fill: each clip's mean | ``lengths``: per utterance inside its length, time masks a fraction of it (``time_mask_fraction``); fill: the batch mean |
 
-For classifiers ``AugmentConfig`` switches and sizes each step (``augment_waveform``);
-the CTC trainer calls the functions in its own order (``hearkit.training.train_ctc``).
+One ``AugmentConfig`` switches and sizes each step for both trainers; each has its own
+defaults (``AugmentConfig()`` is the Speech Commands recipe's, ``train_ctc.DEFAULT_AUGMENT``
+the connected-words recipe's). Classifiers run the waveform stage through
+``augment_waveform``; the CTC trainer calls the same functions in its own order, on
+utterances of different lengths (``hearkit.training.train_ctc``).
 
 The SpecAugment masks are ours (docs/design.md §7: no torchaudio); they are a few lines.
 """
@@ -53,6 +56,13 @@ class AugmentConfig:
             Commands recipe; FSDD's clean validation speaker wanted (10, 30)).
         gain: random gain (Default: True).
         gain_db: (low, high) gain range in dB (Default: (-12, 6), the Speech Commands recipe).
+        gain_clip: clip the gained clip to [-1, 1], as a 16-bit recording of a louder source would
+            be (Default: False).
+        band_limit_prob: share of clips low-passed at ``band_limit_hz``, as an 8 kHz recording
+            resampled to 16 kHz looks (Default: 0.0).
+        band_limit_hz: cut-off of that low-pass (Default: 4000).
+        vtlp: (low, high) vocal tract length perturbation factors drawn per clip on the log-mel,
+            or None for off: formants move, timing is kept (Default: None).
         spec_augment: SpecAugment masks on the log-mel (Default: True).
         freq_masks: number of frequency masks (Default: 2).
         freq_mask_width: largest mask width in mel bands (Default: 7).
@@ -76,6 +86,10 @@ class AugmentConfig:
     snr_db: tuple[float, float] = (5.0, 20.0)
     gain: bool = True
     gain_db: tuple[float, float] = (-12.0, 6.0)
+    gain_clip: bool = False
+    band_limit_prob: float = 0.0
+    band_limit_hz: float = 4000.0
+    vtlp: tuple[float, float] | None = None
     spec_augment: bool = True
     freq_masks: int = 2
     freq_mask_width: int = 7
@@ -93,12 +107,20 @@ class AugmentConfig:
         object.__setattr__(self, "snr_db", tuple(float(v) for v in self.snr_db))
         object.__setattr__(self, "gain_db", tuple(float(v) for v in self.gain_db))
         object.__setattr__(self, "speed_range", tuple(float(v) for v in self.speed_range))
-        for name in ("snr_db", "gain_db", "speed_range"):
+        if self.vtlp is not None:
+            object.__setattr__(self, "vtlp", tuple(float(v) for v in self.vtlp))
+        for name in ("snr_db", "gain_db", "speed_range", "vtlp"):
             lo_hi = getattr(self, name)
-            if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]:
+            if lo_hi is not None and (len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]):
                 fail(f"{name} must be (low, high) with low <= high, got {lo_hi}")
-        if self.speed_range[0] <= 0:
-            fail(f"speed_range must be positive factors, got {self.speed_range}")
+        for name in ("speed_range", "vtlp"):
+            lo_hi = getattr(self, name)
+            if lo_hi is not None and lo_hi[0] <= 0:
+                fail(f"{name} must be positive factors, got {lo_hi}")
+        if not 0 <= self.band_limit_prob <= 1:
+            fail(f"band_limit_prob must be in 0..1, got {self.band_limit_prob}")
+        if not self.band_limit_hz > 0:
+            fail(f"band_limit_hz must be > 0, got {self.band_limit_hz}")
         if self.max_shift_s < 0:
             fail(f"max_shift_s must be >= 0, got {self.max_shift_s}")
         if not 0 <= self.noise_prob <= 1:
@@ -311,15 +333,22 @@ class NoiseBank:
 def augment_waveform(
     x: torch.Tensor, cfg: AugmentConfig, sample_rate: int, gen: torch.Generator, noise: NoiseBank | None = None
 ) -> torch.Tensor:
-    """The waveform stage on (batch, samples): speed, shift, then noise, then gain."""
+    """The waveform stage on (batch, samples) of equal length: speed, shift, band limit, noise, gain.
+
+    ``noise`` is the recorded noise to crop from; without it ``cfg.noise`` adds none here (the
+    CTC trainer, which adds white noise, calls ``add_noise`` itself: its utterances differ in
+    length and its speed change keeps none).
+    """
     if cfg.speed:
         x = speed_perturb(x, cfg.speed_range, gen)
     if cfg.time_shift:
         x = time_shift(x, int(round(cfg.max_shift_s * sample_rate)), gen)
+    if cfg.band_limit_prob > 0:
+        x = band_limit(x, cfg.band_limit_prob, cfg.band_limit_hz, sample_rate, gen)
     if cfg.noise and noise is not None:
         x = add_noise(x, cfg.noise_prob, cfg.snr_db, gen, bank=noise)
     if cfg.gain:
-        x = random_gain(x, cfg.gain_db, gen)
+        x = random_gain(x, cfg.gain_db, gen, clip=cfg.gain_clip)
     return x
 
 

@@ -1,7 +1,9 @@
-"""The training-loop skeleton both trainers share (``train_classify``, ``train_ctc``).
+"""The training skeleton both trainers share (``train_classify``, ``train_ctc``).
 
-A trainer owns its data, network, step and evaluation; this module owns the rest,
-so the two behave alike:
+``Trainer`` is one run: a subclass builds its data and network and says what a batch, a
+loss, a validation and its checkpoint fields are (the hooks); the skeleton owns the rest,
+so the two behave alike: processes, threads, the run folder, seeds, optimizer, schedule,
+resume, ``config.json``, ``best.pt``/``last.pt``, history and progress. The parts:
 
 - ``Dist``: one process, or one rank of several under ``torchrun`` (DDP with gloo on
   CPU). Every rank trains on its share of each epoch; only rank 0 evaluates, logs
@@ -19,15 +21,19 @@ so the two behave alike:
 - ``fit``: the epoch and step loop that ties them together.
 - ``set_threads``: torch's thread pools; training defaults to one thread.
 
-A checkpoint is the trainer's part (task, model, front-end, labels or vocabulary,
-weights, metrics, train_config) plus ``loop_checkpoint``'s part; both load with
-``hearkit.training.checkpoint.load_checkpoint``.
+A checkpoint is the skeleton's part (task, model, front-end, weights, metrics,
+train_config), the task's fields (labels and window, or vocabulary and blank) and
+``loop_checkpoint``'s part; every checkpoint loads with
+``hearkit.training.checkpoint.load_checkpoint``. ``config.json`` is the same without the
+weights and the loop's state, readable with no torch.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import random
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -38,8 +44,11 @@ from typing import Any
 import torch
 
 from hearkit.errors import ConfigError
+from hearkit.files import write_text
+from hearkit.frontend import FrontendConfig
 from hearkit.progress import Progress, StatusLine, is_terminal
-from hearkit.training.checkpoint import load_checkpoint
+from hearkit.training.checkpoint import load_checkpoint, save_checkpoint
+from hearkit.training.models import count_parameters
 
 LAST = "last.pt"  # the latest state, what resume continues from
 BEST = "best.pt"  # the epoch with the best validation metric
@@ -375,3 +384,166 @@ def fit(
         dist.barrier()
     progress.close()
     return state
+
+
+# -- the trainer skeleton ------------------------------------------------------------------
+def stream_seed(seed: int, rank: int, step: int | None = None) -> int:
+    """The augmentation stream's seed of a rank: ``seed * 1000 + rank``; a rank that resumes with no
+    saved stream (several ranks, or a checkpoint without one) gets a fresh one per step reached."""
+    return seed * 1000 + rank + (0 if step is None else 7919 * (step + 1))
+
+
+class Trainer:
+    """One training run; ``run()`` trains and returns the run folder.
+
+    A subclass sets ``task`` and fills in the hooks:
+
+    - ``build()``: the data and the network; sets ``model`` (what is saved), ``model_config``
+      (what rebuilds it), ``frontend`` (``FrontendConfig``), ``steps_per_epoch``, ``train_config`` (JSON-able: the options as
+      they ran) and may set ``schedule``, ``warmup_fraction`` and ``grad_clip``. On a resumed run
+      (``resume_from``, the checkpoint) it rebuilds the network the run started with.
+    - ``checkpoint_fields()``: the task's fields of each checkpoint and of config.json.
+    - ``batches(epoch)``: this rank's batches of the 0-based epoch, in order (the same on a
+      resumed run); the running statistics start anew here.
+    - ``loss(batch)``: the batch's loss (forward only; the skeleton steps), recording the
+      running statistics that ``shown()`` returns for the progress display.
+    - ``validate(epoch)``: ``(row, metrics)``: the history row's own fields and the metrics of
+      the epoch's checkpoint; ``better(metrics, best)`` says whether they beat the best so far.
+    - ``epoch_line(row, improved)``: the line a person reads after each epoch.
+    - ``after_epoch(epoch, ckpt, improved)``, ``finish()``: more files (rank 0).
+
+    The skeleton seeds Python's and torch's generators with the config's ``seed`` before
+    ``build``, and gives ``loss`` the augmentation generator ``gen`` (``stream_seed``), the
+    network to train ``net`` (DDP over ``model`` with several ranks), ``opt`` and ``sched``.
+    """
+
+    task = ""
+    schedule = "onecycle"
+    warmup_fraction = 0.1
+    grad_clip: float | None = None
+
+    def __init__(self, cfg, log: Callable[[str], Any] | None = None):
+        self.cfg = cfg
+        self.dist = Dist.setup()
+        self.say = RunLog(self.dist.main, cfg.quiet, log)
+        self.show = cfg.progress and not cfg.quiet and self.dist.main
+        set_threads(cfg.num_threads)
+        self.out = Path(cfg.out)
+        self.resume_from = open_run(self.out, cfg.resume, self.say)
+        self.model: torch.nn.Module | None = None
+        self.model_config: dict = {}
+        self.frontend: FrontendConfig | None = None
+        self.steps_per_epoch = 1
+        self.train_config: dict = {}
+        self.parameters = 0
+        self.state = LoopState()
+        self.last_metrics: dict = dict((self.resume_from or {}).get("metrics") or {})
+
+    # -- hooks ---------------------------------------------------------------------------
+    def build(self) -> None:
+        raise NotImplementedError
+
+    def checkpoint_fields(self) -> dict:
+        return {}
+
+    def config_extras(self) -> dict:
+        """More of config.json: settings resolved at run time that the options leave open."""
+        return {}
+
+    def batches(self, epoch: int) -> Sequence:
+        raise NotImplementedError
+
+    def loss(self, batch) -> torch.Tensor:
+        raise NotImplementedError
+
+    def shown(self) -> dict:
+        return {}
+
+    def validate(self, epoch: int) -> tuple[dict, dict]:
+        raise NotImplementedError
+
+    def better(self, metrics: dict, best: dict | None) -> bool:
+        raise NotImplementedError
+
+    def epoch_line(self, row: dict, improved: bool) -> str:
+        return f"epoch {row['epoch']}/{self.cfg.epochs}"
+
+    def after_epoch(self, epoch: int, ckpt: dict, improved: bool) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+    # -- the skeleton ------------------------------------------------------------------
+    def checkpoint(self, metrics: dict) -> dict:
+        """What best.pt and last.pt hold: the run's part, the task's fields, the loop's part."""
+        return {
+            "task": self.task,
+            "model": self.model_config,
+            "frontend": self.frontend.to_dict(),
+            **self.checkpoint_fields(),
+            "state_dict": self.model.state_dict(),
+            **loop_checkpoint(self.state, self.opt, self.sched, self.gen, self.total_steps),
+            "metrics": metrics,
+            "train_config": self.train_config,
+        }
+
+    def run(self) -> Path:
+        cfg, dist = self.cfg, self.dist
+        random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        self.build()
+        self.parameters = count_parameters(self.model)
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.sched = make_scheduler(self.opt, self.schedule, cfg.lr, self.total_steps, self.warmup_fraction)
+        self.gen = torch.Generator().manual_seed(stream_seed(cfg.seed, dist.rank))
+        if self.resume_from is not None:
+            self.state = resume_loop(self.resume_from, self.model, self.opt, self.gen, dist,
+                                     lambda st: stream_seed(cfg.seed, dist.rank, st.step))
+            self.sched = restore_scheduler(self.sched, self.resume_from, self.opt, self.schedule, cfg.lr,
+                                           self.total_steps, self.warmup_fraction)
+            self.say(f"resuming {self.out / LAST} at epoch {self.state.epoch + 1}, step {self.state.step_in_epoch} "
+                     f"of {self.steps_per_epoch}")
+        self.net = dist.wrap(self.model)
+        if dist.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            config = {"task": self.task, "model": self.model_config, "frontend": self.frontend.to_dict(),
+                      **self.checkpoint_fields(), "parameters": self.parameters, "world_size": dist.world,
+                      "train": self.train_config, **self.config_extras()}
+            write_text(self.out / "config.json", json.dumps(config, indent=2) + "\n")
+        progress = TrainProgress(self.show, cfg.epochs, self.total_steps, self.state.step)
+        fit(self.state, cfg.epochs, self.batches, self._step, self._end_epoch,
+            lambda: save_checkpoint(self.checkpoint(self.last_metrics), self.out / LAST), dist, progress,
+            cfg.checkpoint_every)
+        dist.close()
+        if dist.main:
+            self.finish()
+        return self.out
+
+    def _step(self, batch) -> dict:
+        loss = self.loss(batch)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.opt.step()
+        self.sched.step()
+        return self.shown()
+
+    def _end_epoch(self, epoch: int, started: float) -> None:
+        row, metrics = self.validate(epoch)
+        e = epoch + 1
+        row = {"epoch": e, **row, "lr": self.sched.get_last_lr()[0], "seconds": round(time.time() - started, 2)}
+        self.state.history.append(row)
+        metrics = {**metrics, "epoch": e, "parameters": self.parameters}
+        improved = self.better(metrics, self.state.best)
+        if improved:
+            self.state.best = metrics
+        self.last_metrics = metrics
+        ckpt = self.checkpoint(metrics)
+        if improved:  # best.pt first: last.pt, what resume reads, then names an epoch best.pt holds
+            save_checkpoint(ckpt, self.out / BEST)
+        save_checkpoint(ckpt, self.out / LAST)
+        self.say(self.epoch_line(row, improved))
+        self.after_epoch(epoch, ckpt, improved)

@@ -44,12 +44,11 @@ from hearkit.files import write_text
 from hearkit.frontend import FrontendConfig, frontend_from_dict
 from hearkit.limits import check
 from hearkit.plots.detection import plot_confusion
-from hearkit.training.augment import AugmentConfig, NoiseBank, augment_waveform, mixup, spec_augment
-from hearkit.training.checkpoint import load_checkpoint, save_checkpoint
+from hearkit.training.augment import AugmentConfig, NoiseBank, augment_waveform, mel_centres_hz, mixup, spec_augment, vtlp
+from hearkit.training.checkpoint import load_checkpoint
 from hearkit.training.data import BAD_FILE_POLICIES, ClipDataset
 from hearkit.training.frontend import frontend_module
-from hearkit.training.loop import (BEST, DEFAULT_TRAIN_THREADS, LAST, SCHEDULES, Dist, LoopState, RunLog, TrainProgress, fit, loop_checkpoint,
-                                   make_scheduler, open_run, restore_scheduler, resume_loop, set_threads)
+from hearkit.training.loop import BEST, DEFAULT_TRAIN_THREADS, LAST, SCHEDULES, Trainer
 from hearkit.training.models import MODELS, build_model, count_parameters, model_from_config, uses_embedding
 
 WARMUP_FRACTION = 0.1  # share of steps spent warming up (one-cycle pct_start; linear warm-up for cosine)
@@ -244,206 +243,177 @@ def train_classifier(config: TrainConfig, log: Callable[[str], object] | None = 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) it joins a gloo process group; only
     rank 0 writes files.
     """
-    cfg = config
-    dist = Dist.setup()
-    main = dist.main
-    say = RunLog(main, cfg.quiet, log)
-    show = cfg.progress and not cfg.quiet and main
-    set_threads(cfg.num_threads)
-    out = Path(cfg.out)
-    ck = open_run(out, cfg.resume, say)
+    return ClassifyTrainer(config, log).run()
 
-    index = index_dataset(cfg.data, cfg.format, val_fold=cfg.val_fold, test_fold=cfg.test_fold, keywords=cfg.keywords)
-    labels = list(index.labels)
-    fe = cfg.frontend
-    window = int(round((cfg.window_seconds or default_window_seconds(index)) * fe.sample_rate))
-    emb_frames = None
-    if uses_embedding(cfg.model) and cfg.init is None:
-        # the frozen speech embedding is the front-end (docs/design.md §17): a window of whole 80-ms hops
-        from hearkit.training.embedding import embedding_config
 
-        fe = embedding_config(cfg.input_scale)
-        emb_frames = fe.num_frames(int(round(cfg.window_seconds * fe.sample_rate))) if cfg.window_seconds else EMBEDDING_FRAMES
-        if emb_frames < 1:
-            raise ConfigError(f"--window-seconds {cfg.window_seconds}: the speech embedding needs at least "
-                              f"{fe.n_fft / fe.sample_rate:.3f} s for one vector")
-        window = fe.window_for(emb_frames)
-    init_ckpt = None
-    if ck is not None and (cfg.init is not None or emb_frames is not None):  # a resumed run: the front-end and window it started with
-        fe = frontend_from_dict(ck["frontend"])
-        window = int(ck["window_samples"])
-    if cfg.init is not None and ck is None:
-        init_ckpt = load_checkpoint(cfg.init)
-        if init_ckpt.get("task") != "classify" or list(init_ckpt.get("labels", [])) != labels:
-            raise ConfigError(f"--init {cfg.init}: not a classifier over this dataset's labels {labels} "
-                              f"(it has {init_ckpt.get('labels')})")
-        fe = frontend_from_dict(init_ckpt["frontend"])
-        window = int(init_ckpt["window_samples"])
-    if fe.num_frames(window) < 1:
-        raise ConfigError(f"a window of {window} samples gives no front-end frame (n_fft {fe.n_fft}); use a longer --window-seconds")
-    train_ex = _spread(index.split("train"), cfg.max_clips)
-    val_ex = _spread(index.split("val"), cfg.max_clips)
-    test_ex = _spread(index.split("test"), cfg.max_clips)
-    if not train_ex:
-        raise ConfigError(f"{cfg.data}: the training split is empty")
-    if not val_ex:
-        raise ConfigError(
-            f"{cfg.data}: the validation split is empty; give a validation list, --val-fold, or more speakers for the hash split"
-        )
-    say(f"{index.format} at {index.root}: {len(labels)} labels, {len(train_ex)} train / {len(val_ex)} val / {len(test_ex)} test clips")
-    train_ds = ClipDataset(train_ex, labels, fe.sample_rate, window, cfg.on_bad_file, random_crop=True, seed=cfg.seed, progress=show)
-    val_ds = ClipDataset(val_ex, labels, fe.sample_rate, window, cfg.on_bad_file, progress=show) if main else None
-    test_ds = ClipDataset(test_ex, labels, fe.sample_rate, window, cfg.on_bad_file) if main and test_ex else None
-    noise = None
-    if cfg.augment.noise:
-        paths = _noise_paths(cfg, index)
-        if paths:
-            noise = NoiseBank.from_files(paths, fe.sample_rate)
-            say(f"background noise: {len(noise)} clips")
+class ClassifyTrainer(Trainer):
+    """``loop.Trainer``'s hooks for a clip classifier: clips in a window, cross-entropy, validation accuracy."""
+
+    task = "classify"
+    warmup_fraction = WARMUP_FRACTION
+
+    def build(self) -> None:
+        cfg, ck, say, show, main = self.cfg, self.resume_from, self.say, self.show, self.dist.main
+        self.schedule = cfg.schedule
+        index = index_dataset(cfg.data, cfg.format, val_fold=cfg.val_fold, test_fold=cfg.test_fold, keywords=cfg.keywords)
+        labels = self.labels = list(index.labels)
+        self.dataset_format = index.format
+        fe = cfg.frontend
+        window = int(round((cfg.window_seconds or default_window_seconds(index)) * fe.sample_rate))
+        emb_frames = None
+        if uses_embedding(cfg.model) and cfg.init is None:
+            # the frozen speech embedding is the front-end (docs/design.md §17): a window of whole 80-ms hops
+            from hearkit.training.embedding import embedding_config
+
+            fe = embedding_config(cfg.input_scale)
+            emb_frames = fe.num_frames(int(round(cfg.window_seconds * fe.sample_rate))) if cfg.window_seconds else EMBEDDING_FRAMES
+            if emb_frames < 1:
+                raise ConfigError(f"--window-seconds {cfg.window_seconds}: the speech embedding needs at least "
+                                  f"{fe.n_fft / fe.sample_rate:.3f} s for one vector")
+            window = fe.window_for(emb_frames)
+        init_ckpt = None
+        if ck is not None and (cfg.init is not None or emb_frames is not None):  # a resumed run: the front-end and window it started with
+            fe = frontend_from_dict(ck["frontend"])
+            window = int(ck["window_samples"])
+        if cfg.init is not None and ck is None:
+            init_ckpt = load_checkpoint(cfg.init)
+            if init_ckpt.get("task") != "classify" or list(init_ckpt.get("labels", [])) != labels:
+                raise ConfigError(f"--init {cfg.init}: not a classifier over this dataset's labels {labels} "
+                                  f"(it has {init_ckpt.get('labels')})")
+            fe = frontend_from_dict(init_ckpt["frontend"])
+            window = int(init_ckpt["window_samples"])
+        if fe.num_frames(window) < 1:
+            raise ConfigError(f"a window of {window} samples gives no front-end frame (n_fft {fe.n_fft}); use a longer --window-seconds")
+        self.frontend, self.window = fe, window
+        train_ex = _spread(index.split("train"), cfg.max_clips)
+        val_ex = _spread(index.split("val"), cfg.max_clips)
+        test_ex = _spread(index.split("test"), cfg.max_clips)
+        if not train_ex:
+            raise ConfigError(f"{cfg.data}: the training split is empty")
+        if not val_ex:
+            raise ConfigError(
+                f"{cfg.data}: the validation split is empty; give a validation list, --val-fold, or more speakers for the hash split"
+            )
+        say(f"{index.format} at {index.root}: {len(labels)} labels, {len(train_ex)} train / {len(val_ex)} val / {len(test_ex)} test clips")
+        self.train_ds = ClipDataset(train_ex, labels, fe.sample_rate, window, cfg.on_bad_file, random_crop=True, seed=cfg.seed,
+                                    progress=show)
+        self.val_ds = ClipDataset(val_ex, labels, fe.sample_rate, window, cfg.on_bad_file, progress=show) if main else None
+        self.test_ds = ClipDataset(test_ex, labels, fe.sample_rate, window, cfg.on_bad_file) if main and test_ex else None
+        noise = self.noise = None
+        if cfg.augment.noise:
+            paths = _noise_paths(cfg, index)
+            if paths:
+                noise = self.noise = NoiseBank.from_files(paths, fe.sample_rate)
+                say(f"background noise: {len(noise)} clips")
+            else:
+                say.warn("no background noise found (give --noise-dir); noise augmentation is off")
+
+        kw = {} if cfg.dropout is None else {"dropout": cfg.dropout}
+        model_name = (init_ckpt or ck or {}).get("model", {}).get("name", cfg.model) if cfg.init else cfg.model
+        if init_ckpt is not None:
+            model = model_from_config(init_ckpt["model"])
+            model.load_state_dict(init_ckpt["state_dict"])
+            say(f"initialised from {cfg.init} ({init_ckpt['model'].get('name')}, val acc "
+                f"{init_ckpt.get('metrics', {}).get('val_acc', float('nan')):.4f})")
+        elif ck is not None and cfg.init is not None:
+            model = model_from_config(ck["model"])
         else:
-            say.warn("no background noise found (give --noise-dir); noise augmentation is off")
+            if emb_frames is not None:
+                kw["frames"] = emb_frames
+            model = build_model(cfg.model, len(labels), fe.n_mels, **kw)
+        if ck is not None and (ck["model"]["name"] != model_name or ck.get("labels") != labels):
+            raise ConfigError(f"{self.out / LAST} is a {ck['model']['name']} run over labels {ck.get('labels')}; "
+                              f"it cannot resume as {model_name} over {labels}")
+        self.model, self.model_config = model, model.config()
+        self.logmel = frontend_module(fe)
+        self.cached = uses_embedding(self.model_config["name"])
+        self.label_smoothing = (cfg.label_smoothing if cfg.label_smoothing is not None
+                                else (0.0 if self.cached else DEFAULT_LABEL_SMOOTHING))
+        self.train_feats = self.val_feats = self.test_feats = None
+        if self.cached:
+            short = float(np.median([len(c) for c in self.train_ds.clips])) if len(self.train_ds) else window
+            if short < 0.9 * window:
+                # measured: a 1-s set in the 2-s window missed 99.8 % at 1 FA/h (docs/results.md): centred
+                # positives fire ~1 s late and no negative shows 2 s of continuous audio
+                say.warn(f"the clips are {short / fe.sample_rate:.2f} s and the speech embedding sees {window / fe.sample_rate:.2f} s: "
+                         "they are padded with silence, so in a stream positives fire late and negatives never fill the "
+                         f"window; for a wake word make the set with `hearkit data wakeword ... --window-seconds "
+                         f"{window / fe.sample_rate:g}`")
+            self.train_feats, self.val_feats, self.test_feats = _embed_sets(cfg, fe, self.logmel, self.train_ds, self.val_ds,
+                                                                            self.test_ds, noise, say, show)
+        say(f"model {model_name}: {count_parameters(model):,} parameters")
+        self.per_rank = len(self.train_ds) // self.dist.world
+        self.steps_per_epoch = max(1, math.ceil(self.per_rank / cfg.batch_size))
+        self.train_config = cfg.to_dict()
+        # per-class loss weight: background labels get negative_weight (1 everywhere: plain cross-entropy)
+        self.class_weight = torch.tensor([cfg.negative_weight if is_background_label(lab) else 1.0 for lab in labels])
+        self.mel_hz = mel_centres_hz(fe) if cfg.augment.vtlp is not None and not self.cached else None
+        self.stats = {}
 
-    torch.manual_seed(cfg.seed)
-    kw = {} if cfg.dropout is None else {"dropout": cfg.dropout}
-    model_name = (init_ckpt or ck or {}).get("model", {}).get("name", cfg.model) if cfg.init else cfg.model
-    if init_ckpt is not None:
-        model = model_from_config(init_ckpt["model"])
-        model.load_state_dict(init_ckpt["state_dict"])
-        say(f"initialised from {cfg.init} ({init_ckpt['model'].get('name')}, val acc "
-            f"{init_ckpt.get('metrics', {}).get('val_acc', float('nan')):.4f})")
-    elif ck is not None and cfg.init is not None:
-        model = model_from_config(ck["model"])
-    else:
-        if emb_frames is not None:
-            kw["frames"] = emb_frames
-        model = build_model(cfg.model, len(labels), fe.n_mels, **kw)
-    logmel = frontend_module(fe)
-    cached = uses_embedding(model.config()["name"])
-    label_smoothing = cfg.label_smoothing if cfg.label_smoothing is not None else (0.0 if cached else DEFAULT_LABEL_SMOOTHING)
-    train_feats = val_feats = test_feats = None
-    if cached:
-        short = float(np.median([len(c) for c in train_ds.clips])) if len(train_ds) else window
-        if short < 0.9 * window:
-            # measured: a 1-s set in the 2-s window missed 99.8 % at 1 FA/h (docs/results.md): centred
-            # positives fire ~1 s late and no negative shows 2 s of continuous audio
-            say.warn(f"the clips are {short / fe.sample_rate:.2f} s and the speech embedding sees {window / fe.sample_rate:.2f} s: "
-                     "they are padded with silence, so in a stream positives fire late and negatives never fill the "
-                     f"window; for a wake word make the set with `hearkit data wakeword ... --window-seconds "
-                     f"{window / fe.sample_rate:g}`")
-        train_feats, val_feats, test_feats = _embed_sets(cfg, fe, logmel, train_ds, val_ds, test_ds, noise, say, show)
-    n_params = count_parameters(model)
-    say(f"model {model_name}: {n_params:,} parameters")
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    per_rank = len(train_ds) // dist.world
-    steps_per_epoch = max(1, math.ceil(per_rank / cfg.batch_size))
-    total_steps = cfg.epochs * steps_per_epoch
-    sched = make_scheduler(opt, cfg.schedule, cfg.lr, total_steps, WARMUP_FRACTION)
-    gen = torch.Generator().manual_seed(cfg.seed * 1000 + dist.rank)
+    def checkpoint_fields(self) -> dict:
+        return {"labels": list(self.labels), "window_samples": int(self.window)}
 
-    state = LoopState(best={"val_acc": -1.0, "epoch": -1})
-    if ck is not None:
-        if ck["model"]["name"] != model_name or ck.get("labels") != labels:
-            raise ConfigError(f"{out / LAST} is a {ck['model']['name']} run over labels {ck.get('labels')}; it cannot resume as {model_name} over {labels}")
-        # with several ranks each has its own stream and rank 0's was saved: a fresh one per rank and step
-        state = resume_loop(ck, model, opt, gen, dist, lambda st: cfg.seed * 1000 + dist.rank + 7919 * (st.step + 1))
-        state.best = dict(state.best or {"val_acc": -1.0, "epoch": -1})
-        sched = restore_scheduler(sched, ck, opt, cfg.schedule, cfg.lr, total_steps, WARMUP_FRACTION)
-        say(f"resuming {out / LAST} at epoch {state.epoch + 1}, step {state.step_in_epoch} of {steps_per_epoch}")
+    def config_extras(self) -> dict:
+        return {"label_smoothing": self.label_smoothing, "dataset_format": self.dataset_format}
 
-    net = dist.wrap(model)
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        cfg_json = {**cfg.to_dict(), "frontend": fe.to_dict(), "label_smoothing": label_smoothing, "labels": labels,
-                    "window_samples": window, "parameters": n_params, "model_config": model.config(),
-                    "world_size": dist.world, "dataset_format": index.format}
-        write_text(out / "config.json", json.dumps(cfg_json, indent=2))
-
-    k = len(labels)
-    ls = label_smoothing
-    # per-class loss weight: background labels get negative_weight (1 everywhere: plain cross-entropy)
-    class_weight = torch.tensor([cfg.negative_weight if is_background_label(lab) else 1.0 for lab in labels])
-    stats = {}
-
-    def checkpoint(metrics: dict) -> dict:
-        return {
-            "task": "classify",
-            "model": model.config(),
-            "frontend": fe.to_dict(),
-            "labels": list(labels),
-            "window_samples": int(window),
-            "state_dict": model.state_dict(),
-            **loop_checkpoint(state, opt, sched, gen, total_steps),
-            "metrics": metrics,
-            "train_config": cfg.to_dict(),
-        }
-
-    def begin_epoch(epoch):
-        perm = torch.randperm(len(train_ds), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
-        mine = perm[: per_rank * dist.world][dist.rank :: dist.world] if dist.world > 1 else perm
-        net.train()
-        stats.update(loss_sum=0.0, correct=0, seen=0, epoch=epoch)
+    def batches(self, epoch: int):
+        cfg, dist = self.cfg, self.dist
+        perm = torch.randperm(len(self.train_ds), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
+        mine = perm[: self.per_rank * dist.world][dist.rank :: dist.world] if dist.world > 1 else perm
+        self.net.train()
+        self.stats.update(loss_sum=0.0, correct=0, seen=0, epoch=epoch)
         return [mine[s : s + cfg.batch_size] for s in range(0, len(mine), cfg.batch_size)]
 
-    def train_step(batch):
+    def loss(self, batch) -> torch.Tensor:
+        cfg, aug, gen, stats = self.cfg, self.cfg.augment, self.gen, self.stats
         idx = batch.tolist()
-        wav = None if cached else torch.stack([train_ds[i][0] for i in idx])
-        y = train_ds.targets[idx]
-        if cached:  # augmented before the embedding, embedded once: this epoch's copy
-            feats = train_feats[stats["epoch"] % len(train_feats)][idx]
+        y = self.train_ds.targets[idx]
+        if self.cached:  # augmented before the embedding, embedded once: this epoch's copy
+            feats = self.train_feats[stats["epoch"] % len(self.train_feats)][idx]
         else:
-            wav = augment_waveform(wav, cfg.augment, fe.sample_rate, gen, noise)
+            wav = augment_waveform(torch.stack([self.train_ds[i][0] for i in idx]), aug, self.frontend.sample_rate,
+                                   gen, self.noise)
             with torch.no_grad():
-                feats = logmel(wav)
-        if cfg.augment.spec_augment and not cached:
-            feats = spec_augment(feats, cfg.augment, gen)
+                feats = self.logmel(wav)
+                if self.mel_hz is not None:
+                    feats = vtlp(feats, aug.vtlp, self.mel_hz, gen)
+        if aug.spec_augment and not self.cached:
+            feats = spec_augment(feats, aug, gen)
+        k, ls = len(self.labels), self.label_smoothing
         target = F.one_hot(y, k).float() * (1 - ls) + ls / k
-        if cfg.augment.mixup:
-            feats, target = mixup(feats, target, cfg.augment.mixup_alpha, gen)
-        logits = net(feats)
-        loss = soft_cross_entropy(logits, target, None if cfg.negative_weight == 1.0 else class_weight)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+        if aug.mixup:
+            feats, target = mixup(feats, target, aug.mixup_alpha, gen)
+        logits = self.net(feats)
+        loss = soft_cross_entropy(logits, target, None if cfg.negative_weight == 1.0 else self.class_weight)
         stats["loss_sum"] += loss.item() * len(idx)
         stats["correct"] += int((logits.argmax(1) == y).sum())
         stats["seen"] += len(idx)
-        return {"loss": stats["loss_sum"] / stats["seen"], "acc": stats["correct"] / stats["seen"]}
+        return loss
 
-    def end_epoch(epoch, started):
-        logits = predict(model, logmel, val_ds, features=val_feats)
-        vt = val_ds.targets.numpy()
-        val_loss = float(F.cross_entropy(torch.from_numpy(logits), val_ds.targets))
-        val_acc = float((logits.argmax(1) == vt).mean())
-        seen = max(stats["seen"], 1)
-        row = {
-            "epoch": epoch + 1,
-            "train_loss": stats["loss_sum"] / seen,
-            "train_acc": stats["correct"] / seen,  # on augmented clips, resumed epochs count their part only
-            "val_loss": val_loss,
-            "val_acc": val_acc,
-            "lr": opt.param_groups[0]["lr"],
-            "seconds": round(time.time() - started, 2),
-        }
-        state.history.append(row)
-        say(f"epoch {epoch + 1}/{cfg.epochs}: train loss {row['train_loss']:.3f} acc {row['train_acc']:.3f} | "
-            f"val loss {val_loss:.3f} acc {val_acc:.4f} | {row['seconds']:.0f} s")
-        if val_acc > state.best["val_acc"]:
-            state.best = {"val_acc": val_acc, "epoch": epoch + 1}
-            save_checkpoint(checkpoint({"val_acc": val_acc, "val_loss": val_loss, "epoch": epoch + 1, "parameters": n_params}),
-                            out / BEST)
-        save_checkpoint(checkpoint({}), out / LAST)
+    def shown(self) -> dict:
+        return {"loss": self.stats["loss_sum"] / self.stats["seen"], "acc": self.stats["correct"] / self.stats["seen"]}
 
-    progress = TrainProgress(show, cfg.epochs, total_steps, state.step)
-    fit(state, cfg.epochs, begin_epoch, train_step, end_epoch, lambda: save_checkpoint(checkpoint({}), out / LAST),
-        dist, progress, cfg.checkpoint_every)
+    def validate(self, epoch: int) -> tuple[dict, dict]:
+        logits = predict(self.model, self.logmel, self.val_ds, features=self.val_feats)
+        val_loss = float(F.cross_entropy(torch.from_numpy(logits), self.val_ds.targets))
+        val_acc = float((logits.argmax(1) == self.val_ds.targets.numpy()).mean())
+        seen = max(self.stats["seen"], 1)
+        row = {"train_loss": self.stats["loss_sum"] / seen,
+               "train_acc": self.stats["correct"] / seen,  # on augmented clips, resumed epochs count their part only
+               "val_loss": val_loss, "val_acc": val_acc}
+        return row, {"val_acc": val_acc, "val_loss": val_loss}
 
-    if main:
-        skipped = train_ds.bad_files + val_ds.bad_files + (test_ds.bad_files if test_ds is not None else [])
-        _finish(out, model, logmel, val_ds, test_ds, labels, state.history, state.best, n_params, cfg, skipped, say,
-                val_feats, test_feats)
-    dist.close()
-    return out
+    def better(self, metrics: dict, best: dict | None) -> bool:
+        return best is None or metrics["val_acc"] > best["val_acc"]
+
+    def epoch_line(self, row: dict, improved: bool) -> str:
+        return (f"epoch {row['epoch']}/{self.cfg.epochs}: train loss {row['train_loss']:.3f} acc {row['train_acc']:.3f} | "
+                f"val loss {row['val_loss']:.3f} acc {row['val_acc']:.4f} | {row['seconds']:.0f} s")
+
+    def finish(self) -> None:
+        skipped = self.train_ds.bad_files + self.val_ds.bad_files + (self.test_ds.bad_files if self.test_ds is not None else [])
+        _finish(self.out, self.model, self.logmel, self.val_ds, self.test_ds, self.labels, self.state.history,
+                self.state.best, self.parameters, self.cfg, skipped, self.say, self.val_feats, self.test_feats)
 
 
 def _embed_sets(cfg, fe, frontend, train_ds, val_ds, test_ds, noise, say, show):

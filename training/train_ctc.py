@@ -37,7 +37,6 @@ import json
 import math
 import os
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,10 +60,13 @@ from hearkit.training.checkpoint import load_checkpoint, save_checkpoint
 from hearkit.training.ctc_models import PRESETS, model_config, model_from_config
 from hearkit.training.models import count_parameters
 from hearkit.training.frontend import LogMel
-from hearkit.training.loop import (BEST, DEFAULT_TRAIN_THREADS, LAST, Dist, LoopState, RunLog, TrainProgress, fit, loop_checkpoint,
-                                   make_scheduler, open_run, restore_scheduler, resume_loop, set_threads)
+from hearkit.training.loop import DEFAULT_TRAIN_THREADS, LAST, Trainer
 
 DEFAULT_FRONTEND = FrontendConfig(n_mels=64)  # 25 ms window would be 400; 512 keeps the shared default FFT size
+# the connected-words recipe's augmentation (the README's first CTC command)
+DEFAULT_AUGMENT = AugmentConfig(speed=True, speed_range=(0.9, 1.1), time_shift=False, noise=True, noise_prob=0.5,
+                                snr_db=(10.0, 40.0), gain=False, gain_clip=True, freq_masks=2, freq_mask_width=10,
+                                time_masks=2, time_mask_fraction=0.05, mask_value="batch-mean")
 WARMUP_FRACTION = 0.15  # share of the one-cycle schedule spent warming up
 
 
@@ -86,30 +88,23 @@ class CTCTrainConfig:
             (45 steps per epoch) and at 78 % after 6 epochs of 32-s batches (247 steps).
         max_batch: utterances per batch at most (Default: 16).
         clip: gradient-norm clipping (Default: 1.0).
-        noise_prob: share of utterances given white noise (Default: 0.5).
-        snr_db: SNR range of that noise in dB (Default: (10, 40)).
-        freq_masks, freq_width: SpecAugment frequency masks and their max width in bands (Default: 2, 10).
-        time_masks, time_width: time masks and their max width as a fraction of the utterance (Default: 2, 0.05).
+        augment: the augmentation (Default: ``DEFAULT_AUGMENT``: speed 0.9-1.1, white noise on half
+            the utterances at 10-40 dB SNR, SpecAugment 2 frequency masks of up to 10 bands and 2
+            time masks of up to 5 % of the utterance, filled with the batch mean). Speed changes an
+            utterance's length (60 epochs with it reached 13.1 % WER against 14.9 % for 64 without):
+            unlike the classifier's fixed window, no word is cut off. ``gain_db`` with ``gain_clip``:
+            the front-end has no level normalisation (docs/design.md §4), so a model trained without
+            it follows the recording level (on connected words one 6 dB quieter validation set cost
+            3.6 WER points). ``band_limit_prob`` low-passes utterances as an 8 kHz recording;
+            ``vtlp`` moves formants without changing timing (``augment.vtlp``).
         seed: RNG seed (Default: 0).
         num_threads: torch intra-op and inter-op threads (Default: 1, ``loop.DEFAULT_TRAIN_THREADS``).
         rnn: override the RNN kind of ``ctc-crnn`` (gru | lstm) (Default: None = preset).
-        n_mels: log-mel bands of the default front-end (Default: 64).
         model_overrides: constructor kwargs that replace the preset's (Default: none).
-        speed_range: (low, high) speed factors drawn per utterance, or None for off (Default: (0.9, 1.1):
-            60 epochs with it reached 13.1 % WER against 14.9 % for 64 without). Unlike the
-            classifier's fixed-window speed augmentation, the utterance changes length (a 1.1x
-            utterance is 1/1.1 as long), so no word is cut off.
         average_last: average the weights of the last N epochs into ``averaged.pt``, BatchNorm
             recomputed (1: the last epoch's weights with BatchNorm recomputed; 0: off) (Default: 0).
-        vtlp: (low, high) vocal tract length perturbation factors drawn per utterance, or None for
-            off (Default: None). Moves formants without changing timing (see ``augment.vtlp``).
-        lowpass_prob: share of utterances low-passed at ``lowpass_hz`` (Default: 0.0).
-        lowpass_hz: cut-off of that low-pass (Default: 4000, an 8 kHz recording's band).
-        gain_db: (low, high) gain in dB drawn per utterance after the noise, the result clipped to
-            [-1, 1] as a 16-bit recording would be, or None for off (Default: None). The front-end
-            has no level normalisation (docs/design.md §4), so a model trained without it follows the
-            recording level: on connected words one 6 dB quieter validation set cost 3.6 WER points.
-        frontend: the log-mel front-end (Default: None = ``DEFAULT_FRONTEND`` with ``n_mels``).
+        frontend: the log-mel front-end (Default: ``DEFAULT_FRONTEND``, 64 bands; ``--n-mels``
+            replaces its bands).
         init: start from the weights of another CTC checkpoint (fine-tuning, e.g. a team's own
             speech on top of a generic model): its architecture and front-end are used, optimizer
             and schedule start fresh (Default: None).
@@ -131,24 +126,13 @@ class CTCTrainConfig:
     batch_seconds: float = 32.0
     max_batch: int = 16
     clip: float = 1.0
-    noise_prob: float = 0.5
-    snr_db: tuple = (10.0, 40.0)
-    freq_masks: int = 2
-    freq_width: int = 10
-    time_masks: int = 2
-    time_width: float = 0.05
+    augment: AugmentConfig = field(default_factory=lambda: DEFAULT_AUGMENT)
     seed: int = 0
     num_threads: int = DEFAULT_TRAIN_THREADS
     rnn: str | None = None
-    n_mels: int = 64
     model_overrides: dict = field(default_factory=dict)
-    speed_range: tuple | None = (0.9, 1.1)
     average_last: int = 0
-    vtlp: tuple | None = None
-    lowpass_prob: float = 0.0
-    lowpass_hz: float = 4000.0
-    gain_db: tuple | None = None
-    frontend: FrontendConfig | None = None
+    frontend: FrontendConfig = field(default_factory=lambda: DEFAULT_FRONTEND)
     init: str | None = None
     resume: bool = False
     checkpoint_every: int = 50
@@ -163,23 +147,14 @@ class CTCTrainConfig:
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, os.fspath(getattr(self, name)))
 
-        for name in ("snr_db", "speed_range", "vtlp", "gain_db"):
-            v = getattr(self, name)
-            if v is not None:
-                v = tuple(float(x) for x in v)
-                if len(v) != 2 or v[0] > v[1]:
-                    fail(f"{name} must be (low, high) with low <= high, got {v}")
-                object.__setattr__(self, name, v)
-        for name in ("speed_range", "vtlp"):
-            v = getattr(self, name)
-            if v is not None and v[0] <= 0:
-                fail(f"{name} factors must be positive, got {v}")
+        if not isinstance(self.augment, AugmentConfig) or not isinstance(self.frontend, FrontendConfig):
+            fail(f"augment and frontend must be an AugmentConfig and a FrontendConfig, got {type(self.augment).__name__} "
+                 f"and {type(self.frontend).__name__}")
         if self.model not in PRESETS:
             fail(f"unknown model {self.model!r}; available models = {sorted(PRESETS)}")
         # the Python API gets the CLI's limits (docs/design.md §13): torch segfaulted at 100000 threads
         for name, limit in (("num_threads", "threads"), ("epochs", "epochs"), ("max_batch", "batch_size"),
-                            ("seed", "seed"), ("lr", "lr"), ("batch_seconds", "seconds"), ("clip", "grad_clip"),
-                            ("noise_prob", "probability"), ("lowpass_prob", "probability")):
+                            ("seed", "seed"), ("lr", "lr"), ("batch_seconds", "seconds"), ("clip", "grad_clip")):
             try:
                 object.__setattr__(self, name, check(limit, getattr(self, name), name))
             except ConfigError as e:
@@ -189,23 +164,28 @@ class CTCTrainConfig:
                  f"{self.batch_seconds}")
         if not self.lr > 0:
             fail(f"lr must be > 0, got {self.lr}")
-        if not 0 <= self.noise_prob <= 1 or not 0 <= self.lowpass_prob <= 1:
-            fail(f"noise_prob and lowpass_prob must be in 0..1, got {self.noise_prob} and {self.lowpass_prob}")
         if self.checkpoint_every < 0 or self.average_last < 0:
             fail(f"checkpoint_every and average_last must be >= 0, got {self.checkpoint_every} and {self.average_last}")
 
     def to_dict(self) -> dict:
-        """JSON-able: tuples as lists, the front-end as its dict."""
+        """JSON-able: the augmentation and front-end as their dicts."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
-        d["frontend"] = self.frontend.to_dict() if self.frontend is not None else None
+        d["augment"] = json.loads(json.dumps(self.augment.to_dict()))  # tuples as lists
+        d["frontend"] = self.frontend.to_dict()
         d["model_overrides"] = dict(self.model_overrides)
         return d
 
     def resumed(self, saved: dict) -> "CTCTrainConfig":
-        """This config with the options of the run it resumes (``saved``: its ``train_config``)."""
+        """This config with the options of the run it resumes (``saved``: its ``train_config``).
+
+        A run saved before the one ``augment`` (flat ``noise_prob``, ``freq_width``, ... fields)
+        resumes with the augmentation given now."""
         keep = {f.name for f in dataclasses.fields(self)} - RUN_PLACE
-        old = {k: (tuple(v) if isinstance(v, list) else v) for k, v in saved.items() if k in keep}
+        old = {k: v for k, v in saved.items() if k in keep}
+        if isinstance(old.get("augment"), dict):
+            old["augment"] = AugmentConfig(**old["augment"])
+        else:
+            old.pop("augment", None)
         return dataclasses.replace(self, **old)
 
 
@@ -281,12 +261,6 @@ def collate(ds: SpeechSet, idx, fe: FrontendConfig, speed_range=None, gen: torch
     tl = torch.tensor([len(ds.labels[i]) for i in idx])
     tg = torch.tensor([t for i in idx for t in ds.labels[i]], dtype=torch.long)
     return w, flen, tg, tl
-
-
-def spec_augment_config(cfg: CTCTrainConfig) -> AugmentConfig:
-    """The CTC trainer's SpecAugment as an ``AugmentConfig``: per-utterance time masks, batch-mean fill."""
-    return AugmentConfig(freq_masks=cfg.freq_masks, freq_mask_width=cfg.freq_width, time_masks=cfg.time_masks,
-                         time_mask_fraction=cfg.time_width, mask_value="batch-mean")
 
 
 @torch.no_grad()
@@ -373,165 +347,134 @@ def train_ctc(config: CTCTrainConfig, log: Callable[[str], object] | None = None
         config: the run (see ``CTCTrainConfig``; the module docstring lists the run folder).
         log: callable for the run's lines (Default: None = ``hearkit: ...`` on stderr).
     """
-    cfg = config
-    dist = Dist.setup()
-    main = dist.main
-    say = RunLog(main, cfg.quiet, log)
-    show = cfg.progress and not cfg.quiet and main
-    set_threads(cfg.num_threads)
-    run_dir = Path(cfg.out)
-    ckpt = open_run(run_dir, cfg.resume, say)
-    fe = cfg.frontend or DEFAULT_FRONTEND.replace(n_mels=cfg.n_mels)
-    if ckpt:
-        fe = FrontendConfig.from_dict(ckpt["frontend"])
-        cfg = cfg.resumed(ckpt["train_config"])
-    random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    overrides = dict(cfg.model_overrides)
-    if cfg.rnn:
-        overrides["rnn"] = cfg.rnn
-    init_ckpt = None
-    if cfg.init is not None and not ckpt:
-        init_ckpt = load_checkpoint(cfg.init)
-        if init_ckpt.get("task") != "ctc" or list(init_ckpt.get("vocab", [])) != list(VOCAB):
-            raise ConfigError(f"--init {cfg.init}: not a CTC checkpoint with this vocabulary")
-        fe = FrontendConfig.from_dict(init_ckpt["frontend"])
-    mcfg = ckpt["model"] if ckpt else (init_ckpt["model"] if init_ckpt else model_config(cfg.model, **overrides))
-    model = model_from_config(mcfg, fe.n_mels, len(VOCAB))
-    if init_ckpt:
-        model.load_state_dict(init_ckpt["state_dict"])
-        say(f"initialised from {cfg.init} (epoch {init_ckpt.get('epoch')}, val WER {init_ckpt.get('metrics', {}).get('val_wer')})")
-    n_params = count_parameters(model)
-    say(f"model {mcfg['name']}: {n_params:,} parameters, subsampling {model.subsampling}")
-    train = SpeechSet(cfg.train_manifest, fe.sample_rate, say)
-    val = SpeechSet(cfg.val_manifest, fe.sample_rate, say)
-    say(f"train: {len(train)} utterances, {train.seconds / 3600:.2f} h; val: {len(val)} utterances, {val.seconds / 3600:.2f} h")
-    # CTC needs at least one output frame per label (plus one blank between repeated labels).
-    out_frames = model.output_lengths(torch.tensor([fe.num_frames(max(len(w), fe.n_fft)) for w in train.waves]))
-    need = torch.tensor([len(l) + sum(a == b for a, b in zip(l, l[1:])) for l in train.labels])
-    bad = int((out_frames < need).sum())
-    if bad:
-        say.warn(f"{bad} training utterances are too short for their transcripts at subsampling "
-                 f"{model.subsampling}; CTC ignores them (zero_infinity)")
-    frontend_mod = LogMel(fe)
-    batch_samples = int(cfg.batch_seconds * fe.sample_rate)
-    lengths = [len(w) for w in train.waves]
-    # every rank steps the same number of times per epoch (DDP all-reduces each step)
-    steps_per_epoch = max(1, len(make_batches(lengths, batch_samples, cfg.max_batch, None)) // dist.world)
-    total_steps = cfg.epochs * steps_per_epoch
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = make_scheduler(opt, "onecycle", cfg.lr, total_steps, WARMUP_FRACTION)
-    ctc = nn.CTCLoss(blank=BLANK_ID, zero_infinity=True)
-    gen = torch.Generator().manual_seed(cfg.seed + 7 * dist.rank)
-    state = LoopState()
-    if ckpt:
-        # checkpoints without RNG states (before the shared loop), or several ranks: one stream per epoch and rank
-        state = resume_loop(ckpt, model, opt, gen, dist, lambda st: cfg.seed + 1000 * st.epoch + 7 * dist.rank)
-        sched = restore_scheduler(sched, ckpt, opt, "onecycle", cfg.lr, total_steps, WARMUP_FRACTION)
-        say(f"resuming {run_dir / LAST} at epoch {state.epoch + 1}, step {state.step_in_epoch} of {steps_per_epoch}")
-    train_config = {**cfg.to_dict(), "frontend": fe.to_dict(),
-                    "train_manifest": str(Path(cfg.train_manifest).resolve()),
-                    "val_manifest": str(Path(cfg.val_manifest).resolve()),
-                    "init": str(Path(cfg.init).resolve()) if cfg.init else None}
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_text(run_dir / "config.json", json.dumps({"train": train_config, "model": mcfg, "frontend": fe.to_dict(),
-                                                       "init": str(cfg.init) if cfg.init else None,
-                                                       "train_manifest": str(cfg.train_manifest),
-                                                       "val_manifest": str(cfg.val_manifest)}, indent=1) + "\n")
-    mel_hz = mel_centres_hz(fe)
-    masks = spec_augment_config(cfg)
-    net = dist.wrap(model)
-    stats = {"tot": 0.0, "n": 0}
-    last_metrics = dict((ckpt or {}).get("metrics") or {})
+    return CTCTrainer(config, log).run()
 
-    def checkpoint(metrics: dict) -> dict:
-        return {
-            "task": "ctc",
-            "model": mcfg,
-            "frontend": fe.to_dict(),
-            "vocab": list(VOCAB),
-            "blank": BLANK_ID,
-            "subsampling": model.subsampling,
-            "state_dict": model.state_dict(),
-            **loop_checkpoint(state, opt, sched, gen, total_steps),
-            "metrics": metrics,
-            "train_config": train_config,
-        }
 
-    def begin_epoch(epoch):
-        model.train()
-        stats.update(tot=0.0, n=0)
-        batches = make_batches(lengths, batch_samples, cfg.max_batch, random.Random(cfg.seed * 7919 + epoch + 1))
-        return batches[dist.rank :: dist.world][:steps_per_epoch]  # same order on every rank (same seed), one share each
+class CTCTrainer(Trainer):
+    """``loop.Trainer``'s hooks for CTC: length-bucketed utterances, CTC loss, greedy WER and CER."""
 
-    def train_step(idx):
-        w, flen, tg, tl = collate(train, idx, fe, cfg.speed_range, gen)
-        if cfg.lowpass_prob > 0:
-            w = band_limit(w, cfg.lowpass_prob, cfg.lowpass_hz, fe.sample_rate, gen)
-        w = add_noise(w, cfg.noise_prob, cfg.snr_db, gen)  # white noise (no bank)
-        if cfg.gain_db is not None:
-            w = random_gain(w, cfg.gain_db, gen, clip=True)
+    task = "ctc"
+    warmup_fraction = WARMUP_FRACTION
+
+    def __init__(self, cfg: CTCTrainConfig, log=None):
+        super().__init__(cfg, log)
+        if self.resume_from is not None:
+            self.cfg = cfg.resumed(self.resume_from["train_config"])
+
+    def build(self) -> None:
+        cfg, ckpt, say = self.cfg, self.resume_from, self.say
+        self.grad_clip = cfg.clip
+        fe = FrontendConfig.from_dict(ckpt["frontend"]) if ckpt else cfg.frontend
+        overrides = dict(cfg.model_overrides)
+        if cfg.rnn:
+            overrides["rnn"] = cfg.rnn
+        init_ckpt = None
+        if cfg.init is not None and not ckpt:
+            init_ckpt = load_checkpoint(cfg.init)
+            if init_ckpt.get("task") != "ctc" or list(init_ckpt.get("vocab", [])) != list(VOCAB):
+                raise ConfigError(f"--init {cfg.init}: not a CTC checkpoint with this vocabulary")
+            fe = FrontendConfig.from_dict(init_ckpt["frontend"])
+        mcfg = ckpt["model"] if ckpt else (init_ckpt["model"] if init_ckpt else model_config(cfg.model, **overrides))
+        model = model_from_config(mcfg, fe.n_mels, len(VOCAB))
+        if init_ckpt:
+            model.load_state_dict(init_ckpt["state_dict"])
+            say(f"initialised from {cfg.init} (epoch {init_ckpt.get('epoch')}, val WER {init_ckpt.get('metrics', {}).get('val_wer')})")
+        self.model, self.model_config, self.frontend = model, mcfg, fe
+        say(f"model {mcfg['name']}: {count_parameters(model):,} parameters, subsampling {model.subsampling}")
+        train = self.train = SpeechSet(cfg.train_manifest, fe.sample_rate, say)
+        val = self.val = SpeechSet(cfg.val_manifest, fe.sample_rate, say)
+        say(f"train: {len(train)} utterances, {train.seconds / 3600:.2f} h; val: {len(val)} utterances, {val.seconds / 3600:.2f} h")
+        # CTC needs at least one output frame per label (plus one blank between repeated labels).
+        out_frames = model.output_lengths(torch.tensor([fe.num_frames(max(len(w), fe.n_fft)) for w in train.waves]))
+        need = torch.tensor([len(l) + sum(a == b for a, b in zip(l, l[1:])) for l in train.labels])
+        bad = int((out_frames < need).sum())
+        if bad:
+            say.warn(f"{bad} training utterances are too short for their transcripts at subsampling "
+                     f"{model.subsampling}; CTC ignores them (zero_infinity)")
+        self.logmel = LogMel(fe)
+        self.batch_samples = int(cfg.batch_seconds * fe.sample_rate)
+        self.lengths = [len(w) for w in train.waves]
+        # every rank steps the same number of times per epoch (DDP all-reduces each step)
+        self.steps_per_epoch = max(1, len(make_batches(self.lengths, self.batch_samples, cfg.max_batch, None)) // self.dist.world)
+        self.train_config = {**cfg.to_dict(), "frontend": fe.to_dict(),
+                             "train_manifest": str(Path(cfg.train_manifest).resolve()),
+                             "val_manifest": str(Path(cfg.val_manifest).resolve()),
+                             "init": str(Path(cfg.init).resolve()) if cfg.init else None}
+        self.mel_hz = mel_centres_hz(fe)
+        self.ctc = nn.CTCLoss(blank=BLANK_ID, zero_infinity=True)
+        self.stats = {"tot": 0.0, "n": 0}
+
+    def checkpoint_fields(self) -> dict:
+        return {"vocab": list(VOCAB), "blank": BLANK_ID, "subsampling": self.model.subsampling}
+
+    def batches(self, epoch: int):
+        cfg, dist = self.cfg, self.dist
+        self.model.train()
+        self.stats.update(tot=0.0, n=0)
+        batches = make_batches(self.lengths, self.batch_samples, cfg.max_batch, random.Random(cfg.seed * 7919 + epoch + 1))
+        return batches[dist.rank :: dist.world][: self.steps_per_epoch]  # same order on every rank (same seed), one share each
+
+    def loss(self, idx) -> torch.Tensor:
+        aug, gen, fe = self.cfg.augment, self.gen, self.frontend
+        w, flen, tg, tl = collate(self.train, idx, fe, aug.speed_range if aug.speed else None, gen)
+        if aug.band_limit_prob > 0:
+            w = band_limit(w, aug.band_limit_prob, aug.band_limit_hz, fe.sample_rate, gen)
+        if aug.noise:
+            w = add_noise(w, aug.noise_prob, aug.snr_db, gen)  # white noise (no bank)
+        if aug.gain:
+            w = random_gain(w, aug.gain_db, gen, clip=aug.gain_clip)
         with torch.no_grad():
-            feats = frontend_mod(w)
-            if cfg.vtlp is not None:
-                feats = vtlp(feats, cfg.vtlp, mel_hz, gen)
-            feats = spec_augment(feats, masks, gen, lengths=flen)
-        lp = net(feats)
-        olen = model.output_lengths(flen)
-        loss = ctc(lp.transpose(0, 1), tg, olen, tl)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-        opt.step()
-        sched.step()
+            feats = self.logmel(w)
+            if aug.vtlp is not None:
+                feats = vtlp(feats, aug.vtlp, self.mel_hz, gen)
+            if aug.spec_augment:
+                feats = spec_augment(feats, aug, gen, lengths=flen)
+        lp = self.net(feats)
+        loss = self.ctc(lp.transpose(0, 1), tg, self.model.output_lengths(flen), tl)
         if math.isfinite(loss.item()):
-            stats["tot"] += loss.item()
-            stats["n"] += 1
-        return {"loss": stats["tot"] / max(1, stats["n"])}
+            self.stats["tot"] += loss.item()
+            self.stats["n"] += 1
+        return loss
 
-    def end_epoch(epoch, started):
-        nonlocal last_metrics
-        e = epoch + 1
-        wer, cer, hyps = evaluate(model, frontend_mod, val, fe)
-        rec = {"epoch": e, "train_loss": stats["tot"] / max(1, stats["n"]), "val_wer": wer, "val_cer": cer,
-               "lr": sched.get_last_lr()[0], "seconds": round(time.time() - started, 1)}
-        state.history.append(rec)
+    def shown(self) -> dict:
+        return {"loss": self.stats["tot"] / max(1, self.stats["n"])}
+
+    def validate(self, epoch: int) -> tuple[dict, dict]:
+        wer, cer, self.hyps = evaluate(self.model, self.logmel, self.val, self.frontend)
+        return ({"train_loss": self.stats["tot"] / max(1, self.stats["n"]), "val_wer": wer, "val_cer": cer},
+                {"val_wer": wer, "val_cer": cer})
+
+    def better(self, metrics: dict, best: dict | None) -> bool:
+        return best is None or (metrics["val_wer"], metrics["val_cer"]) < (best["val_wer"], best["val_cer"])
+
+    def epoch_line(self, row: dict, improved: bool) -> str:
+        return (f"epoch {row['epoch']}/{self.cfg.epochs}: loss {row['train_loss']:.3f}  val WER {100 * row['val_wer']:.2f} %  "
+                f"CER {100 * row['val_cer']:.2f} %  ({row['seconds']:.0f} s){'  *best' if improved else ''}")
+
+    def after_epoch(self, epoch: int, ckpt: dict, improved: bool) -> None:
+        e, run_dir = epoch + 1, self.out
         # the whole history each time: a run resumed from a mid-epoch last.pt never repeats a line
-        write_text(run_dir / "history.jsonl", "".join(json.dumps(h) + "\n" for h in state.history))
-        improved = state.best is None or (wer, cer) < (state.best["val_wer"], state.best["val_cer"])
+        write_text(run_dir / "history.jsonl", "".join(json.dumps(h) + "\n" for h in self.state.history))
+        if self.cfg.average_last >= 1 and e > self.cfg.epochs - self.cfg.average_last:
+            save_checkpoint({k: ckpt[k] for k in _AVERAGE_KEYS}, run_dir / "average" / f"epoch{e:03d}.pt")
         if improved:
-            state.best = {"val_wer": wer, "val_cer": cer, "epoch": e}
-        last_metrics = {"val_wer": wer, "val_cer": cer, "epoch": e, "parameters": n_params}
-        ck = checkpoint(last_metrics)
-        save_checkpoint(ck, run_dir / LAST)
-        if cfg.average_last >= 1 and e > cfg.epochs - cfg.average_last:
-            save_checkpoint({k: ck[k] for k in _AVERAGE_KEYS}, run_dir / "average" / f"epoch{e:03d}.pt")
-        if improved:
-            save_checkpoint(ck, run_dir / BEST)
-            write_text(run_dir / "val_hyps.txt", "".join(f"{r}\t{h}\n" for r, h in zip(val.texts, hyps)))
-        say(f"epoch {e}/{cfg.epochs}: loss {rec['train_loss']:.3f}  val WER {100 * wer:.2f} %  CER {100 * cer:.2f} %  "
-            f"({rec['seconds']:.0f} s){'  *best' if improved else ''}")
-        _plot(state.history, run_dir / "curves.png")
+            write_text(run_dir / "val_hyps.txt", "".join(f"{r}\t{h}\n" for r, h in zip(self.val.texts, self.hyps)))
+        _plot(self.state.history, run_dir / "curves.png")
 
-    progress = TrainProgress(show, cfg.epochs, total_steps, state.step)
-    fit(state, cfg.epochs, begin_epoch, train_step, end_epoch, lambda: save_checkpoint(checkpoint(last_metrics), run_dir / LAST),
-        dist, progress, cfg.checkpoint_every)
-    dist.close()
-    if main:
-        best = state.best or {}
-        metrics = {"model": mcfg["name"], "parameters": n_params, "best_epoch": best.get("epoch"),
+    def finish(self) -> None:
+        cfg, best = self.cfg, self.state.best or {}
+        metrics = {"model": self.model_config["name"], "parameters": self.parameters, "best_epoch": best.get("epoch"),
                    "best_val_wer": best.get("val_wer"), "best_val_cer": best.get("val_cer"),
-                   "history": state.history, "train_seconds": round(sum(h["seconds"] for h in state.history), 1)}
+                   "history": self.state.history, "train_seconds": round(sum(h["seconds"] for h in self.state.history), 1)}
         if cfg.average_last >= 1:
-            averaged = _write_average(run_dir, cfg, model, frontend_mod, train, val, fe, batch_samples, say)
+            averaged = _write_average(self.out, cfg, self.model, self.logmel, self.train, self.val, self.frontend,
+                                      self.batch_samples, self.say)
             if averaged:
                 metrics["averaged"] = averaged
-        write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        write_text(self.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         if best:
-            say(f"best validation WER {100 * best['val_wer']:.2f} % (CER {100 * best['val_cer']:.2f} %) at epoch "
-                f"{best['epoch']}; wrote {run_dir}")
-    return run_dir
+            self.say(f"best validation WER {100 * best['val_wer']:.2f} % (CER {100 * best['val_cer']:.2f} %) at epoch "
+                     f"{best['epoch']}; wrote {self.out}")
 
 
 # what average/epochNNN.pt keeps: enough to rebuild and export the network, no optimizer state

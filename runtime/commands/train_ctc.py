@@ -91,14 +91,19 @@ def ctc(train_manifest, val_manifest, model, rnn, epochs, lr, batch_seconds, max
     gain_range = _range_or_off(gain_db, "--gain-db")
 
     start_torch(threads)
-    from hearkit.training.train_ctc import CTCTrainConfig, train_ctc
+    import dataclasses
 
+    from hearkit.training.train_ctc import DEFAULT_AUGMENT, DEFAULT_FRONTEND, CTCTrainConfig, train_ctc
+
+    augment = dataclasses.replace(DEFAULT_AUGMENT, noise_prob=noise_prob, speed=speed_range is not None,
+                                  speed_range=speed_range or DEFAULT_AUGMENT.speed_range, vtlp=vtlp_range,
+                                  band_limit_prob=lowpass_prob, band_limit_hz=lowpass_hz, gain=gain_range is not None,
+                                  gain_db=gain_range or DEFAULT_AUGMENT.gain_db)
     cfg = CTCTrainConfig(train_manifest=train_manifest, val_manifest=val_manifest, out=run_dir, model=model, rnn=rnn,
                          epochs=epochs, lr=lr, batch_seconds=batch_seconds, max_batch=max_batch, clip=clip,
-                         noise_prob=noise_prob, speed_range=speed_range, n_mels=n_mels, num_threads=threads, seed=seed,
-                         average_last=average_last, vtlp=vtlp_range, lowpass_prob=lowpass_prob, lowpass_hz=lowpass_hz,
-                         gain_db=gain_range, init=init, resume=resume, checkpoint_every=checkpoint_every,
-                         progress=not no_progress, quiet=quiet)
+                         augment=augment, frontend=DEFAULT_FRONTEND.replace(n_mels=n_mels), num_threads=threads,
+                         seed=seed, average_last=average_last, init=init, resume=resume,
+                         checkpoint_every=checkpoint_every, progress=not no_progress, quiet=quiet)
     from hearkit.files import run_folder
 
     with run_folder(run_dir, force, resume):
