@@ -2,8 +2,10 @@
 
 Each subcommand lives in its own module and is imported only when it runs (or
 when ``--help`` lists it), so ``hearkit --help`` and ``hearkit run`` start on a
-device that has no torch. Modules named here must not import torch or onnx at
-module level. Every ``HearkitError``, and any ``OSError`` (missing or unreadable
+device that has no torch. The commands a device runs are in ``hearkit.commands``
+(torch-free, even inside functions); those that make a model are in
+``hearkit.workbench`` (they import the training side inside their bodies, never
+at module level). Every ``HearkitError``, and any ``OSError`` (missing or unreadable
 files, a full disk), ``UnicodeDecodeError`` or ``ValueError`` from what the user gave,
 becomes one line on stderr and exit code 2 (``--verbose`` shows the traceback instead).
 
@@ -30,22 +32,22 @@ from hearkit.errors import HearkitError, HearkitWarning
 # name -> "module:attribute". Keep alphabetical; one line per command.
 COMMANDS: dict[str, str] = {
     "bench": "hearkit.commands.bench:bench",
-    "calibrate": "hearkit.commands.calibrate:calibrate",
-    "data": "hearkit.commands.data:data",
-    "demo": "hearkit.commands.demo:demo",
+    "calibrate": "hearkit.workbench.calibrate:calibrate",
+    "data": "hearkit.workbench.data:data",
+    "demo": "hearkit.workbench.demo:demo",
     "devices": "hearkit.commands.devices:devices",
     "eval": "hearkit.commands.evaluate:eval_",
-    "export": "hearkit.commands.export:export",
-    "export-frontend": "hearkit.commands.frontend:export_frontend",
-    "features": "hearkit.commands.frontend:features",
+    "export": "hearkit.workbench.export:export",
+    "export-frontend": "hearkit.workbench.frontend:export_frontend",
+    "features": "hearkit.workbench.frontend:features",
     "lm": "hearkit.commands.lm:lm",
-    "package": "hearkit.commands.package:package",
+    "package": "hearkit.workbench.package:package",
     "run": "hearkit.commands.run:run",
-    "show": "hearkit.commands.show:show",
+    "show": "hearkit.workbench.show:show",
     "stream": "hearkit.commands.stream:stream",
-    "train": "hearkit.commands.train:train",
+    "train": "hearkit.workbench.train:train",
     "transcribe": "hearkit.commands.transcribe:transcribe",
-    "verify": "hearkit.commands.export:verify",
+    "verify": "hearkit.workbench.export:verify",
 }
 
 

@@ -50,7 +50,7 @@ def test_model_shapes_and_params(name, lo, hi):
 
 
 def test_cli_model_choices_are_the_zoo():
-    from hearkit.commands.train_ctc import MODELS as CLI_MODELS  # repeated there to keep --help free of torch
+    from hearkit.workbench.train_ctc import MODELS as CLI_MODELS  # repeated there to keep --help free of torch
     from hearkit.training.ctc_models import MODELS
 
     assert CLI_MODELS == MODELS

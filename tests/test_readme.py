@@ -88,7 +88,7 @@ def test_each_command_runs_after_activation_in_a_clean_shell(argv):
 def test_paths_the_commands_read_are_what_the_demo_writes():
     """runs/demo/... in the Quick start names files `hearkit demo` writes (its folder's entries, its sentence,
     its synthesized keyword set with validation voices v110-v134)."""
-    from hearkit.commands.demo import DEMO_ENTRIES
+    from hearkit.workbench.demo import DEMO_ENTRIES
     from hearkit.recipes.demo import TRAIN_VOICES, VAL_VOICES
 
     seen = 0

@@ -75,6 +75,7 @@ def bench_wakeword(model, positives, negatives, noise, snr_db, seed, kws_thresho
     from hearkit.classify import KeywordSpotter
     from hearkit.errors import require
     from hearkit.evaluate.openwakeword import official_models, skipped_line
+    from hearkit.evaluate.detector import Streams
     from hearkit.evaluate.pocketsphinx import compare_engines, comparison_lines, plot_det_engines
 
     asked = _peer_names(peer)
@@ -92,8 +93,8 @@ def bench_wakeword(model, positives, negatives, noise, snr_db, seed, kws_thresho
     if "openwakeword" in peers and not official_models(list(spotter.labels))[0]:
         click.echo(skipped_line(official_models(list(spotter.labels))[1]), err=True)  # not an error
         peers.remove("openwakeword")
-    reports = compare_engines(spotter, positives, negatives, noise=noise, snr_db=snr_db, seed=seed,
-                              pocketsphinx="pocketsphinx" in peers, kws_threshold=kws_threshold,
+    streams = Streams(positives, negatives, noise=noise, snr_db=snr_db, seed=seed)
+    reports = compare_engines(spotter, streams, pocketsphinx="pocketsphinx" in peers, kws_threshold=kws_threshold,
                               openwakeword="openwakeword" in peers, log=lambda m: click.echo(m, err=True))
     if plot:
         plot_det_engines(reports, plot, title=f"{click.format_filename(model)}: " + " vs ".join(reports))

@@ -77,14 +77,14 @@ def eval_(model, data, fmt, split, val_fold, test_fold, manifest, confusion, bea
 
 def _eval_detector(model, positives, negatives, noise, snr_db, plot, seed, as_json):
     from hearkit.classify import KeywordSpotter
-    from hearkit.evaluate.detector import evaluate_detector, plot_det, summary_lines
+    from hearkit.evaluate.detector import Streams, evaluate_detector, plot_det, summary_lines
 
     if not positives or not negatives:
         raise click.UsageError("a detector evaluation needs both --positives and --negatives")
     if noise and snr_db is None:
         raise click.UsageError("--noise needs --snr")
     kws = KeywordSpotter(model)
-    rep = evaluate_detector(kws, positives, negatives, noise=noise, snr_db=snr_db, seed=seed,
+    rep = evaluate_detector(kws, Streams(positives, negatives, noise=noise, snr_db=snr_db, seed=seed),
                             log=lambda m: click.echo(m, err=True))
     if plot:
         plot_det(rep, plot, title=f"{Path(str(model)).name}: DET")

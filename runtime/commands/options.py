@@ -1,4 +1,6 @@
-"""Click options shared by commands: the front-end configuration, and numbers checked against ``hearkit.limits``."""
+"""Click options shared by every command: the front-end configuration, numbers checked against ``hearkit.limits``,
+``-o``, and the model and device options of run, stream and eval. Torch-free; the training side's options
+(``--model``, ``--threads``, ``start_torch``) are ``hearkit.workbench.options``'."""
 
 from __future__ import annotations
 
@@ -12,37 +14,6 @@ from hearkit.frontend import LOGS, MEL_NORMS, MEL_SCALES, FrontendConfig
 from hearkit.limits import LIMITS, check
 
 _D = FrontendConfig()
-
-
-class ModelName(click.ParamType):
-    """A network family registered in ``hearkit.training.models.MODELS``, the one list of them.
-
-    The registry imports torch, so it is read when needed: ``--help`` lists the names where
-    torch is installed (``NAME`` otherwise), and a value is checked when the command runs.
-    """
-
-    name = "model"
-
-    @staticmethod
-    def _names() -> list[str]:
-        from hearkit.training.models import MODELS
-
-        return list(MODELS)
-
-    def get_metavar(self, param, ctx=None):
-        try:
-            return "[" + "|".join(self._names()) + "]"
-        except ImportError:
-            return "NAME"
-
-    def convert(self, value, param, ctx):
-        try:
-            names = self._names()
-        except ImportError:  # the command itself says what to install
-            return value
-        if value not in names:
-            self.fail(f"{value!r} is not one of {', '.join(repr(n) for n in names)}.", param, ctx)
-        return value
 
 
 class Limited(click.ParamType):
@@ -111,30 +82,6 @@ def out_option(*dest: str, **kw):
         kw: ``click.option`` arguments (``required``, ``type``, ``help``, ...).
     """
     return click.option("-o", "--out", "--output", *(dest or ("out",)), cls=OutOption, **kw)
-
-
-TRAIN_THREADS = 1  # hearkit.training.loop.DEFAULT_TRAIN_THREADS, repeated to keep --help cheap
-
-
-def train_threads_option(f):
-    """``--threads N`` of every command that trains (train classify / ctc, demo): torch threads, 1 by default.
-
-    torch's default (all cores) made training 7x slower on a loaded 2-core machine (docs/results.md,
-    "Training threads"); ``start_torch`` sets it before any torch work.
-    """
-    return click.option("--threads", type=Limited("threads"), default=TRAIN_THREADS, show_default=True,
-                        help="torch threads for training (intra- and inter-op). torch's default, all cores, was "
-                             "7x slower on a loaded 2-core machine (docs/results.md).")(f)
-
-
-def start_torch(threads: int | None) -> None:
-    """Check that torch is installed (the `train` extra) and size its thread pools before any torch work."""
-    from hearkit.errors import require
-
-    require("torch", "train")
-    from hearkit.training.loop import set_threads
-
-    set_threads(threads)
 
 
 def frontend_options(f):

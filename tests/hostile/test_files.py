@@ -480,7 +480,7 @@ def test_the_checkpoint_path_works_from_any_directory(env, tmp_path, monkeypatch
 
 def test_export_force_removes_only_the_graphs_the_old_export_listed(tmp_path):
     """--force into an earlier export: its graphs the new one does not write go; the user's files stay."""
-    from hearkit.commands.export import _recorded_graphs, _remove_stale
+    from hearkit.workbench.export import _recorded_graphs, _remove_stale
 
     out = tmp_path / "out"
     out.mkdir()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from hearkit.commands.options import Limited, out_option, start_torch, train_threads_option
+from hearkit.commands.options import Limited, out_option
+from hearkit.workbench.options import start_torch, train_threads_option
 
 # what `hearkit demo` writes in its folder (hearkit.recipes.demo and .wakeword_demo), repeated to keep --help cheap
 DEMO_ENTRIES = ("keywords", "run", "export", "sentence.flac", "timeline.png", "demo.json")

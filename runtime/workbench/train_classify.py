@@ -10,16 +10,8 @@ from __future__ import annotations
 
 import click
 
-from hearkit.commands.options import (
-    Limited,
-    ModelName,
-    config_from_options,
-    frontend_options,
-    out_option,
-    parse_range as _range,
-    start_torch,
-    train_threads_option,
-)
+from hearkit.commands.options import Limited, config_from_options, frontend_options, out_option, parse_range as _range
+from hearkit.workbench.options import ModelName, start_torch, train_threads_option
 
 FORMATS = ("speech-commands", "urbansound8k", "folders")  # hearkit.datasets.FORMATS, repeated to keep --help cheap
 

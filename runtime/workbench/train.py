@@ -11,8 +11,8 @@ from hearkit.cli import LazyGroup
 
 # name -> "module:attribute"; one line per trainer.
 SUBCOMMANDS: dict[str, str] = {
-    "classify": "hearkit.commands.train_classify:classify",
-    "ctc": "hearkit.commands.train_ctc:ctc",
+    "classify": "hearkit.workbench.train_classify:classify",
+    "ctc": "hearkit.workbench.train_ctc:ctc",
 }
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import click
 
-from hearkit.commands.options import Limited, out_option, start_torch, train_threads_option
+from hearkit.commands.options import Limited, out_option
+from hearkit.workbench.options import start_torch, train_threads_option
 
 MODELS = ("ctc-conv-s", "ctc-conv-m", "ctc-conv-l", "ctc-crnn")  # hearkit.training.ctc_models.MODELS
 OFF = ("off", "none")  # values that switch a LOW,HIGH augmentation off

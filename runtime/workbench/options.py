@@ -1,0 +1,64 @@
+"""Click options of the commands that make a model (``hearkit.workbench``): the network family, training
+threads, and the check that torch is installed. The registry and the thread pools live in the training
+package; each is imported inside a function, so ``--help`` needs no torch."""
+
+from __future__ import annotations
+
+import click
+
+from hearkit.commands.options import Limited
+
+
+class ModelName(click.ParamType):
+    """A network family registered in ``hearkit.training.models.MODELS``, the one list of them.
+
+    The registry imports torch, so it is read when needed: ``--help`` lists the names where
+    torch is installed (``NAME`` otherwise), and a value is checked when the command runs.
+    """
+
+    name = "model"
+
+    @staticmethod
+    def _names() -> list[str]:
+        from hearkit.training.models import MODELS
+
+        return list(MODELS)
+
+    def get_metavar(self, param, ctx=None):
+        try:
+            return "[" + "|".join(self._names()) + "]"
+        except ImportError:
+            return "NAME"
+
+    def convert(self, value, param, ctx):
+        try:
+            names = self._names()
+        except ImportError:  # the command itself says what to install
+            return value
+        if value not in names:
+            self.fail(f"{value!r} is not one of {', '.join(repr(n) for n in names)}.", param, ctx)
+        return value
+
+
+TRAIN_THREADS = 1  # hearkit.training.loop.DEFAULT_TRAIN_THREADS, repeated to keep --help cheap
+
+
+def train_threads_option(f):
+    """``--threads N`` of every command that trains (train classify / ctc, demo): torch threads, 1 by default.
+
+    torch's default (all cores) made training 7x slower on a loaded 2-core machine (docs/results.md,
+    "Training threads"); ``start_torch`` sets it before any torch work.
+    """
+    return click.option("--threads", type=Limited("threads"), default=TRAIN_THREADS, show_default=True,
+                        help="torch threads for training (intra- and inter-op). torch's default, all cores, was "
+                             "7x slower on a loaded 2-core machine (docs/results.md).")(f)
+
+
+def start_torch(threads: int | None) -> None:
+    """Check that torch is installed (the `train` extra) and size its thread pools before any torch work."""
+    from hearkit.errors import require
+
+    require("torch", "train")
+    from hearkit.training.loop import set_threads
+
+    set_threads(threads)
