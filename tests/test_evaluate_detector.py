@@ -8,6 +8,7 @@ import soundfile as sf
 
 from hearkit.classify import DetectionLogic, KeywordSpotter
 from hearkit.evaluate.detector import (
+    Streams,
     Utterance,
     contains_phrase,
     detections,
@@ -125,7 +126,7 @@ def test_evaluate_detector_end_to_end(folders, tmp_path, scorers):
     """Loud bursts between silent gaps are found; quiet negatives never fire at a threshold above their scores."""
     pos, neg = folders
     kws = KeywordSpotter(scorer=scorers.energy, labels=LABELS, sample_rate=SR, window_samples=SR)
-    rep = evaluate_detector(kws, [pos], [neg], seed=1)
+    rep = evaluate_detector(kws, Streams([pos], [neg], seed=1))
     yes = rep["phrases"]["yes"]
     assert set(rep["phrases"]) == {"yes"} and yes["curve"]["utterances"] == 12
     fah, frr = envelope(yes["curve"])

@@ -66,10 +66,11 @@ def test_phrases_map_to_the_five_official_models_and_others_are_skipped():
 
 def test_no_official_model_is_a_skip_not_an_error():
     """Nothing is streamed (no file is even looked at) and the report says why."""
+    from hearkit.evaluate.detector import Streams
     from hearkit.evaluate.openwakeword import evaluate_openwakeword
 
     lines = []
-    rep = evaluate_openwakeword(["_silence_", "seven", "stop"], ["/nonexistent"], ["/nonexistent"], log=lines.append)
+    rep = evaluate_openwakeword(["_silence_", "seven", "stop"], Streams(["/nonexistent"], ["/nonexistent"]), log=lines.append)
     assert rep["phrases"] == {} and rep["skipped"] == {"seven": NO_OFFICIAL_MODEL, "stop": NO_OFFICIAL_MODEL}
     assert len(lines) == 1 and "no official model for 'seven', 'stop'" in lines[0] and "skipped" in lines[0]
 

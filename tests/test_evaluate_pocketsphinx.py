@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from hearkit.audio import load_audio
 from hearkit.evaluate.detector import (
+    Streams,
     Utterance,
     envelope,
     evaluate_detector,
@@ -266,8 +267,8 @@ def test_compare_engines_gives_hearkits_report_unchanged_plus_cpu(tmp_path):
         return KeywordSpotter(scorer=energy_scorer, labels=["_silence_", "_unknown_", "yes"], sample_rate=SR,
                               window_samples=SR)
 
-    ref = evaluate_detector(spotter(), [pos], [neg], seed=3)
-    out = compare_engines(spotter(), [pos], [neg], seed=3, pocketsphinx=False)
+    ref = evaluate_detector(spotter(), Streams([pos], [neg], seed=3))
+    out = compare_engines(spotter(), Streams([pos], [neg], seed=3), pocketsphinx=False)
     assert list(out) == ["hearkit"]
     rep = out["hearkit"]
     assert rep["phrases"]["yes"]["curve"] == ref["phrases"]["yes"]["curve"]
@@ -300,8 +301,8 @@ def folders(spoken, tmp_path_factory):
 def test_evaluate_pocketsphinx_report_is_what_summary_lines_and_plot_det_take(pocketsphinx, folders, tmp_path):
     from hearkit.evaluate.pocketsphinx import THRESHOLD_UNIT, evaluate_pocketsphinx
 
-    rep = evaluate_pocketsphinx(["_silence_", "seven", "stop"], [folders / "pos"], [folders / "neg"],
-                                noise=[folders / "noise"], snr_db=10.0, seed=0)
+    rep = evaluate_pocketsphinx(["_silence_", "seven", "stop"],
+                                Streams([folders / "pos"], [folders / "neg"], noise=[folders / "noise"], snr_db=10.0, seed=0))
     assert set(rep["phrases"]) == {"seven", "stop"} and rep["snr_db"] == 10.0
     assert rep["engine"] == "pocketsphinx" and rep["threshold_unit"] == THRESHOLD_UNIT
     for name in ("seven", "stop"):

@@ -156,7 +156,8 @@ def test_det_plot_labels_its_guide_lines_and_says_what_fa_per_hour_is_counted_ov
     seen = {}
     monkeypatch.setattr(det, "save_figure", lambda fig, path, **kw: seen.update(fig=fig))
     curve = det.build_curve("hey", list(range(10)), 0.13 * 3600, [0.2, 0.5, 0.8], lambda t: (int(10 * (1 - t)), 0, 1))
-    rep = det.detector_report([curve], det.FA_TARGETS, 0.045 * 3600, 0.085 * 3600, 30, {"hey": 0}, 10.0)
+    src = det.StreamSources(["hey"], {"hey": []}, [None] * 30, {"hey": 0}, ["noise.wav"])
+    rep = det.Streams([], [], snr_db=10.0).report([curve], src, 0.045 * 3600, 0.085 * 3600)
     streamed = det.streamed_text(rep)
     assert streamed == "7.8 min streamed (5.1 min of negatives + 2.7 min of positives)"
     det.plot_det(rep, "det.png")

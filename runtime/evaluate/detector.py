@@ -267,16 +267,22 @@ def stream_blocks(blocks: Iterable, utterances: list[Utterance]) -> Iterator[np.
         yield block
 
 
-def record_stream(spotter, blocks: Iterable) -> StreamScores:
-    """Feed a spotter a stream (blocks, or (block, utterance) pairs); return its recorded smoothed scores."""
+def feed_stream(spotter, blocks: Iterable, sample_rate: int) -> tuple[list[Utterance], int, float]:
+    """Reset a spotter (hearkit's or a peer's) and feed it a stream (blocks, or (block, utterance) pairs as
+    ``positive_stream`` yields); returns (the utterances placed in it, its blocks, its seconds)."""
     spotter.reset()
-    spotter.record = True
     utts: list[Utterance] = []
     n_blocks = 0
     for block in stream_blocks(blocks, utts):
         spotter.accept_waveform(block)
         n_blocks += 1
-    seconds = spotter.samples_seen / spotter.sample_rate
+    return utts, n_blocks, spotter.samples_seen / sample_rate
+
+
+def record_stream(spotter, blocks: Iterable) -> StreamScores:
+    """Feed a spotter a stream (blocks, or (block, utterance) pairs); return its recorded smoothed scores."""
+    spotter.record = True  # reset() keeps it
+    utts, n_blocks, seconds = feed_stream(spotter, blocks, spotter.sample_rate)
     spotter.flush()
     hist = spotter.history
     times = np.array([t for t, _ in hist], np.float64)
@@ -419,72 +425,90 @@ def operating_point(curve: dict, fa_per_hour: float) -> dict:
             "reached": bool(len(ok))}
 
 
-def evaluate_detector(
-    spotter,
-    positives: Sequence[str | os.PathLike],
-    negatives: Sequence[str | os.PathLike],
-    noise: Sequence[str | os.PathLike] = (),
-    snr_db: float | None = None,
-    targets: Sequence[float] = FA_TARGETS,
-    seed: int = 0,
-    log: Callable[[str], None] = lambda m: None,
-) -> dict:
-    """Stream positives and negatives through ``spotter``; return the DET curves and operating points.
+@dataclass(frozen=True)
+class Streams:
+    """What a detector evaluation streams and where it reads the curve: the same for hearkit and its peers.
 
-    Args:
-        spotter: a :class:`~hearkit.classify.KeywordSpotter` (its hop, smoothing and refractory
-            period are the ones judged; its thresholds are swept).
+    Attributes:
         positives: folders or manifests holding real recordings of the model's phrases.
         negatives: folders or manifests streamed back to back; files whose transcript
             contains a phrase are left out and counted.
         noise: folders of noise mixed into the positive stream at ``snr_db`` (Default: none, silent gaps).
         snr_db: speech-to-noise ratio in dB of each positive (Default: None; needed with ``noise``).
         targets: false alarms per hour at which the false-reject rate is reported (Default: 0.5, 1, 2).
-        seed: order of the positives, gaps and noise (Default: 0).
+        seed: order of the positives, gaps and noise; the same seed gives the same streams (Default: 0).
+    """
+
+    positives: Sequence[str | os.PathLike]
+    negatives: Sequence[str | os.PathLike]
+    noise: Sequence[str | os.PathLike] = ()
+    snr_db: float | None = None
+    targets: Sequence[float] = FA_TARGETS
+    seed: int = 0
+
+    def sources(self, labels: Sequence[str]) -> "StreamSources":
+        """The files of an evaluation of a model over ``labels`` (background labels are no phrase)."""
+        phrases = [lab for lab in labels if not (lab.startswith("_") and lab.endswith("_"))]
+        neg_files, left_out = negative_files(self.negatives, phrases)
+        noise_files = [p for d in self.noise for p in audio_files(Path(d))]
+        if self.noise and not noise_files:
+            raise ConfigError(f"--noise {', '.join(map(str, self.noise))}: no audio files")
+        return StreamSources(phrases, positive_files(self.positives, phrases), neg_files, left_out, noise_files)
+
+    def positive_stream(self, src: "StreamSources", sample_rate: int) -> Iterator:
+        """``positive_stream`` of these sources, noise and seed."""
+        return positive_stream(src.positive, sample_rate, src.noise, self.snr_db, self.seed)
+
+    def report(self, curves: Sequence[dict], src: "StreamSources", positive_seconds: float, negative_seconds: float,
+               **settings) -> dict:
+        """The report of ``evaluate_detector`` from its curves: operating points per phrase, the mean, the streams."""
+        out: dict = {"phrases": {}, "negative_hours": negative_seconds / 3600, "positive_hours": positive_seconds / 3600,
+                     "negative_files": len(src.negative), "left_out": src.left_out,
+                     "snr_db": self.snr_db if src.noise else None, **settings, "hit_after_end_seconds": HIT_AFTER_END_S}
+        for curve in curves:
+            out["phrases"][curve["label"]] = {"curve": curve, "points": [operating_point(curve, t) for t in self.targets]}
+        out["mean_frr"] = {str(t): float(np.mean([p["points"][i]["frr"] for p in out["phrases"].values()]))
+                           for i, t in enumerate(self.targets)}
+        return out
+
+
+@dataclass
+class StreamSources:
+    """The files ``Streams.sources`` found: phrases, positives by phrase, negatives, left-out counts, noise."""
+
+    phrases: list[str]
+    positive: dict
+    negative: list
+    left_out: dict
+    noise: list
+
+
+def evaluate_detector(spotter, streams: Streams, log: Callable[[str], None] = lambda m: None) -> dict:
+    """Stream positives and negatives through ``spotter``; return the DET curves and operating points.
+
+    Args:
+        spotter: a :class:`~hearkit.classify.KeywordSpotter` (its hop, smoothing and refractory
+            period are the ones judged; its thresholds are swept).
+        streams: what to stream and the false-alarm rates to report (``Streams``).
         log: progress callable (Default: silent).
 
     Returns:
         ``{"phrases": {label: {"curve": ..., "points": [...]}}, "mean_frr": {target: ...}, ...}``.
     """
     labels = list(spotter.labels)
-    phrases, pos_files, neg_files, left_out, noise_files = stream_sources(labels, positives, negatives, noise)
+    src = streams.sources(labels)
     sr = spotter.sample_rate
-    log(f"eval: {sum(map(len, pos_files.values()))} positives ({', '.join(f'{k} {len(v)}' for k, v in pos_files.items())}), "
-        f"{len(neg_files)} negative files ({sum(left_out.values())} left out: transcript holds a phrase)")
-    pos = record_stream(spotter, positive_stream(pos_files, sr, noise_files, snr_db, seed))
+    log(f"eval: {sum(map(len, src.positive.values()))} positives ({', '.join(f'{k} {len(v)}' for k, v in src.positive.items())}), "
+        f"{len(src.negative)} negative files ({sum(src.left_out.values())} left out: transcript holds a phrase)")
+    pos = record_stream(spotter, streams.positive_stream(src, sr))
     log(f"eval: positive stream {pos.seconds / 60:.1f} min scored")
-    neg = record_stream(spotter, negative_stream(neg_files, sr))
-    neg.left_out = left_out
+    neg = record_stream(spotter, negative_stream(src.negative, sr))
+    neg.left_out = src.left_out
     log(f"eval: negative stream {neg.seconds / 3600:.2f} h scored")
     refractory = spotter.logic.refractory_seconds
-    curves = [det_curve(pos, neg, labels.index(name), name, refractory) for name in phrases if pos_files.get(name)]
-    return detector_report(curves, targets, pos.seconds, neg.seconds, len(neg_files), left_out,
-                           snr_db if noise_files else None, hop_seconds=spotter.hop_samples / sr,
-                           smoothing=spotter.logic.smoothing, refractory_seconds=refractory)
-
-
-def stream_sources(labels: Sequence[str], positives, negatives, noise) -> tuple[list[str], dict, list, dict, list]:
-    """(phrases, positive files by phrase, negative files, left-out counts, noise files) of an evaluation."""
-    phrases = [lab for lab in labels if not (lab.startswith("_") and lab.endswith("_"))]
-    pos_files = positive_files(positives, phrases)
-    neg_files, left_out = negative_files(negatives, phrases)
-    noise_files = [p for d in noise for p in audio_files(Path(d))]
-    if noise and not noise_files:
-        raise ConfigError(f"--noise {', '.join(map(str, noise))}: no audio files")
-    return phrases, pos_files, neg_files, left_out, noise_files
-
-
-def detector_report(curves: Sequence[dict], targets: Sequence[float], positive_seconds: float, negative_seconds: float,
-                    negative_files: int, left_out: dict, snr_db: float | None, **settings) -> dict:
-    """The report of ``evaluate_detector`` from its curves: operating points per phrase, the mean, the streams."""
-    out: dict = {"phrases": {}, "negative_hours": negative_seconds / 3600, "positive_hours": positive_seconds / 3600,
-                 "negative_files": negative_files, "left_out": left_out, "snr_db": snr_db, **settings,
-                 "hit_after_end_seconds": HIT_AFTER_END_S}
-    for curve in curves:
-        out["phrases"][curve["label"]] = {"curve": curve, "points": [operating_point(curve, t) for t in targets]}
-    out["mean_frr"] = {str(t): float(np.mean([p["points"][i]["frr"] for p in out["phrases"].values()]))
-                       for i, t in enumerate(targets)}
-    return out
+    curves = [det_curve(pos, neg, labels.index(name), name, refractory) for name in src.phrases if src.positive.get(name)]
+    return streams.report(curves, src, pos.seconds, neg.seconds, hop_seconds=spotter.hop_samples / sr,
+                          smoothing=spotter.logic.smoothing, refractory_seconds=refractory)
 
 
 def duration_text(hours: float) -> str:
@@ -497,6 +521,18 @@ def streamed_text(report: dict) -> str:
     "7.8 min streamed (5.1 min of negatives + 2.7 min of positives)"."""
     neg, pos = report["negative_hours"], report["positive_hours"]
     return f"{duration_text(neg + pos)} streamed ({duration_text(neg)} of negatives + {duration_text(pos)} of positives)"
+
+
+def det_axes(ax, report: dict, title: str, legend_size: int = 8) -> None:
+    """A DET plot's axes: log FA/h over what was streamed, the target guide lines, misses in %, legend, title."""
+    ax.set_xscale("log")
+    draw_fa_targets(ax)
+    ax.set_xlabel(f"false alarms per hour (FA/h), over {streamed_text(report)}", fontsize=8)
+    ax.set_ylabel("false-reject rate (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=legend_size)
+    ax.set_title(title, fontsize=9)
 
 
 def draw_fa_targets(ax, targets: Sequence[float] = FA_TARGETS) -> None:
@@ -537,14 +573,7 @@ def plot_det(report: dict, path: str | os.PathLike, title: str = "") -> Path:
         # the zero-false-alarm end drawn at half the smallest measurable rate (log axis)
         floor = 0.5 / c["hours"]
         ax.step(np.maximum(fah, floor), 100 * frr, where="post", label=f"{name} ({c['utterances']} utterances)")
-    ax.set_xscale("log")
-    draw_fa_targets(ax)
-    ax.set_xlabel(f"false alarms per hour (FA/h), over {streamed_text(report)}", fontsize=8)
-    ax.set_ylabel("false-reject rate (%)")
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    ax.set_title(title or "DET: misses against false alarms per hour", fontsize=9)
+    det_axes(ax, report, title or "DET: misses against false alarms per hour", legend_size=8)
     fig.tight_layout()
     path = Path(path)
     save_figure(fig, path, dpi=120)  # atomic: a full disk leaves no half PNG

@@ -27,7 +27,6 @@ Torch-free; ``pyopen_wakeword`` is imported inside the functions that run it.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,19 +36,16 @@ import numpy as np
 from hearkit.classify import DEFAULT_REFRACTORY
 from hearkit.errors import ConfigError, require
 from hearkit.evaluate.detector import (
-    FA_TARGETS,
     HIT_AFTER_END_S,
     N_THRESHOLDS,
+    Streams,
     Utterance,
     build_curve,
     cpu_timed,
     detections,
-    detector_report,
+    feed_stream,
     match,
     negative_stream,
-    positive_stream,
-    stream_blocks,
-    stream_sources,
     words,
 )
 
@@ -294,13 +290,7 @@ def _dist_version() -> str | None:
 
 def spot_stream(spotter: OfficialSpotter, blocks: Iterable) -> ScoreStream:
     """Feed a stream (blocks, or (block, utterance) pairs as ``positive_stream`` yields) through openWakeWord."""
-    spotter.reset()
-    utts: list[Utterance] = []
-    n = 0
-    for block in stream_blocks(blocks, utts):
-        spotter.accept_waveform(block)
-        n += 1
-    seconds = spotter.samples_seen / SAMPLE_RATE
+    utts, n, seconds = feed_stream(spotter, blocks, SAMPLE_RATE)
     times, scores = spotter.finish()
     return ScoreStream(times, scores, seconds, utts, files=n, cpu_seconds=spotter.cpu_seconds)
 
@@ -350,12 +340,7 @@ def score_curve(pos: ScoreStream, neg: ScoreStream, name: str, refractory: float
 
 def evaluate_openwakeword(
     phrases: Sequence[str],
-    positives: Sequence[str | os.PathLike],
-    negatives: Sequence[str | os.PathLike],
-    noise: Sequence[str | os.PathLike] = (),
-    snr_db: float | None = None,
-    targets: Sequence[float] = FA_TARGETS,
-    seed: int = 0,
+    streams: Streams,
     refractory: float = DEFAULT_REFRACTORY,
     log: Callable[[str], None] = lambda m: None,
 ) -> dict:
@@ -365,8 +350,7 @@ def evaluate_openwakeword(
         phrases: labels of the hearkit model (``hey_jarvis`` is openWakeWord's ``hey_jarvis``);
             background labels are left out, phrases without an official model are skipped (their
             positives stay in the stream, as in hearkit's, and count as false alarms where it fires).
-        positives, negatives, noise, snr_db, targets, seed: as for
-            :func:`~hearkit.evaluate.detector.evaluate_detector`; the same seed gives the same streams.
+        streams: what to stream, as for :func:`~hearkit.evaluate.detector.evaluate_detector`.
         refractory: seconds after a detection during which the phrase cannot fire again
             (Default: hearkit's spotter default, 1 s).
         log: progress callable (Default: silent).
@@ -387,21 +371,20 @@ def evaluate_openwakeword(
         return {**base, "phrases": {}, "mean_frr": {}, "cpu_seconds": 0.0, "cpu_seconds_per_hour": None}
     # every phrase's positives and left-out negatives, as hearkit's streams hold them: another phrase's
     # utterance is a place where openWakeWord may fire falsely
-    labels, pos_files, neg_files, left_out, noise_files = stream_sources(list(phrases), positives, negatives, noise)
+    src = streams.sources(list(phrases))
     spotter = OfficialSpotter(models)
     try:
-        pos = spot_stream(spotter, positive_stream(pos_files, SAMPLE_RATE, noise_files, snr_db, seed))
+        pos = spot_stream(spotter, streams.positive_stream(src, SAMPLE_RATE))
         log(f"openwakeword: positive stream {pos.seconds / 60:.1f} min scored ({pos.cpu_seconds:.0f} CPU s)")
-        neg = spot_stream(spotter, negative_stream(neg_files, SAMPLE_RATE))
+        neg = spot_stream(spotter, negative_stream(src.negative, SAMPLE_RATE))
         log(f"openwakeword: negative stream {neg.seconds / 3600:.2f} h scored ({neg.cpu_seconds:.0f} CPU s)")
     finally:
         spotter.close()
     cpu = pos.cpu_seconds + neg.cpu_seconds
     hours = (pos.seconds + neg.seconds) / 3600
-    curves = [score_curve(pos, neg, name, refractory) for name in labels if name in models and pos_files.get(name)]
+    curves = [score_curve(pos, neg, name, refractory) for name in src.phrases if name in models and src.positive.get(name)]
     return {**base, "version": spotter.version,
-            **detector_report(curves, targets, pos.seconds, neg.seconds, len(neg_files), left_out,
-                              snr_db if noise_files else None, hop_seconds=OfficialSpotter.hop_seconds),
+            **streams.report(curves, src, pos.seconds, neg.seconds, hop_seconds=OfficialSpotter.hop_seconds),
             "cpu_seconds": cpu, "cpu_seconds_per_hour": cpu / max(hours, 1e-12)}
 
 

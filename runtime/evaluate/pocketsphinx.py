@@ -47,19 +47,15 @@ from pathlib import Path
 import numpy as np
 
 from hearkit.evaluate.detector import (
-    FA_TARGETS,
+    Streams,
     Utterance,
     build_curve,
     cpu_timed,
-    detector_report,
-    draw_fa_targets,
+    det_axes,
     envelope,
+    feed_stream,
     match,
     negative_stream,
-    positive_stream,
-    stream_blocks,
-    stream_sources,
-    streamed_text,
     words,
 )
 from hearkit.errors import ConfigError, require
@@ -235,13 +231,7 @@ class KeyphraseSpotter:
 
 def spot_stream(spotter: KeyphraseSpotter, blocks: Iterable) -> PeerStream:
     """Feed a stream (blocks, or (block, utterance) pairs as ``positive_stream`` yields) through PocketSphinx."""
-    spotter.reset()
-    utts: list[Utterance] = []
-    n = 0
-    for block in stream_blocks(blocks, utts):
-        spotter.accept_waveform(block)
-        n += 1
-    seconds = spotter.samples_seen / SAMPLE_RATE
+    utts, n, seconds = feed_stream(spotter, blocks, SAMPLE_RATE)
     dets = spotter.finish()
     return PeerStream(dets, seconds, utts, files=n, cpu_seconds=spotter.cpu_seconds)
 
@@ -274,12 +264,7 @@ def peer_curve(pos: PeerStream, neg: PeerStream, name: str, logbase: float = 1.0
 
 def evaluate_pocketsphinx(
     phrases: Sequence[str],
-    positives: Sequence[str | os.PathLike],
-    negatives: Sequence[str | os.PathLike],
-    noise: Sequence[str | os.PathLike] = (),
-    snr_db: float | None = None,
-    targets: Sequence[float] = FA_TARGETS,
-    seed: int = 0,
+    streams: Streams,
     kws_threshold: float = PERMISSIVE_THRESHOLD,
     log: Callable[[str], None] = lambda m: None,
 ) -> dict:
@@ -287,8 +272,7 @@ def evaluate_pocketsphinx(
 
     Args:
         phrases: labels to spot (``hey_computer`` spots "hey computer"); background labels are skipped.
-        positives, negatives, noise, snr_db, targets, seed: as for
-            :func:`~hearkit.evaluate.detector.evaluate_detector`; the same seed gives the same streams.
+        streams: what to stream, as for :func:`~hearkit.evaluate.detector.evaluate_detector`.
         kws_threshold: the one decode's threshold; the curve covers it and everything stricter
             (Default: ``PERMISSIVE_THRESHOLD``).
         log: progress callable (Default: silent).
@@ -298,18 +282,16 @@ def evaluate_pocketsphinx(
         hours, ``left_out``), with ``engine``, ``kws_threshold``, ``threshold_unit``,
         ``cpu_seconds`` and ``cpu_seconds_per_hour`` (of audio streamed) added.
     """
-    labels, pos_files, neg_files, left_out, noise_files = stream_sources(phrases, positives, negatives, noise)
-    spotter = KeyphraseSpotter(labels, kws_threshold=kws_threshold)
-    pos = spot_stream(spotter, positive_stream(pos_files, SAMPLE_RATE, noise_files, snr_db, seed))
+    src = streams.sources(phrases)
+    spotter = KeyphraseSpotter(src.phrases, kws_threshold=kws_threshold)
+    pos = spot_stream(spotter, streams.positive_stream(src, SAMPLE_RATE))
     log(f"pocketsphinx: positive stream {pos.seconds / 60:.1f} min decoded ({pos.cpu_seconds:.0f} CPU s)")
-    neg = spot_stream(spotter, negative_stream(neg_files, SAMPLE_RATE))
+    neg = spot_stream(spotter, negative_stream(src.negative, SAMPLE_RATE))
     log(f"pocketsphinx: negative stream {neg.seconds / 3600:.2f} h decoded ({neg.cpu_seconds:.0f} CPU s)")
     cpu = pos.cpu_seconds + neg.cpu_seconds
     hours = (pos.seconds + neg.seconds) / 3600
-    curves = [peer_curve(pos, neg, name, spotter.logbase) for name in labels if pos_files.get(name)]
-    return {"engine": "pocketsphinx",
-            **detector_report(curves, targets, pos.seconds, neg.seconds, len(neg_files), left_out,
-                              snr_db if noise_files else None),
+    curves = [peer_curve(pos, neg, name, spotter.logbase) for name in src.phrases if src.positive.get(name)]
+    return {"engine": "pocketsphinx", **streams.report(curves, src, pos.seconds, neg.seconds),
             "kws_threshold": kws_threshold, "threshold_unit": THRESHOLD_UNIT,
             "cpu_seconds": cpu, "cpu_seconds_per_hour": cpu / max(hours, 1e-12)}
 
@@ -344,12 +326,7 @@ class _TimedSpotter:
 
 def compare_engines(
     spotter,
-    positives: Sequence[str | os.PathLike],
-    negatives: Sequence[str | os.PathLike],
-    noise: Sequence[str | os.PathLike] = (),
-    snr_db: float | None = None,
-    targets: Sequence[float] = FA_TARGETS,
-    seed: int = 0,
+    streams: Streams,
     pocketsphinx: bool = True,
     kws_threshold: float = PERMISSIVE_THRESHOLD,
     log: Callable[[str], None] = lambda m: None,
@@ -360,7 +337,7 @@ def compare_engines(
     Args:
         spotter: a :class:`~hearkit.classify.KeywordSpotter`; its phrases (non-background labels)
             are PocketSphinx's too.
-        positives, negatives, noise, snr_db, targets, seed: as for ``evaluate_detector``.
+        streams: what to stream, as for ``evaluate_detector``: every engine gets the same streams.
         pocketsphinx: also run PocketSphinx (Default: True).
         kws_threshold: PocketSphinx's decode threshold (Default: ``PERMISSIVE_THRESHOLD``).
         log: progress callable (Default: silent).
@@ -375,20 +352,17 @@ def compare_engines(
     from hearkit.evaluate.detector import evaluate_detector
 
     timed = _TimedSpotter(spotter)
-    rep = evaluate_detector(timed, positives, negatives, noise=noise, snr_db=snr_db, targets=targets, seed=seed, log=log)
+    rep = evaluate_detector(timed, streams, log=log)
     hours = rep["negative_hours"] + rep["positive_hours"]
     rep.update({"engine": "hearkit", "cpu_seconds": timed.cpu_seconds,
                 "cpu_seconds_per_hour": timed.cpu_seconds / max(hours, 1e-12)})
     out = {"hearkit": rep}
     if pocketsphinx:
-        out["pocketsphinx"] = evaluate_pocketsphinx(list(spotter.labels), positives, negatives, noise=noise,
-                                                    snr_db=snr_db, targets=targets, seed=seed,
-                                                    kws_threshold=kws_threshold, log=log)
+        out["pocketsphinx"] = evaluate_pocketsphinx(list(spotter.labels), streams, kws_threshold=kws_threshold, log=log)
     if openwakeword:
         from hearkit.evaluate.openwakeword import evaluate_openwakeword
 
-        rep = evaluate_openwakeword(list(spotter.labels), positives, negatives, noise=noise, snr_db=snr_db,
-                                    targets=targets, seed=seed, log=log)
+        rep = evaluate_openwakeword(list(spotter.labels), streams, log=log)
         if rep["phrases"]:
             out["openwakeword"] = rep
     return out
@@ -463,14 +437,7 @@ def plot_det_engines(reports: dict[str, dict], path: str | os.PathLike, title: s
                     color=colours[phrases.index(name) % len(colours)],
                     label=f"{engine}: {name} ({c['utterances']})")
     first = next(iter(reports.values()))
-    ax.set_xscale("log")
-    draw_fa_targets(ax)
-    ax.set_xlabel(f"false alarms per hour (FA/h), over {streamed_text(first)}", fontsize=8)
-    ax.set_ylabel("false-reject rate (%)")
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
-    ax.set_title(title or "DET: " + " vs ".join(reports), fontsize=9)
+    det_axes(ax, first, title or "DET: " + " vs ".join(reports), legend_size=7)
     fig.tight_layout()
     path = Path(path)
     save_figure(fig, path, dpi=120)  # atomic: a full disk leaves no half PNG

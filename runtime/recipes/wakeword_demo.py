@@ -240,7 +240,7 @@ def run_wakeword_demo(cfg: WakewordDemoConfig = WakewordDemoConfig()) -> dict:
     from hearkit.classify import KeywordSpotter
     from hearkit.plots.detection import plot_timeline
     from hearkit.errors import ConfigError
-    from hearkit.evaluate.detector import evaluate_detector, plot_det, streamed_text
+    from hearkit.evaluate.detector import Streams, evaluate_detector, plot_det, streamed_text
     from hearkit.export.thresholds import calibrate
     from hearkit.export.exporter import export_classifier
     from hearkit.recipes.voices import random_voices
@@ -298,8 +298,9 @@ def run_wakeword_demo(cfg: WakewordDemoConfig = WakewordDemoConfig()) -> dict:
     calibrated = cal.get(int8, next(iter(cal.values())))["thresholds"][label]
     _say("[demo] drawing the DET curve")
     spotter = KeywordSpotter(export)
-    report = evaluate_detector(spotter, [str(test / "positives")], [str(test / "negatives")],
-                               noise=[str(data / "_background_noise_")], snr_db=10.0, seed=cfg.seed, log=_say)
+    streams = Streams([str(test / "positives")], [str(test / "negatives")], noise=[str(data / "_background_noise_")],
+                      snr_db=10.0, seed=cfg.seed)
+    report = evaluate_detector(spotter, streams, log=_say)
     plot_det(report, out / "det.png", title=f"{cfg.phrase!r} (synthetic, unseen speakers, 10 dB SNR)")
     times["calibrate_eval"] = time.perf_counter() - t0
 
