@@ -135,13 +135,15 @@ def greedy_text(log_probs: np.ndarray, vocab, blank: int) -> str:
 
 
 def _run_config(checkpoint: Path | str) -> dict:
-    """The run folder's config.json beside a checkpoint (written by ``hearkit train ctc``), or {}."""
+    """The options in the run folder's config.json beside a checkpoint (written by ``hearkit train ctc``:
+    under ``train``; a run folder from before the trainers shared one shape has them at the top), or {}."""
     p = Path(checkpoint).parent / "config.json"
     if p.is_file():
         try:
-            return json.loads(p.read_text())
+            c = json.loads(p.read_text())
         except json.JSONDecodeError:
             return {}
+        return c.get("train") or c
     return {}
 
 

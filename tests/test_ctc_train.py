@@ -544,3 +544,17 @@ def test_resumed_run_equals_the_uninterrupted_one(tmp_path, tonegen):
     hist = [json.loads(x) for x in (tmp_path / "resumed" / "history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in hist] == [1, 2]
     assert hist[1]["val_wer"] == json.loads((tmp_path / "through" / "history.jsonl").read_text().splitlines()[1])["val_wer"]
+
+
+def test_export_reads_the_training_manifest_from_either_config_json_shape(tmp_path):
+    """A checkpoint without train_config falls back on config.json: the options under `train` (today's), or at the
+    top (run folders from before the two trainers shared one shape)."""
+    from hearkit.export.ctc import _train_manifest
+
+    ckpt = tmp_path / "best.pt"
+    (tmp_path / "config.json").write_text(json.dumps({"task": "ctc", "train": {"train_manifest": "/data/new.jsonl"}}))
+    assert _train_manifest(ckpt) == "/data/new.jsonl"
+    (tmp_path / "config.json").write_text(json.dumps({"train_manifest": "/data/old.jsonl"}))
+    assert _train_manifest(ckpt) == "/data/old.jsonl"
+    (tmp_path / "config.json").unlink()
+    assert _train_manifest(ckpt) is None
