@@ -5,7 +5,7 @@ can load it without executing pickled code):
 
     {
       "format": "hearkit-checkpoint", "version": 1,
-      "task": "classify" | "ctc",
+      "task": "classify" | "ctc" | "distill",
       "model": {"name": "dscnn-s", **hyper_parameters},   # rebuilds the network
       "frontend": FrontendConfig.to_dict(),
       "labels": [...]            (classify)   | "vocab": [...], "blank": 0 (ctc),

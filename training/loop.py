@@ -344,6 +344,7 @@ def fit(
     dist: Dist,
     progress: TrainProgress,
     checkpoint_every: int = 0,
+    stop: Callable[[], bool] | None = None,
 ) -> LoopState:
     """Run epochs ``state.epoch`` .. ``epochs - 1``, from step ``state.step_in_epoch`` of the first.
 
@@ -363,6 +364,8 @@ def fit(
         progress: the step display.
         checkpoint_every: also call ``save_last`` every this many steps inside an epoch
             (0: at epoch ends only).
+        stop: ``() -> bool``, rank 0, after ``end_epoch``: end the run here (early stopping);
+            every rank follows rank 0's answer (Default: None = run every epoch).
     """
     for epoch in range(state.epoch, epochs):
         started = time.time()
@@ -382,8 +385,19 @@ def fit(
         if dist.main:
             end_epoch(epoch, started)
         dist.barrier()
+        if stop is not None and _broadcast_flag(dist, dist.main and stop()):
+            break
     progress.close()
     return state
+
+
+def _broadcast_flag(dist: Dist, flag: bool) -> bool:
+    """Rank 0's ``flag`` on every rank."""
+    if dist.world == 1:
+        return bool(flag)
+    t = torch.tensor([int(flag)])
+    torch.distributed.broadcast(t, 0)
+    return bool(t.item())
 
 
 # -- the trainer skeleton ------------------------------------------------------------------
@@ -411,6 +425,7 @@ class Trainer:
       the epoch's checkpoint; ``better(metrics, best)`` says whether they beat the best so far.
     - ``epoch_line(row, improved)``: the line a person reads after each epoch.
     - ``after_epoch(epoch, ckpt, improved)``, ``finish()``: more files (rank 0).
+    - ``stop_early()``: rank 0, after each epoch: end the run now (Default: never).
 
     The skeleton seeds Python's and torch's generators with the config's ``seed`` before
     ``build``, and gives ``loss`` the augmentation generator ``gen`` (``stream_seed``), the
@@ -471,6 +486,9 @@ class Trainer:
     def after_epoch(self, epoch: int, ckpt: dict, improved: bool) -> None:
         pass
 
+    def stop_early(self) -> bool:
+        return False
+
     def finish(self) -> None:
         pass
 
@@ -515,7 +533,7 @@ class Trainer:
         progress = TrainProgress(self.show, cfg.epochs, self.total_steps, self.state.step)
         fit(self.state, cfg.epochs, self.batches, self._step, self._end_epoch,
             lambda: save_checkpoint(self.checkpoint(self.last_metrics), self.out / LAST), dist, progress,
-            cfg.checkpoint_every)
+            cfg.checkpoint_every, self.stop_early)
         dist.close()
         if dist.main:
             self.finish()

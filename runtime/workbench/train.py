@@ -13,9 +13,11 @@ from hearkit.cli import LazyGroup
 SUBCOMMANDS: dict[str, str] = {
     "classify": "hearkit.workbench.train_classify:classify",
     "ctc": "hearkit.workbench.train_ctc:ctc",
+    "distill": "hearkit.workbench.train_distill:distill",
 }
 
 
 @click.group(cls=LazyGroup, lazy_commands=SUBCOMMANDS)
 def train():
-    """Train a model (needs hearkit[train]): `classify` for keywords and sounds, `ctc` for speech."""
+    """Train a model (needs hearkit[train]): `classify` for keywords and sounds, `ctc` for speech, `distill` for a
+    compact student of the speech embedding."""
