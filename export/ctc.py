@@ -39,6 +39,7 @@ from hearkit import artifacts
 from hearkit.errors import ConfigError, ModelError, check_finite
 from hearkit.export.task import Calibration, CliOption, Evaluation, Quantizer, Task, check_checkpoint
 from hearkit.frontend import FrontendConfig
+from hearkit.tasks import get_task
 
 OUTPUT = "log_probs"
 CHECK_SECONDS = (0.5, 3.7, 30.0)  # lengths every CTC graph is checked at (30 s catches baked-in lengths)
@@ -47,7 +48,7 @@ FP32_CHECK_ATOL = 2e-3  # log-probs of confident frames reach -40; float32 error
 # training utterances used to calibrate static quantization: what `hearkit export` has always
 # used (its --calibration-clips default), with which docs/recipes measured the int8 figures
 CALIBRATION_UTTERANCES = 300
-CALIBRATION_SECONDS = 3.0  # calibration utterances are cut into windows of this length (one array shape)
+CALIBRATION_SECONDS = get_task("ctc").calibration_seconds  # utterances are cut into windows this long (one array shape)
 OPSET_TORCHSCRIPT = 17  # TorchScript exporter opset for the RNN model
 EXAMPLE_FRAMES = 300    # frames of the example input the network is exported with (3 s)
 RNN_INT8_OPS = ["LSTM", "MatMul", "Gemm"]  # what the RNN's dynamic int8 quantizes
@@ -114,17 +115,12 @@ def quantize_rnn_dynamic(model_path, out_path):
 def calibration_windows(manifest, sample_rate: int, utterances: int = CALIBRATION_UTTERANCES,
                         seconds: float = CALIBRATION_SECONDS) -> tuple[np.ndarray, int]:
     """(n, seconds * rate) float32 windows cut from ``utterances`` training utterances spread over the manifest."""
-    from hearkit.audio import load_audio
+    from hearkit.audio import load_stream_windows
     from hearkit.manifest import read_dataset
 
     m = read_dataset(manifest)
     pick = np.unique(np.linspace(0, len(m) - 1, min(utterances, len(m))).round().astype(int))
-    audio = np.concatenate([load_audio(m.utterances[i].audio, sample_rate)[0] for i in pick])
-    n = int(seconds * sample_rate)
-    k = max(1, len(audio) // n)
-    if len(audio) < n:
-        audio = np.pad(audio, (0, n - len(audio)))
-    return audio[: k * n].reshape(k, n).astype(np.float32), len(pick)
+    return load_stream_windows([m.utterances[i].audio for i in pick], sample_rate, int(seconds * sample_rate)), len(pick)
 
 
 def greedy_text(log_probs: np.ndarray, vocab, blank: int) -> str:

@@ -141,11 +141,14 @@ def _train_split(root: Path) -> list[Path]:
 
 
 def calibration_waveforms(info: ModelInfo, files: list[Path]) -> np.ndarray:
-    """(n, samples) float32 windows: the model's window for classifiers, fixed chunks for CTC."""
-    from hearkit.audio import load_centre_windows
+    """(n, samples) float32 windows: each file's centre in the model's window (classifiers), or the files back to
+    back in the task's calibration windows (CTC), as the export calibrated it."""
+    from hearkit.audio import load_centre_windows, load_stream_windows
 
     sr = info.frontend.sample_rate
-    return load_centre_windows(files, sr, int(info.window_samples or round(get_task(info.task).calibration_seconds * sr)))
+    task = get_task(info.task)
+    window = int(info.window_samples or round(task.calibration_seconds * sr))
+    return (load_stream_windows if task.calibration_stream else load_centre_windows)(files, sr, window)
 
 
 def _calibration_source(export_dir: Path, data) -> str:

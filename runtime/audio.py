@@ -581,6 +581,18 @@ def snr_gain(signal_power, noise_power, snr_db):
     return np.sqrt(signal_power / (noise_power * 10 ** (snr_db / 10)))
 
 
+def load_stream_windows(paths, sample_rate: int, window_samples: int) -> np.ndarray:
+    """(n, window_samples) float32: the files back to back, cut into consecutive windows (the last
+    partial one dropped; audio shorter than one window is padded with zeros to one). The calibration
+    windows of a model that takes audio of any length (CTC): every utterance's sound counts, not
+    only a centre."""
+    audio = np.concatenate([load_audio(p, sample_rate)[0] for p in paths])
+    if len(audio) < window_samples:
+        audio = np.pad(audio, (0, window_samples - len(audio)))
+    k = len(audio) // window_samples
+    return audio[: k * window_samples].reshape(k, window_samples).astype(np.float32)
+
+
 def load_centre_windows(paths, sample_rate: int, window_samples: int) -> np.ndarray:
     """(n, window_samples) float32: each file's centre window (resampled, padded or cropped as
     :func:`fit_window` does), read without the rest of the file; an unreadable file fails loudly."""

@@ -60,6 +60,8 @@ class RuntimeTask:
         eval_options: ``hearkit eval`` options that only this task reads.
         calibration_seconds: length of a calibration clip when the model has no window
             (Default: None, the model's window).
+        calibration_stream: calibration clips are the files back to back, cut into windows
+            (``hearkit.audio.load_stream_windows``), not each file's centre (Default: False).
         spots_keywords: the model can run as a streaming keyword spotter.
     """
 
@@ -72,6 +74,7 @@ class RuntimeTask:
     run_instead: str = ""
     eval_options: tuple[str, ...] = ()
     calibration_seconds: float | None = None
+    calibration_stream: bool = False
     spots_keywords: bool = False
 
 
@@ -139,7 +142,7 @@ TASKS: dict[str, RuntimeTask] = {t.name: t for t in (
                 c_header=_classify_header, run_files=_classify_files, spots_keywords=True),
     RuntimeTask("ctc", runner=_transcriber, evaluator=_eval_ctc, report_lines=_ctc_report, c_header=_ctc_header,
                 run_instead="`hearkit transcribe MODEL AUDIO`", eval_options=("beam", "lexicon", "lm"),
-                calibration_seconds=4.0),
+                calibration_seconds=3.0, calibration_stream=True),
 )}
 assert set(TASKS) < set(METADATA_TASKS), "every runtime task is a task the metadata schema knows"
 

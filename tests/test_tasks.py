@@ -67,3 +67,32 @@ def test_shared_flags_are_one_option_whose_help_names_each_task_and_default():
     assert "ctc: max |fp32 log-probs - torch log-probs| (default: 0.005)" in merged["--fp32-atol"]
     assert "(default: 1)" in merged["--quant-max-drop"] and "(default: 0.5)" in merged["--quant-max-drop"]  # points
     assert merged["--quant-agreement"].startswith("classify:") and "ctc:" not in merged["--quant-agreement"]
+
+
+def test_ctc_calibration_windows_are_cut_one_way_by_export_and_package(tmp_path):
+    """export's CTC calibration and package's re-quantization take the same windows: the utterances back to
+    back in the task's 3-s windows (package once took each file's centre 4 s)."""
+    pytest.importorskip("onnx", reason="export needs hearkit[train]")
+    import json
+    from types import SimpleNamespace
+
+    import numpy as np
+    import soundfile as sf
+
+    from hearkit.audio import load_stream_windows
+    from hearkit.export.ctc import calibration_windows
+    from hearkit.export.package import calibration_waveforms
+
+    rng = np.random.default_rng(0)
+    files = []
+    for i, seconds in enumerate((2.5, 1.0, 4.0)):
+        files.append(tmp_path / f"u{i}.wav")
+        sf.write(files[-1], (0.1 * rng.standard_normal(int(seconds * 16000))).astype(np.float32), 16000, subtype="FLOAT")
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps({"audio_filepath": str(f), "duration": 1.0, "text": "a"}) + "\n"
+                                             for f in files))
+    exported, n = calibration_windows(tmp_path / "m.jsonl", 16000)
+    packaged = calibration_waveforms(SimpleNamespace(task="ctc", window_samples=None,
+                                                     frontend=SimpleNamespace(sample_rate=16000)), files)
+    assert n == 3 and exported.shape == (2, 48000)  # 7.5 s: two whole 3-s windows, the last half window dropped
+    np.testing.assert_array_equal(exported, packaged)  # exactly: the same reads, the same cut
+    assert load_stream_windows(files[1:2], 16000, 48000).shape == (1, 48000)  # 1 s padded to one window
