@@ -407,6 +407,8 @@ def _plot(history: list[dict], path: Path) -> None:
     ax[1].plot(ep, [h["train_cosine"] for h in history], label="training (augmented)")
     ax[1].plot(ep, [h["val_cosine"] for h in history], label="held-out")
     ax[1].axhline(history[-1]["val_mean_vector_cosine"], color="0.5", ls=":", label="the mean vector (floor)")
+    best = max(history, key=lambda h: h["val_cosine"])
+    ax[1].axvline(best["epoch"], color="C1", ls="--", lw=0.8, label=f"best.pt: epoch {best['epoch']}, {best['val_cosine']:.4f}")
     ax[1].set(xlabel="epoch", ylabel="cosine to the teacher", title="student vs teacher")
     ax[1].legend(fontsize=7)
     fig.tight_layout()
