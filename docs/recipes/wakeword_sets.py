@@ -2,6 +2,7 @@
 
     python docs/recipes/wakeword_sets.py heldout heldout.jsonl     # negatives training never saw, 0.63 h
     python docs/recipes/wakeword_sets.py real50 ww-real            # ww-real/real50 (training), ww-real/pos (evaluation)
+    python docs/recipes/wakeword_sets.py distill distill data/ww-e # distill/audio.jsonl, distill/val.jsonl
 
 ``heldout``: Speech Commands' and FSDD's validation clips, UrbanSound8K fold 2 and ljspeech_amateur,
 as a manifest with each clip's transcript (the evaluation leaves out those saying a phrase).
@@ -11,11 +12,19 @@ as a manifest with each clip's transcript (the evaluation leaves out those sayin
 recordings taken in turn up to 50, as symbolic links in ``real50/<phrase>/``. ``pos/`` links every
 other real recording of the phrases, none by those speakers, in the layout ``hearkit eval
 --positives`` reads (``pos/sc``, ``pos/fsdd``).
+
+``distill``: the audio of ``hearkit train distill`` with none of the evaluation's audio in it.
+``audio.jsonl``: a wake-word set's synthetic clips (its real windows, named ``real*``, are left
+out: they were cut from every training speaker's recordings), Speech Commands' training clips of
+90 % of its training speakers (by a hash of the speaker), FSDD's training speakers, UrbanSound8K
+fold 1 and yesno, all without "yes", "stop" and "seven" (the evaluation's positives).
+``val.jsonl``: the other 10 % of the Speech Commands training speakers, the same words left out.
 """
 
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 import os
 import sys
@@ -83,7 +92,32 @@ def real50(out: Path) -> None:
     print(json.dumps(summary, indent=1))
 
 
+def distill(out: Path, wakeword_set: Path) -> None:
+    sc_val = set((D / "speech_commands/validation_list.txt").read_text().split())
+    fs_val = set((D / "fsdd/validation_list.txt").read_text().split())
+    audio = [p for p in sorted(wakeword_set.glob("*/*.flac")) if not p.name.startswith("real")]
+    val = []
+    for p in sorted((D / "speech_commands").glob("*/*.flac")):
+        label = p.parent.name
+        if f"{label}/{p.name}" in sc_val or label in PHRASES or label == "_silence_" or p.name.startswith("seven_"):
+            continue
+        speaker = p.stem.split("_nohash_")[0].split("_")[-1]
+        (val if int(hashlib.sha1(speaker.encode()).hexdigest(), 16) % 10 == 0 else audio).append(p)
+    audio += [p for p in sorted((D / "fsdd").glob("*/*.flac"))
+              if f"{p.parent.name}/{p.name}" not in fs_val and p.parent.name != "seven"]
+    audio += sorted((D / "urbansound8k/fold1").glob("*.flac")) + sorted((D / "yesno").glob("*.flac"))
+    out.mkdir(parents=True, exist_ok=True)
+    for name, files in (("audio.jsonl", audio), ("val.jsonl", val)):
+        (out / name).write_text("".join(json.dumps({"audio_filepath": str(p), "duration": sf.info(p).duration, "text": ""})
+                                        + "\n" for p in files))
+    print(f"{out}: {len(audio)} training files, {len(val)} held-out files")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("heldout", "real50"):
-        sys.exit("usage: wakeword_sets.py heldout OUT.jsonl | real50 OUT_DIR")
-    (heldout if sys.argv[1] == "heldout" else real50)(Path(sys.argv[2]))
+    usage = "usage: wakeword_sets.py heldout OUT.jsonl | real50 OUT_DIR | distill OUT_DIR WAKEWORD_SET"
+    if len(sys.argv) < 3 or sys.argv[1] not in ("heldout", "real50", "distill") or (sys.argv[1] == "distill") != (len(sys.argv) == 4):
+        sys.exit(usage)
+    if sys.argv[1] == "distill":
+        distill(Path(sys.argv[2]), Path(sys.argv[3]))
+    else:
+        (heldout if sys.argv[1] == "heldout" else real50)(Path(sys.argv[2]))
