@@ -413,9 +413,10 @@ class Trainer:
     A subclass sets ``task`` and fills in the hooks:
 
     - ``build()``: the data and the network; sets ``model`` (what is saved), ``model_config``
-      (what rebuilds it), ``frontend`` (``FrontendConfig``), ``steps_per_epoch``, ``train_config`` (JSON-able: the options as
-      they ran) and may set ``schedule``, ``warmup_fraction`` and ``grad_clip``. On a resumed run
-      (``resume_from``, the checkpoint) it rebuilds the network the run started with.
+      (what rebuilds it), ``frontend`` (``FrontendConfig``), ``steps_per_epoch`` and
+      ``train_config`` (JSON-able: the options as they ran), and may set ``schedule``,
+      ``warmup_fraction`` and ``grad_clip``. On a resumed run (``resume_from``, the
+      checkpoint) it rebuilds the network the run started with.
     - ``checkpoint_fields()``: the task's fields of each checkpoint and of config.json.
     - ``batches(epoch)``: this rank's batches of the 0-based epoch, in order (the same on a
       resumed run); the running statistics start anew here.
