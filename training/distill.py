@@ -41,7 +41,7 @@ from hearkit.errors import ConfigError
 from hearkit.files import write_text
 from hearkit.frontend import FrontendConfig
 from hearkit.limits import check
-from hearkit.plots import save_figure
+from hearkit.plots.curves import plot_curves
 from hearkit.training.augment import AugmentConfig, NoiseBank, augment_waveform
 from hearkit.training.loop import DEFAULT_TRAIN_THREADS, Trainer
 
@@ -300,7 +300,13 @@ class DistillTrainer(Trainer):
                 f"{row['seconds']:.0f} s{'  *best' if improved else ''}")
 
     def after_epoch(self, epoch: int, ckpt: dict, improved: bool) -> None:
-        _plot(self.state.history, self.out / "curves.png")
+        h = self.state.history
+        plot_curves(h, self.out / "curves.png", [
+            {"title": "training loss", "ylabel": "MSE in spreads + 1 - cosine", "lines": [("training", "train_loss", 1.0)]},
+            {"title": "student vs teacher", "ylabel": "cosine to the teacher",
+             "lines": [("training (augmented)", "train_cosine", 1.0), ("held-out", "val_cosine", 1.0)],
+             "floor": (h[-1]["val_mean_vector_cosine"], "the mean vector (floor)")},
+        ], best_epoch=(self.state.best or {}).get("epoch"))
 
     def stop_early(self) -> bool:
         done, best = self.state.epoch, (self.state.best or {}).get("epoch", self.state.epoch)
@@ -390,26 +396,3 @@ def _targets(cfg: DistillConfig, teacher, logmel, train: np.ndarray, val: np.nda
             torch.save({"x": x, "y": y, "val_x": val_x, "val_y": val_y}, tmp)
         say(f"teacher vectors: kept in {cached}")
     return x, y, val_x, val_y
-
-
-def _plot(history: list[dict], path: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    ep = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
-    ax[0].plot(ep, [h["train_loss"] for h in history])
-    ax[0].set(xlabel="epoch", ylabel="loss", title="training loss (MSE in spreads + 1 - cosine)")
-    ax[1].plot(ep, [h["train_cosine"] for h in history], label="training (augmented)")
-    ax[1].plot(ep, [h["val_cosine"] for h in history], label="held-out")
-    ax[1].axhline(history[-1]["val_mean_vector_cosine"], color="0.5", ls=":", label="the mean vector (floor)")
-    best = max(history, key=lambda h: h["val_cosine"])
-    ax[1].axvline(best["epoch"], color="C1", ls="--", lw=0.8, label=f"best.pt: epoch {best['epoch']}, {best['val_cosine']:.4f}")
-    ax[1].set(xlabel="epoch", ylabel="cosine to the teacher", title="student vs teacher")
-    ax[1].legend(fontsize=7)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=100)

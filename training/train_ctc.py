@@ -48,7 +48,7 @@ from hearkit.asr_metrics import wer_cer
 from hearkit.audio import load_audio
 from hearkit.ctc import greedy_decode
 from hearkit.errors import ConfigError
-from hearkit.plots import save_figure
+from hearkit.plots.curves import plot_curves
 from hearkit.files import write_text
 from hearkit.frontend import FrontendConfig
 from hearkit.limits import check
@@ -320,26 +320,6 @@ def average_state_dicts(states: list[dict]) -> dict:
     return out
 
 
-def _plot(history, path):
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    ep = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
-    ax[0].plot(ep, [h["train_loss"] for h in history])
-    ax[0].set(xlabel="epoch", ylabel="CTC loss", title="training loss")
-    ax[1].plot(ep, [100 * h["val_wer"] for h in history], label="WER")
-    ax[1].plot(ep, [100 * h["val_cer"] for h in history], label="CER")
-    ax[1].set(xlabel="epoch", ylabel="%", title="validation (greedy)")
-    ax[1].legend()
-    fig.tight_layout()
-    save_figure(fig, path, dpi=100)  # atomic: a full disk leaves no half PNG
-
-
 def train_ctc(config: CTCTrainConfig, log: Callable[[str], object] | None = None) -> Path:
     """Train, validating every epoch, and write the run folder (``config.out``); returns its path.
 
@@ -459,7 +439,10 @@ class CTCTrainer(Trainer):
             save_checkpoint({k: ckpt[k] for k in _AVERAGE_KEYS}, run_dir / "average" / f"epoch{e:03d}.pt")
         if improved:
             write_text(run_dir / "val_hyps.txt", "".join(f"{r}\t{h}\n" for r, h in zip(self.val.texts, self.hyps)))
-        _plot(self.state.history, run_dir / "curves.png")
+        plot_curves(self.state.history, run_dir / "curves.png", [
+            {"title": "training loss", "ylabel": "CTC loss", "lines": [("training", "train_loss", 1.0)]},
+            {"title": "validation (greedy)", "ylabel": "%", "lines": [("WER", "val_wer", 100.0), ("CER", "val_cer", 100.0)]},
+        ], best_epoch=(self.state.best or {}).get("epoch"))
 
     def finish(self) -> None:
         cfg, best = self.cfg, self.state.best or {}
