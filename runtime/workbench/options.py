@@ -4,6 +4,8 @@ package; each is imported inside a function, so ``--help`` needs no torch."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from hearkit.commands.options import Limited
@@ -62,3 +64,18 @@ def start_torch(threads: int | None) -> None:
     from hearkit.training.loop import set_threads
 
     set_threads(threads)
+
+
+def train_in_folder(train, cfg, run_dir, force: bool, resume: bool) -> tuple[Path, dict | None]:
+    """Run ``train(cfg)`` in the run folder (``hearkit.files.run_folder``: new, resumed or forced); returns
+    (the folder, its metrics.json) on rank 0, and (the folder, None) on the other ranks of a torchrun."""
+    import json
+    import os
+
+    from hearkit.files import run_folder
+
+    with run_folder(run_dir, force, resume):
+        out = Path(train(cfg))
+    if int(os.environ.get("RANK", "0")) != 0:
+        return out, None
+    return out, json.loads((out / "metrics.json").read_text())

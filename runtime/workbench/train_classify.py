@@ -11,7 +11,7 @@ from __future__ import annotations
 import click
 
 from hearkit.commands.options import Limited, config_from_options, frontend_options, out_option, parse_range as _range
-from hearkit.workbench.options import ModelName, start_torch, train_threads_option
+from hearkit.workbench.options import ModelName, start_torch, train_in_folder, train_threads_option
 
 FORMATS = ("speech-commands", "urbansound8k", "folders")  # hearkit.datasets.FORMATS, repeated to keep --help cheap
 
@@ -126,14 +126,7 @@ def classify(**kw):
         align_end=kw["align_end"], negative_weight=kw["negative_weight"],
         input_scale={None: None, "int16": 32768.0, "unit": 1.0}[kw["input_scale"]], num_threads=kw["threads"], progress=not kw["no_progress"], quiet=kw["quiet"],
     )
-    from hearkit.files import run_folder
-
-    with run_folder(kw["run_dir"], kw["force"], kw["resume"]):
-        out = train_classifier(cfg)
-    import json
-    import os
-
-    if int(os.environ.get("RANK", "0")) == 0:
-        m = json.loads((out / "metrics.json").read_text())
+    out, m = train_in_folder(train_classifier, cfg, kw["run_dir"], kw["force"], kw["resume"])
+    if m is not None:
         click.echo(f"{m['model']} ({m['parameters']:,} parameters): best validation accuracy {m['best_val_acc']:.2%} "
                    f"at epoch {m['best_epoch']} -> {out}/best.pt")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from hearkit.commands.options import Limited, out_option
-from hearkit.workbench.options import start_torch, train_threads_option
+from hearkit.workbench.options import start_torch, train_in_folder, train_threads_option
 
 MODELS = ("ctc-conv-s", "ctc-conv-m", "ctc-conv-l", "ctc-crnn")  # hearkit.training.ctc_models.MODELS
 OFF = ("off", "none")  # values that switch a LOW,HIGH augmentation off
@@ -83,9 +83,6 @@ def ctc(train_manifest, val_manifest, model, rnn, epochs, lr, batch_seconds, max
       hearkit data concat --words ../shared/data/speech_commands ../shared/data/fsdd --hours 0.25 --split val -o words-val
       hearkit train ctc --manifest words-train --val-manifest words-val -o runs/words
     """
-    import json
-    import os
-    from pathlib import Path
 
     speed_range = _range_or_off(speed, "--speed", positive=True)
     vtlp_range = _range_or_off(vtlp, "--vtlp", positive=True)
@@ -105,13 +102,9 @@ def ctc(train_manifest, val_manifest, model, rnn, epochs, lr, batch_seconds, max
                          augment=augment, frontend=DEFAULT_FRONTEND.replace(n_mels=n_mels), num_threads=threads,
                          seed=seed, average_last=average_last, init=init, resume=resume,
                          checkpoint_every=checkpoint_every, progress=not no_progress, quiet=quiet)
-    from hearkit.files import run_folder
-
-    with run_folder(run_dir, force, resume):
-        out = Path(train_ctc(cfg))
-    if int(os.environ.get("RANK", "0")) != 0:
+    out, m = train_in_folder(train_ctc, cfg, run_dir, force, resume)
+    if m is None:
         return
-    m = json.loads((out / "metrics.json").read_text())
     if m.get("best_epoch") is not None:
         click.echo(f"best: epoch {m['best_epoch']}, val WER {100 * m['best_val_wer']:.2f} %, "
                    f"CER {100 * m['best_val_cer']:.2f} % -> {out}/best.pt")

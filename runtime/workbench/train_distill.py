@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from hearkit.commands.options import Limited, out_option, parse_range
-from hearkit.workbench.options import start_torch, train_threads_option
+from hearkit.workbench.options import start_torch, train_in_folder, train_threads_option
 
 STUDENTS = ("student-s", "student-m")  # hearkit.training.distill.STUDENTS
 
@@ -62,9 +62,6 @@ def distill(audio, val, model, epochs, patience, batch_size, lr, copies, max_win
       hearkit train distill --audio data/ww2 --val heldout-speakers/ --noise-dir noise/ -o runs/student
     """
     import dataclasses
-    import json
-    import os
-    from pathlib import Path
 
     snr_db = parse_range(snr, "--snr")
     start_torch(threads)
@@ -78,13 +75,7 @@ def distill(audio, val, model, epochs, patience, batch_size, lr, copies, max_win
                         noise_dir=noise_dir, augment=dataclasses.replace(DEFAULT_AUGMENT, snr_db=snr_db),
                         feature_cache=feature_cache, seed=seed, num_threads=threads, resume=resume,
                         checkpoint_every=checkpoint_every, progress=not no_progress, quiet=quiet)
-    from hearkit.files import run_folder
-
-    with run_folder(run_dir, force, resume):
-        out = Path(run(cfg))
-    if int(os.environ.get("RANK", "0")) != 0:
-        return
-    m = json.loads((out / "metrics.json").read_text())
-    if m.get("best_epoch") is not None:
+    out, m = train_in_folder(run, cfg, run_dir, force, resume)
+    if m is not None and m.get("best_epoch") is not None:
         click.echo(f"best: epoch {m['best_epoch']}, held-out cosine {m['val_cosine']:.4f} (the mean vector's "
                    f"{m['val_mean_vector_cosine']:.4f}), R² {m['val_r2']:.3f} -> {out}/best.pt")
