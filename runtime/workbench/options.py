@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from hearkit.commands.options import Limited
+from hearkit.commands.options import Limited, out_option
 
 
 class ModelName(click.ParamType):
@@ -79,3 +79,24 @@ def train_in_folder(train, cfg, run_dir, force: bool, resume: bool) -> tuple[Pat
     if int(os.environ.get("RANK", "0")) != 0:
         return out, None
     return out, json.loads((out / "metrics.json").read_text())
+
+
+def run_folder_options(f):
+    """The options every ``hearkit train`` command shares: where the run goes and how it runs there
+    (``--checkpoint-every``, ``--no-progress``, ``-q``, ``--resume``, ``-o RUN_DIR``, ``--force``)."""
+    opts = [
+        click.option("--checkpoint-every", type=Limited("count"), default=50, show_default=True,
+                     help="Also save last.pt every N steps inside an epoch (0 = at epoch ends only)."),
+        click.option("--no-progress", is_flag=True,
+                     help="No progress (a bar on a terminal, a line per ~10 % of the run in a log)."),
+        click.option("-q", "--quiet", is_flag=True, help="Warnings and the result only: no progress, no line per epoch."),
+        click.option("--resume", is_flag=True,
+                     help="Continue the run in RUN_DIR from last.pt (model, optimizer, schedule, random streams)."),
+        out_option("run_dir", required=True, type=click.Path(file_okay=False),
+                   help="Run folder (RUN_DIR): new or empty, a run to --resume, or an occupied folder with --force."),
+        click.option("--force", is_flag=True,
+                     help="Write the run into a folder that holds other files (a run there needs --resume)."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f

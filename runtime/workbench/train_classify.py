@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import click
 
-from hearkit.commands.options import Limited, config_from_options, frontend_options, out_option, parse_range as _range
-from hearkit.workbench.options import ModelName, start_torch, train_in_folder, train_threads_option
+from hearkit.commands.options import Limited, config_from_options, frontend_options, parse_range as _range
+from hearkit.workbench.options import ModelName, run_folder_options, start_torch, train_in_folder, train_threads_option
 
 FORMATS = ("speech-commands", "urbansound8k", "folders")  # hearkit.datasets.FORMATS, repeated to keep --help cheap
 
@@ -70,19 +70,12 @@ FORMATS = ("speech-commands", "urbansound8k", "folders")  # hearkit.datasets.FOR
                    "or in [-1, 1] (unit).")
 @click.option("--mixup", type=Limited("mixup"), default=0.0, show_default=True, help="Mixup Beta(α, α); 0 = off.")
 @frontend_options
-@click.option("--checkpoint-every", type=Limited("count"), default=50, show_default=True,
-              help="Also save last.pt every N steps inside an epoch (0 = at epoch ends only).")
 @click.option("--max-clips", type=Limited("count", lo=2), default=None, help="Use at most N clips per split (quick looks).")
 @train_threads_option
-@click.option("--no-progress", is_flag=True, help="No progress (a bar on a terminal, a line per ~10 % of the run in a log).")
-@click.option("-q", "--quiet", is_flag=True, help="Warnings and the result only: no progress, no line per epoch.")
-@click.option("--resume", is_flag=True, help="Continue the run in RUN_DIR from last.pt.")
 @click.option("--init", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Start from the weights of a classifier checkpoint over the same labels (its model, front-end and "
                    "window are kept): fine-tuning, e.g. a hard-negative stage.")
-@out_option("run_dir", required=True, type=click.Path(file_okay=False),
-              help="Run folder (RUN_DIR): new or empty, a run to --resume, or an occupied folder with --force.")
-@click.option("--force", is_flag=True, help="Write the run into a folder that holds other files (a run there needs --resume).")
+@run_folder_options
 def classify(**kw):
     """Train a keyword or sound classifier on a labelled dataset.
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import click
 
-from hearkit.commands.options import Limited, out_option
-from hearkit.workbench.options import start_torch, train_in_folder, train_threads_option
+from hearkit.commands.options import Limited
+from hearkit.workbench.options import run_folder_options, start_torch, train_in_folder, train_threads_option
 
 MODELS = ("ctc-conv-s", "ctc-conv-m", "ctc-conv-l", "ctc-crnn")  # hearkit.training.ctc_models.MODELS
 OFF = ("off", "none")  # values that switch a LOW,HIGH augmentation off
@@ -60,14 +60,7 @@ def _range_or_off(text: str | None, what: str, positive: bool = False):
                    "BatchNorm statistics recomputed on the training set (0: off).")
 @click.option("--init", "init", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Start from the weights of another CTC checkpoint (fine-tuning); its model and front-end are used.")
-@click.option("--checkpoint-every", type=Limited("count"), default=50, show_default=True,
-              help="Also save last.pt every N steps inside an epoch (0 = at epoch ends only).")
-@click.option("--no-progress", is_flag=True, help="No progress (a bar on a terminal, a line per ~10 % of the run in a log).")
-@click.option("-q", "--quiet", is_flag=True, help="Warnings and the result only: no progress, no line per epoch.")
-@click.option("--resume", is_flag=True, help="Continue from RUN_DIR/last.pt (model, optimizer, schedule, epoch).")
-@out_option("run_dir", required=True, type=click.Path(file_okay=False),
-              help="Run folder: new or empty, a run to --resume, or an occupied folder with --force.")
-@click.option("--force", is_flag=True, help="Write the run into a folder that holds other files (a run there needs --resume).")
+@run_folder_options
 def ctc(train_manifest, val_manifest, model, rnn, epochs, lr, batch_seconds, max_batch, clip, noise_prob, speed,
         vtlp, lowpass_prob, lowpass_hz, gain_db, n_mels, threads, seed, average_last, init, checkpoint_every,
         no_progress, quiet, resume, run_dir, force):

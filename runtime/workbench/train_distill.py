@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import click
 
-from hearkit.commands.options import Limited, out_option, parse_range
-from hearkit.workbench.options import start_torch, train_in_folder, train_threads_option
+from hearkit.commands.options import Limited, parse_range
+from hearkit.workbench.options import run_folder_options, start_torch, train_in_folder, train_threads_option
 
 STUDENTS = ("student-s", "student-m")  # hearkit.training.distill.STUDENTS
 
@@ -40,14 +40,7 @@ STUDENTS = ("student-s", "student-m")  # hearkit.training.distill.STUDENTS
               help="Keep the teacher's vectors here; a run on the same windows and seed reuses them.")
 @train_threads_option
 @click.option("--seed", type=Limited("seed"), default=0, show_default=True)
-@click.option("--checkpoint-every", type=Limited("count"), default=50, show_default=True,
-              help="Also save last.pt every N steps inside an epoch (0 = at epoch ends only).")
-@click.option("--no-progress", is_flag=True, help="No progress (a bar on a terminal, a line per ~10 % of the run in a log).")
-@click.option("-q", "--quiet", is_flag=True, help="Warnings and the result only.")
-@click.option("--resume", is_flag=True, help="Continue from RUN_DIR/last.pt.")
-@out_option("run_dir", required=True, type=click.Path(file_okay=False),
-            help="Run folder: new or empty, a run to --resume, or an occupied folder with --force.")
-@click.option("--force", is_flag=True, help="Write the run into a folder that holds other files (a run there needs --resume).")
+@run_folder_options
 def distill(audio, val, model, epochs, patience, batch_size, lr, copies, max_windows, val_windows, noise_dir, snr,
             feature_cache, threads, seed, checkpoint_every, no_progress, quiet, resume, run_dir, force):
     """Distil the frozen speech embedding into a compact student on hearkit's log-mel front-end.
