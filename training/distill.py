@@ -44,6 +44,7 @@ from hearkit.limits import check
 from hearkit.plots.curves import plot_curves
 from hearkit.training.augment import AugmentConfig, NoiseBank, augment_waveform
 from hearkit.training.loop import DEFAULT_TRAIN_THREADS, Trainer
+from hearkit.training.models import count_parameters
 
 # the teacher's mel framing (512-sample frames, 10-ms hop, no padding) with hearkit's log-mel bands
 STUDENT_FRONTEND = FrontendConfig(n_fft=MEL_N_FFT, hop_length=MEL_HOP, center=False, n_mels=40)
@@ -236,7 +237,7 @@ class DistillTrainer(Trainer):
         self.frontend = STUDENT_FRONTEND
         model = student_from_config(ck["model"]) if ck else build_student(cfg.model, STUDENT_FRONTEND.n_mels)
         self.model, self.model_config = model, model.config()
-        say(f"student {cfg.model}: {sum(p.numel() for p in model.parameters()):,} parameters, one vector from "
+        say(f"student {model.name}: {count_parameters(model):,} parameters, one vector from "
             f"{model.window_frames} log-mel frames every {model.stride_frames}")
         train = audio_windows(cfg.audio, cfg.max_windows, cfg.seed, lambda m: say(f"training audio: {m}"))
         val = audio_windows(cfg.val, cfg.val_windows, cfg.seed + 1, lambda m: say(f"held-out audio: {m}"))

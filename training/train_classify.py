@@ -11,7 +11,8 @@ RUN_DIR after a run:
 - ``last.pt``      the latest state (end of each epoch, and every
                    ``checkpoint_every`` steps inside one) with optimizer,
                    scheduler, RNG states and history, for ``resume``
-- ``config.json``  the training config plus labels, window and parameter count
+- ``config.json``  the checkpoint's fields without the weights (model, front-end, labels, window,
+                   parameter count), the options under ``train``
 - ``metrics.json`` per-epoch history, best validation accuracy, per-class
                    precision/recall and the confusion matrix of ``best.pt``
 - ``confusion.png`` that confusion matrix

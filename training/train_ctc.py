@@ -23,7 +23,7 @@ Run folder (``config.out``):
     history.jsonl one line per epoch: loss, WER, CER, lr, seconds
     metrics.json the best epoch, its WER and CER, the averaged weights' (if any), the history
     curves.png   loss and WER/CER per epoch
-    config.json  the options of the run
+    config.json  the checkpoint's fields without the weights, the options under ``train``
     val_hyps.txt best.pt's validation transcripts (reference TAB hypothesis)
 
 The defaults are the README's first connected-words command (ctc-conv-s, 60 epochs,
