@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hearkit.datasets import noise_files
 from hearkit.embedding import EMBEDDING_DIM, EMBEDDING_FRAMES, EMBEDDING_STRIDE, MEL_HOP, MEL_N_FFT
 from hearkit.errors import ConfigError
 from hearkit.files import write_text
@@ -241,7 +242,7 @@ class DistillTrainer(Trainer):
             f"{model.window_frames} log-mel frames every {model.stride_frames}")
         train = audio_windows(cfg.audio, cfg.max_windows, cfg.seed, lambda m: say(f"training audio: {m}"))
         val = audio_windows(cfg.val, cfg.val_windows, cfg.seed + 1, lambda m: say(f"held-out audio: {m}"))
-        noise = NoiseBank.from_files(_noise_files(cfg.noise_dir), STUDENT_FRONTEND.sample_rate) if cfg.noise_dir else None
+        noise = NoiseBank.from_files(noise_files(cfg.noise_dir), STUDENT_FRONTEND.sample_rate) if cfg.noise_dir else None
         if cfg.augment.noise and noise is None:
             say.warn("no --noise-dir: the copies get no background noise")
         self.teacher_cfg = embedding_config(None)
@@ -288,7 +289,7 @@ class DistillTrainer(Trainer):
 
     @torch.no_grad()
     def validate(self, epoch: int) -> tuple[dict, dict]:
-        m = held_out_metrics(self.model, self.val_x, self.val_y, self.y)
+        m = held_out_metrics(self.model, self.val_x, self.val_y)
         s = max(1, self.stats["seen"])
         return {"train_loss": self.stats["loss"] / s, "train_cosine": self.stats["cos"] / s, **m}, m
 
@@ -328,23 +329,18 @@ class DistillTrainer(Trainer):
                      f"wrote {self.out}")
 
 
-def held_out_metrics(model: Student, val_x: torch.Tensor, val_y: torch.Tensor, train_y: torch.Tensor) -> dict:
+def held_out_metrics(model: Student, val_x: torch.Tensor, val_y: torch.Tensor) -> dict:
     """Cosine of the student's vectors to the teacher's on held-out windows; the cosine after both lose the training
-    targets' mean (what separates one sound from another); R² per dimension, averaged; the mean vector's cosine."""
+    targets' mean (``model.out_mean``: what separates one sound from another); R² per dimension, averaged; the
+    mean vector's cosine."""
     model.eval()
     pred = torch.cat([model(val_x[s : s + 256].float()[:, model.offset_frames :]) for s in range(0, len(val_x), 256)])
-    mean = train_y.reshape(-1, train_y.shape[-1]).mean(0)
+    mean = model.out_mean
     r2 = 1 - ((pred - val_y) ** 2).reshape(-1, val_y.shape[-1]).mean(0) / val_y.reshape(-1, val_y.shape[-1]).var(0).clamp_min(1e-9)
     return {"val_cosine": float(F.cosine_similarity(pred, val_y, dim=-1).mean()),
             "val_centred_cosine": float(F.cosine_similarity(pred - mean, val_y - mean, dim=-1).mean()),
             "val_r2": float(r2.mean()),
             "val_mean_vector_cosine": float(F.cosine_similarity(mean.expand_as(val_y), val_y, dim=-1).mean())}
-
-
-def _noise_files(folder) -> list[str]:
-    from hearkit.datasets import noise_files
-
-    return noise_files(folder)
 
 
 def _targets(cfg: DistillConfig, teacher, logmel, train: np.ndarray, val: np.ndarray, noise, say, show):
@@ -355,7 +351,7 @@ def _targets(cfg: DistillConfig, teacher, logmel, train: np.ndarray, val: np.nda
     from hearkit.progress import Progress
 
     h = hashlib.sha256(json.dumps([cfg.augment.to_dict(), cfg.copies, cfg.seed, STUDENT_FRONTEND.to_json(),
-                                   teacher.cfg.input_scale, len(noise) if noise is not None else 0],
+                                   teacher.cfg.to_json(), len(noise) if noise is not None else 0],
                                   sort_keys=True, default=str).encode())
     h.update(train.tobytes())
     h.update(val.tobytes())
