@@ -40,10 +40,14 @@ DEFAULT_REFRACTORY = 1.0       # seconds after a detection during which no other
 LONG_AUDIO_WINDOWS = 3         # classify_files notes that a file longer than this many windows wants `stream`
 
 
-def default_hop_seconds(fe) -> float:
+def default_hop_seconds(fe, model: dict | None = None) -> float:
     """The spotter's step when none is given: 100 ms, or the front-end's own step where its frames are
-    that coarse (the speech embedding's 80 ms: docs/design.md §17), so each frame is computed once."""
-    step = fe.hop_length / fe.sample_rate
+    that coarse (the speech embedding's 80 ms: docs/design.md §17), so each frame is computed once.
+    A distilled student (``model``, the metadata's model entry, holds ``student``) keeps the embedding's
+    clock, a vector every 8 log-mel frames: its step is those 8 frames (80 ms, docs/design.md §18)."""
+    from hearkit.embedding import EMBEDDING_STRIDE
+
+    step = fe.hop_length / fe.sample_rate * (EMBEDDING_STRIDE if (model or {}).get("student") else 1)
     return step if step >= 0.05 else DEFAULT_HOP_SECONDS
 
 
@@ -614,7 +618,8 @@ class KeywordSpotter:
             calibrated = {}
         self.calibrated = calibrated
         if hop_seconds is None:
-            hop_seconds = calibrated.get("hop_seconds", default_hop_seconds(onnx_scorer.info.frontend) if onnx_scorer
+            hop_seconds = calibrated.get("hop_seconds", default_hop_seconds(onnx_scorer.info.frontend, onnx_scorer.info.model)
+                                         if onnx_scorer
                                          else DEFAULT_HOP_SECONDS)
         if smoothing is None:
             smoothing = calibrated.get("smoothing", DEFAULT_SMOOTHING)

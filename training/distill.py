@@ -34,10 +34,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from hearkit.datasets import noise_files
-from hearkit.embedding import EMBEDDING_DIM, EMBEDDING_FRAMES, EMBEDDING_STRIDE, MEL_HOP, MEL_N_FFT
+from hearkit.embedding import EMBEDDING_FRAMES, EMBEDDING_STRIDE, MEL_HOP, MEL_N_FFT
 from hearkit.errors import ConfigError
 from hearkit.files import write_text
 from hearkit.frontend import FrontendConfig
@@ -45,7 +44,7 @@ from hearkit.limits import check
 from hearkit.plots.curves import plot_curves
 from hearkit.training.augment import AugmentConfig, NoiseBank, augment_waveform
 from hearkit.training.loop import DEFAULT_TRAIN_THREADS, Trainer
-from hearkit.training.models import count_parameters
+from hearkit.training.models import STUDENTS, Student, build_student, count_parameters, student_from_config
 
 # the teacher's mel framing (512-sample frames, 10-ms hop, no padding) with hearkit's log-mel bands
 STUDENT_FRONTEND = FrontendConfig(n_fft=MEL_N_FFT, hop_length=MEL_HOP, center=False, n_mels=40)
@@ -54,73 +53,6 @@ WINDOW_SAMPLES = MEL_N_FFT + (EMBEDDING_FRAMES - 1 + (WINDOW_VECTORS - 1) * EMBE
 # noise, gain and a band limit (an 8-kHz recording's): what a device's microphone adds; no shift
 DEFAULT_AUGMENT = AugmentConfig(time_shift=False, noise=True, noise_prob=0.8, snr_db=(5.0, 30.0), gain=True,
                                 gain_db=(-12.0, 6.0), gain_clip=True, band_limit_prob=0.1, spec_augment=False)
-# name -> (channels of the three stride-2 convolutions, hidden units before the 96-d output)
-STUDENTS: dict[str, dict] = {
-    "student-s": {"channels": (16, 32, 48), "hidden": 128},
-    "student-m": {"channels": (24, 48, 64), "hidden": 192},
-}
-
-
-class Student(nn.Module):
-    """Log-mel frames (batch, T, n_mels) -> (batch, (T - window_frames) // 8 + 1, 96): one vector per 8 frames.
-
-    Three 3x3 convolutions of stride 2 (valid in time, padded in frequency), a depthwise
-    temporal convolution over their last 8 steps, two pointwise layers. Output ``i`` sees
-    frames ``8 i .. 8 i + window_frames - 1``; it is returned in the teacher's units (the
-    training targets' per-dimension mean and spread are buffers).
-    """
-
-    stride_frames = EMBEDDING_STRIDE
-
-    def __init__(self, n_mels: int = 40, channels: tuple = (16, 32, 48), hidden: int = 128, dim: int = EMBEDDING_DIM,
-                 name: str = "student-s"):
-        super().__init__()
-        self.name, self.n_mels, self.channels, self.hidden, self.dim = name, n_mels, tuple(channels), hidden, dim
-        layers, c_in, f = [nn.BatchNorm2d(1)], 1, n_mels
-        for c in self.channels:
-            layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=(0, 1), bias=False), nn.BatchNorm2d(c), nn.ReLU()]
-            c_in, f = c, (f - 1) // 2 + 1
-        self.conv = nn.Sequential(*layers)
-        taps = EMBEDDING_STRIDE  # temporal taps at the stride-8 scale
-        c = c_in * f
-        self.temporal = nn.Sequential(nn.Conv1d(c, c, taps, groups=c, bias=False), nn.BatchNorm1d(c), nn.ReLU(),
-                                      nn.Conv1d(c, hidden, 1, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(),
-                                      nn.Conv1d(hidden, dim, 1))
-        rf, jump = 1, 1
-        for _ in self.channels:
-            rf, jump = rf + 2 * jump, jump * 2
-        self.window_frames = rf + (taps - 1) * jump  # 71
-        self.register_buffer("out_mean", torch.zeros(dim))
-        self.register_buffer("out_std", torch.ones(dim))
-
-    def config(self) -> dict:
-        return {"name": self.name, "n_mels": self.n_mels, "channels": list(self.channels), "hidden": self.hidden,
-                "dim": self.dim}
-
-    @property
-    def offset_frames(self) -> int:
-        """Log-mel frames to drop in front so that vector ``j`` ends where the teacher's does."""
-        return EMBEDDING_FRAMES - self.window_frames
-
-    def forward(self, logmel: torch.Tensor, units: bool = True) -> torch.Tensor:
-        """The vectors in the teacher's units; ``units=False``: in units of its spread, about 0 (what the loss compares)."""
-        h = self.conv(logmel.unsqueeze(1))  # (B, C, T', F')
-        b, c, t, f = h.shape
-        z = self.temporal(h.permute(0, 1, 3, 2).reshape(b, c * f, t)).transpose(1, 2)
-        return z * self.out_std + self.out_mean if units else z
-
-
-def build_student(name: str, n_mels: int = 40) -> Student:
-    if name not in STUDENTS:
-        raise ConfigError(f"unknown student {name!r}; available = {sorted(STUDENTS)}")
-    return Student(n_mels, name=name, **STUDENTS[name])
-
-
-def student_from_config(cfg: dict) -> Student:
-    cfg = dict(cfg)
-    return Student(cfg.pop("n_mels"), tuple(cfg.pop("channels")), cfg.pop("hidden"), cfg.pop("dim"), name=cfg.pop("name"))
-
-
 @dataclass(frozen=True)
 class DistillConfig:
     """A distillation run.

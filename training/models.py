@@ -25,6 +25,8 @@ Architectures (``MODELS``):
   16/24/40/64 channels (36K parameters, under the 40K keyword budget).
 - ``emb-dnn``: a head on the frozen speech embedding (``hearkit.embedding``): its input is the
   embedding's 96-d vectors every 80 ms, not log-mel, and the trainer caches them (docs/design.md §17).
+- ``student-dnn``: the same head on a ``Student`` distilled from that embedding (``hearkit train
+  distill``, docs/design.md §18): log-mel in, so it exports, quantizes and streams as every log-mel model.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from hearkit.embedding import EMBEDDING_DIM, EMBEDDING_FRAMES, EMBEDDING_STRIDE
 from hearkit.errors import ConfigError
 
 # Hello Edge DS-CNN sizes: (channels, number of depthwise-separable layers).
@@ -299,6 +302,123 @@ class EmbeddingDNN(LogMelClassifier):
         return self.fc(self.body(x[:, -self.frames :].flatten(1)))
 
 
+# name -> (channels of the three stride-2 convolutions, hidden units before the 96-d output)
+STUDENTS: dict[str, dict] = {
+    "student-s": {"channels": (16, 32, 48), "hidden": 128},
+    "student-m": {"channels": (24, 48, 64), "hidden": 192},
+}
+
+
+class Student(nn.Module):
+    """Log-mel frames (batch, T, n_mels) -> (batch, (T - window_frames) // 8 + 1, 96): one vector per 8 frames.
+
+    Three 3x3 convolutions of stride 2 (valid in time, padded in frequency), a depthwise
+    temporal convolution over their last 8 steps, two pointwise layers. Output ``i`` sees
+    frames ``8 i .. 8 i + window_frames - 1``; it is returned in the teacher's units (the
+    training targets' per-dimension mean and spread are buffers).
+    """
+
+    stride_frames = EMBEDDING_STRIDE
+
+    def __init__(self, n_mels: int = 40, channels: tuple = (16, 32, 48), hidden: int = 128, dim: int = EMBEDDING_DIM,
+                 name: str = "student-s"):
+        super().__init__()
+        self.name, self.n_mels, self.channels, self.hidden, self.dim = name, n_mels, tuple(channels), hidden, dim
+        layers, c_in, f = [nn.BatchNorm2d(1)], 1, n_mels
+        for c in self.channels:
+            layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=(0, 1), bias=False), nn.BatchNorm2d(c), nn.ReLU()]
+            c_in, f = c, (f - 1) // 2 + 1
+        self.conv = nn.Sequential(*layers)
+        taps = EMBEDDING_STRIDE  # temporal taps at the stride-8 scale
+        c = c_in * f
+        self.temporal = nn.Sequential(nn.Conv1d(c, c, taps, groups=c, bias=False), nn.BatchNorm1d(c), nn.ReLU(),
+                                      nn.Conv1d(c, hidden, 1, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(),
+                                      nn.Conv1d(hidden, dim, 1))
+        rf, jump = 1, 1
+        for _ in self.channels:
+            rf, jump = rf + 2 * jump, jump * 2
+        self.window_frames = rf + (taps - 1) * jump  # 71
+        self.register_buffer("out_mean", torch.zeros(dim))
+        self.register_buffer("out_std", torch.ones(dim))
+
+    def config(self) -> dict:
+        return {"name": self.name, "n_mels": self.n_mels, "channels": list(self.channels), "hidden": self.hidden,
+                "dim": self.dim}
+
+    @property
+    def offset_frames(self) -> int:
+        """Log-mel frames to drop in front so that vector ``j`` ends where the teacher's does."""
+        return EMBEDDING_FRAMES - self.window_frames
+
+    def forward(self, logmel: torch.Tensor, units: bool = True) -> torch.Tensor:
+        """The vectors in the teacher's units; ``units=False``: in units of its spread, about 0 (what the loss compares)."""
+        h = self.conv(logmel.unsqueeze(1))  # (B, C, T', F')
+        b, c, t, f = h.shape
+        z = self.temporal(h.permute(0, 1, 3, 2).reshape(b, c * f, t)).transpose(1, 2)
+        return z * self.out_std + self.out_mean if units else z
+
+
+def build_student(name: str, n_mels: int = 40) -> Student:
+    if name not in STUDENTS:
+        raise ConfigError(f"unknown student {name!r}; available = {sorted(STUDENTS)}")
+    return Student(n_mels, name=name, **STUDENTS[name])
+
+
+def student_from_config(cfg: dict) -> Student:
+    cfg = dict(cfg)
+    return Student(cfg.pop("n_mels"), tuple(cfg.pop("channels")), cfg.pop("hidden"), cfg.pop("dim"), name=cfg.pop("name"))
+
+
+class StudentDNN(LogMelClassifier):
+    """A distilled student (``hearkit train distill``) with an ``emb-dnn`` head on its vectors: log-mel in.
+
+    The student gives a 96-d vector every 8 log-mel frames from the 71 before it (the frames
+    from ``offset_frames`` on: vector ``j`` ends where the speech embedding's does), and the head
+    sees the last ``vectors`` of them, as ``emb-dnn`` sees the embedding's. The student is frozen by
+    default (its weights are the distillation's; its BatchNorm stays in eval mode), so a trainer can
+    compute its vectors once per augmented copy (``forward(vectors, vectors=True)`` then runs the
+    head alone). The network needs ``frames`` log-mel frames (196 for 16 vectors): a 2-s window.
+
+    Args:
+        n_labels: number of classes.
+        n_mels: log-mel bands (the student's, 40).
+        student: the student's ``config()`` (from the distillation checkpoint).
+        vectors: student vectors the head sees (Default: 16, 1.98 s).
+        hidden, dropout: the head's (as ``emb-dnn``) (Default: 128, 0.2).
+        train_student: let the student's weights train with the head (Default: False: frozen).
+    """
+
+    name = "student-dnn"
+
+    def __init__(self, n_labels: int, n_mels: int, student: dict, vectors: int = 16, hidden: int = 128,
+                 dropout: float = 0.2, train_student: bool = False):
+        super().__init__()
+        if not isinstance(student, dict) or student.get("n_mels") != n_mels:
+            raise ConfigError(f"student-dnn needs the student's config for {n_mels} log-mel bands, got {student!r}")
+        self.hparams = dict(n_labels=n_labels, n_mels=n_mels, student=dict(student), vectors=int(vectors),
+                            hidden=int(hidden), dropout=dropout, train_student=bool(train_student))
+        self.student = student_from_config(student)
+        self.head = EmbeddingDNN(n_labels, self.student.dim, vectors, hidden, dropout)
+        self.train_student = bool(train_student)
+        self.student.requires_grad_(self.train_student)
+        self.offset = self.student.offset_frames
+        self.frames = EMBEDDING_FRAMES + (int(vectors) - 1) * EMBEDDING_STRIDE  # log-mel frames of a window
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if not self.train_student:
+            self.student.eval()  # frozen: its BatchNorm statistics are the distillation's
+        return self
+
+    def vectors(self, logmel: torch.Tensor) -> torch.Tensor:
+        """(batch, T, n_mels) -> the student's vectors (batch, (T - 76) // 8 + 1, 96)."""
+        return self.student(logmel[:, self.offset :])
+
+    def forward(self, x: torch.Tensor, vectors: bool = False) -> torch.Tensor:
+        """Log-mel (batch, T, n_mels) -> logits; ``vectors=True``: ``x`` is already ``vectors(logmel)``."""
+        return self.head(x if vectors else self.vectors(x))
+
+
 # Models whose input is the speech embedding (hearkit.embedding), not log-mel: the trainer
 # caches their features and the exporter checks them at their own window only.
 EMBEDDING_MODELS = ("emb-dnn",)
@@ -307,6 +427,15 @@ EMBEDDING_MODELS = ("emb-dnn",)
 def uses_embedding(name: str) -> bool:
     """True for a model that runs on the frozen speech embedding."""
     return name in EMBEDDING_MODELS
+
+
+# Models with a distilled student inside (log-mel in): the trainer caches the frozen student's vectors.
+STUDENT_MODELS = ("student-dnn",)
+
+
+def uses_student(name: str) -> bool:
+    """True for a model whose network starts with a distilled student (``hearkit train distill``)."""
+    return name in STUDENT_MODELS
 
 
 # -- registry -----------------------------------------------------------------
@@ -346,6 +475,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "cnn4": _cnn4,
     "cnn4-s": _cnn4_s,
     "emb-dnn": EmbeddingDNN,
+    "student-dnn": StudentDNN,
 }
 
 

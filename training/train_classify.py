@@ -50,7 +50,7 @@ from hearkit.training.checkpoint import load_checkpoint
 from hearkit.training.data import BAD_FILE_POLICIES, ClipDataset
 from hearkit.training.frontend import frontend_module
 from hearkit.training.loop import BEST, DEFAULT_TRAIN_THREADS, LAST, SCHEDULES, Trainer
-from hearkit.training.models import MODELS, build_model, count_parameters, model_from_config, uses_embedding
+from hearkit.training.models import MODELS, build_model, count_parameters, model_from_config, uses_embedding, uses_student
 
 WARMUP_FRACTION = 0.1  # share of steps spent warming up (one-cycle pct_start; linear warm-up for cosine)
 EVAL_BATCH = 256  # clips per evaluation batch
@@ -109,6 +109,8 @@ class TrainConfig:
         align_end: for ``emb-*`` models, move each clip's utterance to end ``ALIGN_TAIL_S`` before the
             window's end, so a detector fires as the phrase ends (Default: True). Turn it off for clip
             classification, where ``hearkit run`` and ``verify`` centre a clip in the window.
+        student: for ``student-dnn``: the ``best.pt`` of a ``hearkit train distill`` run, whose student
+            (frozen) gives the head its vectors; its log-mel front-end becomes the model's (Default: None).
         negative_weight: loss weight of the background clips (``_unknown_``, ``_silence_``) against the
             keyword clips, as openWakeWord and microWakeWord weight negatives to buy fewer false
             alarms per hour (Default: 1, plain cross-entropy).
@@ -149,6 +151,7 @@ class TrainConfig:
     feature_cache: str | None = None
     align_end: bool = True
     negative_weight: float = 1.0
+    student: str | None = None
     progress: bool = True
     quiet: bool = False
 
@@ -185,6 +188,10 @@ class TrainConfig:
             fail(f"window_seconds must be > 0, got {self.window_seconds}")
         if self.keywords is not None:
             object.__setattr__(self, "keywords", tuple(self.keywords))
+        if uses_student(self.model) and self.student is None and self.init is None:
+            fail(f"{self.model} needs a distilled student: give student (--student RUN/best.pt of `hearkit train distill`)")
+        if self.student is not None and not uses_student(self.model):
+            fail(f"student (--student) is for the student-* models, not {self.model}")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -221,12 +228,14 @@ def _noise_paths(cfg: TrainConfig, index: DatasetIndex) -> list[str]:
 
 # -- evaluation --------------------------------------------------------------------------
 @torch.no_grad()
-def predict(model, logmel, ds: ClipDataset, batch_size: int = EVAL_BATCH, features: torch.Tensor | None = None) -> np.ndarray:
-    """Logits (clips, n_labels) of a dataset, in order (of ``features`` when they were computed already)."""
+def predict(model, logmel, ds: ClipDataset, batch_size: int = EVAL_BATCH, features: torch.Tensor | None = None,
+            **kw) -> np.ndarray:
+    """Logits (clips, n_labels) of a dataset, in order (of ``features`` when they were computed already; ``kw``
+    goes to the model with them, e.g. ``vectors=True`` for a student's cached vectors)."""
     model.eval()
     out = []
     if features is not None:
-        return torch.cat([model(features[s : s + batch_size]) for s in range(0, len(features), batch_size)]).numpy()
+        return torch.cat([model(features[s : s + batch_size], **kw) for s in range(0, len(features), batch_size)]).numpy()
     for s in range(0, len(ds), batch_size):
         wav = torch.stack([ds[i][0] for i in range(s, min(s + batch_size, len(ds)))])
         out.append(model(logmel(wav)))
@@ -261,8 +270,21 @@ class ClassifyTrainer(Trainer):
         self.dataset_format = index.format
         fe = cfg.frontend
         window = int(round((cfg.window_seconds or default_window_seconds(index)) * fe.sample_rate))
-        emb_frames = None
-        if uses_embedding(cfg.model) and cfg.init is None:
+        emb_frames = student = None
+        if uses_student(cfg.model) and cfg.init is None:
+            # a distilled student keeps the embedding's clock: a vector every 80 ms from the last 12,512 samples
+            from hearkit.embedding import EmbeddingConfig
+
+            student = ck["model"]["student"] if ck is not None else load_student(cfg.student)
+            if ck is None:
+                fe = frontend_from_dict(student["frontend"])
+            clock = EmbeddingConfig()
+            emb_frames = clock.num_frames(int(round(cfg.window_seconds * fe.sample_rate))) if cfg.window_seconds else EMBEDDING_FRAMES
+            if emb_frames < 1:
+                raise ConfigError(f"--window-seconds {cfg.window_seconds}: the student needs at least "
+                                  f"{clock.n_fft / clock.sample_rate:.3f} s for one vector")
+            window = clock.window_for(emb_frames)
+        elif uses_embedding(cfg.model) and cfg.init is None:
             # the frozen speech embedding is the front-end (docs/design.md §17): a window of whole 80-ms hops
             from hearkit.training.embedding import embedding_config
 
@@ -319,15 +341,25 @@ class ClassifyTrainer(Trainer):
         elif ck is not None and cfg.init is not None:
             model = model_from_config(ck["model"])
         else:
-            if emb_frames is not None:
-                kw["frames"] = emb_frames
-            model = build_model(cfg.model, len(labels), fe.n_mels, **kw)
+            if student is not None and ck is not None:
+                model = model_from_config(ck["model"])  # the resumed state loads into it
+            elif student is not None:
+                model = build_model(cfg.model, len(labels), fe.n_mels, student=student["model"], vectors=emb_frames, **kw)
+                model.student.load_state_dict(student["state_dict"])
+                say(f"student {student['model']['name']} from {cfg.student}: {sum(p.numel() for p in model.student.parameters()):,} "
+                    f"parameters, frozen (held-out cosine to the embedding {student['val_cosine']:.4f})")
+            else:
+                if emb_frames is not None:
+                    kw["frames"] = emb_frames
+                model = build_model(cfg.model, len(labels), fe.n_mels, **kw)
         if ck is not None and (ck["model"]["name"] != model_name or ck.get("labels") != labels):
             raise ConfigError(f"{self.out / LAST} is a {ck['model']['name']} run over labels {ck.get('labels')}; "
                               f"it cannot resume as {model_name} over {labels}")
         self.model, self.model_config = model, model.config()
         self.logmel = frontend_module(fe)
-        self.cached = uses_embedding(self.model_config["name"])
+        on_student = uses_student(self.model_config["name"])
+        self.cached = uses_embedding(self.model_config["name"]) or on_student
+        self.feature_kw = {"vectors": True} if on_student else {}  # the cached features are the student's vectors
         self.label_smoothing = (cfg.label_smoothing if cfg.label_smoothing is not None
                                 else (0.0 if self.cached else DEFAULT_LABEL_SMOOTHING))
         self.train_feats = self.val_feats = self.test_feats = None
@@ -340,7 +372,8 @@ class ClassifyTrainer(Trainer):
                          "they are padded with silence, so in a stream positives fire late and negatives never fill the "
                          f"window; for a wake word make the set with `hearkit data wakeword ... --window-seconds "
                          f"{window / fe.sample_rate:g}`")
-            self.train_feats, self.val_feats, self.test_feats = _embed_sets(cfg, fe, self.logmel, self.train_ds, self.val_ds,
+            vectors = StudentVectors(self.logmel, model) if on_student else self.logmel
+            self.train_feats, self.val_feats, self.test_feats = _embed_sets(cfg, fe, vectors, self.train_ds, self.val_ds,
                                                                             self.test_ds, noise, say, show)
         say(f"model {model_name}: {count_parameters(model):,} parameters")
         self.per_rank = len(self.train_ds) // self.dist.world
@@ -384,7 +417,7 @@ class ClassifyTrainer(Trainer):
         target = F.one_hot(y, k).float() * (1 - ls) + ls / k
         if aug.mixup:
             feats, target = mixup(feats, target, aug.mixup_alpha, gen)
-        logits = self.net(feats)
+        logits = self.net(feats, **self.feature_kw)
         loss = soft_cross_entropy(logits, target, None if cfg.negative_weight == 1.0 else self.class_weight)
         stats["loss_sum"] += loss.item() * len(idx)
         stats["correct"] += int((logits.argmax(1) == y).sum())
@@ -395,7 +428,7 @@ class ClassifyTrainer(Trainer):
         return {"loss": self.stats["loss_sum"] / self.stats["seen"], "acc": self.stats["correct"] / self.stats["seen"]}
 
     def validate(self, epoch: int) -> tuple[dict, dict]:
-        logits = predict(self.model, self.logmel, self.val_ds, features=self.val_feats)
+        logits = predict(self.model, self.logmel, self.val_ds, features=self.val_feats, **self.feature_kw)
         val_loss = float(F.cross_entropy(torch.from_numpy(logits), self.val_ds.targets))
         val_acc = float((logits.argmax(1) == self.val_ds.targets.numpy()).mean())
         seen = max(self.stats["seen"], 1)
@@ -414,21 +447,23 @@ class ClassifyTrainer(Trainer):
     def finish(self) -> None:
         skipped = self.train_ds.bad_files + self.val_ds.bad_files + (self.test_ds.bad_files if self.test_ds is not None else [])
         _finish(self.out, self.model, self.logmel, self.val_ds, self.test_ds, self.labels, self.state.history,
-                self.state.best, self.parameters, self.cfg, skipped, self.say, self.val_feats, self.test_feats)
+                self.state.best, self.parameters, self.cfg, skipped, self.say, self.val_feats, self.test_feats,
+                self.feature_kw)
 
 
 def _embed_sets(cfg, fe, frontend, train_ds, val_ds, test_ds, noise, say, show):
-    """Features of the frozen speech embedding, computed once: ``feature_copies`` augmented copies of
+    """Features of the frozen speech embedding (or of a frozen student, ``StudentVectors``), computed once: ``feature_copies`` augmented copies of
     the training clips (waveform augmentations before the embedding, as they would be live), and the
     validation and test clips as they are. Returns (train (K, clips, frames, dim), val, test) tensors."""
     from hearkit.progress import Progress
 
     k = cfg.feature_copies
+    what = getattr(frontend, "what", "speech embedding")
     gen = torch.Generator().manual_seed(cfg.seed * 7907 + 17)
     sets = [("val", val_ds), ("test", test_ds)]
     total = k * len(train_ds) + sum(len(d) for _, d in sets if d is not None)
-    say(f"speech embedding: {k} augmented copies of {len(train_ds)} training clips and {total - k * len(train_ds)} "
-        f"validation/test clips, embedded once ({fe.num_frames(train_ds.window)} vectors each)")
+    say(f"{what}: {k} augmented copies of {len(train_ds)} training clips and {total - k * len(train_ds)} "
+        f"validation/test clips, embedded once ({getattr(frontend, 'per_window', None) or fe.num_frames(train_ds.window)} vectors each)")
     bar = Progress(total, "embedding clips", unit="clip") if show else None
     batch = 64
 
@@ -448,11 +483,11 @@ def _embed_sets(cfg, fe, frontend, train_ds, val_ds, test_ds, noise, say, show):
                 bar.update(len(wav))
         return torch.cat(out)
 
-    key = _cache_key(cfg, fe, train_ds, val_ds, test_ds, noise)
+    key = _cache_key(cfg, fe, train_ds, val_ds, test_ds, noise, getattr(frontend, "cache_id", None))
     cached_file = Path(cfg.feature_cache) / f"embedding-{key}.pt" if cfg.feature_cache else None
     if cached_file is not None and cached_file.is_file():
         d = torch.load(cached_file, weights_only=True)
-        say(f"speech embedding: reusing {cached_file}")
+        say(f"{what}: reusing {cached_file}")
         return d["train"], d.get("val"), d.get("test")
     started = time.process_time()
     train = torch.stack([embed(train_ds, True) for _ in range(k)])
@@ -460,15 +495,49 @@ def _embed_sets(cfg, fe, frontend, train_ds, val_ds, test_ds, noise, say, show):
     test = embed(test_ds, False) if test_ds is not None and len(test_ds) else None
     if bar is not None:
         bar.close()
-    say(f"speech embedding: {total} clips in {time.process_time() - started:.0f} CPU s")
+    say(f"{what}: {total} clips in {time.process_time() - started:.0f} CPU s")
     if cached_file is not None:
         from hearkit.files import atomic_path
 
         cached_file.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(cached_file) as tmp:
             torch.save({"train": train, "val": val, "test": test}, tmp)
-        say(f"speech embedding: kept in {cached_file}")
+        say(f"{what}: kept in {cached_file}")
     return train, val, test
+
+
+class StudentVectors:
+    """A frozen student's vectors for ``_embed_sets``: numpy waveforms (batch, samples) -> (batch, vectors, 96)."""
+
+    what = "student vectors"  # for the log
+
+    def __init__(self, logmel, model):
+        import hashlib
+
+        self.logmel, self.model = logmel, model
+        self.per_window = model.hparams["vectors"]
+        h = hashlib.sha256(json.dumps(model.student.config(), sort_keys=True).encode())
+        for k, v in sorted(model.student.state_dict().items()):
+            h.update(k.encode())
+            h.update(v.detach().cpu().numpy().tobytes())
+        self.cache_id = f"student {h.hexdigest()}"
+
+    @torch.no_grad()
+    def features(self, waveform: np.ndarray) -> np.ndarray:
+        self.model.student.eval()
+        return self.model.vectors(self.logmel(torch.from_numpy(np.ascontiguousarray(waveform, np.float32)))).numpy()
+
+
+def load_student(path) -> dict:
+    """A ``hearkit train distill`` checkpoint's student: {"model", "state_dict", "frontend", "val_cosine"}; one-line errors."""
+    if not Path(path).is_file():
+        raise ConfigError(f"--student {path}: no such file (give the best.pt of a `hearkit train distill` run)")
+    ck = load_checkpoint(path)
+    if ck.get("task") != "distill":
+        raise ConfigError(f"--student {path}: a {ck.get('task')!r} checkpoint, not a distilled student (`hearkit train distill`)")
+    best = ck.get("best") or {}
+    return {"model": dict(ck["model"]), "state_dict": ck["state_dict"], "frontend": dict(ck["frontend"]),
+            "val_cosine": float(best.get("val_cosine", float("nan")))}
 
 
 def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, class_weight: torch.Tensor | None = None) -> torch.Tensor:
@@ -500,12 +569,13 @@ def end_aligned(x: np.ndarray, sample_rate: int, tail_s: float) -> np.ndarray:
     return y
 
 
-def _cache_key(cfg, fe, train_ds, val_ds, test_ds, noise) -> str:
-    """sha256 (16 hex) of everything the embedded copies depend on."""
+def _cache_key(cfg, fe, train_ds, val_ds, test_ds, noise, backbone: str | None = None) -> str:
+    """sha256 (16 hex) of everything the embedded copies depend on (``backbone``: what else computes them,
+    e.g. a student's weights)."""
     import hashlib
 
     h = hashlib.sha256()
-    parts = [fe.to_json(), cfg.augment.to_dict(), cfg.feature_copies, cfg.seed, train_ds.window,
+    parts = [fe.to_json(), backbone, cfg.augment.to_dict(), cfg.feature_copies, cfg.seed, train_ds.window,
              (ALIGN_TAIL_S, ALIGN_FLOOR_DB) if cfg.align_end else None,
              len(noise) if noise is not None else 0]
     for ds in (train_ds, val_ds, test_ds):
@@ -518,13 +588,13 @@ def _cache_key(cfg, fe, train_ds, val_ds, test_ds, noise) -> str:
 
 
 def _finish(out, model, logmel, val_ds, test_ds, labels, history, best, n_params, cfg, skipped, say,
-            val_feats=None, test_feats=None):
+            val_feats=None, test_feats=None, feature_kw=None):
     """Evaluate best.pt on validation (and test) and write metrics.json and confusion.png."""
     ck = load_checkpoint(out / BEST)
     best_model = model_from_config(ck["model"])
     best_model.load_state_dict(ck["state_dict"])
     vt = val_ds.targets.numpy()
-    rep = classification_report(vt, predict(best_model, logmel, val_ds, features=val_feats).argmax(1), labels)
+    rep = classification_report(vt, predict(best_model, logmel, val_ds, features=val_feats, **(feature_kw or {})).argmax(1), labels)
     metrics = {
         "model": best_model.config()["name"],
         "parameters": n_params,
@@ -539,7 +609,7 @@ def _finish(out, model, logmel, val_ds, test_ds, labels, history, best, n_params
     }
     if test_ds is not None and len(test_ds):
         metrics["test"] = classification_report(test_ds.targets.numpy(),
-                                                predict(best_model, logmel, test_ds, features=test_feats).argmax(1), labels)
+                                                predict(best_model, logmel, test_ds, features=test_feats, **(feature_kw or {})).argmax(1), labels)
     write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     plot_confusion(rep["confusion"], labels, out / "confusion.png",
                    f"{best_model.config()['name']} — validation accuracy {rep['accuracy']:.1%} (epoch {best['epoch']})")

@@ -237,6 +237,7 @@ def stream_cpu_share(model: str | os.PathLike, seconds: float = STREAM_SECONDS, 
 
 SPOTTER_TARGET_PERCENT = 0.2  # of one core, int8 at a 100 ms hop: a wake word listening all day
 EMBEDDING_SPOTTER_TARGET_PERCENT = 2.0  # on the speech embedding: its fp32 convolutions, one vector per 80 ms
+STUDENT_SPOTTER_TARGET_PERCENT = 0.5  # a distilled student (docs/design.md §18): the embedding's ears at a quarter of its cost
 
 
 def spotter_cpu(model: str | os.PathLike, profile=None, seconds: float = STREAM_SECONDS) -> list[dict]:
@@ -418,8 +419,9 @@ def bench_model(model: str | os.PathLike, profile=None, repeat: int = 50, second
         report["spotter"] = spotter_cpu(path, profile)
         from hearkit.embedding import is_embedding
 
-        on_embedding = is_embedding(clf.info.frontend)
-        report["spotter_target_percent"] = EMBEDDING_SPOTTER_TARGET_PERCENT if on_embedding else SPOTTER_TARGET_PERCENT
+        on_embedding, on_student = is_embedding(clf.info.frontend), bool(clf.info.model.get("student"))
+        report["spotter_target_percent"] = (EMBEDDING_SPOTTER_TARGET_PERCENT if on_embedding else
+                                            STUDENT_SPOTTER_TARGET_PERCENT if on_student else SPOTTER_TARGET_PERCENT)
         report["spotter_peers"] = peer_spotter_cpu()
     return report
 

@@ -679,7 +679,7 @@ def mine_hard_negatives(
     files, left_out = negative_files(list(negatives), [p.replace("_", " ") for p in phrases])
     held = _held_out([str(s) for s in negatives])
     files = [f for f in files if str(Path(f).resolve()) not in held]
-    hop = int(round((hop_seconds if hop_seconds is not None else default_hop_seconds(scorer.info.frontend)) * sr))
+    hop = int(round((hop_seconds if hop_seconds is not None else default_hop_seconds(scorer.info.frontend, scorer.info.model)) * sr))
     win = SlidingWindow(n, hop)
     streamer = (StreamingScorer(model, n, hop) if Path(model).is_dir()
                 and StreamingScorer.can_stream(scorer.info.frontend, n, hop) else None)

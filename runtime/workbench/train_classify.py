@@ -21,14 +21,15 @@ FORMATS = ("speech-commands", "urbansound8k", "folders")  # hearkit.datasets.FOR
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, help="Dataset layout (default: detected).")
 @click.option("--model", type=ModelName(), default="cnn4-s", show_default=True,
               help="Architecture; cnn4-s is the fastest per CPU step (about 4x dscnn-s); emb-dnn is a head on the "
-                   "frozen speech embedding pretrained on real speech (needs hearkit[embedding]; docs/design.md §17).")
+                   "frozen speech embedding pretrained on real speech (needs hearkit[embedding]; docs/design.md §17); "
+                   "student-dnn is that head on a student distilled from it (--student; §18).")
 @click.option("--epochs", type=Limited("epochs"), default=30, show_default=True)
 @click.option("--batch-size", type=Limited("batch_size", lo=2), default=32, show_default=True, help="Clips per step and process.")
 @click.option("--lr", type=Limited("lr"), default=3e-3, show_default=True, help="Peak AdamW learning rate.")
 @click.option("--weight-decay", type=Limited("weight_decay"), default=1e-2, show_default=True)
 @click.option("--schedule", type=click.Choice(["onecycle", "cosine"]), default="onecycle", show_default=True)
 @click.option("--label-smoothing", type=Limited("label_smoothing"), default=None,
-              help="Target smoothing (default: 0.1; 0 for emb-* models, whose detection thresholds need "
+              help="Target smoothing (default: 0.1; 0 for emb-* and student-* models, whose detection thresholds need "
                    "posteriors that do not all stop at one cap).")
 @click.option("--dropout", type=Limited("dropout"), default=None, help="Model dropout (default: the architecture's).")
 @click.option("--seed", type=Limited("seed"), default=0, show_default=True)
@@ -55,19 +56,22 @@ FORMATS = ("speech-commands", "urbansound8k", "folders")  # hearkit.datasets.FOR
 @click.option("--time-masks", type=Limited("count", hi=100), default=2, show_default=True)
 @click.option("--time-mask-width", type=Limited("count", hi=10000), default=10, show_default=True, help="Frames.")
 @click.option("--feature-copies", type=Limited("count", lo=1, hi=64), default=2, show_default=True,
-              help="emb-* models: augmented copies of each training clip embedded once; epoch e trains on copy e mod N.")
+              help="emb-* and student-* models: augmented copies of each training clip embedded once; epoch e trains on copy e mod N.")
 @click.option("--feature-cache", type=click.Path(file_okay=False), default=None,
-              help="emb-* models: keep the embedded copies in this folder; a later run on the same clips, copies, "
+              help="emb-* and student-* models: keep the embedded copies in this folder; a later run on the same clips, copies, "
                    "augmentation and seed reuses them (other head settings train in a minute).")
 @click.option("--negative-weight", type=Limited("negative_weight"), default=1.0, show_default=True,
               help="Loss weight of background clips (_unknown_, _silence_) against keyword clips: above 1 "
                    "trades misses for fewer false alarms per hour.")
 @click.option("--align-end/--no-align-end", default=True, show_default=True,
-              help="emb-* models: each clip's utterance ends just before the window's end, so a detector fires as "
+              help="emb-* and student-* models: each clip's utterance ends just before the window's end, so a detector fires as "
                    "the phrase ends; --no-align-end for clip classification (run and verify centre a clip).")
 @click.option("--input-scale", type=click.Choice(["int16", "unit"]), default=None,
               help="emb-* models: samples reach the embedding int16-scaled (openWakeWord's convention; the default) "
                    "or in [-1, 1] (unit).")
+@click.option("--student", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="student-dnn: the best.pt of a `hearkit train distill` run; its frozen student gives the head its "
+                   "vectors (cached as for emb-*), and its log-mel front-end is the model's. No extra needed.")
 @click.option("--mixup", type=Limited("mixup"), default=0.0, show_default=True, help="Mixup Beta(α, α); 0 = off.")
 @frontend_options
 @click.option("--max-clips", type=Limited("count", lo=2), default=None, help="Use at most N clips per split (quick looks).")
@@ -88,6 +92,7 @@ def classify(**kw):
       hearkit train classify --data ../shared/data/speech_commands -o runs/kws      # the README's recipe
       hearkit train classify --data ../shared/data/speech_commands --model bcresnet-2 --epochs 60 -o runs/kws
       hearkit train classify --data ../shared/data/urbansound8k --val-fold 2 --model cnn4 -o runs/us8k
+      hearkit train classify --data data/ww --model student-dnn --student runs/student/best.pt -o runs/ww-student
     """
     start_torch(kw["threads"])
     if kw["model"].startswith("emb-"):
@@ -116,7 +121,7 @@ def classify(**kw):
         test_fold=kw["test_fold"], keywords=keywords, window_seconds=kw["window_seconds"], frontend=fe, augment=aug,
         dropout=kw["dropout"], on_bad_file=kw["on_bad_file"], resume=kw["resume"], init=kw["init"], checkpoint_every=kw["checkpoint_every"],
         max_clips=kw["max_clips"], feature_copies=kw["feature_copies"], feature_cache=kw["feature_cache"],
-        align_end=kw["align_end"], negative_weight=kw["negative_weight"],
+        align_end=kw["align_end"], negative_weight=kw["negative_weight"], student=kw["student"],
         input_scale={None: None, "int16": 32768.0, "unit": 1.0}[kw["input_scale"]], num_threads=kw["threads"], progress=not kw["no_progress"], quiet=kw["quiet"],
     )
     out, m = train_in_folder(train_classifier, cfg, kw["run_dir"], kw["force"], kw["resume"])

@@ -1,0 +1,163 @@
+"""``student-dnn``: an emb-dnn head on a distilled student (docs/design.md §18), log-mel in.
+
+Needs no extra: the student is a checkpoint of ``hearkit train distill`` (here one made from an
+untrained student with BatchNorm statistics drawn at random, so every layer matters), and the teacher
+is only needed to distil it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+torch = pytest.importorskip("torch", reason="training needs hearkit[train] (torch)")
+
+from hearkit.cli import main as cli  # noqa: E402
+
+
+def make_student(path: Path, seed: int = 0) -> Path:
+    """A ``train distill`` checkpoint of student-s with random weights and BatchNorm statistics."""
+    from hearkit.training.checkpoint import save_checkpoint
+    from hearkit.training.distill import STUDENT_FRONTEND
+    from hearkit.training.models import build_student
+
+    torch.manual_seed(seed)
+    s = build_student("student-s")
+    for m in s.modules():
+        if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    s.out_mean.uniform_(-1, 1)
+    s.out_std.uniform_(0.5, 2)
+    save_checkpoint({"task": "distill", "model": s.config(), "frontend": STUDENT_FRONTEND.to_dict(),
+                     "state_dict": s.state_dict(), "best": {"epoch": 1, "val_cosine": 0.5}, "metrics": {},
+                     "train_config": {}}, path)
+    return path
+
+
+def _speech(shared_data, seconds: float) -> np.ndarray:
+    from hearkit.audio import load_audio
+
+    x = np.concatenate([load_audio(p, 16000)[0] for p in sorted((shared_data / "ljspeech_amateur").glob("*.flac"))[:4]])
+    return x[: int(seconds * 16000)].astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def student_export(shared_data, tmp_path_factory):
+    """student-dnn trained for 2 epochs on 48 Speech Commands clips, exported fp32 + int8."""
+    root = tmp_path_factory.mktemp("student")
+    student = make_student(root / "student.pt")
+    run, out = root / "run", root / "export"
+    r = CliRunner().invoke(cli, ["train", "classify", "--data", str(shared_data / "speech_commands"), "--model", "student-dnn",
+                                 "--student", str(student), "--epochs", "2", "--max-clips", "48", "--feature-copies", "2",
+                                 "--feature-cache", str(root / "cache"), "--threads", "1", "--no-progress", "-o", str(run)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["export", str(run / "best.pt"), "-o", str(out), "--quantize", "int8",
+                                 "--calibration-clips", "48"])
+    assert r.exit_code == 0, r.output
+    return student, run, out
+
+
+def test_the_student_is_frozen_and_travels_in_the_checkpoint(student_export):
+    """The head trains on the student's vectors; the student's weights stay the distillation's, bit for bit,
+    and the classifier checkpoint carries them (export needs no distillation run)."""
+    student, run, _ = student_export
+    s = torch.load(student, weights_only=True)
+    ck = torch.load(run / "best.pt", weights_only=True)
+    assert ck["model"]["name"] == "student-dnn" and ck["model"]["student"] == s["model"] and ck["model"]["vectors"] == 16
+    assert ck["frontend"] == s["frontend"] and ck["window_samples"] == 32000
+    for k, v in s["state_dict"].items():
+        assert torch.equal(ck["state_dict"][f"student.{k}"], v), k
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["train"]["student"] == str(student) and cfg["frontend"]["n_mels"] == 40
+
+
+def test_export_quantizes_the_student_and_checks_it(student_export):
+    """Unlike the speech embedding, the student is part of the network: int8 covers its convolutions, and the
+    export's torch checks cover it at the window and beyond (tolerance 1e-3, the exporter's)."""
+    import onnx
+
+    from hearkit.metadata import read_model_info
+
+    _, _, out = student_export
+    summary = json.loads((out / "export.json").read_text())
+    assert {c["graph"] for c in summary["checks"]} == {"frontend.onnx", "pipeline.onnx", "model.onnx"}
+    assert all(c["max_abs_err"] <= 1e-3 for c in summary["checks"])
+    info = read_model_info(out / "model.int8.onnx")
+    assert info.model["student"]["name"] == "student-s" and info.frontend.n_mels == 40
+    q = onnx.load(str(out / "model.int8.onnx"))
+    conv_weights = {n.input[1] for n in q.graph.node if n.op_type == "Conv"}
+    dequantized = {n.output[0] for n in q.graph.node if n.op_type == "DequantizeLinear"}
+    # every convolution reads int8 weights but the 1-channel stem, which the CNN recipe keeps float (design.md §5)
+    assert len(conv_weights) == 6 and conv_weights - dequantized == {"student.conv.1.weight"}
+    assert (out / "model.int8.onnx").stat().st_size < (out / "model.onnx").stat().st_size / 3
+
+
+@pytest.mark.parametrize("hop_seconds", [None, 0.16])
+def test_streaming_equals_the_whole_window_in_any_chunking(student_export, shared_data, hop_seconds):
+    """The spotter steps 80 ms by default (the student's vector clock), each log-mel frame computed once; the
+    posteriors equal running the whole 2-s pipeline every hop, for random chunk sizes (tolerance 1e-4: float32
+    sums in another order)."""
+    import hearkit
+
+    _, _, out = student_export
+    x = _speech(shared_data, 6.0)
+    stream = hearkit.KeywordSpotter(out, record=True, hop_seconds=hop_seconds)
+    assert stream.streamer is not None and stream.hop_samples == (1280 if hop_seconds is None else 2560)
+    whole = hearkit.KeywordSpotter(out, record=True, streaming=False, hop_seconds=hop_seconds)
+    rng = np.random.default_rng(0)
+    pos = 0
+    while pos < len(x):
+        n = int(rng.integers(1, 4000))
+        stream.accept_waveform(x[pos : pos + n])
+        pos += n
+    whole.accept_waveform(x)
+    a = np.array([h[1] for h in stream.history])
+    b = np.array([h[1] for h in whole.history])
+    assert a.shape == b.shape == (len(x) // stream.hop_samples, 12)
+    np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
+
+
+def test_run_and_bundle_of_a_student_model(student_export, shared_data, tmp_path):
+    _, _, out = student_export
+    clip = next((shared_data / "speech_commands" / "yes").glob("*.flac"))
+    bundle = tmp_path / "bundle"
+    r = CliRunner().invoke(cli, ["package", str(out), "--device", "raspberry-pi-5", "-o", str(bundle)])
+    assert r.exit_code == 0, r.output
+    assert "#define HEARKIT_N_MELS 40" in (bundle / "hearkit_model.h").read_text()
+    r = CliRunner().invoke(cli, ["run", str(bundle), str(clip)])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output.strip().splitlines()[-1])["label"]
+
+
+def test_cache_is_keyed_by_the_student_s_weights(shared_data, tmp_path):
+    """The cached vectors are the student's: the same student again reads them, another student's weights embed anew."""
+    a, b = make_student(tmp_path / "a.pt", 0), make_student(tmp_path / "b.pt", 1)
+    cache = tmp_path / "cache"
+    outs = []
+    for i, s in enumerate((a, a, b)):
+        r = CliRunner().invoke(cli, ["train", "classify", "--data", str(shared_data / "speech_commands"), "--model", "student-dnn",
+                                     "--student", str(s), "--epochs", "1", "--max-clips", "16", "--feature-copies", "1",
+                                     "--feature-cache", str(cache), "--no-progress", "-o", str(tmp_path / f"run{i}")])
+        assert r.exit_code == 0, r.output
+        outs.append(r.output)
+    assert "reusing" not in outs[0] and "reusing" in outs[1] and "reusing" not in outs[2]
+    assert len(list(cache.glob("embedding-*.pt"))) == 2
+
+
+def test_bad_students_are_one_line(shared_data, tmp_path):
+    base = ["train", "classify", "--data", str(shared_data / "speech_commands"), "--max-clips", "8", "-o", str(tmp_path / "r")]
+    r = CliRunner().invoke(cli, [*base, "--model", "student-dnn"])
+    assert r.exit_code == 2 and "--student" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    not_distilled = tmp_path / "kws.pt"
+    from hearkit.training.checkpoint import save_checkpoint
+
+    save_checkpoint({"task": "classify", "model": {"name": "cnn4-s"}, "frontend": {}, "state_dict": {}}, not_distilled)
+    r = CliRunner().invoke(cli, [*base, "--model", "student-dnn", "--student", str(not_distilled)])
+    assert r.exit_code == 2 and "not a distilled student" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    r = CliRunner().invoke(cli, [*base, "--model", "cnn4-s", "--student", str(make_student(tmp_path / "s.pt"))])
+    assert r.exit_code == 2 and "student-*" in r.output, r.output
