@@ -113,3 +113,26 @@ def test_cli_model_choices_are_the_zoo():
     assert r.exit_code == 0 and "[" + "|".join(MODELS) + "]" in " ".join(r.output.split()).replace("| ", "|"), r.output
     r = CliRunner().invoke(main, ["train", "classify", "--data", ".", "--model", "nope"])
     assert r.exit_code == 2 and "'nope' is not one of" in r.output and "'cnn4-s'" in r.output, r.output
+
+
+def test_an_ensemble_of_heads_trains_each_and_answers_their_mean():
+    """emb-dnn with heads=3: in training mode every member's logits (each gets its own loss); in eval mode the
+    log of their mean posterior (tolerance 1e-6: float32 softmax); one head keeps the one-head state_dict."""
+    torch.manual_seed(0)
+    one = build_model("emb-dnn", 4, 96)
+    assert set(one.state_dict()) == {k for k in one.state_dict() if not k.startswith("members.")}
+    m = build_model("emb-dnn", 4, 96, heads=3)
+    x = torch.randn(5, 16, 96)
+    m.train()
+    assert m(x).shape == (3, 5, 4)
+    m.eval()
+    with torch.no_grad():
+        members = torch.stack([m.fc(m.body(x.flatten(1))), *(h(x.flatten(1)) for h in m.members)])
+        expected = torch.softmax(members, -1).mean(0)
+        got = m(x)
+    assert got.shape == (5, 4)
+    torch.testing.assert_close(torch.softmax(got, -1), expected, atol=1e-6, rtol=0)
+    assert not torch.allclose(members[0], members[1])  # members start from their own weights
+    again = model_from_config(m.config())
+    again.load_state_dict(m.state_dict())
+    assert m.config()["heads"] == 3 and count_parameters(m) == 3 * count_parameters(one)

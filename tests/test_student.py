@@ -161,3 +161,26 @@ def test_bad_students_are_one_line(shared_data, tmp_path):
     assert r.exit_code == 2 and "not a distilled student" in r.output and len(r.output.strip().splitlines()) == 1, r.output
     r = CliRunner().invoke(cli, [*base, "--model", "cnn4-s", "--student", str(make_student(tmp_path / "s.pt"))])
     assert r.exit_code == 2 and "student-*" in r.output, r.output
+
+
+def test_an_ensemble_of_heads_exports_and_answers_their_mean(shared_data, tmp_path):
+    """--heads 2: two heads on the student's vectors, each with its own loss; the exported network answers the log
+    of their mean posterior, so its softmax (what the runtime applies) is that mean: rows sum to 1 (tolerance 1e-5)."""
+    import onnxruntime as ort
+
+    student = make_student(tmp_path / "s.pt")
+    run, out = tmp_path / "run", tmp_path / "export"
+    r = CliRunner().invoke(cli, ["train", "classify", "--data", str(shared_data / "speech_commands"), "--model", "student-dnn",
+                                 "--student", str(student), "--heads", "2", "--epochs", "1", "--max-clips", "16",
+                                 "--feature-copies", "1", "--no-progress", "-o", str(run)])
+    assert r.exit_code == 0, r.output
+    ck = torch.load(run / "best.pt", weights_only=True)
+    assert ck["model"]["heads"] == 2 and any(k.startswith("head.members.0.") for k in ck["state_dict"])
+    r = CliRunner().invoke(cli, ["export", str(run / "best.pt"), "-o", str(out), "--quantize", "int8", "--calibration-clips", "16"])
+    assert r.exit_code == 0, r.output
+    sess = ort.InferenceSession(str(out / "pipeline.onnx"), providers=["CPUExecutionProvider"])
+    y = sess.run(None, {"waveform": (0.1 * np.random.default_rng(0).standard_normal((3, 32000))).astype(np.float32)})[0]
+    np.testing.assert_allclose(np.exp(y).sum(-1), 1.0, atol=1e-5)
+    r = CliRunner().invoke(cli, ["train", "classify", "--data", str(shared_data / "speech_commands"), "--model", "cnn4-s",
+                                 "--heads", "2", "-o", str(tmp_path / "r")])
+    assert r.exit_code == 2 and "--heads" in r.output and len(r.output.strip().splitlines()) == 1, r.output

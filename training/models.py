@@ -275,31 +275,53 @@ class EmbeddingDNN(LogMelClassifier):
     Input (batch, frames, n_mels) with n_mels the embedding size; only the last ``frames``
     vectors are used, so the input must hold at least that many (the window gives exactly them).
 
+    With ``heads`` > 1 it is an ensemble of that many such heads, each from its own initial
+    weights and dropout: in training mode it returns every member's logits, (heads, batch,
+    labels), so the trainer gives each its own loss; in eval mode (and exported) the log of the
+    members' mean posterior, (batch, labels), whose softmax is that mean.
+
     Args:
         n_labels: number of classes.
         n_mels: feature size (96 for the speech embedding).
         frames: embeddings the head sees, one per 80 ms (Default: 16, 1.28 s of hops over a 2-s window).
         hidden: width of the two layers (Default: 128; 16 frames: 214K parameters at 4 labels).
         dropout: dropout after each layer (Default: 0.2).
+        heads: members of the ensemble (Default: 1: one head, as openWakeWord's).
     """
 
     name = "emb-dnn"
 
-    def __init__(self, n_labels: int, n_mels: int, frames: int = 16, hidden: int = 128, dropout: float = 0.2):
+    def __init__(self, n_labels: int, n_mels: int, frames: int = 16, hidden: int = 128, dropout: float = 0.2,
+                 heads: int = 1):
         super().__init__()
-        frames, hidden = int(frames), int(hidden)
-        if frames < 1 or hidden < 1:
-            raise ConfigError(f"emb-dnn needs frames >= 1 and hidden >= 1, got {frames} and {hidden}")
+        frames, hidden, heads = int(frames), int(hidden), int(heads)
+        if frames < 1 or hidden < 1 or heads < 1:
+            raise ConfigError(f"emb-dnn needs frames, hidden and heads >= 1, got {frames}, {hidden} and {heads}")
         self.hparams = dict(n_labels=n_labels, n_mels=n_mels, frames=frames, hidden=hidden, dropout=dropout)
-        self.frames = frames
-        self.body = nn.Sequential(
-            nn.Linear(frames * n_mels, hidden), nn.LayerNorm(hidden), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(hidden, hidden), nn.LayerNorm(hidden), nn.ReLU(), nn.Dropout(dropout),
-        )
+        if heads > 1:  # a one-head config stays as it was: older checkpoints rebuild unchanged
+            self.hparams["heads"] = heads
+        self.frames, self.heads = frames, heads
+
+        def body():
+            return nn.Sequential(
+                nn.Linear(frames * n_mels, hidden), nn.LayerNorm(hidden), nn.ReLU(), nn.Dropout(dropout),
+                nn.Linear(hidden, hidden), nn.LayerNorm(hidden), nn.ReLU(), nn.Dropout(dropout),
+            )
+
+        self.body = body()
         self.fc = nn.Linear(hidden, n_labels)
+        # the other members (names of the first kept: a one-head state_dict is unchanged)
+        self.members = nn.ModuleList([nn.Sequential(body(), nn.Linear(hidden, n_labels)) for _ in range(heads - 1)])
 
     def forward(self, x):  # x: (batch, frames, n_mels)
-        return self.fc(self.body(x[:, -self.frames :].flatten(1)))
+        flat = x[:, -self.frames :].flatten(1)
+        first = self.fc(self.body(flat))
+        if self.heads == 1:
+            return first
+        logits = torch.stack([first, *(m(flat) for m in self.members)])  # (heads, batch, labels)
+        if self.training:
+            return logits
+        return torch.log(torch.softmax(logits, dim=-1).mean(0))
 
 
 # name -> (channels of the three stride-2 convolutions, hidden units before the 96-d output)
@@ -384,21 +406,21 @@ class StudentDNN(LogMelClassifier):
         n_mels: log-mel bands (the student's, 40).
         student: the student's ``config()`` (from the distillation checkpoint).
         vectors: student vectors the head sees (Default: 16, 1.98 s).
-        hidden, dropout: the head's (as ``emb-dnn``) (Default: 128, 0.2).
+        hidden, dropout, heads: the head's (as ``emb-dnn``) (Default: 128, 0.2, 1).
         train_student: let the student's weights train with the head (Default: False: frozen).
     """
 
     name = "student-dnn"
 
     def __init__(self, n_labels: int, n_mels: int, student: dict, vectors: int = 16, hidden: int = 128,
-                 dropout: float = 0.2, train_student: bool = False):
+                 dropout: float = 0.2, heads: int = 1, train_student: bool = False):
         super().__init__()
         if not isinstance(student, dict) or student.get("n_mels") != n_mels:
             raise ConfigError(f"student-dnn needs the student's config for {n_mels} log-mel bands, got {student!r}")
         self.hparams = dict(n_labels=n_labels, n_mels=n_mels, student=dict(student), vectors=int(vectors),
-                            hidden=int(hidden), dropout=dropout, train_student=bool(train_student))
+                            hidden=int(hidden), dropout=dropout, heads=int(heads), train_student=bool(train_student))
         self.student = student_from_config(student)
-        self.head = EmbeddingDNN(n_labels, self.student.dim, vectors, hidden, dropout)
+        self.head = EmbeddingDNN(n_labels, self.student.dim, vectors, hidden, dropout, heads)
         self.train_student = bool(train_student)
         self.student.requires_grad_(self.train_student)
         self.offset = self.student.offset_frames

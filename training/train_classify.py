@@ -111,6 +111,8 @@ class TrainConfig:
             classification, where ``hearkit run`` and ``verify`` centre a clip in the window.
         student: for ``student-dnn``: the ``best.pt`` of a ``hearkit train distill`` run, whose student
             (frozen) gives the head its vectors; its log-mel front-end becomes the model's (Default: None).
+        heads: for ``emb-*`` and ``student-*`` models: an ensemble of this many heads, each trained with its
+            own loss from its own initial weights; the model's posterior is their mean (Default: 1).
         negative_weight: loss weight of the background clips (``_unknown_``, ``_silence_``) against the
             keyword clips, as openWakeWord and microWakeWord weight negatives to buy fewer false
             alarms per hour (Default: 1, plain cross-entropy).
@@ -152,6 +154,7 @@ class TrainConfig:
     align_end: bool = True
     negative_weight: float = 1.0
     student: str | None = None
+    heads: int = 1
     progress: bool = True
     quiet: bool = False
 
@@ -190,6 +193,10 @@ class TrainConfig:
             object.__setattr__(self, "keywords", tuple(self.keywords))
         if uses_student(self.model) and self.student is None and self.init is None:
             fail(f"{self.model} needs a distilled student: give student (--student RUN/best.pt of `hearkit train distill`)")
+        if not isinstance(self.heads, int) or not 1 <= self.heads <= 16:
+            fail(f"heads must be an integer in 1..16, got {self.heads!r}")
+        if self.heads > 1 and not (uses_embedding(self.model) or uses_student(self.model)):
+            fail(f"heads (--heads) is for the emb-* and student-* models, not {self.model}")
         if self.student is not None and not uses_student(self.model):
             fail(f"student (--student) is for the student-* models, not {self.model}")
 
@@ -332,6 +339,8 @@ class ClassifyTrainer(Trainer):
                 say.warn("no background noise found (give --noise-dir); noise augmentation is off")
 
         kw = {} if cfg.dropout is None else {"dropout": cfg.dropout}
+        if cfg.heads > 1:
+            kw["heads"] = cfg.heads
         model_name = (init_ckpt or ck or {}).get("model", {}).get("name", cfg.model) if cfg.init else cfg.model
         if init_ckpt is not None:
             model = model_from_config(init_ckpt["model"])
@@ -418,7 +427,12 @@ class ClassifyTrainer(Trainer):
         if aug.mixup:
             feats, target = mixup(feats, target, aug.mixup_alpha, gen)
         logits = self.net(feats, **self.feature_kw)
-        loss = soft_cross_entropy(logits, target, None if cfg.negative_weight == 1.0 else self.class_weight)
+        weight = None if cfg.negative_weight == 1.0 else self.class_weight
+        if logits.dim() == 3:  # an ensemble's members (heads, batch, labels): each its own loss
+            loss = torch.stack([soft_cross_entropy(z, target, weight) for z in logits]).mean()
+            logits = torch.log(torch.softmax(logits, -1).mean(0))
+        else:
+            loss = soft_cross_entropy(logits, target, weight)
         stats["loss_sum"] += loss.item() * len(idx)
         stats["correct"] += int((logits.argmax(1) == y).sum())
         stats["seen"] += len(idx)
@@ -575,9 +589,11 @@ def _cache_key(cfg, fe, train_ds, val_ds, test_ds, noise, backbone: str | None =
     import hashlib
 
     h = hashlib.sha256()
-    parts = [fe.to_json(), backbone, cfg.augment.to_dict(), cfg.feature_copies, cfg.seed, train_ds.window,
+    parts = [fe.to_json(), cfg.augment.to_dict(), cfg.feature_copies, cfg.seed, train_ds.window,
              (ALIGN_TAIL_S, ALIGN_FLOOR_DB) if cfg.align_end else None,
              len(noise) if noise is not None else 0]
+    if backbone is not None:  # appended, so the speech embedding's keys (and caches) stay as they were
+        parts.append(backbone)
     for ds in (train_ds, val_ds, test_ds):
         parts.append([] if ds is None else [(e.path, e.label) for e in ds.examples])
     h.update(json.dumps(parts, sort_keys=True, default=str).encode())

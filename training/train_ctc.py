@@ -60,7 +60,7 @@ from hearkit.training.checkpoint import load_checkpoint, save_checkpoint
 from hearkit.training.ctc_models import PRESETS, model_config, model_from_config
 from hearkit.training.models import count_parameters
 from hearkit.training.frontend import LogMel
-from hearkit.training.loop import DEFAULT_TRAIN_THREADS, LAST, Trainer
+from hearkit.training.loop import DEFAULT_TRAIN_THREADS, LAST, RunLog, Trainer
 
 DEFAULT_FRONTEND = FrontendConfig(n_mels=64)  # 25 ms window would be 400; 512 keeps the shared default FFT size
 # the connected-words recipe's augmentation (the README's first CTC command)

@@ -72,6 +72,9 @@ FORMATS = ("speech-commands", "urbansound8k", "folders")  # hearkit.datasets.FOR
 @click.option("--student", type=click.Path(exists=True, dir_okay=False), default=None,
               help="student-dnn: the best.pt of a `hearkit train distill` run; its frozen student gives the head its "
                    "vectors (cached as for emb-*), and its log-mel front-end is the model's. No extra needed.")
+@click.option("--heads", type=Limited("count", lo=1, hi=16), default=1, show_default=True,
+              help="emb-* and student-* models: an ensemble of N heads on the same vectors, each trained from its own "
+                   "initial weights; the posterior is their mean (the heads cost little beside the backbone).")
 @click.option("--mixup", type=Limited("mixup"), default=0.0, show_default=True, help="Mixup Beta(α, α); 0 = off.")
 @frontend_options
 @click.option("--max-clips", type=Limited("count", lo=2), default=None, help="Use at most N clips per split (quick looks).")
@@ -121,7 +124,7 @@ def classify(**kw):
         test_fold=kw["test_fold"], keywords=keywords, window_seconds=kw["window_seconds"], frontend=fe, augment=aug,
         dropout=kw["dropout"], on_bad_file=kw["on_bad_file"], resume=kw["resume"], init=kw["init"], checkpoint_every=kw["checkpoint_every"],
         max_clips=kw["max_clips"], feature_copies=kw["feature_copies"], feature_cache=kw["feature_cache"],
-        align_end=kw["align_end"], negative_weight=kw["negative_weight"], student=kw["student"],
+        align_end=kw["align_end"], negative_weight=kw["negative_weight"], student=kw["student"], heads=kw["heads"],
         input_scale={None: None, "int16": 32768.0, "unit": 1.0}[kw["input_scale"]], num_threads=kw["threads"], progress=not kw["no_progress"], quiet=kw["quiet"],
     )
     out, m = train_in_folder(train_classifier, cfg, kw["run_dir"], kw["force"], kw["resume"])
