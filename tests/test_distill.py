@@ -99,3 +99,18 @@ def test_fit_stops_when_the_trainer_says_so():
     state = fit(LoopState(), 5, lambda e: [0, 1], lambda b: {}, lambda e, t: ends.append(e), lambda: None, Dist(),
                 TrainProgress(False, 5, 10), stop=lambda: len(ends) == 2)
     assert ends == [0, 1] and state.epoch == 2 and state.step == 4
+
+
+def test_the_student_s_bands_are_options_on_the_teacher_s_framing():
+    """--n-mels/--f-min/--f-max pick the student's bands (the teacher's mel spans 62.5 Hz - 3.78 kHz); the framing stays
+    the teacher's, and impossible bands are refused in one line."""
+    from hearkit.errors import ConfigError
+    from hearkit.training.distill import STUDENT_FRONTEND, DistillConfig
+
+    cfg = DistillConfig(audio=("a",), val=("v",), out="o", n_mels=32, f_min=60.0, f_max=3800.0)
+    fe = cfg.frontend()
+    assert (fe.n_mels, fe.f_min, fe.f_max) == (32, 60.0, 3800.0)
+    assert (fe.n_fft, fe.hop_length, fe.center) == (STUDENT_FRONTEND.n_fft, STUDENT_FRONTEND.hop_length, False)
+    assert DistillConfig(audio=("a",), val=("v",), out="o").frontend() == STUDENT_FRONTEND
+    with pytest.raises(ConfigError, match="invalid distillation config"):
+        DistillConfig(audio=("a",), val=("v",), out="o", f_min=5000.0, f_max=3000.0)

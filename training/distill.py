@@ -36,10 +36,10 @@ import torch
 import torch.nn.functional as F
 
 from hearkit.datasets import noise_files
-from hearkit.embedding import EMBEDDING_FRAMES, EMBEDDING_STRIDE, MEL_HOP, MEL_N_FFT
+from hearkit.embedding import EMBEDDING_FRAMES, EMBEDDING_STRIDE, MEL_HOP, MEL_N_FFT, SAMPLE_RATE as MEL_RATE
 from hearkit.errors import ConfigError
 from hearkit.files import write_text
-from hearkit.frontend import FrontendConfig
+from hearkit.frontend import FrontendConfig, frontend_from_dict
 from hearkit.limits import check
 from hearkit.plots.curves import plot_curves
 from hearkit.training.augment import AugmentConfig, NoiseBank, augment_waveform
@@ -48,6 +48,12 @@ from hearkit.training.models import STUDENTS, Student, build_student, count_para
 
 # the teacher's mel framing (512-sample frames, 10-ms hop, no padding) with hearkit's log-mel bands
 STUDENT_FRONTEND = FrontendConfig(n_fft=MEL_N_FFT, hop_length=MEL_HOP, center=False, n_mels=40)
+
+
+def student_frontend(n_mels: int = STUDENT_FRONTEND.n_mels, f_min: float = STUDENT_FRONTEND.f_min,
+                     f_max: float | None = None) -> FrontendConfig:
+    """The teacher's framing (512-sample frames every 10 ms, no padding, 16 kHz) with these mel bands."""
+    return FrontendConfig(n_fft=MEL_N_FFT, hop_length=MEL_HOP, center=False, n_mels=n_mels, f_min=f_min, f_max=f_max)
 WINDOW_VECTORS = 16  # vectors of one training window: 1.98 s, the emb-* heads' window
 WINDOW_SAMPLES = MEL_N_FFT + (EMBEDDING_FRAMES - 1 + (WINDOW_VECTORS - 1) * EMBEDDING_STRIDE) * MEL_HOP  # 31,712
 # noise, gain and a band limit (an 8-kHz recording's): what a device's microphone adds; no shift
@@ -62,6 +68,8 @@ class DistillConfig:
         val: folders or manifests of held-out real speech for the cosine that picks ``best.pt``.
         out: run folder.
         model: a name of ``STUDENTS`` (Default: student-s).
+        n_mels, f_min, f_max: the student's log-mel bands, on the teacher's framing (``student_frontend``)
+            (Default: 40 bands from 20 Hz to 8 kHz).
         epochs: passes at most (Default: 40).
         patience: stop after this many epochs without a better held-out cosine (Default: 6).
         batch_size: windows per step (Default: 32).
@@ -82,6 +90,9 @@ class DistillConfig:
     val: tuple
     out: str
     model: str = "student-s"
+    n_mels: int = STUDENT_FRONTEND.n_mels
+    f_min: float = STUDENT_FRONTEND.f_min
+    f_max: float | None = None
     epochs: int = 40
     patience: int = 6
     batch_size: int = 32
@@ -116,9 +127,17 @@ class DistillConfig:
                 object.__setattr__(self, name, check(limit, getattr(self, name), name))
             except ConfigError as e:
                 fail(str(e))
+        try:
+            self.frontend()
+        except ConfigError as e:
+            fail(str(e))
         for name, lo in (("patience", 1), ("copies", 1), ("max_windows", 2), ("val_windows", 1)):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < lo:
                 fail(f"{name} must be an integer >= {lo}, got {getattr(self, name)!r}")
+
+    def frontend(self) -> FrontendConfig:
+        """The student's log-mel front-end."""
+        return student_frontend(self.n_mels, self.f_min, self.f_max)
 
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -143,7 +162,7 @@ def audio_windows(sources, count: int, seed: int, log=None) -> np.ndarray:
         raise ConfigError(f"{', '.join(map(str, sources))}: no audio files")
     need, total, parts = count * WINDOW_SAMPLES, 0, []
     for k in np.random.default_rng(seed).permutation(len(files)):
-        x = load_audio(files[k], STUDENT_FRONTEND.sample_rate)[0]
+        x = load_audio(files[k], MEL_RATE)[0]
         parts.append(np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.int16))
         total += len(x)
         if total >= need:
@@ -153,7 +172,7 @@ def audio_windows(sources, count: int, seed: int, log=None) -> np.ndarray:
         audio = np.pad(audio, (0, WINDOW_SAMPLES - len(audio)))
     n = min(count, len(audio) // WINDOW_SAMPLES)
     if log:
-        log(f"{len(parts)} of {len(files)} files, {len(audio) / STUDENT_FRONTEND.sample_rate / 3600:.2f} h: {n} windows")
+        log(f"{len(parts)} of {len(files)} files, {len(audio) / MEL_RATE / 3600:.2f} h: {n} windows")
     return audio[: n * WINDOW_SAMPLES].reshape(n, WINDOW_SAMPLES)
 
 
@@ -167,19 +186,19 @@ class DistillTrainer(Trainer):
         from hearkit.training.embedding import EmbeddingFrontend, embedding_config
         from hearkit.training.frontend import LogMel
 
-        self.frontend = STUDENT_FRONTEND
-        model = student_from_config(ck["model"]) if ck else build_student(cfg.model, STUDENT_FRONTEND.n_mels)
+        fe = self.frontend = frontend_from_dict(ck["frontend"]) if ck else cfg.frontend()
+        model = student_from_config(ck["model"]) if ck else build_student(cfg.model, fe.n_mels)
         self.model, self.model_config = model, model.config()
         say(f"student {model.name}: {count_parameters(model):,} parameters, one vector from "
             f"{model.window_frames} log-mel frames every {model.stride_frames}")
         train = audio_windows(cfg.audio, cfg.max_windows, cfg.seed, lambda m: say(f"training audio: {m}"))
         val = audio_windows(cfg.val, cfg.val_windows, cfg.seed + 1, lambda m: say(f"held-out audio: {m}"))
-        noise = NoiseBank.from_files(noise_files(cfg.noise_dir), STUDENT_FRONTEND.sample_rate) if cfg.noise_dir else None
+        noise = NoiseBank.from_files(noise_files(cfg.noise_dir), MEL_RATE) if cfg.noise_dir else None
         if cfg.augment.noise and noise is None:
             say.warn("no --noise-dir: the copies get no background noise")
         self.teacher_cfg = embedding_config(None)
         teacher = EmbeddingFrontend(self.teacher_cfg)
-        logmel = LogMel(STUDENT_FRONTEND)
+        logmel = LogMel(fe)
         self.x, self.y, self.val_x, self.val_y = _targets(cfg, teacher, logmel, train, val, noise, say, self.show)
         if not ck:  # the targets' spread: the student's output units (kept in its buffers)
             flat = self.y.reshape(-1, self.y.shape[-1])
@@ -282,7 +301,7 @@ def _targets(cfg: DistillConfig, teacher, logmel, train: np.ndarray, val: np.nda
 
     from hearkit.progress import Progress
 
-    h = hashlib.sha256(json.dumps([cfg.augment.to_dict(), cfg.copies, cfg.seed, STUDENT_FRONTEND.to_json(),
+    h = hashlib.sha256(json.dumps([cfg.augment.to_dict(), cfg.copies, cfg.seed, logmel.cfg.to_json(),
                                    teacher.cfg.to_json(), len(noise) if noise is not None else 0],
                                   sort_keys=True, default=str).encode())
     h.update(train.tobytes())
@@ -303,7 +322,7 @@ def _targets(cfg: DistillConfig, teacher, logmel, train: np.ndarray, val: np.nda
         for s in range(0, len(windows), 64):
             w = torch.from_numpy(windows[s : s + 64].astype(np.float32) / 32768.0)
             if augment:
-                w = augment_waveform(w, cfg.augment, STUDENT_FRONTEND.sample_rate, gen, noise)
+                w = augment_waveform(w, cfg.augment, MEL_RATE, gen, noise)
             ys.append(torch.from_numpy(teacher.features(w.numpy())))
             with torch.no_grad():
                 xs.append(logmel(w).to(torch.float16))

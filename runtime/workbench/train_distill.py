@@ -23,6 +23,10 @@ STUDENTS = ("student-s", "student-m")  # hearkit.training.distill.STUDENTS
               help="Held-out real speech (repeatable): the teacher-student cosine on it picks best.pt and stops the run.")
 @click.option("--model", type=click.Choice(STUDENTS), default="student-s", show_default=True,
               help="The student: student-s (64 K parameters), student-m (wider).")
+@click.option("--n-mels", type=Limited("n_mels"), default=40, show_default=True,
+              help="The student's log-mel bands (on the teacher's 512-sample frames every 10 ms).")
+@click.option("--f-min", type=Limited("hz"), default=20.0, show_default=True, help="Lowest mel edge in Hz.")
+@click.option("--f-max", type=Limited("hz"), default=None, help="Highest mel edge in Hz (default: 8000, half the rate).")
 @click.option("--epochs", type=Limited("epochs"), default=40, show_default=True, help="Epochs at most.")
 @click.option("--patience", type=Limited("count", lo=1), default=6, show_default=True,
               help="Stop after this many epochs without a better held-out cosine.")
@@ -41,7 +45,7 @@ STUDENTS = ("student-s", "student-m")  # hearkit.training.distill.STUDENTS
 @train_threads_option
 @click.option("--seed", type=Limited("seed"), default=0, show_default=True)
 @run_folder_options
-def distill(audio, val, model, epochs, patience, batch_size, lr, copies, max_windows, val_windows, noise_dir, snr,
+def distill(audio, val, model, n_mels, f_min, f_max, epochs, patience, batch_size, lr, copies, max_windows, val_windows, noise_dir, snr,
             feature_cache, threads, seed, checkpoint_every, no_progress, quiet, resume, run_dir, force):
     """Distil the frozen speech embedding into a compact student on hearkit's log-mel front-end.
 
@@ -63,7 +67,7 @@ def distill(audio, val, model, epochs, patience, batch_size, lr, copies, max_win
     require("livekit.wakeword", "embedding")
     from hearkit.training.distill import DEFAULT_AUGMENT, DistillConfig, distill as run
 
-    cfg = DistillConfig(audio=audio, val=val, out=run_dir, model=model, epochs=epochs, patience=patience,
+    cfg = DistillConfig(audio=audio, val=val, out=run_dir, model=model, n_mels=n_mels, f_min=f_min, f_max=f_max, epochs=epochs, patience=patience,
                         batch_size=batch_size, lr=lr, copies=copies, max_windows=max_windows, val_windows=val_windows,
                         noise_dir=noise_dir, augment=dataclasses.replace(DEFAULT_AUGMENT, snr_db=snr_db),
                         feature_cache=feature_cache, seed=seed, num_threads=threads, resume=resume,
