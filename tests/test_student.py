@@ -95,6 +95,7 @@ def test_export_quantizes_the_student_and_checks_it(student_export):
     # every convolution reads int8 weights but the 1-channel stem, which the CNN recipe keeps float (design.md §5)
     assert len(conv_weights) == 6 and conv_weights - dequantized == {"student.conv.1.weight"}
     assert (out / "model.int8.onnx").stat().st_size < (out / "model.onnx").stat().st_size / 3
+    assert (out / "model.int8.onnx").stat().st_size <= 256 * 1024  # the size a compact device allows (design.md §18)
 
 
 @pytest.mark.parametrize("hop_seconds", [None, 0.16])
