@@ -185,3 +185,11 @@ def test_an_ensemble_of_heads_exports_and_answers_their_mean(shared_data, tmp_pa
     r = CliRunner().invoke(cli, ["train", "classify", "--data", str(shared_data / "speech_commands"), "--model", "cnn4-s",
                                  "--heads", "2", "-o", str(tmp_path / "r")])
     assert r.exit_code == 2 and "--heads" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+
+
+def test_demo_takes_a_student_for_the_wake_word_only(tmp_path):
+    r = CliRunner().invoke(cli, ["demo", "--wakeword", "hey there", "--model", "student-dnn", "-o", str(tmp_path / "d")])
+    assert r.exit_code == 2 and "--student" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert not (tmp_path / "d" / "data").exists()  # refused before any synthesis
+    r = CliRunner().invoke(cli, ["demo", "--student", str(make_student(tmp_path / "s.pt")), "-o", str(tmp_path / "k")])
+    assert r.exit_code == 2 and "--wakeword PHRASE --model student-dnn" in r.output, r.output

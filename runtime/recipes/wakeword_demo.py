@@ -70,7 +70,9 @@ class WakewordDemoConfig:
         voices: synthetic training speakers (Default: 300; ``hearkit data wakeword`` uses 800).
         epochs: training epochs (Default: 30).
         model: architecture (Default: cnn4-s). A model on the speech embedding (``emb-dnn``, needs
-            ``hearkit[embedding]``) gets a set of 2-s clips, the window its head sees.
+            ``hearkit[embedding]``) or on a distilled student (``student-dnn``) gets a set of 2-s clips,
+            the window its head sees.
+        student: for ``student-dnn``: the ``best.pt`` of a ``hearkit train distill`` run (Default: None).
         fa_per_hour: false alarms per hour the threshold is calibrated for (Default: 1).
         test_speakers: unseen speakers saying the phrase for the DET curve (Default: 60).
         seed: seed of synthesis and training (Default: 0).
@@ -82,6 +84,7 @@ class WakewordDemoConfig:
     voices: int = 300
     epochs: int = 30
     model: str = "cnn4-s"
+    student: str | None = None
     fa_per_hour: float = 1.0
     test_speakers: int = 60
     seed: int = 0
@@ -245,11 +248,13 @@ def run_wakeword_demo(cfg: WakewordDemoConfig = WakewordDemoConfig()) -> dict:
     from hearkit.export.exporter import export_classifier
     from hearkit.recipes.voices import random_voices
     from hearkit.recipes.wakeword import build_wakeword_set
-    from hearkit.training.models import uses_embedding
+    from hearkit.training.models import uses_embedding, uses_student
     from hearkit.training.train_classify import TrainConfig, train_classifier
 
     if not 1 <= len(phrase_words(cfg.phrase)) <= 3:
         raise ConfigError(f"--wakeword {cfg.phrase!r}: give one to three English words")
+    TrainConfig(data=".", out=".", model=cfg.model, student=cfg.student)  # a bad model/student pair fails before synthesis
+    two_seconds = uses_embedding(cfg.model) or uses_student(cfg.model)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     label = label_of(cfg.phrase)
@@ -265,14 +270,14 @@ def run_wakeword_demo(cfg: WakewordDemoConfig = WakewordDemoConfig()) -> dict:
         build_wakeword_set(WakewordConfig(phrases=(cfg.phrase,), voices=cfg.voices, near_misses=cfg.voices,
                                           other_words=2 * cfg.voices, negatives=(str(speech),),
                                           negative_windows=2 * cfg.voices, silence=cfg.voices // 2, seed=cfg.seed,
-                                          window_seconds=EMBEDDING_WINDOW_S if uses_embedding(cfg.model) else 0.0),
+                                          window_seconds=EMBEDDING_WINDOW_S if two_seconds else 0.0),
                            data, force=data.exists(), log=_say)
     times["data"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     _say(f"[demo] training {cfg.model} for {cfg.epochs} epochs")
     run = train_classifier(TrainConfig(data=str(data), out=str(out / "run"), model=cfg.model, epochs=cfg.epochs,
-                                       seed=cfg.seed, num_threads=cfg.threads,
+                                       seed=cfg.seed, num_threads=cfg.threads, student=cfg.student,
                                        resume=(out / "run" / "last.pt").is_file()))
     times["train"] = time.perf_counter() - t0
     metrics = json.loads((Path(run) / "metrics.json").read_text())
