@@ -205,7 +205,7 @@ def quantize_network(
         # the QuantizeLinear above the pool and runs a generic uint8 NCHW MaxPool (cnn4-s: 0.45 ms -> 0.21)
         if r.float_stem and _pool_before_stem_relu(prepared.graph):
             onnx.save_model(prepared, os.fspath(pre), save_as_external_data=False)
-        exclude = _stem_nodes(prepared.graph) if r.float_stem else []
+        exclude = (_stem_nodes(prepared.graph) if r.float_stem else []) + _posterior_tail(prepared.graph)
         try:
             # the histogram calibrators print progress to stdout; keep stdout for the command's own output
             with contextlib.redirect_stdout(_LogLines(CALIBRATOR_LOG)) as lines:
@@ -305,6 +305,21 @@ def _stem_nodes(graph: onnx.GraphProto) -> list[str]:
         # only a true stem: a 1-channel conv deeper in the net keeps its (quantized) producers
         if not any(p.op_type in ("Conv", "Gemm", "MatMul") for p in before):
             names.extend(p.name for p in before if p.name not in names)
+    return names
+
+
+def _posterior_tail(graph: onnx.GraphProto) -> list[str]:
+    """Names of a Softmax inside the network and every node after it (an ensemble's mean posterior and its
+    log, ``EmbeddingDNN(heads > 1)``): they stay fp32. Quantized, the posteriors took 256 steps, a small one
+    became 0, and its log an infinite score; a wake word's threshold also needs them finer than 1/255 near 1."""
+    consumers = _consumers(graph)
+    names: list[str] = []
+    todo = [n for n in graph.node if n.op_type == "Softmax"]
+    while todo:
+        n = todo.pop()
+        if n.name not in names:
+            names.append(n.name)
+            todo.extend(c for o in n.output for c in consumers.get(o, []))
     return names
 
 

@@ -179,9 +179,18 @@ def test_an_ensemble_of_heads_exports_and_answers_their_mean(shared_data, tmp_pa
     assert ck["model"]["heads"] == 2 and any(k.startswith("head.members.0.") for k in ck["state_dict"])
     r = CliRunner().invoke(cli, ["export", str(run / "best.pt"), "-o", str(out), "--quantize", "int8", "--calibration-clips", "16"])
     assert r.exit_code == 0, r.output
-    sess = ort.InferenceSession(str(out / "pipeline.onnx"), providers=["CPUExecutionProvider"])
-    y = sess.run(None, {"waveform": (0.1 * np.random.default_rng(0).standard_normal((3, 32000))).astype(np.float32)})[0]
-    np.testing.assert_allclose(np.exp(y).sum(-1), 1.0, atol=1e-5)
+    x = (0.1 * np.random.default_rng(0).standard_normal((3, 32000))).astype(np.float32)
+    for name in ("pipeline.onnx", "pipeline.int8.onnx"):
+        sess = ort.InferenceSession(str(out / name), providers=["CPUExecutionProvider"])
+        for gain in (1.0, 8.0):  # loud input: confident members, posteriors near 0 (quantized, one became log(0))
+            y = sess.run(None, {"waveform": gain * x})[0]
+            assert np.isfinite(y).all(), name
+            np.testing.assert_allclose(np.exp(y).sum(-1), 1.0, atol=1e-5)
+    # int8 keeps the members' mean posterior and its log in float (export.quantize._posterior_tail)
+    import onnx
+
+    tail = [n.op_type for n in onnx.load(str(out / "model.int8.onnx")).graph.node][-3:]
+    assert tail == ["Softmax", "ReduceMean", "Log"], tail
     r = CliRunner().invoke(cli, ["train", "classify", "--data", str(shared_data / "speech_commands"), "--model", "cnn4-s",
                                  "--heads", "2", "-o", str(tmp_path / "r")])
     assert r.exit_code == 2 and "--heads" in r.output and len(r.output.strip().splitlines()) == 1, r.output
