@@ -29,7 +29,7 @@ def test_each_vector_sees_the_teacher_s_last_frames(name):
     teacher's vector j ends, so a stream gives both at the same moment."""
     s = _eval_student(name)
     frames = (WINDOW_SAMPLES - 512) // 160 + 1  # 196: one training window
-    x = torch.randn(1, frames, 40)
+    x = torch.randn(1, frames, 32)
     with torch.no_grad():
         base = s(x[:, s.offset_frames :])
         assert base.shape == (1, 16, 96)
@@ -45,7 +45,7 @@ def test_each_vector_sees_the_teacher_s_last_frames(name):
 def test_window_by_window_equals_the_whole_window():
     """A device streams one window of ``window_frames`` every 80 ms: each gives the vector the whole-window pass gives."""
     s = _eval_student()
-    x = torch.randn(2, 196 - s.offset_frames, 40)
+    x = torch.randn(2, 196 - s.offset_frames, 32)
     with torch.no_grad():
         whole = s(x)
         one_by_one = torch.cat([s(x[:, 8 * j : 8 * j + s.window_frames]) for j in range(whole.shape[1])], dim=1)
@@ -81,7 +81,8 @@ def test_tiny_run_writes_a_student_with_its_held_out_cosine(tmp_path, shared_dat
     assert ck["offset_frames"] == EMBEDDING_FRAMES - 71 and ck["teacher"]["input_scale"] == 32768.0
     assert ck["metrics"]["val_cosine"] == max(h["val_cosine"] for h in m["history"])
     c = json.loads((run / "config.json").read_text())
-    assert c["task"] == "distill" and c["train"]["copies"] == 1 and c["frontend"]["n_mels"] == 40
+    assert c["task"] == "distill" and c["train"]["copies"] == 1 and c["frontend"]["n_mels"] == 32
+    assert (c["frontend"]["f_min"], c["frontend"]["f_max"]) == (60.0, 3800.0)  # the teacher's band
     # the same windows and seed again: the teacher's vectors come from the cache, and the run repeats exactly
     r2 = CliRunner().invoke(main, [*args[:-1], str(tmp_path / "again")])
     assert r2.exit_code == 0 and "reusing" in r2.stderr
@@ -107,10 +108,11 @@ def test_the_student_s_bands_are_options_on_the_teacher_s_framing():
     from hearkit.errors import ConfigError
     from hearkit.training.distill import STUDENT_FRONTEND, DistillConfig
 
-    cfg = DistillConfig(audio=("a",), val=("v",), out="o", n_mels=32, f_min=60.0, f_max=3800.0)
+    cfg = DistillConfig(audio=("a",), val=("v",), out="o", n_mels=40, f_min=20.0, f_max=8000.0)
     fe = cfg.frontend()
-    assert (fe.n_mels, fe.f_min, fe.f_max) == (32, 60.0, 3800.0)
+    assert (fe.n_mels, fe.f_min, fe.f_max) == (40, 20.0, 8000.0)
     assert (fe.n_fft, fe.hop_length, fe.center) == (STUDENT_FRONTEND.n_fft, STUDENT_FRONTEND.hop_length, False)
     assert DistillConfig(audio=("a",), val=("v",), out="o").frontend() == STUDENT_FRONTEND
+    assert (STUDENT_FRONTEND.n_mels, STUDENT_FRONTEND.f_min, STUDENT_FRONTEND.f_max) == (32, 60.0, 3800.0)
     with pytest.raises(ConfigError, match="invalid distillation config"):
         DistillConfig(audio=("a",), val=("v",), out="o", f_min=5000.0, f_max=3000.0)

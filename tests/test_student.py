@@ -73,7 +73,7 @@ def test_the_student_is_frozen_and_travels_in_the_checkpoint(student_export):
     for k, v in s["state_dict"].items():
         assert torch.equal(ck["state_dict"][f"student.{k}"], v), k
     cfg = json.loads((run / "config.json").read_text())
-    assert cfg["train"]["student"] == str(student) and cfg["frontend"]["n_mels"] == 40
+    assert cfg["train"]["student"] == str(student) and cfg["frontend"]["n_mels"] == 32
 
 
 def test_export_quantizes_the_student_and_checks_it(student_export):
@@ -88,7 +88,7 @@ def test_export_quantizes_the_student_and_checks_it(student_export):
     assert {c["graph"] for c in summary["checks"]} == {"frontend.onnx", "pipeline.onnx", "model.onnx"}
     assert all(c["max_abs_err"] <= 1e-3 for c in summary["checks"])
     info = read_model_info(out / "model.int8.onnx")
-    assert info.model["student"]["name"] == "student-s" and info.frontend.n_mels == 40
+    assert info.model["student"]["name"] == "student-s" and info.frontend.n_mels == 32
     q = onnx.load(str(out / "model.int8.onnx"))
     conv_weights = {n.input[1] for n in q.graph.node if n.op_type == "Conv"}
     dequantized = {n.output[0] for n in q.graph.node if n.op_type == "DequantizeLinear"}
@@ -129,7 +129,7 @@ def test_run_and_bundle_of_a_student_model(student_export, shared_data, tmp_path
     bundle = tmp_path / "bundle"
     r = CliRunner().invoke(cli, ["package", str(out), "--device", "raspberry-pi-5", "-o", str(bundle)])
     assert r.exit_code == 0, r.output
-    assert "#define HEARKIT_N_MELS 40" in (bundle / "hearkit_model.h").read_text()
+    assert "#define HEARKIT_N_MELS 32" in (bundle / "hearkit_model.h").read_text()
     r = CliRunner().invoke(cli, ["run", str(bundle), str(clip)])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output.strip().splitlines()[-1])["label"]

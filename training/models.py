@@ -342,7 +342,7 @@ class Student(nn.Module):
 
     stride_frames = EMBEDDING_STRIDE
 
-    def __init__(self, n_mels: int = 40, channels: tuple = (16, 32, 48), hidden: int = 128, dim: int = EMBEDDING_DIM,
+    def __init__(self, n_mels: int = 32, channels: tuple = (16, 32, 48), hidden: int = 128, dim: int = EMBEDDING_DIM,
                  name: str = "student-s"):
         super().__init__()
         self.name, self.n_mels, self.channels, self.hidden, self.dim = name, n_mels, tuple(channels), hidden, dim
@@ -380,7 +380,7 @@ class Student(nn.Module):
         return z * self.out_std + self.out_mean if units else z
 
 
-def build_student(name: str, n_mels: int = 40) -> Student:
+def build_student(name: str, n_mels: int = 32) -> Student:
     if name not in STUDENTS:
         raise ConfigError(f"unknown student {name!r}; available = {sorted(STUDENTS)}")
     return Student(n_mels, name=name, **STUDENTS[name])
@@ -403,7 +403,7 @@ class StudentDNN(LogMelClassifier):
 
     Args:
         n_labels: number of classes.
-        n_mels: log-mel bands (the student's, 40).
+        n_mels: log-mel bands (the student's, 32 by default).
         student: the student's ``config()`` (from the distillation checkpoint).
         vectors: student vectors the head sees (Default: 16, 1.98 s).
         hidden: the head's width (Default: 64: with student-s the int8 network is 206 KB, under the 256 KB

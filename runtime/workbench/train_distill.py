@@ -23,10 +23,11 @@ STUDENTS = ("student-s", "student-m")  # hearkit.training.distill.STUDENTS
               help="Held-out real speech (repeatable): the teacher-student cosine on it picks best.pt and stops the run.")
 @click.option("--model", type=click.Choice(STUDENTS), default="student-s", show_default=True,
               help="The student: student-s (64 K parameters), student-m (wider).")
-@click.option("--n-mels", type=Limited("n_mels"), default=40, show_default=True,
-              help="The student's log-mel bands (on the teacher's 512-sample frames every 10 ms).")
-@click.option("--f-min", type=Limited("hz"), default=20.0, show_default=True, help="Lowest mel edge in Hz.")
-@click.option("--f-max", type=Limited("hz"), default=None, help="Highest mel edge in Hz (default: 8000, half the rate).")
+@click.option("--n-mels", type=Limited("n_mels"), default=32, show_default=True,
+              help="The student's log-mel bands (on the teacher's 512-sample frames every 10 ms); the defaults are "
+                   "the teacher's own band.")
+@click.option("--f-min", type=Limited("hz"), default=60.0, show_default=True, help="Lowest mel edge in Hz.")
+@click.option("--f-max", type=Limited("hz"), default=3800.0, show_default=True, help="Highest mel edge in Hz.")
 @click.option("--epochs", type=Limited("epochs"), default=40, show_default=True, help="Epochs at most.")
 @click.option("--patience", type=Limited("count", lo=1), default=6, show_default=True,
               help="Stop after this many epochs without a better held-out cosine.")
