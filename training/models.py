@@ -406,9 +406,9 @@ class StudentDNN(LogMelClassifier):
         n_mels: log-mel bands (the student's, 32 by default).
         student: the student's ``config()`` (from the distillation checkpoint).
         vectors: student vectors the head sees (Default: 16, 1.98 s).
-        hidden: the head's width (Default: 64: with student-s the int8 network is 206 KB, under the 256 KB
-            a compact device allows; 128 made it 320 KB and missed as many: 50.8 against 51.8 % at 1 FA/h, three
-            seeds each, docs/recipes/wakeword.md).
+        hidden: the head's width (Default: 64: with student-s the int8 network is 199 KB, under the 256 KB
+            a compact device allows; 128 made it 312 KB and missed as many: 50.8 against 51.8 % at 1 FA/h, three
+            seeds each on 40 bands, docs/recipes/wakeword.md).
         dropout, heads: the head's (as ``emb-dnn``) (Default: 0.2, 1).
         train_student: let the student's weights train with the head (Default: False: frozen).
     """
