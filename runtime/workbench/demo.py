@@ -25,8 +25,8 @@ WAKEWORD_ENTRIES = ("data", "train-sentences", "run", "export", "test", "sentenc
               help="Train on these recordings (Speech Commands layout or folder-per-label) instead of a synthesized set.")
 @click.option("--model", default="cnn4-s", show_default=True,
               help="Architecture (see `hearkit train classify --help`). For a wake word: cnn4-s for the smallest devices "
-                   "(0.22 %% of a core, 52 KB); emb-dnn hears real voices best (the speech embedding, hearkit[embedding]; "
-                   "1.9 %% of a core, 2.6 MB); student-dnn (with --student; 0.27 %%, 199 KB) sits between them "
+                   "(0.22 % of a core, 52 KB); emb-dnn hears real voices best (the speech embedding, hearkit[embedding]; "
+                   "1.9 % of a core, 2.6 MB); student-dnn (with --student; 0.27 %, 199 KB) sits between them "
                    "(docs/recipes/wakeword.md#which-backbone).")
 @click.option("--student", type=click.Path(exists=True, dir_okay=False), default=None,
               help="For --model student-dnn: the best.pt of a `hearkit train distill` run.")
