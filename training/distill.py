@@ -47,8 +47,8 @@ from hearkit.training.augment import AugmentConfig, NoiseBank, augment_waveform
 from hearkit.training.loop import DEFAULT_TRAIN_THREADS, Trainer
 from hearkit.training.models import STUDENTS, Student, build_student, count_parameters, student_from_config
 
-# the teacher's mel framing (512-sample frames, 10-ms hop, no padding) with hearkit's log-mel bands
-# the teacher's own mel spans 62.5 Hz - 3.78 kHz in 32 bands: a student on the same band has no 4-8 kHz bands
+# the teacher's mel framing (512-sample frames, 10-ms hop, no padding) and its band: its own mel spans
+# 62.5 Hz - 3.78 kHz in 32 bands: a student on the same band has no 4-8 kHz bands
 # to learn to ignore (an 8-kHz recording's, FSDD's, are empty), and its heads missed fewer real "seven"s than
 # those of 40 bands to 8 kHz (docs/recipes/wakeword.md)
 STUDENT_FRONTEND = FrontendConfig(n_fft=MEL_N_FFT, hop_length=MEL_HOP, center=False, n_mels=32, f_min=60.0, f_max=3800.0)
@@ -58,6 +58,8 @@ def student_frontend(n_mels: int = STUDENT_FRONTEND.n_mels, f_min: float = STUDE
                      f_max: float | None = STUDENT_FRONTEND.f_max) -> FrontendConfig:
     """The teacher's framing (512-sample frames every 10 ms, no padding, 16 kHz) with these mel bands."""
     return FrontendConfig(n_fft=MEL_N_FFT, hop_length=MEL_HOP, center=False, n_mels=n_mels, f_min=f_min, f_max=f_max)
+
+
 WINDOW_VECTORS = 16  # vectors of one training window: 1.98 s, the emb-* heads' window
 WINDOW_SAMPLES = MEL_N_FFT + (EMBEDDING_FRAMES - 1 + (WINDOW_VECTORS - 1) * EMBEDDING_STRIDE) * MEL_HOP  # 31,712
 # noise, gain and a band limit (an 8-kHz recording's): what a device's microphone adds; no shift
