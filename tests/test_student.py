@@ -39,13 +39,6 @@ def make_student(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def _speech(shared_data, seconds: float) -> np.ndarray:
-    from hearkit.audio import load_audio
-
-    x = np.concatenate([load_audio(p, 16000)[0] for p in sorted((shared_data / "ljspeech_amateur").glob("*.flac"))[:4]])
-    return x[: int(seconds * 16000)].astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def student_export(shared_data, tmp_path_factory):
     """student-dnn trained for 2 epochs on 48 Speech Commands clips, exported fp32 + int8."""
@@ -99,26 +92,14 @@ def test_export_quantizes_the_student_and_checks_it(student_export):
 
 
 @pytest.mark.parametrize("hop_seconds", [None, 0.16])
-def test_streaming_equals_the_whole_window_in_any_chunking(student_export, shared_data, hop_seconds):
+def test_streaming_equals_the_whole_window_in_any_chunking(student_export, shared_data, hop_seconds, spotting):
     """The spotter steps 80 ms by default (the student's vector clock), each log-mel frame computed once; the
     posteriors equal running the whole 2-s pipeline every hop, for random chunk sizes (tolerance 1e-4: float32
     sums in another order)."""
-    import hearkit
-
     _, _, out = student_export
-    x = _speech(shared_data, 6.0)
-    stream = hearkit.KeywordSpotter(out, record=True, hop_seconds=hop_seconds)
+    x = spotting.speech(shared_data, 6.0)
+    stream, a, b = spotting.chunked_and_whole(out, x, hop_seconds=hop_seconds)
     assert stream.streamer is not None and stream.hop_samples == (1280 if hop_seconds is None else 2560)
-    whole = hearkit.KeywordSpotter(out, record=True, streaming=False, hop_seconds=hop_seconds)
-    rng = np.random.default_rng(0)
-    pos = 0
-    while pos < len(x):
-        n = int(rng.integers(1, 4000))
-        stream.accept_waveform(x[pos : pos + n])
-        pos += n
-    whole.accept_waveform(x)
-    a = np.array([h[1] for h in stream.history])
-    b = np.array([h[1] for h in whole.history])
     assert a.shape == b.shape == (len(x) // stream.hop_samples, 12)
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
 
