@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hearkit.classify import is_background_label
+from hearkit.classify import is_background_label, softmax
 from hearkit.datasets import SILENCE_LABEL, DatasetIndex, default_window_seconds, index_dataset, noise_files
 from hearkit.errors import ConfigError
 from hearkit.evaluate.detector import OVER_FLOOR_DB
@@ -513,8 +513,7 @@ def validation_misses(logits: np.ndarray, targets: np.ndarray, labels: list[str]
     {"mean": mean over the keywords, "by_label": {label: misses}, "thresholds": {label: threshold}}; a set with
     no keyword or no negatives gives mean 0 (nothing to miss, or nothing to set a threshold on).
     """
-    z = logits - logits.max(1, keepdims=True)
-    post = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    post = softmax(logits, axis=1)
     by, thresholds = {}, {}
     for j, lab in enumerate(labels):
         pos, neg = post[targets == j, j], post[targets != j, j]
